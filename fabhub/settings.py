@@ -1,0 +1,54 @@
+"""Settings from `FABHUB_*` environment variables (DESIGN.md lists the contract)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FABHUB_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir"
+    )
+    mqtt_url: str | None = Field(None, description="MQTT broker URL; unset starts an embedded broker")
+    devices: Path = Path("devices.yaml")
+    data_dir: Path = Path(".fabhub")
+    secret_key: SecretStr | None = None
+    timezone: str = "Asia/Shanghai"
+    timescaledb: Literal["auto", "require", "off"] = Field(
+        "auto", description="auto: use the extension when the server has it preloaded; require: fail without"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    db_pool_size: int = Field(10, ge=2, le=200)
+    batch_size: int = Field(5000, ge=1, le=1_000_000)
+    batch_max_age_s: float = Field(1.0, gt=0, le=60)
+    raw_retention_days: int = Field(30, ge=1)
+    rollup_retention_days: int | None = Field(None, ge=1, description="unset: keep rollups forever")
+    rollup_lookback_s: int = Field(300, ge=60, le=86_400)
+    run_jobs: bool = Field(True, description="run scheduled jobs in this process")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def rollup_lookback(self) -> timedelta:
+        return timedelta(seconds=self.rollup_lookback_s)

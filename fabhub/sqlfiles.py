@@ -1,0 +1,7 @@
+"""The composition root's own named queries (migration bookkeeping, job locks, health)."""
+
+from pathlib import Path
+
+import aiosql
+
+QUERIES = aiosql.from_path(Path(__file__).with_name("sql"), "apsycopg", mandatory_parameters=False)

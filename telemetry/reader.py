@@ -1,0 +1,100 @@
+"""Read side of the telemetry store: latest values, ranges (raw or bucketed), state timelines and the
+quarantine. Long bucketed ranges are answered from the one-minute rollups, the edges from raw rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from telemetry.sqlfiles import QUERIES
+from telemetry.timeutil import MINUTE, ceil_minute, floor_minute
+
+BUCKETS: dict[str, timedelta] = {
+    "1s": timedelta(seconds=1),
+    "5s": timedelta(seconds=5),
+    "10s": timedelta(seconds=10),
+    "30s": timedelta(seconds=30),
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "10m": timedelta(minutes=10),
+    "15m": timedelta(minutes=15),
+    "30m": timedelta(minutes=30),
+    "1h": timedelta(hours=1),
+    "2h": timedelta(hours=2),
+    "6h": timedelta(hours=6),
+    "12h": timedelta(hours=12),
+    "1d": timedelta(days=1),
+    "7d": timedelta(days=7),
+}
+Row = dict[str, Any]
+
+
+class TelemetryReader:
+    def __init__(self, pool: AsyncConnectionPool, timezone: ZoneInfo, clock: Callable[[], datetime]) -> None:
+        self._pool = pool
+        self._clock = clock
+        # Buckets start at the center's local midnight (a Monday, so weeks start on Monday).
+        self.origin = datetime(2000, 1, 3, tzinfo=timezone)
+
+    async def _select(self, query: Any, **params: Any) -> list[Row]:
+        async with self._pool.connection() as conn:
+            conn.row_factory = dict_row
+            return [row async for row in query(conn, **params)]
+
+    async def devices(self) -> list[str]:
+        return [r["device_id"] for r in await self._select(QUERIES.devices)]
+
+    async def series(self, device_id: str) -> list[Row]:
+        return await self._select(QUERIES.series_of_device, device_id=device_id)
+
+    async def latest(self, device_id: str | None = None) -> dict[str, list[Row]]:
+        return {
+            "numeric": await self._select(QUERIES.latest_numeric, device_id=device_id),
+            "text": await self._select(QUERIES.latest_text, device_id=device_id),
+            "states": await self._select(QUERIES.latest_states, device_id=device_id),
+        }
+
+    async def raw_range(
+        self, device_id: str, signal: str, start: datetime, end: datetime, limit: int, *, text: bool = False
+    ) -> list[Row]:
+        query = QUERIES.raw_text_range if text else QUERIES.raw_range
+        return await self._select(
+            query, device_id=device_id, signal=signal, start=start, end=end, limit=limit
+        )
+
+    async def bucketed_range(
+        self, device_id: str, signal: str, start: datetime, end: datetime, width: timedelta
+    ) -> list[Row]:
+        """min, max, avg, last and count of good samples per bucket."""
+        rollup_from = rollup_to = start
+        if width % MINUTE == timedelta(0):
+            async with self._pool.connection() as conn:
+                watermark = await QUERIES.rollup_watermark(conn)
+            if watermark is not None:
+                rollup_from = ceil_minute(start)
+                rollup_to = max(rollup_from, min(floor_minute(end), watermark))
+        return await self._select(
+            QUERIES.bucketed_range,
+            device_id=device_id,
+            signal=signal,
+            start=start,
+            end=end,
+            width=width,
+            origin=self.origin,
+            rollup_from=rollup_from,
+            rollup_to=rollup_to,
+        )
+
+    async def timeline(self, device_id: str, start: datetime, end: datetime) -> list[Row]:
+        """State intervals clipped to the window and to now."""
+        return await self._select(
+            QUERIES.state_timeline, device_id=device_id, start=start, end=end, now=self._clock()
+        )
+
+    async def quarantined(self, device_id: str | None, limit: int) -> list[Row]:
+        return await self._select(QUERIES.quarantined, device_id=device_id, limit=limit)

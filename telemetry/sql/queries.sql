@@ -1,0 +1,125 @@
+-- Read queries of the telemetry API. Windows are half-open: start <= time < end.
+
+-- name: devices
+SELECT DISTINCT device_id FROM telemetry_series ORDER BY device_id;
+
+-- name: series-of-device
+SELECT signal, kind FROM telemetry_series WHERE device_id = :device_id ORDER BY signal;
+
+-- name: latest-numeric
+-- One backward index probe per series: cheap whatever the table size.
+SELECT s.device_id, s.signal, l.time, l.value, l.quality
+FROM telemetry_series s
+CROSS JOIN LATERAL (
+    SELECT t.time, t.value, t.quality
+    FROM telemetry_sample t
+    WHERE t.device_id = s.device_id AND t.signal = s.signal
+    ORDER BY t.time DESC
+    LIMIT 1
+) l
+WHERE s.kind = 'numeric' AND (CAST(:device_id AS text) IS NULL OR s.device_id = :device_id)
+ORDER BY s.device_id, s.signal;
+
+-- name: latest-text
+SELECT s.device_id, s.signal, l.time, l.value, l.quality
+FROM telemetry_series s
+CROSS JOIN LATERAL (
+    SELECT t.time, t.value, t.quality
+    FROM telemetry_text_sample t
+    WHERE t.device_id = s.device_id AND t.signal = s.signal
+    ORDER BY t.time DESC
+    LIMIT 1
+) l
+WHERE s.kind = 'text' AND (CAST(:device_id AS text) IS NULL OR s.device_id = :device_id)
+ORDER BY s.device_id, s.signal;
+
+-- name: latest-states
+SELECT s.device_id, l.time, l.state, l.quality
+FROM telemetry_series s
+CROSS JOIN LATERAL (
+    SELECT t.time, t.state, t.quality
+    FROM telemetry_state t
+    WHERE t.device_id = s.device_id
+    ORDER BY t.time DESC
+    LIMIT 1
+) l
+WHERE s.kind = 'state' AND (CAST(:device_id AS text) IS NULL OR s.device_id = :device_id)
+ORDER BY s.device_id;
+
+-- name: raw-range
+SELECT time, value, quality
+FROM telemetry_sample
+WHERE device_id = :device_id AND signal = :signal AND time >= :start AND time < :end
+ORDER BY time
+LIMIT :limit;
+
+-- name: raw-text-range
+SELECT time, value, quality
+FROM telemetry_text_sample
+WHERE device_id = :device_id AND signal = :signal AND time >= :start AND time < :end
+ORDER BY time
+LIMIT :limit;
+
+-- name: bucketed-range
+-- Good samples only. Whole minutes in [rollup_from, rollup_to) come from the one-minute rollups, the
+-- edges from raw samples; both are reduced to the same partial aggregates and merged per bucket.
+WITH parts AS (
+    SELECT telemetry_bucket(:width, r.bucket, :origin) AS b,
+           r.n, r.sum, r.min, r.max, r.last, r.last_time
+    FROM telemetry_rollup_1m r
+    WHERE r.device_id = :device_id AND r.signal = :signal
+      AND r.bucket >= :rollup_from AND r.bucket < :rollup_to
+    UNION ALL
+    SELECT telemetry_bucket(:width, s.time, :origin), 1, s.value, s.value, s.value, s.value, s.time
+    FROM telemetry_sample s
+    WHERE s.device_id = :device_id AND s.signal = :signal AND s.quality = 0
+      AND s.time >= :start AND s.time < :end
+      AND (s.time < :rollup_from OR s.time >= :rollup_to)
+)
+SELECT b AS bucket,
+       sum(n)::bigint AS count,
+       min(min) AS min,
+       max(max) AS max,
+       sum(sum) / sum(n) AS avg,
+       (array_agg(last ORDER BY last_time DESC))[1] AS last
+FROM parts
+GROUP BY b
+ORDER BY b;
+
+-- name: state-timeline
+-- Intervals clipped to [start, min(end, now)): the state in force at `start` is the last change before
+-- it; repeated reports of the same state are merged; a state lasts until the next change.
+WITH changes AS (
+    (SELECT time, state
+     FROM telemetry_state
+     WHERE device_id = :device_id AND time < :start
+     ORDER BY time DESC
+     LIMIT 1)
+    UNION ALL
+    SELECT time, state
+    FROM telemetry_state
+    WHERE device_id = :device_id AND time >= :start AND time < :end
+),
+marked AS (
+    SELECT time, state, lag(state) OVER (ORDER BY time) AS previous FROM changes
+),
+starts AS (
+    SELECT time, state FROM marked WHERE previous IS DISTINCT FROM state
+),
+spans AS (
+    SELECT state,
+           greatest(time, :start) AS start,
+           least(coalesce(lead(time) OVER (ORDER BY time), :end), :end, :now) AS "end"
+    FROM starts
+)
+SELECT state, start, "end" FROM spans WHERE "end" > start ORDER BY start;
+
+-- name: quarantined
+SELECT id, received_at, time, device_id, signal, value, reason
+FROM telemetry_quarantine
+WHERE CAST(:device_id AS text) IS NULL OR device_id = :device_id
+ORDER BY received_at DESC, id DESC
+LIMIT :limit;
+
+-- name: rollup-watermark$
+SELECT watermark FROM telemetry_rollup_state;

@@ -1,0 +1,7 @@
+"""The telemetry package's named queries, loaded once from the `.sql` files beside this module."""
+
+from pathlib import Path
+
+import aiosql
+
+QUERIES = aiosql.from_path(Path(__file__).with_name("sql"), "apsycopg", mandatory_parameters=False)
