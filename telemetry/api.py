@@ -1,7 +1,6 @@
 """HTTP routes over the telemetry reader. Every parameter is checked here, at the edge: a bad device id,
 an inverted or unbounded window or an unknown bucket gets a 4xx that says what is wrong."""
 
-
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal

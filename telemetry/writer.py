@@ -22,7 +22,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from telemetry.model import Partition, Sample, partition, reject
 from telemetry.sqlfiles import QUERIES
@@ -215,7 +215,7 @@ class BatchWriter:
         for their content are quarantined with its reason instead of blocking the stream."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
-            wait=wait_exponential_jitter(initial=0.2, max=self._retry_max_wait),
+            wait=wait_random_exponential(multiplier=0.2, max=self._retry_max_wait),
             before_sleep=self._log_retry,
         ):
             with attempt:
