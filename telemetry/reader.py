@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from telemetry.sqlfiles import QUERIES
@@ -41,28 +40,30 @@ class TelemetryReader:
         # Buckets start at the center's local midnight (a Monday, so weeks start on Monday).
         self.origin = datetime(2000, 1, 3, tzinfo=timezone)
 
-    async def _select(self, query: Any, **params: Any) -> list[Row]:
-        async with self._pool.connection() as conn:
-            conn.row_factory = dict_row
-            return [row async for row in query(conn, **params)]
+    async def _select(self, query: str, **params: Any) -> list[Row]:
+        """Rows as dicts; the pooled connection's own row factory is left alone."""
+        cursor = getattr(QUERIES, f"{query}_cursor")
+        async with self._pool.connection() as conn, cursor(conn, **params) as cur:
+            names = [column.name for column in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
 
     async def devices(self) -> list[str]:
-        return [r["device_id"] for r in await self._select(QUERIES.devices)]
+        return [r["device_id"] for r in await self._select("devices")]
 
     async def series(self, device_id: str) -> list[Row]:
-        return await self._select(QUERIES.series_of_device, device_id=device_id)
+        return await self._select("series_of_device", device_id=device_id)
 
     async def latest(self, device_id: str | None = None) -> dict[str, list[Row]]:
         return {
-            "numeric": await self._select(QUERIES.latest_numeric, device_id=device_id),
-            "text": await self._select(QUERIES.latest_text, device_id=device_id),
-            "states": await self._select(QUERIES.latest_states, device_id=device_id),
+            "numeric": await self._select("latest_numeric", device_id=device_id),
+            "text": await self._select("latest_text", device_id=device_id),
+            "states": await self._select("latest_states", device_id=device_id),
         }
 
     async def raw_range(
         self, device_id: str, signal: str, start: datetime, end: datetime, limit: int, *, text: bool = False
     ) -> list[Row]:
-        query = QUERIES.raw_text_range if text else QUERIES.raw_range
+        query = "raw_text_range" if text else "raw_range"
         return await self._select(
             query, device_id=device_id, signal=signal, start=start, end=end, limit=limit
         )
@@ -79,7 +80,7 @@ class TelemetryReader:
                 rollup_from = ceil_minute(start)
                 rollup_to = max(rollup_from, min(floor_minute(end), watermark))
         return await self._select(
-            QUERIES.bucketed_range,
+            "bucketed_range",
             device_id=device_id,
             signal=signal,
             start=start,
@@ -93,8 +94,8 @@ class TelemetryReader:
     async def timeline(self, device_id: str, start: datetime, end: datetime) -> list[Row]:
         """State intervals clipped to the window and to now."""
         return await self._select(
-            QUERIES.state_timeline, device_id=device_id, start=start, end=end, now=self._clock()
+            "state_timeline", device_id=device_id, start=start, end=end, now=self._clock()
         )
 
     async def quarantined(self, device_id: str | None, limit: int) -> list[Row]:
-        return await self._select(QUERIES.quarantined, device_id=device_id, limit=limit)
+        return await self._select("quarantined", device_id=device_id, limit=limit)
