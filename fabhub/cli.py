@@ -37,9 +37,9 @@ def _devices(settings: Settings) -> DeviceFile:
     try:
         return load_devices(settings.devices)
     except DeviceFileError as exc:
-        err.print(f"[red]{settings.devices} has problems:[/red]")
+        print(f"{settings.devices} has problems:", file=sys.stderr)
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
+            print(f"  {problem}", file=sys.stderr)
         raise typer.Exit(2) from None
 
 

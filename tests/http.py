@@ -1,0 +1,35 @@
+"""The real app served by uvicorn on a free loopback port, for HTTP tests."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from fabhub.app import create_app
+from fabhub.devices import load_devices
+from fabhub.devservices import free_port
+from fabhub.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.asynccontextmanager
+async def serve(database_url: str, **settings) -> AsyncIterator[httpx.AsyncClient]:
+    config = Settings(run_jobs=False, **settings)
+    app = create_app(config, database_url, load_devices(REPO / "devices.yaml"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
