@@ -26,7 +26,10 @@ async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
         assert ran is True
     ran, result = await runner.run("telemetry-rollup")
     assert ran is True
-    assert result.buckets == 1
+    assert result.watermark == NOW - timedelta(minutes=1)
+    async with pool.connection() as conn:
+        rollups = await (await conn.execute("SELECT n, sum FROM telemetry_rollup_1m")).fetchall()
+    assert rollups == [(2, 3.0)]
     assert metrics.job_runs.labels(job="telemetry-rollup", outcome="skipped")._value.get() == 1
     assert metrics.job_runs.labels(job="telemetry-rollup", outcome="ok")._value.get() == 1
 
