@@ -45,22 +45,57 @@ class Rejected(NamedTuple):
 
 @dataclass(slots=True)
 class Partition:
-    """A batch split by destination table."""
+    """A batch split by destination table, with the series it is the first to touch."""
 
     numeric: list[Sample] = field(default_factory=list)
     text: list[Sample] = field(default_factory=list)
     states: list[tuple[datetime, str, str, int]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    new_series: set[tuple[str, str, str]] = field(default_factory=set)
 
-    def series(self) -> set[tuple[str, str, str]]:
-        found = {(s.device_id, s.signal, "numeric") for s in self.numeric}
-        found.update((s.device_id, s.signal, "text") for s in self.text)
-        found.update((s[1], STATE_SIGNAL, "state") for s in self.states)
-        return found
+
+class SeriesCache:
+    """What the writer has learnt about each (device, signal): why it cannot be stored, or the kinds of
+    value already registered for it. Checks that depend only on the series then run once, not once per
+    sample; at 6,000 series every batch meets each series about once, so the cache outlives batches."""
+
+    def __init__(self, known_device: Callable[[str], bool] | None, limit: int = 100_000) -> None:
+        self.known_device = known_device
+        self.limit = limit
+        self.entries: dict[tuple[object, object], str | set[str]] = {}
+
+    def lookup(self, device_id: object, signal: object) -> str | set[str]:
+        key = (device_id, signal)
+        entry = self.entries.get(key)
+        if entry is None:
+            if len(self.entries) >= self.limit:  # a flood of garbage names must not grow it forever
+                self.entries.clear()
+            entry = self.entries[key] = series_problem(device_id, signal, self.known_device) or set()
+        return entry
+
+    def forget(self, series: set[tuple[str, str, str]]) -> None:
+        """Registration of these series was rolled back: register them again next time."""
+        for device_id, signal, kind in series:
+            entry = self.entries.get((device_id, signal))
+            if isinstance(entry, set):
+                entry.discard(kind)
 
 
 def valid_device_id(device_id: object) -> bool:
     return isinstance(device_id, str) and DEVICE_ID.match(device_id) is not None
+
+
+def series_problem(
+    device_id: object, signal: object, known_device: Callable[[str], bool] | None
+) -> str | None:
+    """Why samples of this (device, signal) cannot be stored, or None."""
+    if not valid_device_id(device_id):
+        return "invalid device id"
+    if known_device is not None and not known_device(device_id):  # type: ignore[arg-type]
+        return "unknown device"
+    if not isinstance(signal, str) or SIGNAL.match(signal) is None:
+        return "invalid signal name"
+    return None
 
 
 def reject(sample: Sample | tuple, reason: str) -> Rejected:
@@ -93,7 +128,7 @@ def _storable_text(value: str) -> bool:
 def partition(
     samples: Iterable[Sample],
     now: datetime,
-    known_device: Callable[[str], bool] | None = None,
+    cache: SeriesCache,
     max_future: timedelta = timedelta(minutes=5),
 ) -> Partition:
     """Route each sample, or reject it with a reason. Nothing is dropped: a rejected sample is kept.
@@ -101,51 +136,62 @@ def partition(
     Deliberate choices: NaN and +-Inf are rejected (they are not measurements); out-of-order and late
     timestamps are accepted (replays after an outage are normal); timestamps more than `max_future`
     ahead of the clock are rejected (a device clock gone wrong would otherwise own the future).
+    This is the writer's hot loop, so series-level checks come from the cache.
     """
     out = Partition()
     horizon = now + max_future
     isfinite = math.isfinite
-    seen_devices: dict[str, bool] = {}
+    known = cache.entries.get
+    numeric = out.numeric
     for s in samples:
         time, device_id, signal, value, quality = s
-        reason = None
-        ok = seen_devices.get(device_id)
-        if ok is None:
-            ok = seen_devices[device_id] = valid_device_id(device_id) and (
-                known_device is None or known_device(device_id)
-            )
-        if not ok:
-            reason = "unknown device" if valid_device_id(device_id) else "invalid device id"
-        elif not isinstance(signal, str) or SIGNAL.match(signal) is None:
-            reason = "invalid signal name"
+        kinds = known((device_id, signal))
+        if kinds is None:
+            kinds = cache.lookup(device_id, signal)
+        kind = "numeric"
+        if type(kinds) is str:
+            reason = kinds
         elif not isinstance(time, datetime) or time.tzinfo is None:
             reason = "timestamp without time zone"
         elif time > horizon:
             reason = "timestamp in the future"
         elif quality not in (0, 1, 2):
             reason = "invalid quality"
+        elif type(value) is float:
+            if isfinite(value):
+                numeric.append(s)
+                if kind not in kinds:
+                    _register(out, kinds, device_id, signal, kind)
+                continue
+            reason = "value is not finite"
         elif signal == STATE_SIGNAL:
             if value in CANONICAL_STATES:
                 out.states.append((time, device_id, value, quality))
+                if "state" not in kinds:
+                    _register(out, kinds, device_id, signal, "state")
                 continue
             reason = "unknown state"
-        elif type(value) is float:
-            if isfinite(value):
-                out.numeric.append(s)
-                continue
-            reason = "value is not finite"
         elif isinstance(value, str):
             if _storable_text(value):
                 out.text.append(s)
+                if "text" not in kinds:
+                    _register(out, kinds, device_id, signal, "text")
                 continue
             reason = "text is not valid UTF-8 or contains NUL"
         elif isinstance(value, int | float):  # ints, bools (a coil is 0/1), numpy floats
             number = float(value) if abs(value) < 1e300 else math.inf
             if isfinite(number):
-                out.numeric.append(Sample(time, device_id, signal, number, quality))
+                numeric.append(Sample(time, device_id, signal, number, quality))
+                if kind not in kinds:
+                    _register(out, kinds, device_id, signal, kind)
                 continue
             reason = "value is not finite"
         else:
             reason = f"unsupported value type {type(value).__name__}"
         out.rejected.append(reject(s, reason))
     return out
+
+
+def _register(out: Partition, kinds: set[str], device_id: str, signal: str, kind: str) -> None:
+    kinds.add(kind)
+    out.new_series.add((device_id, signal, kind))

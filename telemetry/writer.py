@@ -24,7 +24,7 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
-from telemetry.model import Partition, Sample, partition, reject
+from telemetry.model import Partition, Sample, SeriesCache, partition, reject
 from telemetry.sqlfiles import QUERIES
 
 log = logging.getLogger(__name__)
@@ -140,18 +140,19 @@ class BatchWriter:
         clock: Clock = utc_now,
         late_after: timedelta = timedelta(minutes=1),
         retry_max_wait: float = 30.0,
+        concurrency: int = 2,
     ) -> None:
-        if batch_size < 1 or max_age <= 0:
-            raise ValueError("batch_size must be >= 1 and max_age > 0")
+        if batch_size < 1 or max_age <= 0 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be >= 1 and max_age > 0")
         self._pool = pool
         self.batch_size = batch_size
         self.max_age = max_age
+        self.concurrency = concurrency
         self._buffer = SampleBuffer(capacity)
-        self._known_device = known_device
+        self._series = SeriesCache(known_device)
         self._clock = clock
         self._late_after = late_after
         self._retry_max_wait = retry_max_wait
-        self._known_series: set[tuple[str, str, str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -195,19 +196,25 @@ class BatchWriter:
         return self._buffer.take_now(len(self._buffer))
 
     async def _run(self) -> None:
+        """One loop per connection: while one batch is on the wire, the next is being prepared."""
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.concurrency):
+                group.create_task(self._work())
+
+    async def _work(self) -> None:
         while True:
             batch = await self._buffer.take(self.batch_size, self.max_age)
             if not batch:
                 continue
-            self._in_flight = len(batch)
+            self._in_flight += len(batch)
             try:
                 await self._write_retrying(batch)
             except asyncio.CancelledError:
                 self._buffer.put_front(batch)
                 raise
             finally:
-                self._in_flight = 0
-            if not self._buffer:
+                self._in_flight -= len(batch)
+            if not self.pending:
                 self._idle.set()
 
     async def _write_retrying(self, batch: list[Sample]) -> None:
@@ -237,26 +244,28 @@ class BatchWriter:
         """Write one batch exactly once, whatever was written before. Used by the run loop and by
         callers replaying a spool."""
         now = self._clock()
-        part = partition(samples, now, self._known_device)
-        new_series = part.series() - self._known_series
-        async with self._pool.connection() as conn:
-            try:
-                async with conn.transaction():
-                    await self._copy(conn, part, staged=False)
-                    written = len(part.numeric) + len(part.text) + len(part.states)
-                    await self._side_tables(conn, part, new_series, now)
-            except UniqueViolation:
-                self.stats.merges += 1
-                async with conn.transaction():
-                    await QUERIES.create_staging(conn)
-                    await self._copy(conn, part, staged=True)
-                    written = (
-                        await QUERIES.merge_staged_samples(conn)
-                        + await QUERIES.merge_staged_text_samples(conn)
-                        + await QUERIES.merge_staged_states(conn)
-                    )
-                    await self._side_tables(conn, part, new_series, now)
-        self._known_series |= new_series
+        part = partition(samples, now, self._series)
+        try:
+            async with self._pool.connection() as conn:
+                try:
+                    async with conn.transaction():
+                        await self._copy(conn, part, staged=False)
+                        written = len(part.numeric) + len(part.text) + len(part.states)
+                        await self._side_tables(conn, part, now)
+                except UniqueViolation:
+                    self.stats.merges += 1
+                    async with conn.transaction():
+                        await QUERIES.create_staging(conn)
+                        await self._copy(conn, part, staged=True)
+                        written = (
+                            await QUERIES.merge_staged_samples(conn)
+                            + await QUERIES.merge_staged_text_samples(conn)
+                            + await QUERIES.merge_staged_states(conn)
+                        )
+                        await self._side_tables(conn, part, now)
+        except BaseException:
+            self._series.forget(part.new_series)
+            raise
         total = len(part.numeric) + len(part.text) + len(part.states)
         result = WriteResult(written, total - written, len(part.rejected))
         self.stats.batches += 1
@@ -289,16 +298,10 @@ class BatchWriter:
                     for row in rows:
                         await copy.write_row(row)
 
-    async def _side_tables(
-        self,
-        conn: AsyncConnection,
-        part: Partition,
-        new_series: set[tuple[str, str, str]],
-        now: datetime,
-    ) -> None:
-        if new_series:
+    async def _side_tables(self, conn: AsyncConnection, part: Partition, now: datetime) -> None:
+        if part.new_series:
             await QUERIES.register_series(
-                conn, [{"device_id": d, "signal": s, "kind": k} for d, s, k in sorted(new_series)]
+                conn, [{"device_id": d, "signal": s, "kind": k} for d, s, k in sorted(part.new_series)]
             )
         if part.rejected:
             await QUERIES.quarantine(conn, [r._asdict() for r in part.rejected])
