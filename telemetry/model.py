@@ -145,7 +145,10 @@ def partition(
     numeric = out.numeric
     for s in samples:
         time, device_id, signal, value, quality = s
-        kinds = known((device_id, signal))
+        try:
+            kinds = known((device_id, signal))
+        except TypeError:  # an unhashable id or name: garbage from a device, not a crash
+            kinds = "invalid device id"
         if kinds is None:
             kinds = cache.lookup(device_id, signal)
         kind = "numeric"

@@ -145,9 +145,10 @@ async def test_bad_samples_are_quarantined_with_reasons_and_the_rest_is_written(
         Sample(at(9), "cnc-01", "spindle_speed", 1.0, 7),
         Sample(at(10), "cnc-01", "spindle_speed", 10**400),
         Sample(at(11), "cnc-01", "spindle_speed", 500.0),
+        Sample(at(12), ["cnc-01"], {"spindle"}, 1.0),
     ]
     result = await w.write_batch(batch)
-    assert (result.written, result.quarantined) == (1, 13)
+    assert (result.written, result.quarantined) == (1, 14)
     assert await rows(pool, "SELECT value FROM telemetry_sample") == [(500.0,)]
     reasons = await rows(
         pool, "SELECT device_id, signal, reason FROM telemetry_quarantine ORDER BY value, reason"
@@ -159,6 +160,7 @@ async def test_bad_samples_are_quarantined_with_reasons_and_the_rest_is_written(
             "value is not finite",
             "value is not finite",
             "unknown device",
+            "invalid device id",
             "invalid device id",
             "invalid signal name",
             "timestamp without time zone",
@@ -174,7 +176,7 @@ async def test_bad_samples_are_quarantined_with_reasons_and_the_rest_is_written(
     assert kept == [("1.0",)]
     # a replay of the same batch does not quarantine anything twice
     await w.write_batch(batch)
-    assert await count(pool, "telemetry_quarantine") == 13
+    assert await count(pool, "telemetry_quarantine") == 14
     assert await count(pool, "telemetry_sample") == 1
 
 
