@@ -32,24 +32,34 @@ devices:
     class: cnc
     protocol: opcua
     endpoint: http://10.0.0.1
+    opcua: {machine: "MA:Machines/inst:cnc-01"}
+    signals:
+      spindle_speed: {path: "MT:Monitoring/inst:Spindle 1/inst:ActSpeed", node: "ns=2;i=5"}
   - id: cnc-01
     name: B
     class: lathe
     protocol: modbus
     endpoint: tcp://h:99999
     signals:
-      Bad-Name: x
+      Bad-Name: {address: 1}
+      mode: {address: 65535, type: uint32}
+      flags: {address: 10, type: int24}
   - id: robot-01
     name: C
     class: robot
     protocol: modbus
     endpoint: tcp://10.0.0.9:502
-    mqtt: {topic: x}
+    signals:
+      robot_mode: {address: 258}
+    states:
+      - {state: running, when: {signal: robot_mdoe, eq: 7}}
   - id: printer-01
     name: D
     class: robot
     protocol: mqtt
     colour: red
+    modbus: {unit: 1}
+    mqtt: {topic: "printers/report", serial: "X1"}
 """
 
 
@@ -71,19 +81,27 @@ def test_every_problem_is_reported_with_line_and_key(tmp_path):
     assert problems == {
         (6, "classes.cnc.hourly_rate"): "Input should be a valid decimal",
         (7, "classes.cnc.billing_basis"): "Input should be 'booked', 'metered' or 'overage'",
-        (9, "classes.cnc.rules.granularity"): "'7x' is not a duration like 90s, 30m, 1.5h or 2d",
+        (9, "classes.cnc.rules.granularity"): "'7x' is not a duration like 500ms, 90s, 30m, 1.5h or 2d",
         (13, "classes.robot.rules"): "min_booking is longer than max_booking",
         (16, "devices[0].id"): "device id 'cnc-01' is used more than once",
         (20, "devices[0].endpoint"): "opcua endpoints look like opc.tcp://host:port, not 'http://10.0.0.1'",
-        (21, "devices[1].id"): "device id 'cnc-01' is used more than once",
-        (23, "devices[1].class"): "unknown class 'lathe'; classes: cnc, robot",
-        (25, "devices[1].endpoint"): "bad port in 'tcp://h:99999'",
+        (23, "devices[0].signals.spindle_speed"): "give exactly one of node or path",
+        (24, "devices[1].id"): "device id 'cnc-01' is used more than once",
+        (26, "devices[1].class"): "unknown class 'lathe'; classes: cnc, robot",
+        (28, "devices[1].endpoint"): "bad port in 'tcp://h:99999'",
         (
-            27,
+            30,
             "devices[1].signals.Bad-Name",
         ): "String should match pattern '^[a-z][a-z0-9_]{0,63}(\\.[a-z0-9_]{1,64}){0,3}$'",
-        (28, "devices[2]"): "section 'mqtt' given for a device whose protocol is modbus",
-        (38, "devices[3].colour"): "Extra inputs are not permitted",
+        (31, "devices[1].signals.mode"): "runs past the last register: 65535 + 2 registers > 65536",
+        (
+            32,
+            "devices[1].signals.flags.type",
+        ): "Input should be 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'string' or 'bit'",
+        (33, "devices[2]"): "states[0] uses undefined signal(s): robot_mdoe",
+        (46, "devices[3].colour"): "Extra inputs are not permitted",
+        (47, "devices[3].modbus"): "Extra inputs are not permitted",
+        (48, "devices[3].mqtt.topic"): "the topic template must contain {serial} or {device_id}",
     }
     assert all(p.file == str(path) for p in check_file(path))
 
@@ -127,7 +145,7 @@ def test_cli_check_exits_non_zero_and_lists_problems(tmp_path):
     result = fabhub("devices", "check", str(path))
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 17
     assert lines[0] == f"{path}:6:5: classes.cnc.hourly_rate: Input should be a valid decimal"
 
 

@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from fabhub.devices.schema import DeviceFile
+from fabhub.devices.schema import PROTOCOLS, DeviceFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def _load(path: Path) -> tuple[DeviceFile | None, list[Problem]]:
         model = DeviceFile.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(err["loc"])
+            loc = _without_union_tag(tuple(err["loc"]))
             message = err["msg"].removeprefix("Value error, ")
             problems.append(Problem(name, *_position(data, loc), _dotted(loc), message))
     problems.sort(key=lambda p: (p.line, p.column, p.path))
@@ -95,6 +95,14 @@ def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
         if isinstance(classes, dict) and isinstance(cls, str) and cls not in classes:
             found.append((("devices", i, "class"), f"unknown class {cls!r}; classes: {', '.join(classes)}"))
     return found
+
+
+def _without_union_tag(loc: tuple) -> tuple:
+    """Pydantic names the protocol variant of a device in the error path (devices.0.modbus.signals...);
+    the file has no such level."""
+    if len(loc) > 2 and loc[0] == "devices" and loc[2] in PROTOCOLS:
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _position(node: Any, loc: tuple) -> tuple[int, int]:

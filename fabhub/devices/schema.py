@@ -4,47 +4,28 @@ here; the gateway validates their contents."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from gateway.config import (
+    Duration,
+    ModbusSettings,
+    ModbusSignal,
+    MqttSettings,
+    MqttSignal,
+    OpcUaSettings,
+    OpcUaSignal,
+    SignalName,
+    StateRule,
 )
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-SIGNAL = r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,3}$"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 ENDPOINT_SCHEMES = {"opcua": ("opc.tcp",), "modbus": ("tcp", "modbus+tcp"), "mqtt": ("mqtt", "mqtts")}
-
-
-def _duration(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or text like 90s, 30m, 1.5h, 2d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration like 90s, 30m, 1.5h or 2d")
-        return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
-    return value
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be longer than zero")
-    return value
+SIGNAL = r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,3}$"
 
 
 def _decimal(value: Any) -> Any:
@@ -54,7 +35,6 @@ def _decimal(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 Money = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, max_digits=12, decimal_places=2)]
 Share = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, le=1, decimal_places=4)]
 
@@ -95,27 +75,21 @@ class DeviceClass(Strict):
     rules: BookingRules = BookingRules()
 
 
-class Device(Strict):
+class DeviceBase(Strict):
     id: Annotated[str, Field(pattern=ID)]
     name: str = Field(min_length=1)
     class_: Annotated[str, Field(alias="class", pattern=ID)]
-    protocol: Literal["opcua", "modbus", "mqtt"]
     endpoint: str | None = None
     ideal_cycle_time: Duration | None = None
     hourly_rate: Money | None = None
     retired: bool = False
-    signals: dict[Annotated[str, Field(pattern=SIGNAL)], Any] = {}
-    states: dict[str, Any] | list[Any] | None = None
-    opcua: dict[str, Any] | None = None
-    modbus: dict[str, Any] | None = None
-    mqtt: dict[str, Any] | None = None
+    heartbeat: Duration = timedelta(seconds=60)
+    states: list[StateRule] = []
 
     @field_validator("endpoint")
     @classmethod
-    def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
-        protocol = info.data.get("protocol")
-        if protocol is None:
-            return value
+    def _endpoint(cls, value: str | None) -> str | None:
+        protocol = get_args(cls.model_fields["protocol"].annotation)[0]
         if value is None:
             if protocol == "mqtt":
                 return None  # printers publish through the center's broker
@@ -130,12 +104,52 @@ class Device(Strict):
             raise ValueError(f"bad port in {value!r}") from exc
         return value
 
+    def signal_names(self) -> set[str]:
+        return set(getattr(self, "signals", {}))
+
     @model_validator(mode="after")
-    def _own_protocol_only(self) -> Device:
-        for other in ENDPOINT_SCHEMES:
-            if other != self.protocol and getattr(self, other) is not None:
-                raise ValueError(f"section '{other}' given for a device whose protocol is {self.protocol}")
+    def _rules_use_known_signals(self) -> DeviceBase:
+        known = self.signal_names()
+        for i, rule in enumerate(self.states):
+            unknown = rule.signals() - known
+            if unknown:
+                raise ValueError(f"states[{i}] uses undefined signal(s): {', '.join(sorted(unknown))}")
         return self
+
+
+class OpcUaDevice(DeviceBase):
+    protocol: Literal["opcua"]
+    opcua: OpcUaSettings
+    signals: dict[SignalName, OpcUaSignal] = {}
+
+    def signal_names(self) -> set[str]:
+        return set(self.signals) | {e.signal for e in self.opcua.events}
+
+
+class ModbusDevice(DeviceBase):
+    protocol: Literal["modbus"]
+    modbus: ModbusSettings = ModbusSettings()
+    signals: dict[SignalName, ModbusSignal] = {}
+
+
+class MqttDevice(DeviceBase):
+    protocol: Literal["mqtt"]
+    mqtt: MqttSettings = MqttSettings()
+    signals: dict[SignalName, MqttSignal] = {}
+
+    @model_validator(mode="after")
+    def _serial(self) -> MqttDevice:
+        templates = [self.mqtt.topic, self.mqtt.request_topic or ""]
+        if any("{serial}" in t for t in templates) and self.mqtt.serial is None:
+            raise ValueError("the topic uses {serial}: set mqtt.serial to the printer's serial number")
+        return self
+
+    def topic(self, template: str) -> str:
+        return template.replace("{serial}", self.mqtt.serial or "").replace("{device_id}", self.id)
+
+
+Device = Annotated[OpcUaDevice | ModbusDevice | MqttDevice, Field(discriminator="protocol")]
+PROTOCOLS = ("opcua", "modbus", "mqtt")
 
 
 class Center(Strict):
@@ -144,11 +158,20 @@ class Center(Strict):
 
 
 class DeviceFile(Strict):
+    """Top-level keys starting with `x-` are free for YAML anchors (shared signal maps), as in Compose."""
+
     center: Center
     classes: dict[Annotated[str, Field(pattern=ID)], DeviceClass] = Field(min_length=1)
     devices: list[Device] = Field(min_length=1)
 
-    def device(self, device_id: str) -> Device | None:
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
+
+    def device(self, device_id: str) -> OpcUaDevice | ModbusDevice | MqttDevice | None:
         return next((d for d in self.devices if d.id == device_id), None)
 
     @property

@@ -1,0 +1,288 @@
+"""Protocol settings, signal sources and state rules of a device, as `devices.yaml` states them. These
+models are the gateway's; `fabhub.devices` embeds them so `fabhub devices check` validates them with
+file, line and key."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+CANONICAL_STATES = ("running", "setup", "idle", "down", "maintenance", "offline")
+SIGNAL = r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,3}$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """`250ms`, `90s`, `30m`, `1.5h`, `2d` or plain seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like 500ms, 90s, 30m, 1.5h, 2d")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration like 500ms, 90s, 30m, 1.5h or 2d")
+        return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), Field(gt=timedelta(0))]
+SignalName = Annotated[str, Field(pattern=SIGNAL)]
+State = Literal["running", "setup", "idle", "down", "maintenance", "offline"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- signals --------------------------------------------------------------------------------------
+
+
+class SignalCommon(Strict):
+    """What every source shares: scaling, plausibility range, counter handling, change reporting."""
+
+    scale: float = 1.0
+    offset: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    counter: bool = False  # a cumulative counter: its deltas are emitted as <name>.delta
+    rollover: int | None = Field(None, gt=1, description="where the counter wraps; default from its type")
+    deadband: float = Field(0.0, ge=0, description="report a number only when it moves more than this")
+
+    @model_validator(mode="after")
+    def _range(self) -> SignalCommon:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is larger than max")
+        if self.rollover is not None and not self.counter:
+            raise ValueError("rollover only applies to a counter")
+        return self
+
+
+MODBUS_WIDTH = {
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float32": 2,
+    "float64": 4,
+    "bit": 1,
+}
+
+
+class ModbusSignal(SignalCommon):
+    table: Literal["holding", "input", "coil", "discrete"] = "holding"
+    address: int = Field(ge=0, le=65535)
+    type: Literal[
+        "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "bit"
+    ] = "uint16"
+    word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
+    length: int | None = Field(None, ge=1, le=123, description="registers of a string")
+    bit: int | None = Field(None, ge=0, le=15, description="bit of a register, for type bit")
+
+    @property
+    def width(self) -> int:
+        """Registers (or coils) the field occupies."""
+        if self.table in ("coil", "discrete"):
+            return 1
+        return self.length if self.type == "string" else MODBUS_WIDTH[self.type]
+
+    @model_validator(mode="after")
+    def _shape(self) -> ModbusSignal:
+        if self.table in ("coil", "discrete") and self.type != "bit":
+            raise ValueError(f"a {self.table} holds one bit: use type bit")
+        if self.type == "string" and self.length is None:
+            raise ValueError("a string needs its length in registers")
+        if self.type != "string" and self.length is not None:
+            raise ValueError("length only applies to strings")
+        if self.type == "bit" and self.table in ("holding", "input") and self.bit is None:
+            raise ValueError("a bit of a register needs `bit` (0-15)")
+        if self.address + self.width - 1 > 65535:
+            raise ValueError(f"runs past the last register: {self.address} + {self.width} registers > 65536")
+        return self
+
+
+class OpcUaSignal(SignalCommon):
+    node: str | None = Field(None, description="node id, e.g. ns=2;s=Spindle.Speed or nsu=<uri>;i=1001")
+    path: str | None = Field(None, description="browse path below the machine object, e.g. MT:Monitoring/...")
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    sampling_interval: Duration | None = None
+    queue_size: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcUaSignal:
+        if (self.node is None) == (self.path is None):
+            raise ValueError("give exactly one of node or path")
+        return self
+
+
+class MqttSignal(SignalCommon):
+    json_path: str = Field(
+        alias="json", pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$", description="dotted payload path"
+    )
+    type: Literal["number", "text", "bool"] = "number"
+
+
+# -- protocol settings ----------------------------------------------------------------------------
+
+
+class ModbusSettings(Strict):
+    unit: int = Field(1, ge=0, le=247)
+    poll_interval: Duration = timedelta(seconds=1)
+    timeout: Duration = timedelta(seconds=1)
+    max_gap: int = Field(0, ge=0, le=100, description="unused registers a coalesced read may span")
+
+
+class OpcUaSecurity(Strict):
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    policy: Literal["Basic256Sha256"] = "Basic256Sha256"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> OpcUaSecurity:
+        if self.mode != "None" and (self.certificate is None or self.private_key is None):
+            raise ValueError(f"security mode {self.mode} needs certificate and private_key")
+        return self
+
+
+class OpcUaEvents(Strict):
+    """Alarms arrive as events: the text of active ones becomes a text signal."""
+
+    path: str = Field(description="browse path of the event notifier below the machine object")
+    signal: SignalName = "alarm"
+    code_field: str = "ErrorCode"
+    active_field: str | None = "Active"
+
+
+DEFAULT_NAMESPACES = {
+    "DI": "http://opcfoundation.org/UA/DI/",
+    "MA": "http://opcfoundation.org/UA/Machinery/",
+    "MT": "http://opcfoundation.org/UA/MachineTool/",
+}
+
+
+class OpcUaSettings(Strict):
+    machine: str = Field(description="browse path from Objects to the machine, e.g. MA:Machines/inst:cnc-01")
+    namespaces: dict[str, str] = Field(default_factory=dict, description="prefix -> namespace URI")
+    publishing_interval: Duration = timedelta(milliseconds=500)
+    poll_interval: Duration = timedelta(seconds=1)
+    timeout: Duration = timedelta(seconds=4)
+    username: str | None = None
+    password: str | None = None
+    security: OpcUaSecurity = OpcUaSecurity()
+    events: list[OpcUaEvents] = []
+
+    @property
+    def all_namespaces(self) -> dict[str, str]:
+        return {**DEFAULT_NAMESPACES, **self.namespaces}
+
+
+class MqttSettings(Strict):
+    topic: str = "device/{serial}/report"
+    serial: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    request_topic: str | None = "device/{serial}/request"
+    pushall_on_connect: bool = True
+    merge_deltas: bool = True
+    offline_after: Duration = timedelta(seconds=10)
+
+    @field_validator("topic", "request_topic")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "{serial}" not in value and "{device_id}" not in value:
+            raise ValueError("the topic template must contain {serial} or {device_id}")
+        if any(c in value for c in "#+"):
+            raise ValueError("a device topic names one device: no wildcards")
+        return value
+
+
+# -- state rules ----------------------------------------------------------------------------------
+
+
+class Condition(Strict):
+    signal: SignalName
+    eq: float | str | bool | None = None
+    ne: float | str | bool | None = None
+    in_: list[float | str | bool] | None = Field(None, alias="in")
+    gt: float | None = None
+    lt: float | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Condition:
+        tests = [t for t in ("eq", "ne", "in_", "gt", "lt") if getattr(self, t) is not None]
+        if len(tests) != 1:
+            raise ValueError("a condition needs exactly one of eq, ne, in, gt, lt")
+        return self
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        if self.signal not in values:
+            return False
+        v = values[self.signal]
+        if self.eq is not None:
+            return v == self.eq
+        if self.ne is not None:
+            return v != self.ne
+        if self.in_ is not None:
+            return v in self.in_
+        if not isinstance(v, int | float):
+            return False
+        return v > self.gt if self.gt is not None else v < self.lt  # type: ignore[operator]
+
+
+class StateRule(Strict):
+    """First matching rule wins: `when` (one condition), `all`, `any`, none of them (a default), or
+    `map` (a protocol value straight to a state)."""
+
+    state: State | None = None
+    when: Condition | None = None
+    all: list[Condition] | None = None
+    any: list[Condition] | None = None
+    map: SignalName | None = None
+    values: dict[str, State] | None = None
+
+    @model_validator(mode="after")
+    def _form(self) -> StateRule:
+        if self.map is not None:
+            if self.values is None or self.state is not None or self.conditions():
+                raise ValueError("a map rule has `map` and `values` only")
+        elif self.state is None:
+            raise ValueError("a rule needs `state` (or `map` with `values`)")
+        elif self.values is not None:
+            raise ValueError("`values` belongs to a map rule")
+        return self
+
+    def conditions(self) -> list[Condition]:
+        return [*([self.when] if self.when else []), *(self.all or []), *(self.any or [])]
+
+    def signals(self) -> set[str]:
+        return {c.signal for c in self.conditions()} | ({self.map} if self.map else set())
+
+    def apply(self, values: dict[str, Any]) -> str | None:
+        if self.map is not None:
+            value = values.get(self.map)
+            return None if value is None else self.values.get(str(value))  # type: ignore[union-attr]
+        if self.when is not None and not self.when.holds(values):
+            return None
+        if self.all is not None and not all(c.holds(values) for c in self.all):
+            return None
+        if self.any is not None and not any(c.holds(values) for c in self.any):
+            return None
+        return self.state
+
+
+def derive_state(rules: list[StateRule], values: dict[str, Any]) -> str | None:
+    for rule in rules:
+        state = rule.apply(values)
+        if state is not None:
+            return state
+    return None
