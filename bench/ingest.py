@@ -131,9 +131,7 @@ async def main() -> None:
                 f"writer {len(rows) / writer_times[-1]:,.0f} rows/s, "
                 f"bare COPY on 2 connections {len(rows) / bare2_times[-1]:,.0f} rows/s"
             )
-        bare, bare2, writer = (
-            len(rows) / statistics.median(t) for t in (bare_times, bare2_times, writer_times)
-        )
+        bare, bare2, writer = (len(rows) / statistics.median(t) for t in (bare_times, bare2_times, writer_times))
         print(f"samples: {len(rows):,}  batch size: {args.batch_size}  rounds: {args.rounds} (medians)")
         print(f"bare binary COPY, 1 connection:  {bare:,.0f} rows/s")
         print(f"bare binary COPY, 2 connections: {bare2:,.0f} rows/s")

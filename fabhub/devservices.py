@@ -156,9 +156,7 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         log = (self.dir / "log").open("ab")
-        self._proc = subprocess.Popen(
-            [self.binary, "-c", str(self.dir / "mosquitto.conf")], stdout=log, stderr=log
-        )
+        self._proc = subprocess.Popen([self.binary, "-c", str(self.dir / "mosquitto.conf")], stdout=log, stderr=log)
         _wait_for_port(self.port, 15, "mosquitto", self._proc)
         return self
 

@@ -87,9 +87,7 @@ async def migrate(
                 previous = applied.get((m.package, m.version))
                 if previous is not None:
                     if previous[1] != m.checksum:
-                        raise MigrationError(
-                            f"{m.label} was changed after it was applied; add a new migration instead"
-                        )
+                        raise MigrationError(f"{m.label} was changed after it was applied; add a new migration instead")
                     continue
                 async with conn.transaction():
                     await conn.execute(m.sql)

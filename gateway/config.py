@@ -79,9 +79,9 @@ MODBUS_WIDTH = {
 class ModbusSignal(SignalCommon):
     table: Literal["holding", "input", "coil", "discrete"] = "holding"
     address: int = Field(ge=0, le=65535)
-    type: Literal[
-        "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "bit"
-    ] = "uint16"
+    type: Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "bit"] = (
+        "uint16"
+    )
     word_order: Literal["big", "little"] = "big"
     byte_order: Literal["big", "little"] = "big"
     length: int | None = Field(None, ge=1, le=123, description="registers of a string")

@@ -153,9 +153,7 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
         kind = "text" if kinds == {"text"} else "numeric"
         result: dict = {"device_id": device_id, "signal": signal, "kind": kind, "bucket": bucket}
         if bucket is None:
-            points = await reader.raw_range(
-                device_id, signal, win.start, win.end, limit + 1, text=kind == "text"
-            )
+            points = await reader.raw_range(device_id, signal, win.start, win.end, limit + 1, text=kind == "text")
             result["points"] = points[:limit]
             result["truncated"] = len(points) > limit
             return result

@@ -59,9 +59,7 @@ async def roll_up(
         buckets += await QUERIES.rollup_range(conn, start=from_time, end=to_time)
     new_watermark = max(end, watermark) if watermark is not None else end
     await QUERIES.set_rollup_watermark(conn, watermark=new_watermark)
-    return RollupResult(
-        start if end > start else None, end if end > start else None, buckets, len(late), new_watermark
-    )
+    return RollupResult(start if end > start else None, end if end > start else None, buckets, len(late), new_watermark)
 
 
 def _merge_ranges(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

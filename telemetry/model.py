@@ -85,9 +85,7 @@ def valid_device_id(device_id: object) -> bool:
     return isinstance(device_id, str) and DEVICE_ID.match(device_id) is not None
 
 
-def series_problem(
-    device_id: object, signal: object, known_device: Callable[[str], bool] | None
-) -> str | None:
+def series_problem(device_id: object, signal: object, known_device: Callable[[str], bool] | None) -> str | None:
     """Why samples of this (device, signal) cannot be stored, or None."""
     if not valid_device_id(device_id):
         return "invalid device id"
@@ -126,7 +124,7 @@ def _storable_text(value: str) -> bool:
 
 
 def partition(
-    samples: Iterable[Sample],
+    samples: Iterable[Sample | Rejected],
     now: datetime,
     cache: SeriesCache,
     max_future: timedelta = timedelta(minutes=5),
@@ -144,6 +142,9 @@ def partition(
     known = cache.entries.get
     numeric = out.numeric
     for s in samples:
+        if type(s) is Rejected:  # refused upstream (the gateway), kept here with its reason
+            out.rejected.append(s)
+            continue
         time, device_id, signal, value, quality = s
         try:
             kinds = known((device_id, signal))

@@ -64,9 +64,7 @@ class TelemetryReader:
         self, device_id: str, signal: str, start: datetime, end: datetime, limit: int, *, text: bool = False
     ) -> list[Row]:
         query = "raw_text_range" if text else "raw_range"
-        return await self._select(
-            query, device_id=device_id, signal=signal, start=start, end=end, limit=limit
-        )
+        return await self._select(query, device_id=device_id, signal=signal, start=start, end=end, limit=limit)
 
     async def bucketed_range(
         self, device_id: str, signal: str, start: datetime, end: datetime, width: timedelta
@@ -93,9 +91,7 @@ class TelemetryReader:
 
     async def timeline(self, device_id: str, start: datetime, end: datetime) -> list[Row]:
         """State intervals clipped to the window and to now."""
-        return await self._select(
-            "state_timeline", device_id=device_id, start=start, end=end, now=self._clock()
-        )
+        return await self._select("state_timeline", device_id=device_id, start=start, end=end, now=self._clock())
 
     async def quarantined(self, device_id: str | None, limit: int) -> list[Row]:
         return await self._select("quarantined", device_id=device_id, limit=limit)

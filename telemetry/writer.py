@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import psycopg
 from psycopg import AsyncConnection
@@ -24,12 +25,14 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
-from telemetry.model import Partition, Sample, SeriesCache, partition, reject
+from telemetry.model import Partition, Rejected, Sample, SeriesCache, partition, reject
 from telemetry.sqlfiles import QUERIES
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Item = Sample | Rejected
+WriteBatch = Callable[[list[Item]], Awaitable["WriteResult"]]
 NUMERIC_TYPES = ("timestamptz", "text", "text", "float8", "int2")
 TEXT_TYPES = ("timestamptz", "text", "text", "text", "int2")
 STATE_TYPES = ("timestamptz", "text", "text", "int2")
@@ -58,6 +61,19 @@ class WriterStats:
     retries: int = 0
 
 
+class Overflow(Protocol):
+    """Where batches go while the database is away (the gateway's disk spool). While it holds a
+    backlog, new batches queue behind it, so data reaches the database in the order it was taken."""
+
+    @property
+    def backlog(self) -> bool: ...
+
+    async def put(self, batch: list[Item]) -> None: ...
+
+    async def drain(self, write: WriteBatch) -> None:
+        """Replay the backlog through `write` whenever there is one; runs until cancelled."""
+
+
 class SampleBuffer:
     """Bounded FIFO between producers and the writer. A full buffer makes producers wait (backpressure)
     rather than dropping: losing samples is never the buffer's decision."""
@@ -66,7 +82,7 @@ class SampleBuffer:
         if capacity < 1:
             raise ValueError("buffer capacity must be at least 1")
         self.capacity = capacity
-        self._items: deque[Sample] = deque()
+        self._items: deque[Item] = deque()
         self._oldest_at: float | None = None
         self._grown = asyncio.Event()
         self._room = asyncio.Event()
@@ -75,7 +91,7 @@ class SampleBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
-    async def put_many(self, samples: Sequence[Sample]) -> None:
+    async def put_many(self, samples: Sequence[Item]) -> None:
         start = 0
         while start < len(samples):
             room = self.capacity - len(self._items)
@@ -90,14 +106,14 @@ class SampleBuffer:
             start += len(chunk)
             self._grown.set()
 
-    def put_front(self, samples: Sequence[Sample]) -> None:
+    def put_front(self, samples: Sequence[Item]) -> None:
         """Return a batch that could not be written, ahead of newer samples, keeping their order."""
         if not self._items:
             self._oldest_at = asyncio.get_running_loop().time()
         self._items.extendleft(reversed(samples))
         self._grown.set()
 
-    async def take(self, max_items: int, max_age: float) -> list[Sample]:
+    async def take(self, max_items: int, max_age: float) -> list[Item]:
         """Wait for a full batch, or for the oldest sample to reach `max_age` seconds."""
         loop = asyncio.get_running_loop()
         while len(self._items) < max_items:
@@ -114,7 +130,7 @@ class SampleBuffer:
                 break
         return self.take_now(max_items)
 
-    def take_now(self, max_items: int) -> list[Sample]:
+    def take_now(self, max_items: int) -> list[Item]:
         items = self._items
         if len(items) <= max_items:
             batch = list(items)
@@ -141,6 +157,7 @@ class BatchWriter:
         late_after: timedelta = timedelta(minutes=1),
         retry_max_wait: float = 30.0,
         concurrency: int = 2,
+        overflow: Overflow | None = None,
     ) -> None:
         if batch_size < 1 or max_age <= 0 or concurrency < 1:
             raise ValueError("batch_size and concurrency must be >= 1 and max_age > 0")
@@ -148,6 +165,7 @@ class BatchWriter:
         self.batch_size = batch_size
         self.max_age = max_age
         self.concurrency = concurrency
+        self._overflow = overflow
         self._buffer = SampleBuffer(capacity)
         self._series = SeriesCache(known_device)
         self._clock = clock
@@ -168,8 +186,9 @@ class BatchWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="telemetry-writer")
 
-    async def submit(self, samples: Sequence[Sample]) -> None:
-        """Queue samples for writing; waits while the buffer is full."""
+    async def submit(self, samples: Sequence[Item]) -> None:
+        """Queue samples (and samples refused upstream, for the quarantine); waits while the buffer is
+        full."""
         self.stats.submitted += len(samples)
         if samples:
             self._idle.clear()
@@ -181,9 +200,9 @@ class BatchWriter:
             self._idle.clear()
             await self._idle.wait()
 
-    async def close(self, grace: float = 30.0) -> list[Sample]:
-        """Flush, then stop. Returns the samples that could not be written in time (database away),
-        so the caller can spool them; nothing is dropped here."""
+    async def close(self, grace: float = 30.0) -> list[Item]:
+        """Flush, then stop. What could not be written in time (database away) goes to the overflow
+        when there is one, else it is returned to the caller: nothing is dropped here."""
         try:
             await asyncio.wait_for(self.flush(), grace)
         except TimeoutError:
@@ -193,13 +212,19 @@ class BatchWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        return self._buffer.take_now(len(self._buffer))
+        left = self._buffer.take_now(len(self._buffer))
+        if left and self._overflow is not None:
+            await self._overflow.put(left)
+            return []
+        return left
 
     async def _run(self) -> None:
         """One loop per connection: while one batch is on the wire, the next is being prepared."""
         async with asyncio.TaskGroup() as group:
             for _ in range(self.concurrency):
                 group.create_task(self._work())
+            if self._overflow is not None:
+                group.create_task(self._overflow.drain(self._write_or_quarantine))
 
     async def _work(self) -> None:
         while True:
@@ -208,7 +233,16 @@ class BatchWriter:
                 continue
             self._in_flight += len(batch)
             try:
-                await self._write_retrying(batch)
+                if self._overflow is None:
+                    await self._write_retrying(batch)
+                elif self._overflow.backlog:
+                    await self._overflow.put(batch)
+                else:
+                    try:
+                        await self._write_or_quarantine(batch)
+                    except TRANSIENT as exc:
+                        log.warning("telemetry database unavailable (%s): spooling", exc)
+                        await self._overflow.put(batch)
             except asyncio.CancelledError:
                 self._buffer.put_front(batch)
                 raise
@@ -217,22 +251,27 @@ class BatchWriter:
             if not self.pending:
                 self._idle.set()
 
-    async def _write_retrying(self, batch: list[Sample]) -> None:
-        """Retry while the database is away (backoff with jitter, capped); rows the database refuses
-        for their content are quarantined with its reason instead of blocking the stream."""
+    async def _write_retrying(self, batch: list[Item]) -> None:
+        """Retry while the database is away (backoff with jitter, capped)."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
             wait=wait_random_exponential(multiplier=0.2, max=self._retry_max_wait),
             before_sleep=self._log_retry,
         ):
             with attempt:
-                try:
-                    await self.write_batch(batch)
-                except psycopg.DatabaseError as exc:
-                    if isinstance(exc, psycopg.OperationalError):
-                        raise
-                    log.error("database refused a batch of %d samples: %s", len(batch), exc)
-                    await self._quarantine_all(batch, f"database refused: {exc}".strip()[:500])
+                await self._write_or_quarantine(batch)
+
+    async def _write_or_quarantine(self, batch: list[Item]) -> WriteResult:
+        """Rows the database refuses for their content are quarantined with its reason instead of
+        blocking the stream; an unreachable database raises for the caller to handle."""
+        try:
+            return await self.write_batch(batch)
+        except psycopg.DatabaseError as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                raise
+            log.error("database refused a batch of %d samples: %s", len(batch), exc)
+            await self._quarantine_all(batch, f"database refused: {exc}".strip()[:500])
+            return WriteResult(0, 0, len(batch))
 
     def _log_retry(self, state: object) -> None:
         self.stats.retries += 1
@@ -240,7 +279,7 @@ class BatchWriter:
         if self.stats.retries == 1 or self.stats.retries % 20 == 0:
             log.warning("telemetry database unavailable, retrying: %s", outcome and outcome.exception())
 
-    async def write_batch(self, samples: Sequence[Sample]) -> WriteResult:
+    async def write_batch(self, samples: Sequence[Item]) -> WriteResult:
         """Write one batch exactly once, whatever was written before. Used by the run loop and by
         callers replaying a spool."""
         now = self._clock()
@@ -310,8 +349,8 @@ class BatchWriter:
         if late:
             await QUERIES.mark_late(conn, from_time=min(late), to_time=max(late))
 
-    async def _quarantine_all(self, batch: Sequence[Sample], reason: str) -> None:
-        rows = [reject(s, reason)._asdict() for s in batch]
+    async def _quarantine_all(self, batch: Sequence[Item], reason: str) -> None:
+        rows = [(s if type(s) is Rejected else reject(s, reason))._asdict() for s in batch]
         async with self._pool.connection() as conn, conn.transaction():
             await QUERIES.quarantine(conn, rows)
         self.stats.quarantined += len(rows)

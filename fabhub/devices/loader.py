@@ -63,9 +63,7 @@ def _load(path: Path) -> tuple[DeviceFile | None, list[Problem]]:
         return None, [Problem(name, 1, 1, "", f"YAML: {exc}")]
     if not isinstance(data, dict):
         return None, [Problem(name, 1, 1, "", "expected a mapping with center, classes and devices")]
-    problems = [
-        Problem(name, *_position(data, loc), _dotted(loc), message) for loc, message in _cross_checks(data)
-    ]
+    problems = [Problem(name, *_position(data, loc), _dotted(loc), message) for loc, message in _cross_checks(data)]
     model = None
     try:
         model = DeviceFile.model_validate(data)

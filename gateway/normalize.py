@@ -1,0 +1,200 @@
+"""From protocol readings to canonical samples, per device: scaling, plausibility checks, counter deltas
+with reset and rollover detection, report-on-change with a heartbeat, and the device state derived by
+the rules of `devices.yaml`. Protocol-free, so the three adapters behave the same."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from gateway.config import SignalCommon, StateRule, derive_state
+from telemetry.model import Quality, Rejected, Sample, reject
+
+log = logging.getLogger(__name__)
+DELTA_SUFFIX = ".delta"
+
+
+class Reading(NamedTuple):
+    """One value as an adapter decoded it, before any FabHub rule was applied."""
+
+    signal: str
+    value: Any
+    time: datetime
+    quality: int = Quality.GOOD
+
+
+@dataclass
+class Output:
+    samples: list[Sample] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def extend(self, other: Output) -> None:
+        self.samples.extend(other.samples)
+        self.rejected.extend(other.rejected)
+
+
+@dataclass
+class _Emitted:
+    value: float | str
+    quality: int
+    time: datetime
+
+
+class DeviceNormalizer:
+    def __init__(
+        self,
+        device_id: str,
+        signals: dict[str, SignalCommon],
+        rules: list[StateRule],
+        heartbeat: timedelta,
+        counter_widths: dict[str, int] | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self._signals = signals
+        self._rules = rules
+        self._heartbeat = heartbeat
+        self._counter_widths = counter_widths or {}
+        self.values: dict[str, Any] = {}  # latest good value of each signal: what the state rules see
+        self._emitted: dict[str, _Emitted] = {}
+        self._counters: dict[str, int] = {}
+        self.state: str | None = None
+        self._state_time: datetime | None = None
+
+    # -- readings ---------------------------------------------------------------------------------
+
+    def process(self, readings: Iterable[Reading]) -> Output:
+        out = Output()
+        latest: datetime | None = None
+        for reading in readings:
+            self._one(reading, out)
+            latest = reading.time if latest is None or reading.time > latest else latest
+        if latest is not None:
+            self._derive(latest, out)
+        return out
+
+    def _one(self, r: Reading, out: Output) -> None:
+        spec = self._signals.get(r.signal)
+        value = r.value
+        if r.quality != Quality.GOOD and value is None:
+            previous = self._emitted.get(r.signal)
+            if previous is None:
+                self._reject(out, r, "bad quality and no value")
+                return
+            value = previous.value
+        if isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, str):
+            self._emit(out, r.signal, value, r.quality, r.time)
+            if r.quality == Quality.GOOD:
+                self.values[r.signal] = value
+            return
+        if not isinstance(value, int | float):
+            self._reject(out, r, f"expected a number or text, got {type(value).__name__}")
+            return
+        if spec is not None and not spec.counter:
+            value = value * spec.scale + spec.offset
+        number = float(value)
+        if not math.isfinite(number):
+            self._reject(out, r, "value is not finite")
+            return
+        if spec is not None and not _in_range(number, spec):
+            self._reject(out, r, f"out of range [{spec.min}, {spec.max}]")
+            return
+        if r.quality == Quality.GOOD:
+            self.values[r.signal] = number
+            if spec is not None and spec.counter:
+                self._count(r.signal, int(value), spec, r.time, out)
+        self._emit(out, r.signal, number, r.quality, r.time, spec.deadband if spec is not None else 0.0)
+
+    def _emit(
+        self,
+        out: Output,
+        signal: str,
+        value: float | str,
+        quality: int,
+        time: datetime,
+        deadband: float = 0.0,
+    ) -> None:
+        previous = self._emitted.get(signal)
+        if (
+            previous is None
+            or previous.quality != quality
+            or _moved(previous.value, value, deadband)
+            or time - previous.time >= self._heartbeat
+        ):
+            out.samples.append(Sample(time, self.device_id, signal, value, quality))
+            self._emitted[signal] = _Emitted(value, quality, time)
+
+    def _count(self, signal: str, raw: int, spec: SignalCommon, time: datetime, out: Output) -> None:
+        """A cumulative counter becomes production deltas. Going backwards is a reset (the count since
+        is the new value) unless the counter was near the top of its range: then it wrapped around."""
+        previous = self._counters.get(signal)
+        self._counters[signal] = raw
+        if previous is None or raw == previous:
+            return
+        modulus = spec.rollover or self._counter_widths.get(signal)
+        if raw > previous:
+            delta = raw - previous
+        elif modulus is not None and previous - raw > modulus // 2:
+            delta = modulus - previous + raw
+            log.info("%s %s wrapped around at %d", self.device_id, signal, modulus)
+        else:
+            delta = raw
+            log.info("%s %s was reset (%d -> %d)", self.device_id, signal, previous, raw)
+        if delta > 0:
+            out.samples.append(Sample(time, self.device_id, signal + DELTA_SUFFIX, float(delta), Quality.GOOD))
+
+    def _reject(self, out: Output, r: Reading, reason: str) -> None:
+        out.rejected.append(reject((r.time, self.device_id, r.signal, r.value), reason))
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _derive(self, time: datetime, out: Output) -> None:
+        if self.state == "offline" and not self.values:
+            return
+        state = derive_state(self._rules, self.values)
+        if state is not None:
+            self._set_state(state, time, out)
+
+    def _set_state(self, state: str, time: datetime, out: Output) -> None:
+        stale = self._state_time is not None and time - self._state_time >= self._heartbeat
+        if state != self.state or stale:
+            if self._state_time is not None and time <= self._state_time:
+                time = self._state_time + timedelta(microseconds=1)  # one state per instant
+            out.samples.append(Sample(time, self.device_id, "state", state, Quality.GOOD))
+            self.state, self._state_time = state, time
+
+    def offline(self, time: datetime) -> Output:
+        """The device cannot be reached: its state is unknown from now on (never counted as down).
+        Values are forgotten so the first readings after recovery decide the state afresh."""
+        out = Output()
+        self.values.clear()
+        self._emitted.clear()
+        if self.state != "offline":
+            self._set_state("offline", time, out)
+        return out
+
+    def heartbeat(self, now: datetime) -> Output:
+        """Re-send what has not changed for a heartbeat, so a steady value still shows it is alive."""
+        out = Output()
+        for signal, last in list(self._emitted.items()):
+            if now - last.time >= self._heartbeat:
+                out.samples.append(Sample(now, self.device_id, signal, last.value, last.quality))
+                self._emitted[signal] = _Emitted(last.value, last.quality, now)
+        if self.state is not None:
+            self._set_state(self.state, now, out)
+        return out
+
+
+def _moved(old: float | str, new: float | str, deadband: float) -> bool:
+    if isinstance(old, float) and isinstance(new, float) and deadband > 0:
+        return abs(old - new) > deadband
+    return old != new
+
+
+def _in_range(value: float, spec: SignalCommon) -> bool:
+    return (spec.min is None or value >= spec.min) and (spec.max is None or value <= spec.max)
