@@ -16,11 +16,13 @@ from psycopg_pool import PoolTimeout
 
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
+from fabhub.gateway_setup import build_gateway
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.migrations import migrate
 from fabhub.settings import Settings
 from fabhub.sqlfiles import QUERIES
+from gateway.api import make_router as gateway_router
 from telemetry.api import make_router as telemetry_router
 from telemetry.reader import TelemetryReader
 from telemetry.writer import utc_now
@@ -36,11 +38,15 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     run_migrations: bool = True,
+    mqtt_url: str | None = None,
 ) -> FastAPI:
     metrics = Metrics()
     pool = make_pool(database_url, settings)
     jobs = JobRunner(pool, jobs_for(settings), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
+    gateway = (
+        build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,9 +57,13 @@ def create_app(
         await pool.open(wait=True, timeout=30)
         if settings.run_jobs:
             jobs.start()
+        if gateway is not None:
+            await gateway.start()
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.stop()
             jobs.shutdown()
             await pool.close()
 
@@ -66,8 +76,11 @@ def create_app(
     app.state.pool = pool
     app.state.jobs = jobs
     app.state.metrics = metrics
+    app.state.gateway = gateway
 
     app.include_router(telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"))
+    if gateway is not None:
+        app.include_router(gateway_router(gateway, f"{API}/devices"))
 
     @app.get("/healthz", tags=["operations"], summary="Database reachability and TimescaleDB status")
     async def healthz() -> JSONResponse:

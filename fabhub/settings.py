@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     rollup_retention_days: int | None = Field(None, ge=1, description="unset: keep rollups forever")
     rollup_lookback_s: int = Field(300, ge=60, le=86_400)
     run_jobs: bool = Field(True, description="run scheduled jobs in this process")
+    run_gateway: bool = Field(True, description="run the device gateway in this process")
+    spool_max_mb: int = Field(1024, ge=1, description="disk spool bound while the database is away")
+    spool_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
 
     @field_validator("timezone")
     @classmethod

@@ -5,6 +5,7 @@ file, line and key."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -158,6 +159,7 @@ class OpcUaEvents(Strict):
     """Alarms arrive as events: the text of active ones becomes a text signal."""
 
     path: str = Field(description="browse path of the event notifier below the machine object")
+    event_type: str = Field("MT:AlertType", description="browse path of the event type below BaseEventType")
     signal: SignalName = "alarm"
     code_field: str = "ErrorCode"
     active_field: str | None = "Active"
@@ -286,3 +288,16 @@ def derive_state(rules: list[StateRule], values: dict[str, Any]) -> str | None:
         if state is not None:
             return state
     return None
+
+
+@dataclass(frozen=True)
+class GatewayDevice:
+    """What the gateway needs of a device; the composition root builds it from devices.yaml."""
+
+    id: str
+    protocol: Literal["opcua", "modbus", "mqtt"]
+    endpoint: str | None
+    settings: OpcUaSettings | ModbusSettings | MqttSettings
+    signals: dict[str, OpcUaSignal] | dict[str, ModbusSignal] | dict[str, MqttSignal]
+    states: list[StateRule]
+    heartbeat: timedelta

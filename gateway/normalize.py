@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -25,6 +25,9 @@ class Reading(NamedTuple):
     value: Any
     time: datetime
     quality: int = Quality.GOOD
+
+
+Emit = Callable[[list[Reading], list[Rejected]], None]
 
 
 @dataclass
@@ -63,6 +66,10 @@ class DeviceNormalizer:
         self._counters: dict[str, int] = {}
         self.state: str | None = None
         self._state_time: datetime | None = None
+
+    @property
+    def heartbeat_every(self) -> timedelta:
+        return self._heartbeat
 
     # -- readings ---------------------------------------------------------------------------------
 

@@ -39,9 +39,7 @@ class Backend:
         name = f"t_{os.getpid()}_{next(_names)}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(self.template)
-                )
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(self.template))
             )
         return name, self.url(name)
 

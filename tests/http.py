@@ -17,9 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @contextlib.asynccontextmanager
-async def serve(database_url: str, **settings) -> AsyncIterator[httpx.AsyncClient]:
-    config = Settings(run_jobs=False, **settings)
-    app = create_app(config, database_url, load_devices(REPO / "devices.yaml"))
+async def serve(
+    database_url: str, devices: Path = REPO / "devices.yaml", mqtt_url: str | None = None, **settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a free port; jobs and gateway off unless a test asks for them."""
+    config = Settings(**{"run_jobs": False, "run_gateway": False, **settings})
+    app = create_app(config, database_url, load_devices(devices), mqtt_url=mqtt_url)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())

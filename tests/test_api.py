@@ -66,9 +66,7 @@ async def test_text_signal_range(api):
 
 
 async def test_bucketed_range(api):
-    r = await api.get(
-        "/api/v1/telemetry/devices/cnc-01/signals/spindle_speed", params={**WINDOW, "bucket": "5m"}
-    )
+    r = await api.get("/api/v1/telemetry/devices/cnc-01/signals/spindle_speed", params={**WINDOW, "bucket": "5m"})
     assert r.status_code == 200
     assert [(b["count"], b["avg"]) for b in r.json()["buckets"]] == [(30, 14.5), (30, 44.5)]
 
@@ -86,9 +84,7 @@ async def test_state_timeline(api):
 
 async def test_quarantine_is_inspectable(api):
     rows = (await api.get("/api/v1/telemetry/quarantine", params={"device": "cnc-01"})).json()
-    assert [(q["signal"], q["value"], q["reason"]) for q in rows] == [
-        ("spindle_speed", "nan", "value is not finite")
-    ]
+    assert [(q["signal"], q["value"], q["reason"]) for q in rows] == [("spindle_speed", "nan", "value is not finite")]
 
 
 STATES = "/api/v1/telemetry/devices/cnc-01/states"

@@ -167,9 +167,7 @@ def test_cli_migrate_against_a_real_database(timescale_backend):
 
     name, url = timescale_backend.create()
     try:
-        result = fabhub(
-            "migrate", env={**os.environ, "FABHUB_DATABASE_URL": url, "FABHUB_TIMESCALEDB": "require"}
-        )
+        result = fabhub("migrate", env={**os.environ, "FABHUB_DATABASE_URL": url, "FABHUB_TIMESCALEDB": "require"})
         assert result.returncode == 0, result.stderr
         assert "nothing to apply; TimescaleDB active" in result.stderr  # the template is migrated already
     finally:

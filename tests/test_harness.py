@@ -19,10 +19,7 @@ def test_embedded_backend_is_plain_postgresql(embedded_backend):
     name, url = embedded_backend.create()
     try:
         with psycopg.connect(url) as conn:
-            assert (
-                conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone()[0]
-                == 0
-            )
+            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone()[0] == 0
             assert conn.info.server_version >= 180000
     finally:
         embedded_backend.drop(name)

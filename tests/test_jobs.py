@@ -17,9 +17,7 @@ async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
     runner = JobRunner(pool, jobs_for(Settings()), fixed_clock(NOW), metrics)
     async with pool.connection() as other, other.transaction():
         # another process is in the middle of the rollup job
-        await other.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('fabhub.job'), hashtext('telemetry-rollup'))"
-        )
+        await other.execute("SELECT pg_advisory_xact_lock(hashtext('fabhub.job'), hashtext('telemetry-rollup'))")
         ran, result = await runner.run("telemetry-rollup")
         assert (ran, result) == (False, None)
         ran, _ = await runner.run("telemetry-retention")  # a different job is not blocked

@@ -49,9 +49,7 @@ async def test_latest_values_states_and_text(any_pool):
         ],
     )
     latest = await reader(any_pool).latest()
-    assert [
-        (r["device_id"], r["signal"], r["time"], r["value"], r["quality"]) for r in latest["numeric"]
-    ] == [
+    assert [(r["device_id"], r["signal"], r["time"], r["value"], r["quality"]) for r in latest["numeric"]] == [
         ("cnc-01", "spindle_speed", at(590), 59.0, 0),
         ("robot-01", "joint_temperature.base", at(7), 31.5, 1),
     ]
@@ -155,9 +153,7 @@ STATES = [
 async def test_state_timeline_clips_and_merges(any_pool, start, end, expected):
     await write(any_pool, STATES)
     spans = await reader(any_pool, now=at(1000)).timeline("cnc-01", at(start), at(end))
-    assert [(s["state"], s["start"], s["end"]) for s in spans] == [
-        (st, at(a), at(b)) for st, a, b in expected
-    ]
+    assert [(s["state"], s["start"], s["end"]) for s in spans] == [(st, at(a), at(b)) for st, a, b in expected]
 
 
 async def test_timeline_of_a_device_without_states_is_empty(any_pool):
@@ -184,9 +180,7 @@ async def test_rollups_are_incremental_idempotent_and_take_late_data(any_pool):
     assert await rollup_rows(any_pool) == rows
     assert again.late_ranges == 0
     # a late sample (replayed from a spool an hour later) lands in minute 0 and is rolled up next run
-    await write(
-        any_pool, [Sample(at(15), "cnc-01", "spindle_speed", 1000.0)], now=NOW + timedelta(minutes=30)
-    )
+    await write(any_pool, [Sample(at(15), "cnc-01", "spindle_speed", 1000.0)], now=NOW + timedelta(minutes=30))
     late = await job(any_pool, roll_up, NOW + timedelta(minutes=31))
     assert late.late_ranges == 1
     assert (await rollup_rows(any_pool))[0] == (at(0), 7, 1015.0, 0.0, 1000.0, 5.0)
@@ -214,9 +208,7 @@ async def test_retention_drops_old_raw_data_and_rollups_still_answer(any_pool, b
     # nothing is rolled up yet: retention must not drop anything
     nothing = await job(any_pool, apply_retention, now, raw_age=timedelta(days=30))
     assert nothing.cutoff is None
-    while (await job(any_pool, roll_up, now, max_span=timedelta(days=60))).watermark < now - timedelta(
-        minutes=1
-    ):
+    while (await job(any_pool, roll_up, now, max_span=timedelta(days=60))).watermark < now - timedelta(minutes=1):
         pass
     result = await job(any_pool, apply_retention, now, raw_age=timedelta(days=30))
     assert result.cutoff == now - timedelta(days=30)
@@ -235,9 +227,7 @@ async def test_retention_waits_for_late_data_to_be_rolled_up(any_pool):
     now = T0 + timedelta(days=45)
     await write(any_pool, series("cnc-01", "power_kw", [1.0] * 3, step=3600), now=now)
     async with any_pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO telemetry_rollup_state (watermark) VALUES (%s)", (now - timedelta(minutes=1),)
-        )
+        await conn.execute("INSERT INTO telemetry_rollup_state (watermark) VALUES (%s)", (now - timedelta(minutes=1),))
         await conn.commit()
     result = await job(any_pool, apply_retention, now, raw_age=timedelta(days=30))
     assert result.cutoff == T0  # the writer marked these samples late; they are not rolled up yet

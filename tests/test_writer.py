@@ -46,16 +46,12 @@ async def test_samples_go_to_their_tables_with_quality(pool):
         ]
     )
     assert result.written == 5 and result.duplicates == 0 and result.quarantined == 0
-    assert await rows(
-        pool, "SELECT device_id, signal, value, quality FROM telemetry_sample ORDER BY time"
-    ) == [
+    assert await rows(pool, "SELECT device_id, signal, value, quality FROM telemetry_sample ORDER BY time") == [
         ("cnc-01", "spindle_speed", 12000.0, 0),
         ("cnc-01", "spindle_speed", 11950.0, 1),
         ("robot-01", "power_on", 1.0, 2),
     ]
-    assert await rows(pool, "SELECT signal, value FROM telemetry_text_sample") == [
-        ("program", "O1001 BRACKET")
-    ]
+    assert await rows(pool, "SELECT signal, value FROM telemetry_text_sample") == [("program", "O1001 BRACKET")]
     assert await rows(pool, "SELECT device_id, state FROM telemetry_state") == [("cnc-01", "running")]
     assert await rows(pool, "SELECT device_id, signal, kind FROM telemetry_series ORDER BY 1, 2") == [
         ("cnc-01", "program", "text"),
@@ -83,9 +79,7 @@ async def test_concurrent_producers_lose_and_duplicate_nothing(pool):
     leftover = await w.close()
     assert leftover == []
     assert await count(pool, "telemetry_sample") == 40_000
-    per_signal = await rows(
-        pool, "SELECT signal, count(*), sum(value) FROM telemetry_sample GROUP BY 1 ORDER BY 1"
-    )
+    per_signal = await rows(pool, "SELECT signal, count(*), sum(value) FROM telemetry_sample GROUP BY 1 ORDER BY 1")
     assert per_signal == [(f"temperature.axis_{n}", 5000, sum(range(5000))) for n in range(8)]
     assert w.stats.written == 40_000 and w.stats.duplicates == 0
     assert w.stats.batches >= 40_000 / 700
@@ -150,9 +144,7 @@ async def test_bad_samples_are_quarantined_with_reasons_and_the_rest_is_written(
     result = await w.write_batch(batch)
     assert (result.written, result.quarantined) == (1, 14)
     assert await rows(pool, "SELECT value FROM telemetry_sample") == [(500.0,)]
-    reasons = await rows(
-        pool, "SELECT device_id, signal, reason FROM telemetry_quarantine ORDER BY value, reason"
-    )
+    reasons = await rows(pool, "SELECT device_id, signal, reason FROM telemetry_quarantine ORDER BY value, reason")
     assert sorted(r for _, _, r in reasons) == sorted(
         [
             "value is not finite",

@@ -1,0 +1,61 @@
+"""Builds the gateway from devices.yaml and the settings: the devices it serves, its writer and spool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from fabhub.devices import DeviceFile
+from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
+from fabhub.settings import Settings
+from gateway.config import GatewayDevice
+from gateway.service import Gateway
+from gateway.spool import Spool
+from telemetry.writer import BatchWriter
+
+
+def gateway_devices(devices: DeviceFile) -> list[GatewayDevice]:
+    out = []
+    for d in devices.devices:
+        if d.retired:
+            continue
+        settings = d.opcua if isinstance(d, OpcUaDevice) else d.modbus if isinstance(d, ModbusDevice) else d.mqtt
+        out.append(GatewayDevice(d.id, d.protocol, d.endpoint, settings, d.signals, d.states, d.heartbeat))
+    return out
+
+
+def build_gateway(
+    settings: Settings,
+    devices: DeviceFile,
+    pool: AsyncConnectionPool,
+    mqtt_url: str | None,
+    clock: Callable[[], datetime],
+    registry: CollectorRegistry,
+) -> Gateway:
+    known = devices.device_ids.__contains__
+
+    def writer(spool: Spool) -> BatchWriter:
+        return BatchWriter(
+            pool,
+            batch_size=settings.batch_size,
+            max_age=settings.batch_max_age_s,
+            known_device=known,
+            clock=clock,
+            overflow=spool,
+        )
+
+    if mqtt_url is None and any(isinstance(d, MqttDevice) for d in devices.devices):
+        raise ValueError("devices.yaml has MQTT devices: set FABHUB_MQTT_URL or let FabHub start a broker")
+    return Gateway(
+        gateway_devices(devices),
+        writer,
+        settings.data_dir / "spool",
+        mqtt_url=mqtt_url,
+        registry=registry,
+        clock=clock,
+        spool_max_bytes=settings.spool_max_mb << 20,
+        spool_policy=settings.spool_policy,
+    )

@@ -1,0 +1,263 @@
+"""MQTT (paho-mqtt, VERSION2 callbacks). One broker connection for every printer: QoS 1 with a persistent
+session, so reports sent while FabHub was away are delivered when it returns; subscriptions renewed on
+every connect. Paho's network thread hands each message to asyncio through a bounded queue and waits
+while it is full, so a slow database slows the broker's delivery instead of losing messages.
+
+Per device, delta reports (P1-series printers send only what changed) are merged into the last known
+report, and the configured JSON paths become readings. Malformed JSON, wrong types and messages on
+topics no device owns are quarantined with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+from gateway.config import MqttSettings, MqttSignal
+from gateway.normalize import Emit, Reading
+from telemetry.model import Rejected, reject
+
+log = logging.getLogger(__name__)
+UNKNOWN = "unknown"
+Clock = Callable[[], datetime]
+
+
+class DeviceSilent(ConnectionError):
+    pass
+
+
+class MqttHub:
+    """The broker connection shared by the MQTT devices; dispatches messages by topic."""
+
+    def __init__(self, url: str, client_id: str = "fabhub-gateway", queue_size: int = 10_000) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.tls = parts.scheme == "mqtts"
+        self.username, self.password = parts.username, parts.password
+        self.client_id = client_id
+        self.queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue(queue_size)
+        self.connected = asyncio.Event()
+        self.adapters: dict[str, MqttAdapter] = {}  # report topic -> adapter
+        self.received = 0
+        self.unknown = 0
+        self.on_unknown: Callable[[Rejected], Awaitable[None]] | None = None
+        self._patterns: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def register(self, adapter: MqttAdapter) -> None:
+        self.adapters[adapter.topic] = adapter
+        self._patterns.add(adapter.wildcard)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.connect_async(self.host, self.port, keepalive=30)
+        client.loop_start()
+        self._client = client
+        self._task = asyncio.create_task(self._dispatch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._client is not None:
+            self._client.disconnect()
+            await asyncio.to_thread(self._client.loop_stop)
+            self._client = None
+
+    def publish(self, topic: str, payload: dict) -> None:
+        if self._client is not None:
+            self._client.publish(topic, json.dumps(payload), qos=1)
+
+    # paho's thread --------------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT broker %s:%d refused the connection: %s", self.host, self.port, reason)
+            return
+        log.info("MQTT connected to %s:%d (session present: %s)", self.host, self.port, flags.session_present)
+        for pattern in sorted(self._patterns):
+            client.subscribe(pattern, qos=1)
+        self._call(self.connected.set)
+        for adapter in list(self.adapters.values()):
+            self._call(adapter.request_full_report)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        log.warning("MQTT disconnected from %s:%d: %s", self.host, self.port, reason)
+        self._call(self.connected.clear)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._loop is None or self._loop.is_closed():
+            return
+        # Blocks paho's thread while the queue is full: the broker keeps the QoS 1 messages meanwhile.
+        asyncio.run_coroutine_threadsafe(self.queue.put(message), self._loop).result()
+
+    def _call(self, fn: Callable[[], Any]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn)
+
+    # asyncio ----------------------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            message = await self.queue.get()
+            self.received += 1
+            adapter = self.adapters.get(message.topic)
+            if adapter is not None:
+                adapter.receive(message.payload)
+                continue
+            self.unknown += 1
+            if self.on_unknown is not None:
+                where = (datetime.now(UTC), UNKNOWN, "topic", message.topic)
+                await self.on_unknown(reject(where, "message on a topic no device owns"))
+
+
+class MqttAdapter:
+    """A printer's view of the shared connection: its topic, its merged state, its silence."""
+
+    def __init__(
+        self,
+        device_id: str,
+        settings: MqttSettings,
+        signals: dict[str, MqttSignal],
+        hub: MqttHub,
+        errors: Counter[str],
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.device_id = device_id
+        self.settings = settings
+        self.signals = signals
+        self.topic = self._expand(settings.topic)
+        self.wildcard = settings.topic.replace("{serial}", "+").replace("{device_id}", "+")
+        self.request_topic = self._expand(settings.request_topic) if settings.request_topic else None
+        self.errors = errors
+        self._hub = hub
+        self._clock = clock
+        self.merged: dict[str, Any] = {}
+        self._inbox: asyncio.Queue[tuple[list[Reading], list[Rejected]]] = asyncio.Queue()
+        hub.register(self)
+
+    def _expand(self, template: str) -> str:
+        return template.replace("{serial}", self.settings.serial or "").replace("{device_id}", self.device_id)
+
+    @property
+    def interval(self) -> float:
+        return self.settings.offline_after.total_seconds() / 2
+
+    async def connect(self) -> None:
+        """Reachable means: the broker is connected and the printer has spoken within `offline_after`."""
+        timeout = self.settings.offline_after.total_seconds()
+        try:
+            await asyncio.wait_for(self._hub.connected.wait(), timeout)
+            self.request_full_report()
+            first = await asyncio.wait_for(self._inbox.get(), timeout)
+        except TimeoutError as exc:
+            raise DeviceSilent(f"no report on {self.topic} for {timeout:g} s") from exc
+        self._inbox.put_nowait(first)
+
+    async def close(self) -> None:
+        return None
+
+    async def run(self, emit: Emit) -> None:
+        timeout = self.settings.offline_after.total_seconds()
+        while True:
+            try:
+                readings, rejected = await asyncio.wait_for(self._inbox.get(), timeout)
+            except TimeoutError as exc:
+                raise DeviceSilent(f"no report on {self.topic} for {timeout:g} s") from exc
+            if not self._hub.connected.is_set():
+                raise DeviceSilent("broker connection lost")
+            emit(readings, rejected)
+
+    def request_full_report(self) -> None:
+        if self.settings.pushall_on_connect and self.request_topic:
+            self._hub.publish(self.request_topic, {"pushing": {"sequence_id": "0", "command": "pushall"}})
+
+    def receive(self, payload: bytes) -> None:
+        now = self._clock()
+        try:
+            report = json.loads(payload)
+            if not isinstance(report, dict):
+                raise ValueError(f"expected a JSON object, got {type(report).__name__}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            text = payload[:1000].decode(errors="replace")
+            self._inbox.put_nowait(([], [self._refuse(now, "payload", text, f"malformed JSON: {exc}")]))
+            return
+        if self.settings.merge_deltas:
+            _merge(self.merged, report)
+        else:
+            self.merged = report
+        self._inbox.put_nowait(self._readings(now))
+
+    def _readings(self, now: datetime) -> tuple[list[Reading], list[Rejected]]:
+        readings, rejected = [], []
+        for name, spec in self.signals.items():
+            found, value = _lookup(self.merged, spec.json_path)
+            if not found or value is None:
+                continue
+            converted = self._convert(value, spec)
+            if isinstance(converted, str) and spec.type != "text":
+                rejected.append(self._refuse(now, name, value, converted))
+                continue
+            readings.append(Reading(name, converted, now))
+        return readings, rejected
+
+    def _convert(self, value: Any, spec: MqttSignal) -> Any:
+        """Printers send numbers as numbers or as text ("22"); anything else for a number field is an error
+        message (returned as the reason)."""
+        if spec.type == "text":
+            return value if isinstance(value, str) else json.dumps(value)
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return f"not a number: {value[:50]!r}"
+        return f"expected a number, got {type(value).__name__}"
+
+    def _refuse(self, now: datetime, field: str, value: Any, reason: str) -> Rejected:
+        self.errors[f"quarantined: {reason.split(':')[0]}"] += 1
+        return reject((now, self.device_id, field, value), reason)
+
+
+def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
+    for key, value in delta.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _lookup(doc: Any, path: str) -> tuple[bool, Any]:
+    for part in path.split("."):
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        else:
+            return False, None
+    return True, doc

@@ -1,0 +1,157 @@
+"""One coordinator per device (the Home Assistant pattern): it owns the adapter's connection, turns its
+readings into samples through the device's normalizer, and keeps one availability flag. A device that
+stops answering is marked offline at once, logged once, retried with capped, jittered backoff, and
+logged once more when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gateway.normalize import DeviceNormalizer, Emit, Output, Reading
+from telemetry.model import Rejected
+
+log = logging.getLogger(__name__)
+
+
+class Adapter(Protocol):
+    @property
+    def interval(self) -> float:
+        """Seconds between polls or keep-alives: the unit of the offline rule."""
+
+    async def connect(self) -> None: ...
+
+    async def run(self, emit: Emit) -> None:
+        """Deliver readings (and what the adapter refused) until the device is lost (raise)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class DeviceStatus:
+    device_id: str
+    protocol: str
+    connection: str = "connecting"  # connecting | online | offline
+    since: datetime | None = None
+    last_sample: datetime | None = None
+    state: str | None = None
+    samples: int = 0
+    quarantined: int = 0
+    reconnects: int = 0
+    last_error: str | None = None
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+Sink = Callable[[Output], Awaitable[None]]
+
+
+class DeviceCoordinator:
+    def __init__(
+        self,
+        adapter: Adapter,
+        normalizer: DeviceNormalizer,
+        status: DeviceStatus,
+        sink: Sink,
+        clock: Callable[[], datetime],
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.adapter = adapter
+        self.normalizer = normalizer
+        self.status = status
+        self._sink = sink
+        self._clock = clock
+        self._backoff_max = backoff_max
+        self._pending: list[Output] = []
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        failures = 0
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            while True:
+                try:
+                    await self.adapter.connect()
+                    self._online()
+                    failures = 0
+                    await self._run_adapter()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # any failure of the link: the device is unreachable
+                    failures += 1
+                    await self._offline(exc)
+                finally:
+                    await self.adapter.close()
+                delay = random.uniform(0, min(self._backoff_max, self.adapter.interval * 2 ** min(failures, 10)))
+                await asyncio.sleep(delay)
+        finally:
+            beat.cancel()
+
+    async def _run_adapter(self) -> None:
+        """Readings arrive through a plain callback (adapters may call it from protocol handlers); the
+        normalizer runs here, and the sink's back-pressure reaches the adapter through this loop."""
+        adapter_task = asyncio.create_task(self.adapter.run(self._collect))
+        try:
+            while not adapter_task.done():
+                waiter = asyncio.create_task(self._wakeup.wait())
+                await asyncio.wait({adapter_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                await self._drain()
+            await self._drain()
+            adapter_task.result()
+        finally:
+            adapter_task.cancel()
+
+    def _collect(self, readings: list[Reading], rejected: list[Rejected]) -> None:
+        out = self.normalizer.process(readings)
+        out.rejected.extend(rejected)
+        if out.samples or out.rejected:
+            self._pending.append(out)
+            self._wakeup.set()
+
+    async def _drain(self) -> None:
+        self._wakeup.clear()
+        while self._pending:
+            await self._deliver(self._pending.pop(0))
+
+    async def _deliver(self, out: Output) -> None:
+        if out.samples:
+            self.status.samples += len(out.samples)
+            self.status.last_sample = max(s.time for s in out.samples)
+        self.status.quarantined += len(out.rejected)
+        for r in out.rejected:
+            self.status.errors[f"quarantined: {r.reason}"] += 1
+        if out.rejected:
+            first = out.rejected[0]
+            log.warning("%s: quarantined %s=%r: %s", self.status.device_id, first.signal, first.value, first.reason)
+        self.status.state = self.normalizer.state
+        await self._sink(out)
+
+    def _online(self) -> None:
+        if self.status.connection != "online":
+            if self.status.connection == "offline":
+                log.info("%s is back", self.status.device_id)
+            self.status.connection = "online"
+            self.status.since = self._clock()
+
+    async def _offline(self, exc: Exception) -> None:
+        self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        self.status.errors[type(exc).__name__] += 1
+        if self.status.connection != "offline":
+            log.warning("%s is unreachable: %s", self.status.device_id, self.status.last_error)
+            self.status.connection = "offline"
+            self.status.since = self._clock()
+            self.status.reconnects += 1
+            await self._deliver(self.normalizer.offline(self._clock()))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.normalizer.heartbeat_every.total_seconds() / 4))
+            out = self.normalizer.heartbeat(self._clock())
+            if out.samples:
+                await self._deliver(out)

@@ -1,0 +1,138 @@
+"""The gateway as one service: a coordinator per device, the shared MQTT connection, the telemetry
+writer with its disk spool, and the metrics. The composition root builds it and starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.adapters.modbus import ModbusAdapter
+from gateway.adapters.mqtt import MqttAdapter, MqttHub
+from gateway.adapters.opcua import OpcUaAdapter
+from gateway.config import MODBUS_WIDTH, GatewayDevice, ModbusSettings, MqttSettings, OpcUaSettings
+from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
+from gateway.normalize import DeviceNormalizer, Output
+from gateway.spool import Policy, Spool
+from telemetry.model import Rejected
+from telemetry.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.samples_in = Counter("fabhub_gateway_samples_in", "Samples produced", ["protocol"], registry=registry)
+        self.samples_written = Counter(
+            "fabhub_gateway_samples_written", "Samples written to the database", registry=registry
+        )
+        self.errors = Counter("fabhub_gateway_errors", "Device link failures", ["protocol"], registry=registry)
+        self.quarantined = Counter(
+            "fabhub_gateway_quarantined", "Readings refused with a reason", ["protocol"], registry=registry
+        )
+        self.spool_depth = Gauge("fabhub_gateway_spool_depth", "Samples waiting in the disk spool", registry=registry)
+        self.lag = Histogram(
+            "fabhub_gateway_lag_seconds",
+            "From a reading's timestamp to its hand-over to the writer",
+            ["protocol"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.online = Gauge("fabhub_gateway_devices_online", "Devices answering", ["protocol"], registry=registry)
+
+
+class Gateway:
+    def __init__(
+        self,
+        devices: list[GatewayDevice],
+        writer_factory: Callable[[Spool], BatchWriter],
+        spool_dir: Path,
+        *,
+        mqtt_url: str | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        spool_max_bytes: int = 1 << 30,
+        spool_policy: Policy = "drop_oldest",
+    ) -> None:
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
+        self.writer = writer_factory(self.spool)
+        self.metrics = GatewayMetrics(registry or CollectorRegistry())
+        self._clock = clock
+        self.hub = MqttHub(mqtt_url) if mqtt_url and any(d.protocol == "mqtt" for d in devices) else None
+        if self.hub is not None:
+            self.hub.on_unknown = self._unknown_topic
+        self.coordinators = [self._coordinator(d) for d in devices]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def statuses(self) -> list[DeviceStatus]:
+        return [c.status for c in self.coordinators]
+
+    def _coordinator(self, device: GatewayDevice) -> DeviceCoordinator:
+        status = DeviceStatus(device.id, device.protocol)
+        adapter: Adapter
+        widths: dict[str, int] = {}
+        settings = device.settings
+        if isinstance(settings, ModbusSettings):
+            adapter = ModbusAdapter(device.endpoint or "", settings, device.signals, status.errors, self._clock)
+            widths = {n: 1 << (16 * MODBUS_WIDTH.get(s.type, 1)) for n, s in device.signals.items() if s.counter}
+        elif isinstance(settings, OpcUaSettings):
+            adapter = OpcUaAdapter(device.endpoint or "", settings, device.signals, status.errors, self._clock)
+        elif isinstance(settings, MqttSettings):
+            if self.hub is None:
+                raise ValueError(f"{device.id} speaks MQTT but no broker is configured")
+            adapter = MqttAdapter(device.id, settings, device.signals, self.hub, status.errors, self._clock)
+        else:  # pragma: no cover - the config union has three members
+            raise TypeError(settings)
+        normalizer = DeviceNormalizer(device.id, device.signals, device.states, device.heartbeat, widths)
+        return DeviceCoordinator(adapter, normalizer, status, self._sink_for(device.protocol), self._clock)
+
+    def _sink_for(self, protocol: str) -> Callable[[Output], asyncio.Future | object]:
+        async def sink(out: Output) -> None:
+            now = self._clock()
+            self.metrics.samples_in.labels(protocol).inc(len(out.samples))
+            self.metrics.quarantined.labels(protocol).inc(len(out.rejected))
+            for sample in out.samples:
+                self.metrics.lag.labels(protocol).observe(max(0.0, (now - sample.time).total_seconds()))
+            await self.writer.submit([*out.samples, *out.rejected])
+
+        return sink
+
+    async def _unknown_topic(self, rejected: Rejected) -> None:
+        self.metrics.quarantined.labels("mqtt").inc()
+        await self.writer.submit([rejected])
+
+    async def start(self) -> None:
+        await self.writer.start()
+        if self.hub is not None:
+            await self.hub.start()
+        for c in self.coordinators:
+            self._tasks.append(asyncio.create_task(c.run(), name=f"device-{c.status.device_id}"))
+        self._tasks.append(asyncio.create_task(self._watch(), name="gateway-metrics"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for c in self.coordinators:
+            await c.adapter.close()
+        if self.hub is not None:
+            await self.hub.stop()
+        await self.writer.close(grace=5)
+
+    async def _watch(self) -> None:
+        """Gauges that are states, not events, refreshed each second."""
+        written = 0
+        while True:
+            self.metrics.spool_depth.set(self.spool.depth)
+            self.metrics.samples_written.inc(self.writer.stats.written - written)
+            written = self.writer.stats.written
+            for protocol in ("opcua", "modbus", "mqtt"):
+                online = sum(1 for s in self.statuses if s.protocol == protocol and s.connection == "online")
+                self.metrics.online.labels(protocol).set(online)
+            await asyncio.sleep(1)
