@@ -34,4 +34,5 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
     """Created closed; the app's lifespan opens it."""
-    return AsyncConnectionPool(url, min_size=1, max_size=settings.db_pool_size, open=False, name="fabhub")
+    # A short wait for a connection: the gateway spools rather than stalls while the database is away.
+    return AsyncConnectionPool(url, min_size=1, max_size=settings.db_pool_size, open=False, name="fabhub", timeout=5)
