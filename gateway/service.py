@@ -81,7 +81,8 @@ class Gateway:
             adapter = ModbusAdapter(device.endpoint or "", settings, device.signals, status.errors, self._clock)
             widths = {n: 1 << (16 * MODBUS_WIDTH.get(s.type, 1)) for n, s in device.signals.items() if s.counter}
         elif isinstance(settings, OpcUaSettings):
-            adapter = OpcUaAdapter(device.endpoint or "", settings, device.signals, status.errors, self._clock)
+            endpoint = device.endpoint or ""
+            adapter = OpcUaAdapter(device.id, endpoint, settings, device.signals, status.errors, self._clock)
         elif isinstance(settings, MqttSettings):
             if self.hub is None:
                 raise ValueError(f"{device.id} speaks MQTT but no broker is configured")

@@ -18,7 +18,7 @@ from asyncua import Client, Node, ua
 
 from gateway.config import OpcUaSettings, OpcUaSignal
 from gateway.normalize import Emit, Reading
-from telemetry.model import Quality
+from telemetry.model import Quality, Rejected, reject
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class _Handler:
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
         name = self.adapter.names.get(node.nodeid)
         if name is not None:
-            self.adapter.inbox.put_nowait(self.adapter.reading(name, data.monitored_item.Value))
+            self.adapter.inbox.put_nowait(self.adapter.checked(name, data.monitored_item.Value))
 
     def event_notification(self, event: Any) -> None:
         self.adapter.inbox.put_nowait(self.adapter.event_reading(event))
@@ -45,22 +45,28 @@ class _Handler:
         self.adapter.inbox.put_nowait(ServerUnreachable(f"subscription status {status.Status}"))
 
 
+TEXT_TYPES = {ua.VariantType.String, ua.VariantType.LocalizedText, ua.VariantType.ByteString}
+
+
 class OpcUaAdapter:
     def __init__(
         self,
+        device_id: str,
         endpoint: str,
         settings: OpcUaSettings,
         signals: dict[str, OpcUaSignal],
         errors: Counter[str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.device_id = device_id
         self.endpoint = endpoint
         self.settings = settings
         self.signals = signals
         self.errors = errors
         self._clock = clock
         self.names: dict[ua.NodeId, str] = {}
-        self.inbox: asyncio.Queue[Reading | Exception] = asyncio.Queue()
+        self.inbox: asyncio.Queue[Reading | Rejected | Exception] = asyncio.Queue()
+        self.text: dict[str, bool] = {}  # signal -> its node's declared type is text (absent: unknown)
         self._client: Client | None = None
         self._polled: dict[str, Node] = {}
         self._namespaces: dict[str, int] = {}
@@ -106,6 +112,7 @@ class OpcUaAdapter:
                     client.get_node(spec.node) if spec.node else await machine.get_child(self._browse_path(spec.path))
                 )
                 self.names[node.nodeid] = name
+                await self._learn_type(name, node)
                 if spec.mode == "poll" or not await self._subscribe(subscription, node, spec):
                     self._polled[name] = node
             except ua.UaError as exc:
@@ -116,6 +123,13 @@ class OpcUaAdapter:
             event_type = await client.nodes.base_event_type.get_child(self._browse_path(events.event_type))
             await subscription.subscribe_events(notifier, event_type)
             self._event_fields[events.signal] = (events.code_field, events.active_field)
+
+    async def _learn_type(self, name: str, node: Node) -> None:
+        """The node's declared data type, so a server sending text for a number is caught."""
+        try:
+            self.text[name] = await node.read_data_type_as_variant_type() in TEXT_TYPES
+        except (ua.UaError, ValueError, KeyError):
+            self.text.pop(name, None)  # an enumeration or structure: no simple kind to hold it to
 
     async def _subscribe(self, subscription: Any, node: Node, spec: OpcUaSignal) -> bool:
         """A monitored item with this signal's sampling interval, queue and absolute deadband. Falls back to
@@ -171,12 +185,13 @@ class OpcUaAdapter:
                 failures = [i for i in items if isinstance(i, Exception)]
                 if failures:
                     raise failures[0]
-                emit([i for i in items if isinstance(i, Reading)], [])
+                emit([i for i in items if type(i) is Reading], [i for i in items if type(i) is Rejected])
             except TimeoutError:
-                emit(await self._poll(), [])
+                polled = await self._poll()
+                emit([i for i in polled if type(i) is Reading], [i for i in polled if type(i) is Rejected])
                 next_poll = loop.time() + self.interval
 
-    async def _poll(self) -> list[Reading]:
+    async def _poll(self) -> list[Reading | Rejected]:
         client = self._client
         if client is None:
             raise ServerUnreachable("not connected")
@@ -185,7 +200,18 @@ class OpcUaAdapter:
             values = await client.read_attributes(list(self._polled.values())) if self._polled else []
         except (OSError, TimeoutError, ua.UaError, ConnectionError) as exc:
             raise ServerUnreachable(f"watchdog read failed: {exc or type(exc).__name__}") from exc
-        return [self.reading(name, dv) for name, dv in zip(self._polled, values, strict=True)]
+        return [self.checked(name, dv) for name, dv in zip(self._polled, values, strict=True)]
+
+    def checked(self, name: str, dv: ua.DataValue) -> Reading | Rejected:
+        """The reading, or its rejection when the value's type is not the node's declared one."""
+        reading = self.reading(name, dv)
+        declared_text = self.text.get(name)
+        if reading.value is None or declared_text is None or isinstance(reading.value, str) == declared_text:
+            return reading
+        got = "text" if isinstance(reading.value, str) else type(reading.value).__name__
+        reason = f"expected {'text' if declared_text else 'a number'}, got {got}"
+        self.errors[f"quarantined: {reason}"] += 1
+        return reject((reading.time, self.device_id, name, reading.value), reason)
 
     def reading(self, name: str, dv: ua.DataValue) -> Reading:
         time = dv.SourceTimestamp or dv.ServerTimestamp or self._clock()
