@@ -2,7 +2,7 @@
 
 from asyncua import ua
 
-from tests.gateway_rig import rig, cnc
+from tests.gateway_rig import cnc, rig
 
 
 async def test_cnc_values_states_alarms_and_quality(db_url, tmp_path):
