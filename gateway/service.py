@@ -116,6 +116,7 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._watch(), name="gateway-metrics"))
 
     async def stop(self) -> None:
+        """Stop the devices, then the writer: what it cannot write goes to the spool. Idempotent."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
