@@ -90,8 +90,9 @@ class DeviceNormalizer:
             previous = self._emitted.get(r.signal)
             if previous is None:
                 self._reject(out, r, "bad quality and no value")
-                return
-            value = previous.value
+            else:  # the device vouches for nothing: repeat what we had, marked with its quality
+                self._emit(out, r.signal, previous.value, r.quality, r.time)
+            return
         if isinstance(value, bool):
             value = float(value)
         if isinstance(value, str):
