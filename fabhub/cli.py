@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import warnings
@@ -51,22 +52,43 @@ def _logging() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def _serve(settings: Settings, banner: bool) -> None:
+async def _serve_async(settings: Settings, devices: DeviceFile, database: str, speed: float | None) -> None:
+    """One event loop for the broker, the simulators (demo) and the app with its gateway."""
     import uvicorn
 
     from fabhub.app import create_app
+    from fabhub.broker import mqtt_broker
+    from fabhub.center import simulators_for
 
+    async with mqtt_broker(settings) as mqtt_url:
+        sims = simulators_for(devices, mqtt_url, speed) if speed is not None else []
+        for sim in sims:
+            await sim.start()
+        try:
+            application = create_app(settings, database, devices, mqtt_url=mqtt_url)
+            server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port))
+            if speed is not None:
+                _banner(settings, devices, speed)
+            await server.serve()
+        finally:
+            for sim in sims:
+                await sim.stop()
+
+
+def _banner(settings: Settings, devices: DeviceFile, speed: float) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    err.print(f"[bold green]FabHub demo[/bold green] at {base}: {len(devices.devices)} simulated machines, "
+              f"{speed:g}x real time")  # fmt: skip
+    err.print(f"  devices  {base}/api/v1/devices")
+    err.print(f"  latest   {base}/api/v1/telemetry/latest")
+    err.print(f"  API docs {base}/docs      health {base}/healthz      metrics {base}/metrics")
+    err.print("  Ctrl-C stops it; data stays in " + str(settings.data_dir.resolve()))
+
+
+def _serve(settings: Settings, speed: float | None = None) -> None:
     devices = _devices(settings)
-    with database_url(settings) as url:
-        application = create_app(settings, url, devices)
-        if banner:
-            base = f"http://{settings.host}:{settings.port}"
-            err.print(f"[bold green]FabHub demo[/bold green] at {base}")
-            err.print(f"  health   {base}/healthz")
-            err.print(f"  API docs {base}/docs")
-            err.print(f"  latest   {base}/api/v1/telemetry/latest")
-            err.print("  Ctrl-C stops it; data stays in " + str(settings.data_dir.resolve()))
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    with database_url(settings) as url, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_async(settings, devices, url, speed))
 
 
 @app.command()
@@ -74,18 +96,58 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (FABHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (FABHUB_PORT)")] = None,
 ) -> None:
-    """Serve the API and web app, with the scheduled jobs, using the environment's settings."""
+    """Serve the API with the gateway and the scheduled jobs, using the environment's settings."""
     _logging()
-    _serve(_settings(host=host, port=port), banner=False)
+    _serve(_settings(host=host, port=port))
+
+
+@app.command()
+def gateway(
+    port: Annotated[int | None, typer.Option(help="Port of its status API (FABHUB_PORT)")] = None,
+) -> None:
+    """Run the device gateway without the scheduled jobs, for a process of its own next to `serve`
+    (then start `serve` with FABHUB_RUN_GATEWAY=false)."""
+    _logging()
+    _serve(_settings(port=port, run_gateway=True, run_jobs=False))
 
 
 @app.command()
 def demo(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second")] = 60.0,
 ) -> None:
-    """Run the whole center with embedded defaults: no database or broker to install."""
+    """Run the whole center on simulators with embedded defaults: no database or broker to install."""
     _logging()
-    _serve(_settings(port=port), banner=True)
+    _serve(_settings(port=port, run_gateway=True), speed=speed)
+
+
+@app.command()
+def simulate(
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second")] = 1.0,
+) -> None:
+    """Run a simulator for every device in devices.yaml at its endpoint (printers publish to
+    FABHUB_MQTT_URL, or to a broker started here), until Ctrl-C."""
+    _logging()
+    settings = _settings()
+    devices = _devices(settings)
+
+    async def run() -> None:
+        from fabhub.broker import mqtt_broker
+        from fabhub.center import simulators_for
+
+        async with mqtt_broker(settings) as mqtt_url:
+            sims = simulators_for(devices, mqtt_url, speed)
+            for sim in sims:
+                await sim.start()
+            err.print(f"{len(sims)} simulators running at {speed:g}x; printers publish to {mqtt_url}")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                for sim in sims:
+                    await sim.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 @app.command("migrate")

@@ -1,0 +1,44 @@
+"""Where the MQTT broker comes from: FABHUB_MQTT_URL, else a Mosquitto found on PATH, else amqtt in this
+process, so the demo needs no broker installed."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fabhub.devservices import Mosquitto, free_port
+from fabhub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def mqtt_broker(settings: Settings) -> AsyncIterator[str]:
+    if settings.mqtt_url:
+        yield settings.mqtt_url
+        return
+    if shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin"):
+        broker = Mosquitto().start()
+        log.info("FABHUB_MQTT_URL unset: started mosquitto at %s", broker.url)
+        try:
+            yield broker.url
+        finally:
+            broker.stop()
+        return
+    from amqtt.broker import Broker  # imported here: only the fallback needs it
+
+    port = free_port()
+    embedded = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
+    await embedded.start()
+    log.info("FABHUB_MQTT_URL unset: started the embedded amqtt broker on 127.0.0.1:%d", port)
+    try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        await embedded.shutdown()
