@@ -130,7 +130,7 @@ class PostgresCluster:
 class Mosquitto:
     """A broker with persistence, so a restart keeps QoS 1 sessions as a real one does."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: run `make system`")
@@ -148,6 +148,7 @@ class Mosquitto:
         ]
         if os.geteuid() == 0:
             conf.append("user root")
+        conf.extend(extra)
         (self.dir / "mosquitto.conf").write_text("\n".join(conf) + "\n")
 
     @property

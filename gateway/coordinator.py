@@ -28,7 +28,7 @@ class Adapter(Protocol):
     async def connect(self) -> None: ...
 
     async def run(self, emit: Emit) -> None:
-        """Deliver readings (and what the adapter refused) until the device is lost (raise)."""
+        """Await `emit` with readings (and what the adapter refused) until the device is lost (raise)."""
 
     async def close(self) -> None: ...
 
@@ -67,8 +67,6 @@ class DeviceCoordinator:
         self._sink = sink
         self._clock = clock
         self._backoff_max = backoff_max
-        self._pending: list[Output] = []
-        self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
         failures = 0
@@ -79,7 +77,7 @@ class DeviceCoordinator:
                     await self.adapter.connect()
                     self._online()
                     failures = 0
-                    await self._run_adapter()
+                    await self.adapter.run(self._readings)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # any failure of the link: the device is unreachable
@@ -92,32 +90,12 @@ class DeviceCoordinator:
         finally:
             beat.cancel()
 
-    async def _run_adapter(self) -> None:
-        """Readings arrive through a plain callback (adapters may call it from protocol handlers); the
-        normalizer runs here, and the sink's back-pressure reaches the adapter through this loop."""
-        adapter_task = asyncio.create_task(self.adapter.run(self._collect))
-        try:
-            while not adapter_task.done():
-                waiter = asyncio.create_task(self._wakeup.wait())
-                await asyncio.wait({adapter_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                await self._drain()
-            await self._drain()
-            adapter_task.result()
-        finally:
-            adapter_task.cancel()
-
-    def _collect(self, readings: list[Reading], rejected: list[Rejected]) -> None:
+    async def _readings(self, readings: list[Reading], rejected: list[Rejected]) -> None:
+        """The adapter awaits this for every batch, so the sink's back-pressure reaches the adapter."""
         out = self.normalizer.process(readings)
         out.rejected.extend(rejected)
         if out.samples or out.rejected:
-            self._pending.append(out)
-            self._wakeup.set()
-
-    async def _drain(self) -> None:
-        self._wakeup.clear()
-        while self._pending:
-            await self._deliver(self._pending.pop(0))
+            await self._deliver(out)
 
     async def _deliver(self, out: Output) -> None:
         if out.samples:

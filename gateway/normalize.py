@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -27,7 +27,7 @@ class Reading(NamedTuple):
     quality: int = Quality.GOOD
 
 
-Emit = Callable[[list[Reading], list[Rejected]], None]
+Emit = Callable[[list[Reading], list[Rejected]], Awaitable[None]]
 
 
 @dataclass

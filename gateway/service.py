@@ -37,7 +37,7 @@ class GatewayMetrics:
         self.spool_depth = Gauge("fabhub_gateway_spool_depth", "Samples waiting in the disk spool", registry=registry)
         self.lag = Histogram(
             "fabhub_gateway_lag_seconds",
-            "From a reading's timestamp to its hand-over to the writer",
+            "From a batch's oldest reading to its hand-over to the writer",
             ["protocol"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
             registry=registry,
@@ -93,12 +93,16 @@ class Gateway:
         return DeviceCoordinator(adapter, normalizer, status, self._sink_for(device.protocol), self._clock)
 
     def _sink_for(self, protocol: str) -> Callable[[Output], asyncio.Future | object]:
+        samples_in = self.metrics.samples_in.labels(protocol)
+        quarantined = self.metrics.quarantined.labels(protocol)
+        lag = self.metrics.lag.labels(protocol)
+
         async def sink(out: Output) -> None:
             now = self._clock()
-            self.metrics.samples_in.labels(protocol).inc(len(out.samples))
-            self.metrics.quarantined.labels(protocol).inc(len(out.rejected))
-            for sample in out.samples:
-                self.metrics.lag.labels(protocol).observe(max(0.0, (now - sample.time).total_seconds()))
+            samples_in.inc(len(out.samples))
+            quarantined.inc(len(out.rejected))
+            if out.samples:  # the oldest sample of the batch: the lag a live view sees
+                lag.observe(max(0.0, (now - min(s.time for s in out.samples)).total_seconds()))
             await self.writer.submit([*out.samples, *out.rejected])
 
         return sink

@@ -110,7 +110,7 @@ class ModbusAdapter:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            emit(await self.poll(), [])
+            await emit(await self.poll(), [])
             await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
 
     async def poll(self) -> list[Reading]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,13 @@ class MqttHub:
         self.tls = parts.scheme == "mqtts"
         self.username, self.password = parts.username, parts.password
         self.client_id = client_id
-        self.queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue(queue_size)
+        # paho's thread appends here and wakes the loop once per burst, not once per message: handing the GIL
+        # back and forth for every message would cost more than the messages themselves
+        self.queue: deque[mqtt.MQTTMessage] = deque()
+        self._room = threading.BoundedSemaphore(queue_size)  # the queue's bound, as paho's thread sees it
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
+        self._arrived = asyncio.Event()
         self.connected = asyncio.Event()
         self.adapters: dict[str, MqttAdapter] = {}  # report topic -> adapter
         self.received = 0
@@ -81,6 +88,10 @@ class MqttHub:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        with self._wake_lock:  # free paho's thread if it waits for room, so it can stop
+            for _ in range(len(self.queue)):
+                self._room.release()
+            self.queue.clear()
         if self._client is not None:
             self._client.disconnect()
             await asyncio.to_thread(self._client.loop_stop)
@@ -110,8 +121,13 @@ class MqttHub:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._loop is None or self._loop.is_closed():
             return
-        # Blocks paho's thread while the queue is full: the broker keeps the QoS 1 messages meanwhile.
-        asyncio.run_coroutine_threadsafe(self.queue.put(message), self._loop).result()
+        # Blocks paho's thread only while the queue is full: the broker keeps the QoS 1 messages meanwhile.
+        self._room.acquire()
+        with self._wake_lock:
+            self.queue.append(message)
+            wake, self._wake_pending = not self._wake_pending, True
+        if wake:
+            self._loop.call_soon_threadsafe(self._arrived.set)
 
     def _call(self, fn: Callable[[], Any]) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -121,16 +137,23 @@ class MqttHub:
 
     async def _dispatch(self) -> None:
         while True:
-            message = await self.queue.get()
-            self.received += 1
-            adapter = self.adapters.get(message.topic)
-            if adapter is not None:
-                adapter.receive(message.payload)
-                continue
-            self.unknown += 1
-            if self.on_unknown is not None:
-                where = (datetime.now(UTC), UNKNOWN, "topic", message.topic)
-                await self.on_unknown(reject(where, "message on a topic no device owns"))
+            await self._arrived.wait()
+            with self._wake_lock:
+                self._arrived.clear()
+                self._wake_pending = False
+                burst = list(self.queue)
+                self.queue.clear()
+            for message in burst:
+                self._room.release()
+                self.received += 1
+                adapter = self.adapters.get(message.topic)
+                if adapter is not None:
+                    adapter.receive(message.payload)
+                    continue
+                self.unknown += 1
+                if self.on_unknown is not None:
+                    where = (datetime.now(UTC), UNKNOWN, "topic", message.topic)
+                    await self.on_unknown(reject(where, "message on a topic no device owns"))
 
 
 class MqttAdapter:
@@ -148,6 +171,7 @@ class MqttAdapter:
         self.device_id = device_id
         self.settings = settings
         self.signals = signals
+        self._paths = [(name, spec, tuple(spec.json_path.split("."))) for name, spec in signals.items()]
         self.topic = self._expand(settings.topic)
         self.wildcard = settings.topic.replace("{serial}", "+").replace("{device_id}", "+")
         self.request_topic = self._expand(settings.request_topic) if settings.request_topic else None
@@ -183,12 +207,15 @@ class MqttAdapter:
         timeout = self.settings.offline_after.total_seconds()
         while True:
             try:
-                readings, rejected = await asyncio.wait_for(self._inbox.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    batch = [await self._inbox.get()]
             except TimeoutError as exc:
                 raise DeviceSilent(f"no report on {self.topic} for {timeout:g} s") from exc
+            while not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
             if not self._hub.connected.is_set():
                 raise DeviceSilent("broker connection lost")
-            emit(readings, rejected)
+            await emit([r for readings, _ in batch for r in readings], [r for _, rejected in batch for r in rejected])
 
     def request_full_report(self) -> None:
         if self.settings.pushall_on_connect and self.request_topic:
@@ -212,9 +239,9 @@ class MqttAdapter:
 
     def _readings(self, now: datetime) -> tuple[list[Reading], list[Rejected]]:
         readings, rejected = [], []
-        for name, spec in self.signals.items():
-            found, value = _lookup(self.merged, spec.json_path)
-            if not found or value is None:
+        for name, spec, path in self._paths:
+            value = _lookup(self.merged, path)
+            if value is None:
                 continue
             converted = self._convert(value, spec)
             if isinstance(converted, str) and spec.type != "text":
@@ -252,12 +279,13 @@ def _merge(into: dict[str, Any], delta: dict[str, Any]) -> None:
             into[key] = value
 
 
-def _lookup(doc: Any, path: str) -> tuple[bool, Any]:
-    for part in path.split("."):
-        if isinstance(doc, dict) and part in doc:
-            doc = doc[part]
+def _lookup(doc: Any, path: tuple[str, ...]) -> Any:
+    """The value at a dotted path (list items by index), or None when the report does not have it."""
+    for part in path:
+        if type(doc) is dict:
+            doc = doc.get(part)
         elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
             doc = doc[int(part)]
         else:
-            return False, None
-    return True, doc
+            return None
+    return doc

@@ -179,18 +179,17 @@ class OpcUaAdapter:
         next_poll = loop.time()
         while True:
             try:
-                item = await asyncio.wait_for(self.inbox.get(), max(0.0, next_poll - loop.time()))
-                items = [item]
-                while not self.inbox.empty():
-                    items.append(self.inbox.get_nowait())
-                failures = [i for i in items if isinstance(i, Exception)]
-                if failures:
-                    raise failures[0]
-                emit([i for i in items if type(i) is Reading], [i for i in items if type(i) is Rejected])
+                async with asyncio.timeout(max(0.0, next_poll - loop.time())):
+                    items = [await self.inbox.get()]
             except TimeoutError:
-                polled = await self._poll()
-                emit([i for i in polled if type(i) is Reading], [i for i in polled if type(i) is Rejected])
+                items = await self._poll()
                 next_poll = loop.time() + self.interval
+            while not self.inbox.empty():
+                items.append(self.inbox.get_nowait())
+            for item in items:
+                if isinstance(item, Exception):
+                    raise item
+            await emit([i for i in items if type(i) is Reading], [i for i in items if type(i) is Rejected])
 
     async def _poll(self) -> list[Reading | Rejected]:
         client = self._client
