@@ -67,6 +67,13 @@ class Gateway:
             self.hub.on_unknown = self._unknown_topic
         self.coordinators = [self._coordinator(d) for d in devices]
         self._tasks: list[asyncio.Task[None]] = []
+        # states, read when scraped
+        self.metrics.spool_depth.set_function(lambda: self.spool.depth)
+        for protocol in ("opcua", "modbus", "mqtt"):
+            self.metrics.online.labels(protocol).set_function(lambda p=protocol: self._online(p))
+
+    def _online(self, protocol: str) -> int:
+        return sum(1 for s in self.statuses if s.protocol == protocol and s.connection == "online")
 
     @property
     def statuses(self) -> list[DeviceStatus]:
@@ -132,13 +139,9 @@ class Gateway:
         await self.writer.close(grace=5)
 
     async def _watch(self) -> None:
-        """Gauges that are states, not events, refreshed each second."""
+        """The writer counts what it wrote; the counter follows it each second."""
         written = 0
         while True:
-            self.metrics.spool_depth.set(self.spool.depth)
             self.metrics.samples_written.inc(self.writer.stats.written - written)
             written = self.writer.stats.written
-            for protocol in ("opcua", "modbus", "mqtt"):
-                online = sum(1 for s in self.statuses if s.protocol == protocol and s.connection == "online")
-                self.metrics.online.labels(protocol).set(online)
             await asyncio.sleep(1)

@@ -28,8 +28,9 @@ from tests.http import REPO
 FAST = {"poll_interval": timedelta(milliseconds=200), "timeout": timedelta(milliseconds=500)}
 
 
-def devices_for(ids: list[str], ports: dict[str, int]) -> DeviceFile:
-    """The shipped devices, only `ids`, with endpoints on the given ports and fast polling."""
+def devices_for(ids: list[str], ports: dict[str, int], overrides: dict[str, dict] | None = None) -> DeviceFile:
+    """The shipped devices, only `ids`, with endpoints on the given ports and fast polling; `overrides` change
+    protocol settings per device, e.g. {"cnc-01": {"opcua": {"username": "x"}}}."""
     shipped = load_devices(REPO / "devices.yaml")
     chosen = []
     for d in shipped.devices:
@@ -46,6 +47,8 @@ def devices_for(ids: list[str], ports: dict[str, int]) -> DeviceFile:
             )
         else:
             update["mqtt"] = d.mqtt.model_copy(update={"offline_after": timedelta(seconds=2)})
+        for section, changes in (overrides or {}).get(d.id, {}).items():
+            update[section] = update[section].model_copy(update=changes)
         chosen.append(d.model_copy(update=update))
     return shipped.model_copy(update={"devices": chosen})
 
@@ -103,13 +106,14 @@ async def rig(
     sims: dict[str, Any],
     mqtt_url: str | None = None,
     pool_url: str | None = None,
+    overrides: dict[str, dict] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Rig]:
     """Start the simulators, then a gateway for exactly their devices; stop both afterwards."""
     for sim in sims.values():
         await sim.start()
     ports = {i: s.port for i, s in sims.items() if hasattr(s, "port")}
-    devices = devices_for(list(sims), ports)
+    devices = devices_for(list(sims), ports, overrides)
     config = Settings(data_dir=tmp_path, batch_max_age_s=0.05, **settings)
     async with AsyncConnectionPool(pool_url or db_url, min_size=1, max_size=6, open=False, timeout=3) as pool:
         await pool.open(wait=True)

@@ -9,7 +9,7 @@ import httpx
 import uvicorn
 
 from fabhub.app import create_app
-from fabhub.devices import load_devices
+from fabhub.devices import DeviceFile, load_devices
 from fabhub.devservices import free_port
 from fabhub.settings import Settings
 
@@ -18,11 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, devices: Path = REPO / "devices.yaml", mqtt_url: str | None = None, **settings
+    database_url: str, devices: DeviceFile | None = None, mqtt_url: str | None = None, **settings
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app on a free port; jobs and gateway off unless a test asks for them."""
     config = Settings(**{"run_jobs": False, "run_gateway": False, **settings})
-    app = create_app(config, database_url, load_devices(devices), mqtt_url=mqtt_url)
+    app = create_app(config, database_url, devices or load_devices(REPO / "devices.yaml"), mqtt_url=mqtt_url)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())

@@ -1,5 +1,7 @@
 """The Modbus path end to end: UR robot simulator -> gateway -> TimescaleDB, checking stored values."""
 
+import asyncio
+
 from tests.gateway_rig import rig, robot
 
 
@@ -109,3 +111,36 @@ async def test_device_killed_and_restarted_goes_offline_and_back(db_url, tmp_pat
         assert status.connection == "online"
         states = [s for (s,) in await r.rows("SELECT state FROM telemetry_state ORDER BY time")]
         assert states == ["running", "offline", "running"]
+
+
+async def test_devices_route_and_metrics_of_the_running_app(db_url, tmp_path):
+    from tests.gateway_rig import devices_for
+    from tests.http import serve
+
+    sim = robot("robot-01")
+    sim.machine.force("running", 3600)
+    await sim.start()
+    try:
+        await sim.tick(0)
+        devices = devices_for(["robot-01"], {"robot-01": sim.port})
+        async with serve(db_url, devices=devices, run_gateway=True, data_dir=tmp_path) as api:
+            for _ in range(300):
+                body = (await api.get("/api/v1/devices")).json()
+                if body["devices"][0]["state"] == "running":
+                    break
+                await asyncio.sleep(0.1)
+            [device] = body["devices"]
+            assert device["device_id"] == "robot-01"
+            assert device["connection"] == "online"
+            assert device["state"] == "running"
+            assert device["samples"] > 0
+            assert body["spool_depth"] == 0
+            one = await api.get("/api/v1/devices/robot-01")
+            assert one.json()["protocol"] == "modbus"
+            assert (await api.get("/api/v1/devices/robot-99")).status_code == 404
+            assert (await api.get("/api/v1/devices/Robot%2099")).status_code == 422
+            metrics = (await api.get("/metrics")).text
+            assert 'fabhub_gateway_devices_online{protocol="modbus"} 1.0' in metrics
+            assert "fabhub_gateway_samples_in_total" in metrics
+    finally:
+        await sim.stop()

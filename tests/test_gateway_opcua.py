@@ -2,6 +2,9 @@
 
 from asyncua import ua
 
+from fabhub.devservices import free_port
+from simulators.machine import Machine, Profile
+from simulators.opcua_cnc import OpcUaCnc
 from tests.gateway_rig import cnc, rig
 
 
@@ -81,3 +84,22 @@ async def test_server_restart_is_offline_then_back(db_url, tmp_path):
         await sim.start()
         await sim.tick(1)
         await r.state_becomes("cnc-01", "running")
+
+
+async def test_username_and_password(db_url, tmp_path):
+    def server() -> OpcUaCnc:
+        sim = OpcUaCnc("cnc-01", free_port(), Machine(2, Profile()), speed=0, username="operator", password="s3cret")
+        sim.machine.force("running", 3600)
+        return sim
+
+    async with rig(db_url, tmp_path, {"cnc-01": server()}) as r:
+        # the shipped settings have no credentials: refused, offline, the reason kept
+        await r.state_becomes("cnc-01", "offline")
+        assert r.gateway.statuses[0].connection == "offline"
+        assert r.gateway.statuses[0].last_error
+    sim = server()
+    with_login = {"opcua": {"username": "operator", "password": "s3cret"}}
+    async with rig(db_url, tmp_path, {"cnc-01": sim}, overrides={"cnc-01": with_login}) as r:
+        await sim.tick(1)
+        await r.state_becomes("cnc-01", "running")
+        assert r.gateway.statuses[0].connection == "online"
