@@ -24,6 +24,7 @@ test: $(STAMP) system
 
 bench: $(STAMP) system
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/gateway.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
