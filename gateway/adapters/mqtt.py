@@ -115,7 +115,8 @@ class MqttHub:
             self._call(adapter.request_full_report)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        log.warning("MQTT disconnected from %s:%d: %s", self.host, self.port, reason)
+        level = logging.WARNING if reason.is_failure else logging.INFO  # a failure is news, our own stop is not
+        log.log(level, "MQTT disconnected from %s:%d: %s", self.host, self.port, reason)
         self._call(self.connected.clear)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
