@@ -127,15 +127,20 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._watch(), name="gateway-metrics"))
 
     async def stop(self) -> None:
-        """Stop the devices, then the writer: what it cannot write goes to the spool. Idempotent."""
+        """Stop listening, let the devices pass on what they already received, then stop them and the
+        writer: what it cannot write goes to the spool. Idempotent."""
+        if self.hub is not None:
+            await self.hub.stop()
+            for _ in range(50):
+                if all(c.adapter.idle for c in self.coordinators if isinstance(c.adapter, MqttAdapter)):
+                    break
+                await asyncio.sleep(0.1)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         for c in self.coordinators:
             await c.adapter.close()
-        if self.hub is not None:
-            await self.hub.stop()
         await self.writer.close(grace=5)
 
     async def _watch(self) -> None:

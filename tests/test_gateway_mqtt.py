@@ -101,3 +101,33 @@ async def test_messages_sent_while_fabhub_was_away_are_delivered(db_url, tmp_pat
             lambda rows: (50348044.0,) in rows,
         )
         await r.state_becomes("printer-02", "down")
+
+
+async def test_a_stream_cut_by_a_gateway_restart_arrives_whole(db_url, tmp_path, mosquitto):
+    """Every report published is stored once, whether the gateway took it before its stop (passed on
+    during the stop) or the broker kept it for the persistent session until the gateway came back."""
+    silent = {"printer-02": Silent()}
+    async with rig(db_url, tmp_path, silent, mqtt_url=mosquitto.url) as r:
+        await r.until("SELECT 1", lambda rows: r.gateway.hub.connected.is_set())
+    witness = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="witness-stream")
+    witness.connect("127.0.0.1", mosquitto.port)
+    witness.loop_start()
+    n = 600
+    async with rig(db_url, tmp_path, silent, mqtt_url=mosquitto.url) as r:
+        await r.until("SELECT 1", lambda rows: r.gateway.hub.connected.is_set())
+        for i in range(n):
+            body = {"print": {"gcode_state": "RUNNING", "layer_num": i, "mc_percent": i % 100}}
+            witness.publish(f"device/{SERIAL}/report", json.dumps(body), qos=1)
+            if i == n // 2:
+                break  # half now, while the gateway runs; the rest while it is away
+        # the gateway stops here, in the middle of receiving
+    for i in range(n // 2 + 1, n):
+        body = {"print": {"gcode_state": "RUNNING", "layer_num": i, "mc_percent": i % 100}}
+        witness.publish(f"device/{SERIAL}/report", json.dumps(body), qos=1).wait_for_publish(10)
+    witness.loop_stop()
+    async with rig(db_url, tmp_path, silent, mqtt_url=mosquitto.url) as r:
+        layers = await r.until(
+            "SELECT value FROM telemetry_sample WHERE device_id = 'printer-02' AND signal = 'layer' ORDER BY value",
+            lambda rows: len(rows) >= n,
+        )
+        assert [v for (v,) in layers] == [float(i) for i in range(n)]

@@ -10,6 +10,7 @@ topics no device owns are quarantined with the reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -47,8 +48,11 @@ class MqttHub:
         self.client_id = client_id
         # paho's thread appends here and wakes the loop once per burst, not once per message: handing the GIL
         # back and forth for every message would cost more than the messages themselves
-        self.queue: deque[mqtt.MQTTMessage] = deque()
-        self._room = threading.BoundedSemaphore(queue_size)  # the queue's bound, as paho's thread sees it
+        self.queue: deque[tuple[MqttAdapter | None, Any, int, int]] = deque()
+        self._stopping = False
+        self._limit = queue_size
+        self._room = threading.Event()  # cleared by paho's thread when the queue is full, set when drained
+        self._room.set()
         self._wake_lock = threading.Lock()
         self._wake_pending = False
         self._arrived = asyncio.Event()
@@ -73,6 +77,7 @@ class MqttHub:
             client_id=self.client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
+            manual_ack=True,  # acknowledged when passed on, so a message cut by a stop is redelivered, not lost
         )
         if self.username:
             client.username_pw_set(self.username, self.password)
@@ -88,16 +93,20 @@ class MqttHub:
         self._task = asyncio.create_task(self._dispatch())
 
     async def stop(self) -> None:
+        """Stop passing messages on, then disconnect: what was passed on is acknowledged, the rest stays
+        with the broker for the next session, so a stop neither loses nor duplicates."""
+        self._stopping = True
+        self._room.set()
         if self._task is not None:
             self._task.cancel()
-        with self._wake_lock:  # free paho's thread if it waits for room, so it can stop
-            for _ in range(len(self.queue)):
-                self._room.release()
-            self.queue.clear()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         if self._client is not None:
             self._client.disconnect()
             await asyncio.to_thread(self._client.loop_stop)
             self._client = None
+        self.queue.clear()
 
     def publish(self, topic: str, payload: dict) -> None:
         if self._client is not None:
@@ -124,10 +133,17 @@ class MqttHub:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._loop is None or self._loop.is_closed():
             return
+        # Decoding happens here, in paho's thread, so the event loop only takes finished readings: the GIL
+        # then changes hands once per burst, not twice per message.
+        adapter = self.adapters.get(message.topic)
+        parsed = adapter.parse(message.payload) if adapter is not None else message.topic
+        item = (adapter, parsed, message.mid, message.qos)
         # Blocks paho's thread only while the queue is full: the broker keeps the QoS 1 messages meanwhile.
-        self._room.acquire()
+        while len(self.queue) >= self._limit and self._client is not None:
+            self._room.clear()
+            self._room.wait(0.5)
         with self._wake_lock:
-            self.queue.append(message)
+            self.queue.append(item)
             wake, self._wake_pending = not self._wake_pending, True
         if wake:
             self._loop.call_soon_threadsafe(self._arrived.set)
@@ -149,17 +165,25 @@ class MqttHub:
                 self._wake_pending = False
                 burst = list(self.queue)
                 self.queue.clear()
-            for message in burst:
-                self._room.release()
-                self.received += 1
-                adapter = self.adapters.get(message.topic)
-                if adapter is not None:
-                    adapter.receive(message.payload)
-                    continue
-                self.unknown += 1
-                if self.on_unknown is not None:
-                    where = (datetime.now(UTC), UNKNOWN, "topic", message.topic)
-                    await self.on_unknown(reject(where, "message on a topic no device owns"))
+            self._room.set()
+            await self._deliver(burst)
+
+    async def _deliver(self, burst: list[tuple[MqttAdapter | None, Any, int, int]]) -> None:
+        """Acknowledge, then pass on. Once stopping, neither: the broker keeps those for the next session.
+        Acknowledgements are queued on paho's connection before its DISCONNECT, so a message passed on is
+        never delivered again."""
+        for adapter, parsed, mid, qos in burst:
+            if self._stopping or self._client is None:
+                return
+            self._client.ack(mid, qos)
+            self.received += 1
+            if adapter is not None:
+                adapter.deliver(parsed)
+                continue
+            self.unknown += 1
+            if self.on_unknown is not None:
+                where = (datetime.now(UTC), UNKNOWN, "topic", parsed)
+                await self.on_unknown(reject(where, "message on a topic no device owns"))
 
 
 class MqttAdapter:
@@ -179,6 +203,8 @@ class MqttAdapter:
         self.signals = signals
         self._paths = [(name, spec, tuple(spec.json_path.split("."))) for name, spec in signals.items()]
         self._last: dict[str, Any] = {}  # raw value per signal as last read: unchanged ones are not re-read
+        self._reset = False
+        self._busy = False
         self.topic = self._expand(settings.topic)
         self.wildcard = settings.topic.replace("{serial}", "+").replace("{device_id}", "+")
         self.request_topic = self._expand(settings.request_topic) if settings.request_topic else None
@@ -199,7 +225,7 @@ class MqttAdapter:
     async def connect(self) -> None:
         """Reachable means: the broker is connected and the printer has spoken within `offline_after`."""
         timeout = self.settings.offline_after.total_seconds()
-        self._last.clear()  # after a loss, the first report sets every value afresh
+        self._reset = True  # after a loss, the first report sets every value afresh (parse() clears them)
         try:
             await asyncio.wait_for(self._hub.connected.wait(), timeout)
             self.request_full_report()
@@ -221,29 +247,49 @@ class MqttAdapter:
                 raise DeviceSilent(f"no report on {self.topic} for {timeout:g} s") from exc
             while not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
+            self._busy = True
+            try:
+                await emit(
+                    [r for readings, _ in batch for r in readings], [r for _, rejected in batch for r in rejected]
+                )
+            finally:
+                self._busy = False
             if not self._hub.connected.is_set():
                 raise DeviceSilent("broker connection lost")
-            await emit([r for readings, _ in batch for r in readings], [r for _, rejected in batch for r in rejected])
+
+    @property
+    def idle(self) -> bool:
+        """Nothing received is waiting to be passed on."""
+        return self._inbox.empty() and not self._busy
 
     def request_full_report(self) -> None:
         if self.settings.pushall_on_connect and self.request_topic:
             self._hub.publish(self.request_topic, {"pushing": {"sequence_id": "0", "command": "pushall"}})
 
-    def receive(self, payload: bytes) -> None:
+    def parse(self, payload: bytes) -> tuple[list[Reading], list[Rejected]]:
+        """Decode one report into readings. Runs in paho's thread: it touches only this adapter's merged
+        report and last values, which nothing else touches."""
         now = self._clock()
+        if self._reset:
+            self._last.clear()
+            self._reset = False
         try:
             report = _parse(payload)
             if not isinstance(report, dict):
                 raise ValueError(f"expected a JSON object, got {type(report).__name__}")
         except (ValueError, UnicodeDecodeError) as exc:
             text = payload[:1000].decode(errors="replace")
-            self._inbox.put_nowait(([], [self._refuse(now, "payload", text, f"malformed JSON: {exc}")]))
-            return
+            return [], [reject((now, self.device_id, "payload", text), f"malformed JSON: {exc}")]
         if self.settings.merge_deltas:
             _merge(self.merged, report)
         else:
             self.merged = report
-        self._inbox.put_nowait(self._readings(now))
+        return self._readings(now)
+
+    def deliver(self, parsed: tuple[list[Reading], list[Rejected]]) -> None:
+        for r in parsed[1]:
+            self.errors[f"quarantined: {r.reason.split(':')[0]}"] += 1
+        self._inbox.put_nowait(parsed)
 
     def _readings(self, now: datetime) -> tuple[list[Reading], list[Rejected]]:
         readings, rejected = [], []
@@ -255,7 +301,7 @@ class MqttAdapter:
             last[name] = value
             converted = self._convert(value, spec)
             if isinstance(converted, str) and spec.type != "text":
-                rejected.append(self._refuse(now, name, value, converted))
+                rejected.append(reject((now, self.device_id, name, value), converted))
                 continue
             readings.append(Reading(name, converted, now))
         return readings, rejected
@@ -275,10 +321,6 @@ class MqttAdapter:
             except ValueError:
                 return f"not a number: {value[:50]!r}"
         return f"expected a number, got {type(value).__name__}"
-
-    def _refuse(self, now: datetime, field: str, value: Any, reason: str) -> Rejected:
-        self.errors[f"quarantined: {reason.split(':')[0]}"] += 1
-        return reject((now, self.device_id, field, value), reason)
 
 
 def _parse(payload: bytes) -> Any:
