@@ -121,7 +121,7 @@ def bare_mqtt_session(port: int, subscribe: bool) -> tuple[mqtt.Client, asyncio.
 
     def on_connect(c: mqtt.Client, *_: object) -> None:
         if subscribe:
-            c.subscribe("device/+/report", qos=1)
+            c.subscribe("bare/+/report", qos=1)
         loop.call_soon_threadsafe(connected.set)
 
     def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
@@ -158,7 +158,8 @@ async def mqtt_round(broker: Mosquitto, n: int, tmp: Path) -> tuple[float, float
     await asyncio.sleep(0.3)
     client.disconnect()
     client.loop_stop()
-    await asyncio.to_thread(publish_all, broker.port, topics, n)
+    # each side has topics of its own, or one side's messages would queue up in the other's session
+    await asyncio.to_thread(publish_all, broker.port, [t.replace("device/", "bare/") for t in topics], n)
     started = time.perf_counter()
     client, connected, count = bare_mqtt_session(broker.port, subscribe=False)
     while count[0] < n:
@@ -339,6 +340,7 @@ async def main() -> None:
             b, o, fields, requests = await modbus_round(args.seconds)
             results["Modbus"][0].append(b)
             results["Modbus"][1].append(o)
+            print("round: " + ", ".join(f"{k} {v[1][-1] / v[0][-1]:.2f}" for k, v in results.items()), flush=True)
     finally:
         broker.stop()
     print(f"gateway paths vs bare libraries, medians of {args.rounds} rounds, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

@@ -103,6 +103,10 @@ class MqttHub:
                 await self._task
             self._task = None
         if self._client is not None:
+            for _ in range(100):  # the acknowledgements must reach the broker before we go, or it resends
+                if not self._client.want_write():
+                    break
+                await asyncio.sleep(0.05)
             self._client.disconnect()
             await asyncio.to_thread(self._client.loop_stop)
             self._client = None
