@@ -49,6 +49,8 @@ class MqttHub:
         # paho's thread appends here and wakes the loop once per burst, not once per message: handing the GIL
         # back and forth for every message would cost more than the messages themselves
         self.queue: deque[tuple[MqttAdapter | None, Any, int, int]] = deque()
+        self._to_ack: deque[tuple[int, int]] = deque()  # (mid, qos) passed on, not yet acknowledged
+        self._ack_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._limit = queue_size
         self._room = threading.Event()  # cleared by paho's thread when the queue is full, set when drained
@@ -102,6 +104,10 @@ class MqttHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._send_acks()
         if self._client is not None:
             for _ in range(100):  # the acknowledgements must reach the broker before we go, or it resends
                 if not self._client.want_write():
@@ -137,6 +143,7 @@ class MqttHub:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._loop is None or self._loop.is_closed():
             return
+        self._send_acks()
         # Decoding happens here, in paho's thread, so the event loop only takes finished readings: the GIL
         # then changes hands once per burst, not twice per message.
         adapter = self.adapters.get(message.topic)
@@ -171,6 +178,24 @@ class MqttHub:
                 self.queue.clear()
             self._room.set()
             await self._deliver(burst)
+            if self._loop is not None and self._ack_timer is None:
+                self._ack_timer = self._loop.call_later(BURST_WINDOW_S, self._send_acks_idle)
+
+    def _send_acks(self) -> None:
+        """Acknowledge what was passed on. Paho's thread does it as each new message comes in (acknowledging
+        from the event loop costs a wake-up of paho's thread per message); when messages stop coming, a
+        timer in the loop does it."""
+        client = self._client
+        while self._to_ack and client is not None:
+            try:
+                mid, qos = self._to_ack.popleft()
+            except IndexError:  # the other thread took the last one
+                return
+            client.ack(mid, qos)
+
+    def _send_acks_idle(self) -> None:
+        self._ack_timer = None
+        self._send_acks()
 
     async def _deliver(self, burst: list[tuple[MqttAdapter | None, Any, int, int]]) -> None:
         """Acknowledge, then pass on. Once stopping, neither: the broker keeps those for the next session.
@@ -179,7 +204,7 @@ class MqttHub:
         for adapter, parsed, mid, qos in burst:
             if self._stopping or self._client is None:
                 return
-            self._client.ack(mid, qos)
+            self._to_ack.append((mid, qos))
             self.received += 1
             if adapter is not None:
                 adapter.deliver(parsed)
