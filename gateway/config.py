@@ -147,6 +147,7 @@ class OpcUaSecurity(Strict):
     certificate: Path | None = None
     private_key: Path | None = None
     server_certificate: Path | None = None
+    application_uri: str = Field("urn:fabhub:gateway", description="must match the URI in our certificate")
 
     @model_validator(mode="after")
     def _keys(self) -> OpcUaSecurity:

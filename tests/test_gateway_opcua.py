@@ -1,8 +1,11 @@
 """The OPC UA path end to end: CNC simulator -> gateway -> TimescaleDB."""
 
 from asyncua import ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fabhub.devservices import free_port
+from gateway.config import OpcUaSecurity
 from simulators.machine import Machine, Profile
 from simulators.opcua_cnc import OpcUaCnc
 from tests.gateway_rig import cnc, rig
@@ -100,6 +103,26 @@ async def test_username_and_password(db_url, tmp_path):
     sim = server()
     with_login = {"opcua": {"username": "operator", "password": "s3cret"}}
     async with rig(db_url, tmp_path, {"cnc-01": sim}, overrides={"cnc-01": with_login}) as r:
+        await sim.tick(1)
+        await r.state_becomes("cnc-01", "running")
+        assert r.gateway.statuses[0].connection == "online"
+
+
+async def test_sign_and_encrypt_with_certificates(db_url, tmp_path):
+    keys = {}
+    for role, use in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+        key, cert = tmp_path / f"{role}.pem", tmp_path / f"{role}.der"
+        uri = "urn:fabhub:sim:cnc-01:server" if role == "server" else "urn:fabhub:gateway"
+        await setup_self_signed_certificate(key, cert, uri, "localhost", [use], {"organizationName": "FabHub"})
+        keys[role] = (cert, key)
+    sim = OpcUaCnc(
+        "cnc-01", free_port(), Machine(2, Profile()), speed=0, username="operator", password="s3cret",
+        certificate=keys["server"][0], private_key=keys["server"][1],
+    )  # fmt: skip
+    sim.machine.force("running", 3600)
+    security = OpcUaSecurity(mode="SignAndEncrypt", certificate=keys["client"][0], private_key=keys["client"][1])
+    login = {"opcua": {"username": "operator", "password": "s3cret", "security": security}}
+    async with rig(db_url, tmp_path, {"cnc-01": sim}, overrides={"cnc-01": login}) as r:
         await sim.tick(1)
         await r.state_becomes("cnc-01", "running")
         assert r.gateway.statuses[0].connection == "online"

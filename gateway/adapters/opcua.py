@@ -81,6 +81,7 @@ class OpcUaAdapter:
         client = Client(self.endpoint, timeout=s.timeout.total_seconds())
         client.session_timeout = 60_000  # ms; a lost gateway's session should not linger on the machine for an hour
         if s.security.mode != "None":
+            client.application_uri = s.security.application_uri
             parts = [s.security.policy, s.security.mode, str(s.security.certificate), str(s.security.private_key)]
             if s.security.server_certificate is not None:
                 parts.append(str(s.security.server_certificate))
