@@ -157,7 +157,10 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         log = (self.dir / "log").open("ab")
-        self._proc = subprocess.Popen([self.binary, "-c", str(self.dir / "mosquitto.conf")], stdout=log, stderr=log)
+        # its own session: a Ctrl-C meant for FabHub must not stop the broker before FabHub has let go of it
+        self._proc = subprocess.Popen(
+            [self.binary, "-c", str(self.dir / "mosquitto.conf")], stdout=log, stderr=log, start_new_session=True
+        )
         _wait_for_port(self.port, 15, "mosquitto", self._proc)
         return self
 
