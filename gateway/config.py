@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-CANONICAL_STATES = ("running", "setup", "idle", "down", "maintenance", "offline")
-SIGNAL = r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,3}$"
+from telemetry.model import SIGNAL as SIGNAL_NAME
+
+SIGNAL = SIGNAL_NAME.pattern
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

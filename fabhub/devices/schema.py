@@ -25,7 +25,6 @@ from gateway.config import (
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 ENDPOINT_SCHEMES = {"opcua": ("opc.tcp",), "modbus": ("tcp", "modbus+tcp"), "mqtt": ("mqtt", "mqtts")}
-SIGNAL = r"^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_]{1,64}){0,3}$"
 
 
 def _decimal(value: Any) -> Any:
