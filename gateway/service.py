@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,7 +99,7 @@ class Gateway:
         normalizer = DeviceNormalizer(device.id, device.signals, device.states, device.heartbeat, widths)
         return DeviceCoordinator(adapter, normalizer, status, self._sink_for(device.protocol), self._clock)
 
-    def _sink_for(self, protocol: str) -> Callable[[Output], asyncio.Future | object]:
+    def _sink_for(self, protocol: str) -> Callable[[Output], Awaitable[None]]:
         samples_in = self.metrics.samples_in.labels(protocol)
         quarantined = self.metrics.quarantined.labels(protocol)
         lag = self.metrics.lag.labels(protocol)
