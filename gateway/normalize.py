@@ -63,7 +63,7 @@ class DeviceNormalizer:
         self._counter_widths = counter_widths or {}
         self.values: dict[str, Any] = {}  # latest good value of each signal: what the state rules see
         self._emitted: dict[str, _Emitted] = {}
-        self._counters: dict[str, int] = {}
+        self.counters: dict[str, int] = {}  # last raw value of each counter: the baseline of the next delta
         self.state: str | None = None
         self._state_time: datetime | None = None
 
@@ -140,8 +140,8 @@ class DeviceNormalizer:
     def _count(self, signal: str, raw: int, spec: SignalCommon, time: datetime, out: Output) -> None:
         """A cumulative counter becomes production deltas. Going backwards is a reset (the count since
         is the new value) unless the counter was near the top of its range: then it wrapped around."""
-        previous = self._counters.get(signal)
-        self._counters[signal] = raw
+        previous = self.counters.get(signal)
+        self.counters[signal] = raw
         if previous is None or raw == previous:
             return
         modulus = spec.rollover or self._counter_widths.get(signal)

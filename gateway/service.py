@@ -4,6 +4,8 @@ writer with its disk spool, and the metrics. The composition root builds it and 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -59,6 +61,8 @@ class Gateway:
         spool_policy: Policy = "drop_oldest",
     ) -> None:
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
+        # Counter baselines outlive the process, so parts made while the gateway was down are still counted.
+        self._baselines = spool_dir.parent / "counter-baselines.json"
         self.writer = writer_factory(self.spool)
         self.metrics = GatewayMetrics(registry or CollectorRegistry())
         self._clock = clock
@@ -66,6 +70,7 @@ class Gateway:
         if self.hub is not None:
             self.hub.on_unknown = self._unknown_topic
         self.coordinators = [self._coordinator(d) for d in devices]
+        self._load_baselines()
         self._tasks: list[asyncio.Task[None]] = []
         # states, read when scraped
         self.metrics.spool_depth.set_function(lambda: self.spool.depth)
@@ -141,12 +146,37 @@ class Gateway:
         self._tasks.clear()
         for c in self.coordinators:
             await c.adapter.close()
+        self._save_baselines()
         await self.writer.close(grace=5)
 
     async def _watch(self) -> None:
-        """The writer counts what it wrote; the counter follows it each second."""
+        """The writer counts what it wrote, the metric follows it; counter baselines are saved now and then."""
         written = 0
-        while True:
+        for tick in itertools.count():
             self.metrics.samples_written.inc(self.writer.stats.written - written)
             written = self.writer.stats.written
+            if tick % 10 == 9:
+                self._save_baselines()
             await asyncio.sleep(1)
+
+    def _load_baselines(self) -> None:
+        try:
+            saved = json.loads(self._baselines.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable counter baselines %s: %s", self._baselines, exc)
+            return
+        for c in self.coordinators:
+            entry = saved.get(c.status.device_id)
+            if isinstance(entry, dict):
+                c.normalizer.counters.update({k: int(v) for k, v in entry.items() if isinstance(v, int | float)})
+
+    def _save_baselines(self) -> None:
+        data = {c.status.device_id: c.normalizer.counters for c in self.coordinators if c.normalizer.counters}
+        tmp = self._baselines.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(data))
+            tmp.replace(self._baselines)
+        except OSError as exc:
+            log.warning("cannot save counter baselines to %s: %s", self._baselines, exc)

@@ -144,3 +144,25 @@ async def test_devices_route_and_metrics_of_the_running_app(db_url, tmp_path):
             assert "fabhub_gateway_samples_in_total" in metrics
     finally:
         await sim.stop()
+
+
+async def test_parts_made_while_the_gateway_was_down_are_counted(db_url, tmp_path):
+    sim = robot("robot-01")
+    sim.machine.force("running", 3600)
+    sim.machine.set_counters(100, 100)
+    await sim.tick(0)
+    async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
+        await r.until(
+            "SELECT value FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total'",
+            lambda rows: rows == [(100,)],
+        )
+    # the gateway is down; the robot makes 7 parts; the gateway comes back with its saved baseline
+    sim = robot("robot-01")
+    sim.machine.force("running", 3600)
+    sim.machine.set_counters(107, 106)
+    await sim.tick(0)
+    async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
+        await r.until(
+            "SELECT sum(value) FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total.delta'",
+            lambda rows: rows == [(7,)],
+        )
