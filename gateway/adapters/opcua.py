@@ -16,7 +16,7 @@ from typing import Any
 
 from asyncua import Client, Node, ua
 
-from gateway.config import OpcUaSettings, OpcUaSignal
+from gateway.config import OpcUaEvents, OpcUaSettings, OpcUaSignal
 from gateway.normalize import Emit, Reading
 from telemetry.model import Quality, Rejected, reject
 
@@ -28,10 +28,12 @@ class ServerUnreachable(ConnectionError):
 
 
 class _Handler:
-    """asyncua calls these in the event loop; they only queue."""
+    """asyncua calls these in the event loop; they only queue. One handler per subscription, so an event
+    subscription knows which events config (and signal) its events belong to."""
 
-    def __init__(self, adapter: OpcUaAdapter) -> None:
+    def __init__(self, adapter: OpcUaAdapter, events: OpcUaEvents | None = None) -> None:
         self.adapter = adapter
+        self.events = events
 
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
         name = self.adapter.names.get(node.nodeid)
@@ -39,7 +41,8 @@ class _Handler:
             self.adapter.inbox.put_nowait(self.adapter.checked(name, data.monitored_item.Value))
 
     def event_notification(self, event: Any) -> None:
-        self.adapter.inbox.put_nowait(self.adapter.event_reading(event))
+        if self.events is not None:
+            self.adapter.inbox.put_nowait(self.adapter.event_reading(event, self.events))
 
     def status_change_notification(self, status: Any) -> None:
         self.adapter.inbox.put_nowait(ServerUnreachable(f"subscription status {status.Status}"))
@@ -70,7 +73,6 @@ class OpcUaAdapter:
         self._client: Client | None = None
         self._polled: dict[str, Node] = {}
         self._namespaces: dict[str, int] = {}
-        self._event_fields: dict[str, tuple[str, str | None]] = {}
 
     @property
     def interval(self) -> float:
@@ -120,11 +122,12 @@ class OpcUaAdapter:
             except ua.UaError as exc:
                 self.errors[f"unresolved {name}"] += 1
                 log.error("%s: cannot resolve %s (%s): %s", self.endpoint, name, spec.node or spec.path, exc)
+        interval_ms = self.settings.publishing_interval.total_seconds() * 1000
         for events in self.settings.events:
             notifier = await machine.get_child(self._browse_path(events.path))
             event_type = await client.nodes.base_event_type.get_child(self._browse_path(events.event_type))
-            await subscription.subscribe_events(notifier, event_type)
-            self._event_fields[events.signal] = (events.code_field, events.active_field)
+            event_subscription = await client.create_subscription(interval_ms, _Handler(self, events))
+            await event_subscription.subscribe_events(notifier, event_type)
 
     async def _learn_type(self, name: str, node: Node) -> None:
         """The node's declared data type, so a server sending text for a number is caught."""
@@ -227,18 +230,17 @@ class OpcUaAdapter:
             value = value.Text or ""
         return Reading(name, value, time)
 
-    def event_reading(self, event: Any) -> Reading:
+    def event_reading(self, event: Any, events: OpcUaEvents) -> Reading:
         """An active alarm shows as its code and message; a cleared one as empty text."""
-        signal, (code_field, active_field) = next(iter(self._event_fields.items()))
         fields = event.get_event_props_as_fields_dict()
-        code = fields.get(code_field)
+        code = fields.get(events.code_field)
         message = fields.get("Message")
-        active = fields.get(active_field) if active_field else None
+        active = fields.get(events.active_field) if events.active_field else None
         text = " ".join(str(_plain(v)) for v in (code, message) if v is not None and _plain(v) not in (None, ""))
         time = _plain(fields.get("Time")) or self._clock()
         if isinstance(time, datetime) and time.tzinfo is None:
             time = time.replace(tzinfo=UTC)
-        return Reading(signal, "" if _plain(active) is False else text, time)
+        return Reading(events.signal, "" if _plain(active) is False else text, time)
 
 
 def _plain(value: Any) -> Any:
