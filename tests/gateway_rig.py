@@ -91,6 +91,16 @@ def robot(device_id: str, seed: int = 1) -> ModbusRobot:
     return ModbusRobot(device_id, free_port(), Machine(seed, Profile(ideal_cycle_s=90)), speed=0)
 
 
+async def running_robot(device_id: str, counters: tuple[int, int] | None = None) -> ModbusRobot:
+    """A robot in the middle of a long job, its registers published, optionally with its part counters set."""
+    sim = robot(device_id)
+    sim.machine.force("running", 3600)
+    if counters is not None:
+        sim.machine.set_counters(*counters)
+    await sim.tick(0)
+    return sim
+
+
 def cnc(device_id: str, seed: int = 2) -> OpcUaCnc:
     return OpcUaCnc(device_id, free_port(), Machine(seed, Profile(ideal_cycle_s=240)), speed=0)
 

@@ -2,14 +2,13 @@
 
 import asyncio
 
-from tests.gateway_rig import rig, robot
+from tests.gateway_rig import rig, robot, running_robot
+
+DELTAS = "SELECT sum(value) FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total.delta'"
 
 
 async def test_robot_values_state_and_counters_reach_the_database(db_url, tmp_path):
-    sim = robot("robot-01")
-    sim.machine.force("running", 3600)
-    sim.machine.set_counters(70_000, 69_000)  # across the 16-bit boundary
-    await sim.tick(0)
+    sim = await running_robot("robot-01", (70_000, 69_000))  # across the 16-bit boundary
     async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
         await r.state_becomes("robot-01", "running")
         latest = dict(
@@ -32,7 +31,7 @@ async def test_robot_values_state_and_counters_reach_the_database(db_url, tmp_pa
         sim.machine.set_counters(70_003, 69_002)
         await sim.tick(0)
         await r.until(
-            "SELECT sum(value) FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total.delta'",
+            DELTAS,
             lambda rows: rows[0][0] == 3,
         )
         # a reset to zero is not negative production; the count after it is
@@ -41,7 +40,7 @@ async def test_robot_values_state_and_counters_reach_the_database(db_url, tmp_pa
         sim.machine.set_counters(2, 2)
         await sim.tick(0)
         await r.until(
-            "SELECT sum(value) FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total.delta'",
+            DELTAS,
             lambda rows: rows[0][0] == 5,
         )
         # a protective stop is down
@@ -51,10 +50,7 @@ async def test_robot_values_state_and_counters_reach_the_database(db_url, tmp_pa
 
 
 async def test_counter_rollover_counts_the_parts_across_the_wrap(db_url, tmp_path):
-    sim = robot("robot-01")
-    sim.machine.force("running", 3600)
-    sim.machine.set_counters(2**32 - 2, 2**32 - 2)
-    await sim.tick(0)
+    sim = await running_robot("robot-01", (2**32 - 2, 2**32 - 2))
     async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
         await r.until(
             "SELECT value FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total'",
@@ -63,16 +59,14 @@ async def test_counter_rollover_counts_the_parts_across_the_wrap(db_url, tmp_pat
         sim.machine.set_counters(2**32 + 3, 2**32 + 3)  # wraps to 3
         await sim.tick(0)
         rows = await r.until(
-            "SELECT sum(value) FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total.delta'",
+            DELTAS,
             lambda rows: rows[0][0] is not None,
         )
         assert rows == [(5,)]
 
 
 async def test_exception_responses_are_bad_quality_and_garbage_is_quarantined(db_url, tmp_path):
-    sim = robot("robot-01")
-    sim.machine.force("running", 3600)
-    await sim.tick(0)
+    sim = await running_robot("robot-01")
     async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
         await r.state_becomes("robot-01", "running")
         sim.set_register(258, 99)  # a robot mode outside the map's range
@@ -96,9 +90,7 @@ async def test_exception_responses_are_bad_quality_and_garbage_is_quarantined(db
 
 
 async def test_device_killed_and_restarted_goes_offline_and_back(db_url, tmp_path):
-    sim = robot("robot-01")
-    sim.machine.force("running", 3600)
-    await sim.tick(0)
+    sim = await running_robot("robot-01")
     async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
         await r.state_becomes("robot-01", "running")
         await sim.stop()
@@ -147,22 +139,16 @@ async def test_devices_route_and_metrics_of_the_running_app(db_url, tmp_path):
 
 
 async def test_parts_made_while_the_gateway_was_down_are_counted(db_url, tmp_path):
-    sim = robot("robot-01")
-    sim.machine.force("running", 3600)
-    sim.machine.set_counters(100, 100)
-    await sim.tick(0)
+    sim = await running_robot("robot-01", (100, 100))
     async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
         await r.until(
             "SELECT value FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total'",
             lambda rows: rows == [(100,)],
         )
     # the gateway is down; the robot makes 7 parts; the gateway comes back with its saved baseline
-    sim = robot("robot-01")
-    sim.machine.force("running", 3600)
-    sim.machine.set_counters(107, 106)
-    await sim.tick(0)
+    sim = await running_robot("robot-01", (107, 106))
     async with rig(db_url, tmp_path, {"robot-01": sim}) as r:
         await r.until(
-            "SELECT sum(value) FROM telemetry_sample WHERE device_id = 'robot-01' AND signal = 'parts_total.delta'",
+            DELTAS,
             lambda rows: rows == [(7,)],
         )
