@@ -1,0 +1,1 @@
+"""Device catalogue, opening hours, maintenance windows, booking rules, allocation, price quotes and subsidies."""

@@ -1,0 +1,375 @@
+"""HTTP routes for the catalogue, availability, quotes and bookings. Each route states its roles through
+`auth.allow`; a customer only ever sees its own organization's bookings, and asking for another one's
+answers exactly like asking for one that does not exist."""
+
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from accounts.auth import Authenticator
+from accounts.model import Principal, Role
+from booking import availability, idempotency
+from booking.bookings import BookingRequest, Bookings, SlotTaken
+from booking.catalogue import Rules
+from booking.errors import BookingError, Conflict, Invalid
+
+ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_AVAILABILITY_WINDOW = timedelta(days=31)
+MAX_LIST_WINDOW = timedelta(days=400)
+RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the first answer instead of acting twice",
+    ),
+]
+Status = Literal["confirmed", "in_progress", "completed", "cancelled", "no_show"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BookingIn(Strict):
+    start: AwareDatetime
+    end: AwareDatetime
+    device_id: str | None = Field(None, pattern=ID, description="A specific device, or")
+    class_id: str | None = Field(None, pattern=ID, description="any free device of this class")
+    user_id: int | None = Field(None, gt=0, le=2**63 - 1, description="Staff: the customer who uses the machine")
+    purpose: str = Field("", max_length=500)
+    override_reason: str | None = Field(
+        None, min_length=3, max_length=500, description="Staff: book past the class rules, with this logged reason"
+    )
+
+    def request(self) -> BookingRequest:
+        return BookingRequest(**self.model_dump())
+
+
+class CancelIn(Strict):
+    waive_fee_reason: str | None = Field(None, min_length=3, max_length=500, description="Staff only")
+
+
+class QuoteOut(BaseModel):
+    hourly_rate: Decimal
+    hours: Decimal
+    gross: Decimal
+    subsidy_program: str | None
+    subsidy_share: Decimal | None
+    subsidy: Decimal
+    net: Decimal
+    capped_from: Decimal | None = Field(None, description="The subsidy before the annual cap cut it")
+    currency: str = "CNY"
+
+
+class Problem(BaseModel):
+    rule: str
+    message: str
+
+
+class QuoteAnswer(BaseModel):
+    quote: QuoteOut
+    bookable: bool
+    problems: list[Problem]
+
+
+class BookingOut(BaseModel):
+    id: int
+    device_id: str
+    class_id: str
+    device_name: str
+    organization_id: int
+    organization_name: str
+    user_id: int
+    created_by: int
+    start: datetime
+    end: datetime
+    status: Status
+    purpose: str
+    hourly_rate: Decimal
+    gross: Decimal
+    subsidy_program: str | None
+    subsidy_share: Decimal | None
+    subsidy: Decimal
+    net: Decimal
+    override_reason: str | None
+    created_at: datetime
+    checked_in_at: datetime | None
+    finished_at: datetime | None
+    cancelled_at: datetime | None
+    cancelled_by: int | None
+    late_cancellation: bool | None
+    fee: Decimal
+    currency: str = "CNY"
+
+
+class FreeInterval(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class DeviceAvailability(BaseModel):
+    device_id: str
+    name: str
+    free: list[FreeInterval]
+
+
+class Availability(BaseModel):
+    class_id: str
+    start: datetime
+    end: datetime
+    granularity_minutes: int
+    min_booking_minutes: int
+    max_booking_minutes: int
+    devices: list[DeviceAvailability]
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str
+    hourly_rate: Decimal
+
+
+class ClassOut(BaseModel):
+    id: str
+    name: str
+    name_zh: str | None
+    hourly_rate: Decimal
+    billing_basis: str
+    metered_minimum_share: Decimal
+    rules: dict[str, Any]
+    devices: list[DeviceOut]
+    currency: str = "CNY"
+
+
+def make_router(
+    pool: AsyncConnectionPool,
+    auth: Authenticator,
+    bookings: Bookings,
+    zone: ZoneInfo,
+    clock: Callable[[], datetime],
+    prefix: str,
+) -> APIRouter:
+    router = APIRouter(tags=["booking"])
+    Anyone = Annotated[Principal, Depends(auth.allow())]
+    Booker = Annotated[Principal, Depends(auth.allow(Role.customer, Role.technician, Role.admin))]
+    catalogue = bookings.catalogue
+
+    def local(t: datetime | None) -> datetime | None:
+        return None if t is None else t.astimezone(zone)
+
+    def out(row: dict[str, Any]) -> dict[str, Any]:
+        times = ("start", "end", "created_at", "checked_in_at", "finished_at", "cancelled_at")
+        return BookingOut(**{**row, **{k: local(row[k]) for k in times}}).model_dump(mode="json")
+
+    def failed(exc: BookingError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    async def taken(exc: SlotTaken) -> JSONResponse:
+        slots = await bookings.alternatives(exc)
+        alternatives = [
+            {
+                "device_id": s.device_id,
+                "start": s.start.astimezone(zone).isoformat(),
+                "end": s.end.astimezone(zone).isoformat(),
+            }
+            for s in slots
+        ]
+        return failed(Conflict(exc.reason, alternatives=alternatives))
+
+    @router.get(f"{prefix}/classes")
+    async def classes(principal: Anyone) -> list[ClassOut]:
+        """Device classes with their rates, rules and bookable devices."""
+        return [
+            ClassOut(
+                **{k: getattr(c, k) for k in ("id", "name", "name_zh", "hourly_rate", "billing_basis")},
+                metered_minimum_share=c.metered_minimum_share,
+                rules=_rules_out(c.rules),
+                devices=[
+                    DeviceOut(id=d, name=catalogue.devices[d].name, hourly_rate=catalogue.rate(d))
+                    for d in catalogue.class_devices(c.id)
+                ],
+            )
+            for c in catalogue.classes.values()
+        ]
+
+    @router.get(f"{prefix}/availability", responses={404: {"description": "unknown class or device"}})
+    async def available(
+        principal: Anyone,
+        class_id: Annotated[str, Query(alias="class", pattern=ID)],
+        start: Annotated[AwareDatetime, Query(alias="from")],
+        end: Annotated[AwareDatetime, Query(alias="to")],
+        device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
+    ) -> Availability:
+        """Free time per device, cut to the class's grid, from now on; one database round trip."""
+        if end <= start:
+            raise HTTPException(422, "'to' must be after 'from'")
+        if end - start > MAX_AVAILABILITY_WINDOW:
+            raise HTTPException(422, f"the window is at most {MAX_AVAILABILITY_WINDOW.days} days")
+        cls = catalogue.classes.get(class_id)
+        if cls is None:
+            raise HTTPException(404, f"no device class {class_id!r}")
+        device_ids = catalogue.class_devices(class_id)
+        if device_id is not None:
+            if device_id not in device_ids:
+                raise HTTPException(404, f"no bookable device {device_id!r} in class {class_id}")
+            device_ids = [device_id]
+        async with pool.connection() as conn:
+            await conn.set_autocommit(True)  # a single statement: no BEGIN/COMMIT round trips
+            try:
+                free = await availability.free_time(conn, device_ids, start, end, zone)
+            finally:
+                await conn.set_autocommit(False)
+        now = clock()
+        return Availability(
+            class_id=class_id,
+            start=start,
+            end=end,
+            granularity_minutes=int(cls.rules.granularity.total_seconds() // 60),
+            min_booking_minutes=int(cls.rules.min_booking.total_seconds() // 60),
+            max_booking_minutes=int(cls.rules.max_booking.total_seconds() // 60),
+            devices=[
+                DeviceAvailability(
+                    device_id=d,
+                    name=catalogue.devices[d].name,
+                    free=[
+                        FreeInterval(start=s.astimezone(zone), end=e.astimezone(zone))
+                        for s, e in availability.bookable(free.get(d, []), cls.rules, now, zone)
+                    ],
+                )
+                for d in device_ids
+            ],
+        )
+
+    @router.post(f"{prefix}/quotes", responses={404: {}, 422: {}})
+    async def quote(principal: Booker, body: BookingIn) -> QuoteAnswer:
+        """The subsidized price of a booking as it would be made now, and the rules it would break."""
+        try:
+            price, problems = await bookings.quote(principal, body.request())
+        except BookingError as exc:
+            return failed(exc)
+        return QuoteAnswer(
+            quote=QuoteOut(**{f: getattr(price, f) for f in QuoteOut.model_fields if f != "currency"}),
+            bookable=not problems,
+            problems=[Problem(rule=p.rule, message=p.message) for p in problems],
+        )
+
+    @router.post(
+        f"{prefix}/bookings",
+        status_code=201,
+        response_model=BookingOut,
+        responses={409: {"description": "slot taken; nearest free alternatives attached"}, 422: {}, 404: {}},
+    )
+    async def create(principal: Booker, body: BookingIn, request: Request, key: IdempotencyKey = None) -> Any:
+        """Book a device, or any free device of a class. Retries with the same Idempotency-Key are safe."""
+        payload = body.model_dump(mode="json")
+
+        async def work(conn: Any) -> tuple[int, Any]:
+            return 201, out(await bookings.create(conn, principal, body.request()))
+
+        return await _answer(principal, key, request, payload, work)
+
+    @router.get(f"{prefix}/bookings")
+    async def listing(
+        principal: Anyone,
+        start: Annotated[AwareDatetime, Query(alias="from")],
+        end: Annotated[AwareDatetime, Query(alias="to")],
+        organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1)] = None,
+        device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
+        class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
+        status: Status | None = None,
+        limit: Annotated[int, Query(ge=1, le=2000)] = 500,
+    ) -> list[BookingOut]:
+        """Bookings overlapping the window; customers get their own organization's only."""
+        if end <= start or end - start > MAX_LIST_WINDOW:
+            raise HTTPException(422, f"'to' must be after 'from', at most {MAX_LIST_WINDOW.days} days later")
+        async with pool.connection() as conn:
+            rows = await bookings.list(
+                conn,
+                principal,
+                start,
+                end,
+                organization_id=organization_id,
+                device_id=device_id,
+                class_id=class_id,
+                status=status,
+                limit=limit,
+            )
+        return [out(r) for r in rows]
+
+    @router.get(f"{prefix}/bookings/{{booking_id}}", responses={404: {}})
+    async def one(principal: Anyone, booking_id: RowId) -> BookingOut:
+        async with pool.connection() as conn:
+            try:
+                return out(await bookings.get(conn, booking_id, principal))
+            except BookingError as exc:
+                return failed(exc)
+
+    def transition(name: str, action: str, doc: str) -> None:
+        @router.post(
+            f"{prefix}/bookings/{{booking_id}}/{name}",
+            response_model=BookingOut,
+            responses={404: {}, 409: {}},
+            name=f"{name}_booking",
+            description=doc,
+        )
+        async def move(
+            principal: Booker,
+            booking_id: RowId,
+            request: Request,
+            body: CancelIn | None = None,
+            key: IdempotencyKey = None,
+        ) -> Any:
+            payload = {"id": booking_id, **(body.model_dump(mode="json") if body else {})}
+
+            async def work(conn: Any) -> tuple[int, Any]:
+                if action == "cancel":
+                    row = await bookings.cancel(conn, principal, booking_id, body.waive_fee_reason if body else None)
+                elif body is not None and body.waive_fee_reason is not None:
+                    raise Invalid(f"{name} takes no body")
+                else:
+                    row = await getattr(bookings, action)(conn, principal, booking_id)
+                return 200, out(row)
+
+            return await _answer(principal, key, request, payload, work)
+
+    transition("cancel", "cancel", "Cancel a confirmed booking; late cancellations carry the class's fee.")
+    transition("check-in", "check_in", "Check in (from 15 minutes before the start) when the gateway cannot tell.")
+    transition("finish", "finish", "Finish a booking in progress early.")
+
+    async def _answer(principal: Principal, key: str | None, request: Request, payload: Any, work: Any) -> Any:
+        sha = idempotency.fingerprint(request.method, request.url.path, payload)
+        try:
+            answer = await idempotency.run_once(pool, principal.id, key, sha, clock(), work)
+        except SlotTaken as exc:
+            return await taken(exc)
+        except BookingError as exc:
+            return failed(exc)
+        headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+        if answer.status == 201 and isinstance(answer.body, dict):
+            headers["Location"] = f"{prefix}/bookings/{answer.body['id']}"
+        return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+
+    return router
+
+
+def _rules_out(rules: Rules) -> dict[str, Any]:
+    """Durations in minutes, shares as decimals."""
+    return {
+        (f"{k}_minutes" if isinstance(v, timedelta) else k): (
+            int(v.total_seconds() // 60) if isinstance(v, timedelta) else v
+        )
+        for k, v in asdict(rules).items()
+    }

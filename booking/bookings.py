@@ -1,0 +1,376 @@
+"""Creating, reading and moving bookings through their life cycle. The exclusion constraint decides who
+gets a slot; this module checks the rules around it, prices the booking and picks a device for class
+requests, trying the next free device when a concurrent request took the first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from accounts import audit
+from accounts.model import Principal, Role
+from booking import availability, pricing, rules
+from booking.catalogue import Catalogue, DeviceClass
+from booking.errors import Conflict, Forbidden, Invalid, NotFound
+from booking.sqlfiles import QUERIES
+
+# How far around a taken slot the 409 looks for alternatives.
+ALTERNATIVES_SPAN = timedelta(days=3)
+CHECK_IN_EARLY = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    start: datetime
+    end: datetime
+    device_id: str | None = None
+    class_id: str | None = None
+    user_id: int | None = None  # staff: the customer who will use the machine
+    purpose: str = ""
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A checked request: who, which class, which devices may serve it, what rules it breaks."""
+
+    request: BookingRequest
+    device_class: DeviceClass
+    device_ids: list[str]
+    organization_id: int
+    user_id: int
+
+
+class SlotTaken(Exception):
+    def __init__(self, plan: Plan, reason: str) -> None:
+        self.plan = plan
+        self.reason = reason
+
+
+class Bookings:
+    def __init__(
+        self, pool: AsyncConnectionPool, catalogue: Catalogue, zone: ZoneInfo, clock: Callable[[], datetime]
+    ) -> None:
+        self.pool = pool
+        self.catalogue = catalogue
+        self.zone = zone
+        self.clock = clock
+
+    # -- requests ----------------------------------------------------------------------------------------
+
+    async def plan(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> Plan:
+        if request.end <= request.start:
+            raise Invalid("the booking must end after it starts")
+        if request.device_id is not None:
+            device = self.catalogue.devices.get(request.device_id)
+            if device is None:
+                raise NotFound(f"no device {request.device_id!r}")
+            if device.retired:
+                raise Invalid(f"device {request.device_id} is retired and cannot be booked")
+            if request.class_id is not None and request.class_id != device.class_id:
+                raise Invalid(f"device {device.id} is a {device.class_id}, not a {request.class_id}")
+            class_id, device_ids = device.class_id, [device.id]
+        elif request.class_id is not None:
+            if request.class_id not in self.catalogue.classes:
+                raise NotFound(f"no device class {request.class_id!r}")
+            class_id, device_ids = request.class_id, self.catalogue.class_devices(request.class_id)
+            if not device_ids:
+                raise Invalid(f"class {class_id} has no bookable device")
+        else:
+            raise Invalid("name a device_id or a class_id")
+        if request.override_reason is not None and not principal.is_operator:
+            raise Forbidden("only technicians and admins may override booking rules")
+        organization_id, user_id = await self._booked_for(conn, principal, request.user_id)
+        return Plan(request, self.catalogue.classes[class_id], device_ids, organization_id, user_id)
+
+    async def _booked_for(self, conn: AsyncConnection, principal: Principal, user_id: int | None) -> tuple[int, int]:
+        if principal.role == Role.customer:
+            if user_id not in (None, principal.id):
+                raise Forbidden("customers book for themselves")
+            assert principal.organization_id is not None
+            return principal.organization_id, principal.id
+        if not principal.is_operator:
+            raise Forbidden(f"a {principal.role} cannot book")
+        if user_id is None:
+            raise Invalid("staff book for a customer: give the customer's user_id")
+        row = await QUERIES.booked_for(conn, id=user_id)
+        if row is None or row[1] != Role.customer or not row[2]:
+            raise Invalid(f"user {user_id} is not an active customer")
+        return row[0], user_id
+
+    async def _context(self, conn: AsyncConnection, plan: Plan, now: datetime) -> dict[str, Any]:
+        start, end = plan.request.start, plan.request.end
+        local = start.astimezone(self.zone)
+        year_start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        day_start = rules.local_midnight(start, self.zone)
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                QUERIES.booking_context.sql,
+                {
+                    "user_id": plan.user_id,
+                    "class_id": plan.device_class.id,
+                    "organization_id": plan.organization_id,
+                    "now": now,
+                    "year_start": year_start,
+                    "year_end": year_start.replace(year=year_start.year + 1),
+                    "start": start,
+                    "end": end,
+                    "zone": self.zone.key,
+                    "device_ids": plan.device_ids,
+                    "day_start": day_start,
+                    "day_end": day_start + timedelta(days=1),
+                },
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    def _problems(self, plan: Plan, ctx: dict[str, Any], now: datetime) -> list[rules.Violation]:
+        cls, request = plan.device_class, plan.request
+        found = rules.check(cls.rules, request.start, request.end, now, self.zone)
+        if not ctx["within_opening_hours"]:
+            found.append(rules.Violation("opening_hours", "the center is closed during part of this slot"))
+        last_day = (request.end - timedelta(microseconds=1)).astimezone(self.zone).date()
+        expires = ctx["qualified_until"]
+        if expires is None:
+            found.append(
+                rules.Violation("qualification", f"not qualified for {cls.name}: a technician grants qualifications")
+            )
+        elif expires < last_day:
+            found.append(
+                rules.Violation(
+                    "qualification",
+                    f"the qualification for {cls.name} expires on {expires.isoformat()}, before this booking "
+                    "ends: ask a technician to renew it",
+                )
+            )
+        wanted = request.end - max(request.start, now)
+        over = rules.future_hours_violation(cls.rules, ctx["future_booked"], max(wanted, timedelta(0)))
+        if over is not None:
+            found.append(over)
+        return found
+
+    def quote_for(self, plan: Plan, ctx: dict[str, Any], device_id: str) -> pricing.Quote:
+        request = plan.request
+        day = request.start.astimezone(self.zone).date()
+        programs = pricing.eligible(
+            self.catalogue.programs.values(), ctx["organization_programs"] or (), plan.device_class.id, day
+        )
+        used: dict[str, Decimal] = {}
+        for program, amount in zip(ctx["used_programs"] or (), ctx["used_amounts"] or (), strict=True):
+            used[program] = used.get(program, Decimal(0)) + amount
+        return pricing.quote(self.catalogue.rate(device_id), request.end - request.start, programs, used)
+
+    # -- quote and create --------------------------------------------------------------------------------
+
+    async def quote(self, principal: Principal, request: BookingRequest) -> tuple[pricing.Quote, list[rules.Violation]]:
+        """The price as it would be booked now, and the rules the request breaks (empty when bookable)."""
+        now = self.clock()
+        async with self.pool.connection() as conn:
+            plan = await self.plan(conn, principal, request)
+            ctx = await self._context(conn, plan, now)
+        device_id = (ctx["candidates"] or plan.device_ids)[0]
+        return self.quote_for(plan, ctx, device_id), self._problems(plan, ctx, now)
+
+    async def create(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> dict[str, Any]:
+        """Inside the caller's transaction. Raises SlotTaken when no device is free; the caller rolls back
+        and asks `alternatives`."""
+        now = self.clock()
+        plan = await self.plan(conn, principal, request)
+        await QUERIES.lock_for_booking(conn, organization_id=plan.organization_id, device_ids=plan.device_ids)
+        ctx = await self._context(conn, plan, now)
+        if ctx["organization_active"] is not True:
+            raise Invalid("the organization is deactivated; contact the center")
+        problems = self._problems(plan, ctx, now)
+        if problems and request.override_reason is None:
+            raise Invalid(
+                f"the booking breaks {len(problems)} rule(s)",
+                problems=[{"rule": p.rule, "message": p.message} for p in problems],
+            )
+        if request.device_id is not None and ctx["under_maintenance"]:
+            raise SlotTaken(plan, f"{request.device_id} is under maintenance then")
+        for device_id in ctx["candidates"] or ():
+            booking_id = await self._try_insert(conn, principal, plan, ctx, device_id, now)
+            if booking_id is not None:
+                row = await self.get(conn, booking_id)
+                await audit.record(
+                    conn,
+                    now,
+                    principal,
+                    "create",
+                    "booking",
+                    booking_id,
+                    after=row,
+                    reason=request.override_reason,
+                )
+                if problems:
+                    await audit.record(
+                        conn,
+                        now,
+                        principal,
+                        "override",
+                        "booking",
+                        booking_id,
+                        after=[p.rule for p in problems],
+                        reason=request.override_reason,
+                    )
+                return row
+        raise SlotTaken(plan, "the slot is taken" if request.device_id else f"no {plan.device_class.id} is free then")
+
+    async def _try_insert(
+        self,
+        conn: AsyncConnection,
+        principal: Principal,
+        plan: Plan,
+        ctx: dict[str, Any],
+        device_id: str,
+        now: datetime,
+    ) -> int | None:
+        quote = self.quote_for(plan, ctx, device_id)
+        request = plan.request
+        try:
+            async with conn.transaction():  # a savepoint: a lost race moves on to the next device
+                return await QUERIES.insert_booking(
+                    conn,
+                    device_id=device_id,
+                    organization_id=plan.organization_id,
+                    user_id=plan.user_id,
+                    created_by=principal.id,
+                    start=request.start,
+                    end=request.end,
+                    purpose=request.purpose,
+                    hourly_rate=quote.hourly_rate,
+                    gross=quote.gross,
+                    subsidy_program=quote.subsidy_program,
+                    subsidy_share=quote.subsidy_share,
+                    subsidy=quote.subsidy,
+                    net=quote.net,
+                    override_reason=request.override_reason,
+                    now=now,
+                )
+        except psycopg.errors.ExclusionViolation:
+            return None
+
+    async def alternatives(self, taken: SlotTaken) -> list[availability.Slot]:
+        plan, now = taken.plan, self.clock()
+        request, cls = plan.request, plan.device_class
+        # The requested device first, then the rest of its class.
+        device_ids = self.catalogue.class_devices(cls.id)
+        start = max(now, request.start - ALTERNATIVES_SPAN)
+        end = request.end + ALTERNATIVES_SPAN
+        async with self.pool.connection() as conn:
+            free = await availability.free_time(conn, device_ids, start, end, self.zone)
+        horizon = now + timedelta(days=cls.rules.horizon_days)
+        cut = {d: availability.bookable(f, cls.rules, now, self.zone) for d, f in free.items()}
+        slots = availability.nearest(cut, request.end - request.start, request.start, cls.rules, self.zone, limit=10)
+        return [s for s in slots if s.start <= horizon][:5]
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    async def get(self, conn: AsyncConnection, booking_id: int, principal: Principal | None = None) -> dict[str, Any]:
+        """A customer asking for another organization's booking gets the same NotFound as for none."""
+        organization_id = None if principal is None or principal.is_staff else principal.organization_id
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.booking_row.sql, {"id": booking_id, "organization_id": organization_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no booking {booking_id}")
+        return row
+
+    async def list(
+        self,
+        conn: AsyncConnection,
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        *,
+        organization_id: int | None = None,
+        device_id: str | None = None,
+        class_id: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        if not principal.is_staff:
+            if organization_id not in (None, principal.organization_id):
+                return []
+            organization_id = principal.organization_id
+        params = {
+            "start": start,
+            "end": end,
+            "organization_id": organization_id,
+            "device_id": device_id,
+            "class_id": class_id,
+            "status": status,
+            "limit": limit,
+        }
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.booking_rows.sql, params)
+            return await cur.fetchall()
+
+    # -- life cycle --------------------------------------------------------------------------------------
+
+    async def _locked(self, conn: AsyncConnection, principal: Principal, booking_id: int) -> dict[str, Any]:
+        organization_id = None if principal.is_staff else principal.organization_id
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.lock_booking.sql, {"id": booking_id, "organization_id": organization_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no booking {booking_id}")
+        if principal.role not in (Role.customer, Role.technician, Role.admin):
+            raise Forbidden(f"a {principal.role} cannot change bookings")
+        return row
+
+    async def cancel(
+        self, conn: AsyncConnection, principal: Principal, booking_id: int, waive_fee_reason: str | None = None
+    ) -> dict[str, Any]:
+        now = self.clock()
+        locked = await self._locked(conn, principal, booking_id)
+        if locked["status"] != "confirmed":
+            raise Conflict(f"booking {booking_id} is {locked['status']} and cannot be cancelled")
+        if locked["start"] <= now:
+            raise Conflict(f"booking {booking_id} has started; check it in or let it finish instead")
+        if waive_fee_reason is not None and not principal.is_operator:
+            raise Forbidden("only technicians and admins may waive a cancellation fee")
+        cls = self.catalogue.classes[locked["class_id"]]
+        late = rules.is_late_cancellation(cls.rules, locked["start"], now)
+        fee = pricing.fee(locked["net"], cls.rules.late_cancellation_fee_share) if late else Decimal(0)
+        if waive_fee_reason is not None:
+            fee = Decimal(0)
+        before = await self.get(conn, booking_id)
+        await QUERIES.cancel_booking(conn, id=booking_id, now=now, by=principal.id, late=late, fee=fee)
+        after = await self.get(conn, booking_id)
+        await audit.record(
+            conn, now, principal, "cancel", "booking", booking_id, before=before, after=after, reason=waive_fee_reason
+        )
+        return after
+
+    async def check_in(self, conn: AsyncConnection, principal: Principal, booking_id: int) -> dict[str, Any]:
+        now = self.clock()
+        locked = await self._locked(conn, principal, booking_id)
+        if locked["status"] != "confirmed":
+            raise Conflict(f"booking {booking_id} is {locked['status']}; only a confirmed booking is checked in")
+        if not locked["start"] - CHECK_IN_EARLY <= now < locked["end"]:
+            raise Conflict(f"check-in opens {CHECK_IN_EARLY.seconds // 60} min before the start and closes at the end")
+        await QUERIES.check_in_booking(conn, id=booking_id, now=now)
+        after = await self.get(conn, booking_id)
+        await audit.record(conn, now, principal, "check_in", "booking", booking_id, after={"status": "in_progress"})
+        return after
+
+    async def finish(self, conn: AsyncConnection, principal: Principal, booking_id: int) -> dict[str, Any]:
+        now = self.clock()
+        locked = await self._locked(conn, principal, booking_id)
+        if locked["status"] != "in_progress":
+            raise Conflict(f"booking {booking_id} is {locked['status']}; only a booking in progress is finished")
+        await QUERIES.finish_booking(conn, id=booking_id, now=now)
+        after = await self.get(conn, booking_id)
+        await audit.record(conn, now, principal, "finish", "booking", booking_id, after={"status": "completed"})
+        return after

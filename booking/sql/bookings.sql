@@ -1,0 +1,104 @@
+-- Bookings: creation, allocation, life cycle. Live bookings are those that hold their slot.
+
+-- name: lock-for-booking$
+-- One booking at a time per organization (its hour limit and subsidy caps), and no maintenance window
+-- appearing on the devices while this booking is decided (maintenance takes the device lock exclusively).
+SELECT count(*) FROM (
+    SELECT pg_advisory_xact_lock(hashtext('fabhub.organization'), CAST(mod(:organization_id, 2147483647) AS integer))
+    UNION ALL
+    SELECT pg_advisory_xact_lock_shared(hashtext('fabhub.device'), hashtext(id))
+    FROM unnest(CAST(:device_ids AS text[])) AS id
+) AS locks;
+
+-- name: booking-context^
+-- Everything a booking decision needs, in one round trip.
+SELECT
+    (SELECT expires_on FROM qualification WHERE user_id = :user_id AND device_class = :class_id) AS qualified_until,
+    (SELECT active FROM organization WHERE id = :organization_id) AS organization_active,
+    (SELECT subsidy_programs FROM organization WHERE id = :organization_id) AS organization_programs,
+    (SELECT coalesce(sum(upper(b.during) - greatest(lower(b.during), CAST(:now AS timestamptz))), interval '0')
+     FROM booking b JOIN device d ON d.id = b.device_id
+     WHERE b.organization_id = :organization_id AND d.class_id = :class_id
+       AND b.status IN ('confirmed', 'in_progress') AND upper(b.during) > :now) AS future_booked,
+    (SELECT array_agg(subsidy_program ORDER BY subsidy_program) FROM booking
+     WHERE organization_id = :organization_id AND subsidy_program IS NOT NULL
+       AND status IN ('confirmed', 'in_progress', 'completed')
+       AND lower(during) >= :year_start AND lower(during) < :year_end) AS used_programs,
+    (SELECT array_agg(subsidy ORDER BY subsidy_program) FROM booking
+     WHERE organization_id = :organization_id AND subsidy_program IS NOT NULL
+       AND status IN ('confirmed', 'in_progress', 'completed')
+       AND lower(during) >= :year_start AND lower(during) < :year_end) AS used_amounts,
+    booking_open_hours(:start, :end, :zone) @> tstzrange(:start, :end) AS within_opening_hours,
+    (SELECT array_agg(m.device_id) FROM maintenance_window m
+     WHERE m.device_id = ANY(:device_ids) AND m.cancelled_at IS NULL
+       AND m.during && tstzrange(:start, :end)) AS under_maintenance,
+    -- Free devices, the least booked that day first, ties broken at random so that concurrent class
+    -- requests spread over the devices instead of queueing on the first.
+    (SELECT array_agg(d.id ORDER BY (
+                SELECT coalesce(sum(upper(b.during) - lower(b.during)), interval '0') FROM booking b
+                WHERE b.device_id = d.id AND b.status IN ('confirmed', 'in_progress', 'completed')
+                  AND b.during && tstzrange(:day_start, :day_end)), random())
+     FROM device d
+     WHERE d.id = ANY(:device_ids) AND d.retired_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM booking b WHERE b.device_id = d.id
+                       AND b.status IN ('confirmed', 'in_progress', 'completed')
+                       AND b.during && tstzrange(:start, :end))
+       AND NOT EXISTS (SELECT 1 FROM maintenance_window m WHERE m.device_id = d.id AND m.cancelled_at IS NULL
+                       AND m.during && tstzrange(:start, :end))) AS candidates;
+
+-- name: insert-booking$
+INSERT INTO booking (
+    device_id, organization_id, user_id, created_by, during, purpose, hourly_rate, gross, subsidy_program,
+    subsidy_share, subsidy, net, override_reason, created_at)
+VALUES (
+    :device_id, :organization_id, :user_id, :created_by, tstzrange(:start, :end), :purpose, :hourly_rate, :gross,
+    :subsidy_program, :subsidy_share, :subsidy, :net, :override_reason, :now)
+RETURNING id;
+
+-- name: booking-row^
+SELECT b.id, b.device_id, d.class_id, d.name AS device_name, b.organization_id, o.name AS organization_name,
+       b.user_id, b.created_by, lower(b.during) AS start, upper(b.during) AS "end", b.status, b.purpose,
+       b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.subsidy, b.net, b.override_reason,
+       b.created_at, b.checked_in_at, b.finished_at, b.cancelled_at, b.cancelled_by, b.late_cancellation, b.fee
+FROM booking b
+JOIN device d ON d.id = b.device_id
+JOIN organization o ON o.id = b.organization_id
+WHERE b.id = :id
+  AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id);
+
+-- name: booking-rows
+SELECT b.id, b.device_id, d.class_id, d.name AS device_name, b.organization_id, o.name AS organization_name,
+       b.user_id, b.created_by, lower(b.during) AS start, upper(b.during) AS "end", b.status, b.purpose,
+       b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.subsidy, b.net, b.override_reason,
+       b.created_at, b.checked_in_at, b.finished_at, b.cancelled_at, b.cancelled_by, b.late_cancellation, b.fee
+FROM booking b
+JOIN device d ON d.id = b.device_id
+JOIN organization o ON o.id = b.organization_id
+WHERE b.during && tstzrange(:start, :end)
+  AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
+  AND (CAST(:device_id AS text) IS NULL OR b.device_id = :device_id)
+  AND (CAST(:class_id AS text) IS NULL OR d.class_id = :class_id)
+  AND (CAST(:status AS text) IS NULL OR b.status = :status)
+ORDER BY lower(b.during), b.id
+LIMIT :limit;
+
+-- name: lock-booking^
+SELECT b.status, lower(b.during) AS start, upper(b.during) AS "end", b.net, d.class_id
+FROM booking b JOIN device d ON d.id = b.device_id
+WHERE b.id = :id AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
+FOR NO KEY UPDATE OF b;
+
+-- name: cancel-booking!
+UPDATE booking
+SET status = 'cancelled', cancelled_at = :now, cancelled_by = :by, late_cancellation = :late, fee = :fee
+WHERE id = :id;
+
+-- name: check-in-booking!
+UPDATE booking SET status = 'in_progress', checked_in_at = :now WHERE id = :id;
+
+-- name: finish-booking!
+UPDATE booking SET status = 'completed', finished_at = :now WHERE id = :id;
+
+-- name: booked-for^
+-- The customer a staff member books for.
+SELECT organization_id, role, active FROM app_user WHERE id = :id;

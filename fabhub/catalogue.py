@@ -1,0 +1,40 @@
+"""devices.yaml's classes, devices and subsidy programs as the booking domain's catalogue."""
+
+from __future__ import annotations
+
+from booking.catalogue import Catalogue, Device, DeviceClass, Program, Rules
+from fabhub.devices import DeviceFile
+
+
+def catalogue_from(devices: DeviceFile) -> Catalogue:
+    classes = {
+        class_id: DeviceClass(
+            id=class_id,
+            name=cls.name,
+            name_zh=cls.name_zh,
+            hourly_rate=cls.hourly_rate,
+            billing_basis=cls.billing_basis,
+            metered_minimum_share=cls.metered_minimum_share,
+            rules=Rules(**cls.rules.model_dump()),
+        )
+        for class_id, cls in devices.classes.items()
+    }
+    return Catalogue(
+        classes=classes,
+        devices={
+            d.id: Device(id=d.id, class_id=d.class_, name=d.name, hourly_rate=d.hourly_rate, retired=d.retired)
+            for d in devices.devices
+        },
+        programs={
+            program_id: Program(
+                id=program_id,
+                name=p.name,
+                share=p.share,
+                classes=tuple(p.classes),
+                valid_from=p.valid_from,
+                valid_to=p.valid_to,
+                annual_cap=p.annual_cap,
+            )
+            for program_id, p in devices.subsidy_programs.items()
+        },
+    )
