@@ -6,14 +6,21 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
 
+from accounts.api import make_router as accounts_router
+from accounts.auth import Authenticator, LoginLimits, public
+from booking.api import make_router as booking_router
+from booking.bookings import Bookings
+from booking.catalogue import sync as sync_catalogue
+from booking.floor_api import make_router as floor_router
+from fabhub.catalogue import catalogue_from
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.gateway_setup import build_gateway
@@ -21,6 +28,7 @@ from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.migrations import migrate
 from fabhub.settings import Settings
+from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
 from gateway.api import make_router as gateway_router
 from telemetry.api import make_router as telemetry_router
@@ -42,8 +50,22 @@ def create_app(
 ) -> FastAPI:
     metrics = Metrics()
     pool = make_pool(database_url, settings)
-    jobs = JobRunner(pool, jobs_for(settings), clock, metrics)
+    catalogue = catalogue_from(devices)
+    jobs = JobRunner(pool, jobs_for(settings, catalogue), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
+    auth = Authenticator(
+        pool,
+        signing_key(settings),
+        clock,
+        token_ttl=timedelta(minutes=settings.access_token_minutes),
+        limits=LoginLimits(
+            settings.login_failures_per_account,
+            settings.login_failures_per_address,
+            timedelta(minutes=settings.login_window_minutes),
+        ),
+        token_url=f"{API}/auth/token",
+    )
+    bookings = Bookings(pool, catalogue, settings.zone, clock)
     gateway = (
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
     )
@@ -55,6 +77,9 @@ def create_app(
             if report.applied:
                 log.info("applied migrations: %s", ", ".join(report.applied))
         await pool.open(wait=True, timeout=30)
+        async with pool.connection() as conn, conn.transaction():
+            for change in await sync_catalogue(conn, catalogue, clock()):
+                log.info("catalogue: %s", change)
         if settings.run_jobs:
             jobs.start()
         if gateway is not None:
@@ -77,12 +102,27 @@ def create_app(
     app.state.jobs = jobs
     app.state.metrics = metrics
     app.state.gateway = gateway
+    app.state.auth = auth
 
-    app.include_router(telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"))
+    # Every route states who may call it; the authorization matrix test enumerates them.
+    anyone = [Depends(auth.allow())]
+    app.include_router(
+        accounts_router(pool, auth, clock, devices.classes.__contains__, devices.subsidy_programs.__contains__, API)
+    )
+    app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
+    app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))
+    app.include_router(
+        telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"), dependencies=anyone
+    )
     if gateway is not None:
-        app.include_router(gateway_router(gateway, f"{API}/devices"))
+        app.include_router(gateway_router(gateway, f"{API}/devices"), dependencies=anyone)
 
-    @app.get("/healthz", tags=["operations"], summary="Database reachability and TimescaleDB status")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Database reachability and TimescaleDB status",
+        dependencies=[Depends(public)],
+    )
     async def healthz() -> JSONResponse:
         try:
             async with pool.connection(timeout=3) as conn:
@@ -105,7 +145,13 @@ def create_app(
             }
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        include_in_schema=False,
+        dependencies=[Depends(public)],
+    )
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

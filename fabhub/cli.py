@@ -7,14 +7,20 @@ import contextlib
 import logging
 import sys
 import warnings
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import psycopg
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from accounts.errors import AccountsError
+from accounts.model import Role
+from accounts.users import User, create_user, list_users
 from fabhub.database import database_url
 from fabhub.devices import DeviceFile, DeviceFileError, check_file, load_devices
 from fabhub.migrations import MigrationError, discover, migrate
@@ -23,7 +29,10 @@ from fabhub.settings import Settings
 app = typer.Typer(help="FabHub: run a shared-equipment workshop.", no_args_is_help=True)
 devices_app = typer.Typer(help="Work with devices.yaml.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
+users_app = typer.Typer(help="Manage the people who log in.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 err = Console(stderr=True)
+T = TypeVar("T")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -188,6 +197,72 @@ def devices_check(file: Annotated[Path, typer.Argument(help="The devices file to
         err.print(f"[red]{len(problems)} problem(s)[/red]")
         raise typer.Exit(1)
     print(f"{file}: ok")
+
+
+def _with_accounts(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+    """Runs `work` in one transaction on a migrated database, so a fresh installation can create its first
+    admin before anything else has started."""
+    settings = _settings()
+
+    async def run(url: str) -> T:
+        await migrate(url, timescaledb=settings.timescaledb)
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return await work(conn)
+
+    with database_url(settings) as url:
+        try:
+            return asyncio.run(run(url))
+        except MigrationError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        except AccountsError as exc:
+            err.print(f"[red]{exc.reason}[/red]")
+            raise typer.Exit(2) from None
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Login email")],
+    name: Annotated[str, typer.Option(help="Full name")],
+    role: Annotated[Role, typer.Option(help="Staff roles belong to no organization")] = Role.admin,
+    organization: Annotated[int | None, typer.Option(help="Organization id; a customer needs one")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input, not a prompt")
+    ] = False,
+) -> None:
+    """Create a user (typically the first admin) and print its id; migrates the database first."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def create(conn: psycopg.AsyncConnection) -> int:
+        return await create_user(
+            conn,
+            email=email,
+            name=name,
+            role=role,
+            organization_id=organization,
+            password=password,
+            at=datetime.now(UTC),
+            actor="cli",
+        )
+
+    user_id = _with_accounts(create)
+    err.print(f"created {role} {email.strip().lower()}")
+    print(user_id)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List every user: id, email, role, organization, active, name (tab-separated, with a header)."""
+
+    async def fetch(conn: psycopg.AsyncConnection) -> list[User]:
+        return await list_users(conn)
+
+    print("id\temail\trole\torganization\tactive\tname")
+    for u in _with_accounts(fetch):
+        print(f"{u.id}\t{u.email}\t{u.role}\t{u.organization_id or '-'}\t{'yes' if u.active else 'no'}\t{u.name}")
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from booking import lifecycle
+from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
 from fabhub.sqlfiles import QUERIES
@@ -31,7 +33,7 @@ class Job:
     description: str
 
 
-def jobs_for(settings: Settings) -> list[Job]:
+def jobs_for(settings: Settings, catalogue: Catalogue) -> list[Job]:
     raw_age = timedelta(days=settings.raw_retention_days)
     rollup_age = timedelta(days=settings.rollup_retention_days) if settings.rollup_retention_days else None
 
@@ -43,7 +45,12 @@ def jobs_for(settings: Settings) -> list[Job]:
             conn, now, raw_age=raw_age, rollup_age=rollup_age, lookback=settings.rollup_lookback
         )
 
+    async def booking_lifecycle(conn: AsyncConnection, now: datetime) -> Any:
+        return await lifecycle.advance(conn, now, catalogue, settings.zone)
+
     return [
+        Job("booking-lifecycle", timedelta(minutes=1), booking_lifecycle, "mark no-shows, start and finish bookings"),
+        Job("idempotency-expiry", timedelta(hours=1), lifecycle.expire_idempotency_keys, "forget day-old keys"),
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),
     ]

@@ -21,7 +21,13 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(None, description="MQTT broker URL; unset starts an embedded broker")
     devices: Path = Path("devices.yaml")
     data_dir: Path = Path(".fabhub")
-    secret_key: SecretStr | None = None
+    secret_key: SecretStr | None = Field(
+        None, description="signs access tokens (32+ characters); unset: a random key kept in data_dir/secret-key"
+    )
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    login_failures_per_account: int = Field(5, ge=1, description="failed logins per account before a pause")
+    login_failures_per_address: int = Field(20, ge=1, description="failed logins per client address")
+    login_window_minutes: int = Field(15, ge=1)
     timezone: str = "Asia/Shanghai"
     timescaledb: Literal["auto", "require", "off"] = Field(
         "auto", description="auto: use the extension when the server has it preloaded; require: fail without"

@@ -2,7 +2,8 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -12,17 +13,28 @@ from fabhub.app import create_app
 from fabhub.devices import DeviceFile, load_devices
 from fabhub.devservices import free_port
 from fabhub.settings import Settings
+from telemetry.writer import utc_now
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+SECRET = "test-signing-key-that-is-long-enough-0123456789"
+
+
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, devices: DeviceFile | None = None, mqtt_url: str | None = None, **settings
+    database_url: str,
+    devices: DeviceFile | None = None,
+    mqtt_url: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    **settings,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on a free port; jobs and gateway off unless a test asks for them."""
-    config = Settings(**{"run_jobs": False, "run_gateway": False, **settings})
-    app = create_app(config, database_url, devices or load_devices(REPO / "devices.yaml"), mqtt_url=mqtt_url)
+    """The app on a free port; jobs and gateway off unless a test asks for them. The client carries no
+    credentials: see tests/accounts_rig.py to create users and log in."""
+    config = Settings(**{"run_jobs": False, "run_gateway": False, "secret_key": SECRET, **settings})
+    app = create_app(
+        config, database_url, devices or load_devices(REPO / "devices.yaml"), mqtt_url=mqtt_url, clock=clock
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())

@@ -1,8 +1,11 @@
 """The HTTP API, served for real: health, metrics, OpenAPI, telemetry routes and their 4xx answers."""
 
+import httpx
 import pytest
 
+from accounts.model import Role
 from telemetry import BatchWriter, Sample
+from tests.accounts_rig import as_role
 from tests.http import serve
 from tests.samples import T0, at, fixed_clock, series
 
@@ -22,7 +25,27 @@ async def api(any_db_url, any_pool):
         ]
     )
     async with serve(any_db_url) as client:
+        client.headers.update(await as_role(any_pool, client, Role.technician))
         yield client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/telemetry/latest",
+        "/api/v1/telemetry/devices/cnc-01/signals",
+        "/api/v1/telemetry/devices/cnc-01/states",
+        "/api/v1/telemetry/quarantine",
+    ],
+)
+async def test_telemetry_needs_a_token(api, path):
+    async with httpx.AsyncClient(base_url=api.base_url) as anonymous:
+        r = await anonymous.get(path, params=WINDOW)
+        assert r.status_code == 401, r.text
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+        forged = await anonymous.get(path, params=WINDOW, headers={"Authorization": "Bearer not.a.token"})
+        assert forged.status_code == 401
+    assert (await api.get(path, params=WINDOW)).status_code == 200
 
 
 async def test_health_reports_database_and_timescaledb(api, backend):

@@ -105,7 +105,9 @@ async def test_device_killed_and_restarted_goes_offline_and_back(db_url, tmp_pat
         assert states == ["running", "offline", "running"]
 
 
-async def test_devices_route_and_metrics_of_the_running_app(db_url, tmp_path):
+async def test_devices_route_and_metrics_of_the_running_app(db_url, pool, tmp_path):
+    from accounts.model import Role
+    from tests.accounts_rig import as_role
     from tests.gateway_rig import devices_for
     from tests.http import serve
 
@@ -116,6 +118,8 @@ async def test_devices_route_and_metrics_of_the_running_app(db_url, tmp_path):
         await sim.tick(0)
         devices = devices_for(["robot-01"], {"robot-01": sim.port})
         async with serve(db_url, devices=devices, run_gateway=True, data_dir=tmp_path) as api:
+            assert (await api.get("/api/v1/devices")).status_code == 401
+            api.headers.update(await as_role(pool, api, Role.technician))
             for _ in range(300):
                 body = (await api.get("/api/v1/devices")).json()
                 if body["devices"][0]["state"] == "running":

@@ -1,7 +1,10 @@
 """Scheduled jobs: run under a per-job advisory lock, so two FabHub processes never run one twice."""
 
 from datetime import timedelta
+from pathlib import Path
 
+from fabhub.catalogue import catalogue_from
+from fabhub.devices import load_devices
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
@@ -9,12 +12,13 @@ from telemetry import BatchWriter
 from tests.samples import T0, fixed_clock, series
 
 NOW = T0 + timedelta(hours=1)
+CATALOGUE = catalogue_from(load_devices(Path(__file__).resolve().parent.parent / "devices.yaml"))
 
 
 async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
     await BatchWriter(pool, clock=fixed_clock(NOW)).write_batch(series("cnc-01", "power_kw", [1.0, 2.0]))
     metrics = Metrics()
-    runner = JobRunner(pool, jobs_for(Settings()), fixed_clock(NOW), metrics)
+    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE), fixed_clock(NOW), metrics)
     async with pool.connection() as other, other.transaction():
         # another process is in the middle of the rollup job
         await other.execute("SELECT pg_advisory_xact_lock(hashtext('fabhub.job'), hashtext('telemetry-rollup'))")
@@ -33,10 +37,15 @@ async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
 
 
 async def test_scheduler_registers_every_job(pool):
-    runner = JobRunner(pool, jobs_for(Settings()), fixed_clock(NOW))
+    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE), fixed_clock(NOW))
     runner.start()
     try:
         scheduled = {job.id: job.trigger.interval for job in runner._scheduler.get_jobs()}
     finally:
         runner.shutdown()
-    assert scheduled == {"telemetry-rollup": timedelta(minutes=1), "telemetry-retention": timedelta(hours=1)}
+    assert scheduled == {
+        "booking-lifecycle": timedelta(minutes=1),
+        "idempotency-expiry": timedelta(hours=1),
+        "telemetry-rollup": timedelta(minutes=1),
+        "telemetry-retention": timedelta(hours=1),
+    }

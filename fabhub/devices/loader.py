@@ -77,10 +77,17 @@ def _load(path: Path) -> tuple[DeviceFile | None, list[Problem]]:
 
 
 def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
-    """What no single field knows: ids unique, classes referenced exist."""
+    """What no single field knows: ids unique, classes referenced (by devices and programs) exist."""
     found: list[tuple[tuple, str]] = []
     devices = data.get("devices")
     classes = data.get("classes")
+    programs = data.get("subsidy_programs")
+    if isinstance(programs, dict) and isinstance(classes, dict):
+        for name, program in programs.items():
+            listed = program.get("classes") if isinstance(program, dict) else None
+            for j, cls in enumerate(listed if isinstance(listed, list) else []):
+                if isinstance(cls, str) and cls not in classes:
+                    found.append((("subsidy_programs", name, "classes", j), f"unknown class {cls!r}"))
     if not isinstance(devices, list):
         return found
     ids = Counter(d.get("id") for d in devices if isinstance(d, dict))

@@ -4,7 +4,7 @@ here; the gateway validates their contents."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -151,6 +151,24 @@ Device = Annotated[OpcUaDevice | ModbusDevice | MqttDevice, Field(discriminator=
 PROTOCOLS = ("opcua", "modbus", "mqtt")
 
 
+class SubsidyProgram(Strict):
+    """A funding program: a share off the market price for eligible customers and device classes, valid
+    between two dates (inclusive, the center's calendar) and capped per customer per calendar year."""
+
+    name: str = Field(min_length=1)
+    share: Share
+    classes: list[Annotated[str, Field(pattern=ID)]] = Field(min_length=1)
+    valid_from: date
+    valid_to: date
+    annual_cap: Money
+
+    @model_validator(mode="after")
+    def _dates(self) -> SubsidyProgram:
+        if self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
 class Center(Strict):
     name: str = Field(min_length=1)
     name_en: str | None = None
@@ -162,6 +180,7 @@ class DeviceFile(Strict):
     center: Center
     classes: dict[Annotated[str, Field(pattern=ID)], DeviceClass] = Field(min_length=1)
     devices: list[Device] = Field(min_length=1)
+    subsidy_programs: dict[Annotated[str, Field(pattern=ID)], SubsidyProgram] = {}
 
     @model_validator(mode="before")
     @classmethod

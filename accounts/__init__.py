@@ -1,0 +1,1 @@
+"""Organizations (the SME customers), users, roles, qualifications, authentication and the audit log."""

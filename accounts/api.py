@@ -1,0 +1,352 @@
+"""HTTP routes of the accounts domain: login, the caller's own profile, organizations, users,
+qualifications and the audit log. Every route states the roles it allows through `auth.allow`, and the
+domain errors of all of them become HTTP answers in one place (`_Route`)."""
+
+# No `from __future__ import annotations`: FastAPI must resolve the dependency aliases made in make_router.
+
+from collections.abc import Callable, Coroutine
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.routing import APIRoute
+from fastapi.security import OAuth2PasswordRequestForm
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from accounts import audit, checks, organizations, qualifications, users
+from accounts.audit import AuditEntry
+from accounts.auth import Authenticator, LoginRefused, public
+from accounts.errors import AccountsError, Conflict, Invalid, NotFound
+from accounts.model import OPERATORS, STAFF, Principal, Role
+from accounts.organizations import Organization
+from accounts.qualifications import Qualification
+from accounts.users import User
+
+# The center's zone when the app passes none (FABHUB_TIMEZONE's default): qualifications expire at its midnight.
+CENTER_ZONE = ZoneInfo("Asia/Shanghai")
+MAX_ID = 2**63 - 1
+AUDIT_ENTITY = r"^[a-z][a-z0-9_.-]{0,63}$"
+AUDIT_ENTITY_ID = r"^[^\x00]{1,128}$"
+_STATUS: dict[type[AccountsError], int] = {NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+class _Route(APIRoute):
+    """Answers the domain errors of every accounts route with their HTTP status and reason."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def translated(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except AccountsError as exc:
+                status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
+                raise HTTPException(status, exc.reason) from None
+
+        return translated
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class Me(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: Role
+    organization_id: int | None
+
+
+class Input(BaseModel):
+    """A request body: a misspelt field is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Input):
+    """A partial update: only the fields sent change. Sending null is refused except for NULLABLE fields, so
+    a null never quietly means 'leave as is'."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> "Patch":
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None and f not in self.NULLABLE)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+# Lengths here only bound the input; the service modules check the rules and give the reasons.
+Name = Annotated[str, Field(max_length=checks.NAME_MAX)]
+Email = Annotated[str, Field(max_length=checks.EMAIL_MAX)]
+Phone = Annotated[str, Field(max_length=checks.PHONE_MAX)]
+CreditCode = Annotated[str, Field(max_length=64, description="unified social credit code (18 characters)")]
+Programs = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=20)]
+Password = Annotated[str, Field(description="8 to 128 characters, no leading or trailing spaces")]
+OrganizationId = Annotated[int, Field(gt=0, le=MAX_ID)]
+
+
+class OrganizationIn(Input):
+    name: Name
+    uscc: CreditCode
+    contact_name: Name = ""
+    contact_phone: Phone = ""
+    contact_email: Email = ""
+    subsidy_programs: Programs = []
+
+
+class OrganizationPatch(Patch):
+    name: Name | None = None
+    uscc: CreditCode | None = None
+    contact_name: Name | None = None
+    contact_phone: Phone | None = None
+    contact_email: Email | None = None
+    subsidy_programs: Programs | None = None
+    active: bool | None = Field(None, description="false locks the organization's users out at once")
+
+
+class UserIn(Input):
+    email: Email
+    name: Name
+    role: Role
+    organization_id: OrganizationId | None = Field(None, description="required for a customer, empty for staff")
+    password: Password
+
+
+class UserPatch(Patch):
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"organization_id"})
+
+    email: Email | None = None
+    name: Name | None = None
+    role: Role | None = None
+    organization_id: OrganizationId | None = None
+    active: bool | None = Field(None, description="false ends the user's access at once, tokens included")
+    password: Password | None = None
+
+
+class PasswordChange(Input):
+    current_password: str
+    new_password: Password
+
+
+class QualificationIn(Input):
+    expires_on: date = Field(description="the last day the qualification holds, in the center's calendar")
+
+
+class QualificationOut(Qualification):
+    expired: bool = Field(description="expires_on is before today in the center's time zone")
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    # Pass as before_id for the next (older) page; null on the last page.
+    next_before_id: int | None
+
+
+def make_router(
+    pool: AsyncConnectionPool,
+    auth: Authenticator,
+    clock: Callable[[], datetime],
+    known_class: Callable[[str], bool],
+    known_program: Callable[[str], bool],
+    prefix: str,
+    *,
+    zone: ZoneInfo = CENTER_ZONE,
+) -> APIRouter:
+    router = APIRouter(tags=["accounts"], route_class=_Route)
+    Anyone = Annotated[Principal, Depends(auth.allow())]
+    Staff = Annotated[Principal, Depends(auth.allow(*STAFF))]
+    Admin = Annotated[Principal, Depends(auth.allow(Role.admin))]
+    Operator = Annotated[Principal, Depends(auth.allow(*OPERATORS))]
+    Auditor = Annotated[Principal, Depends(auth.allow(Role.admin, Role.finance))]
+    OrgId = Annotated[int, Path(gt=0, le=MAX_ID)]
+    UserId = Annotated[int, Path(gt=0, le=MAX_ID)]
+    DeviceClass = Annotated[str, Path(pattern=checks.ID.pattern, description="a device class of devices.yaml")]
+
+    def today() -> date:
+        return clock().astimezone(zone).date()
+
+    def check_programs(programs: list[str] | None) -> None:
+        unknown = sorted({p for p in programs or () if not known_program(p)})
+        if unknown:
+            raise Invalid(f"unknown subsidy program(s): {', '.join(unknown)}")
+
+    def visible_user(principal: Principal, user_id: int) -> None:
+        """Staff see every user, others only themselves; the rest looks missing, not forbidden."""
+        if not principal.is_staff and principal.id != user_id:
+            raise users.missing(user_id)
+
+    # -- authentication ----------------------------------------------------------------------------------
+
+    @router.post(
+        f"{prefix}/auth/token",
+        dependencies=[Depends(public)],
+        responses={401: {"description": "wrong email or password"}, 429: {"description": "too many failures"}},
+    )
+    async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
+        """OAuth2 password flow: the email as username. Failures are limited per account and per address."""
+        try:
+            token = await auth.login(form.username, form.password, _address(request))
+        except LoginRefused as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {"WWW-Authenticate": "Bearer"}
+            raise HTTPException(exc.status, exc.reason, headers=headers) from None
+        return TokenOut(access_token=token.access_token, token_type=token.token_type, expires_in=token.expires_in)
+
+    @router.get(f"{prefix}/me")
+    async def me(principal: Anyone) -> Me:
+        return Me(
+            id=principal.id,
+            email=principal.email,
+            name=principal.name,
+            role=principal.role,
+            organization_id=principal.organization_id,
+        )
+
+    @router.post(
+        f"{prefix}/me/password",
+        status_code=204,
+        responses={400: {"description": "the current password is wrong"}, 429: {"description": "too many failures"}},
+    )
+    async def change_my_password(request: Request, principal: Anyone, body: PasswordChange) -> None:
+        """Needs the current password, counted against the login limits like a failed login."""
+        try:
+            await auth.confirm_password(principal, body.current_password, _address(request))
+        except LoginRefused as exc:
+            if exc.retry_after:
+                raise HTTPException(429, exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
+            raise HTTPException(400, "current_password is wrong") from None
+        async with pool.connection() as conn, conn.transaction():
+            await users.set_password(conn, principal.id, password=body.new_password, at=clock(), actor=principal)
+
+    # -- organizations -----------------------------------------------------------------------------------
+
+    @router.get(f"{prefix}/organizations")
+    async def list_organizations(principal: Anyone) -> list[Organization]:
+        """Staff see every organization; a customer sees its own."""
+        own = None if principal.is_staff else principal.organization_id
+        async with pool.connection() as conn:
+            return await organizations.list_organizations(conn, organization_id=own)
+
+    @router.post(f"{prefix}/organizations", status_code=201)
+    async def create_organization(principal: Admin, body: OrganizationIn) -> Organization:
+        check_programs(body.subsidy_programs)
+        async with pool.connection() as conn, conn.transaction():
+            new_id = await organizations.create_organization(conn, **body.model_dump(), at=clock(), actor=principal)
+            return await organizations.get_organization(conn, new_id)
+
+    @router.get(f"{prefix}/organizations/{{organization_id}}")
+    async def get_organization(principal: Anyone, organization_id: OrgId) -> Organization:
+        if not principal.sees_organization(organization_id):
+            raise organizations.missing(organization_id)
+        async with pool.connection() as conn:
+            return await organizations.get_organization(conn, organization_id)
+
+    @router.patch(f"{prefix}/organizations/{{organization_id}}")
+    async def update_organization(principal: Admin, organization_id: OrgId, body: OrganizationPatch) -> Organization:
+        check_programs(body.subsidy_programs)
+        async with pool.connection() as conn, conn.transaction():
+            return await organizations.update_organization(
+                conn, organization_id, body.changes(), at=clock(), actor=principal
+            )
+
+    # -- users -------------------------------------------------------------------------------------------
+
+    @router.get(f"{prefix}/users")
+    async def list_users(
+        principal: Staff, organization_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
+    ) -> list[User]:
+        async with pool.connection() as conn:
+            return await users.list_users(conn, organization_id=organization_id)
+
+    @router.post(f"{prefix}/users", status_code=201)
+    async def create_user(principal: Admin, body: UserIn) -> User:
+        async with pool.connection() as conn, conn.transaction():
+            new_id = await users.create_user(conn, **body.model_dump(), at=clock(), actor=principal)
+            return await users.get_user(conn, new_id)
+
+    @router.get(f"{prefix}/users/{{user_id}}")
+    async def get_user(principal: Anyone, user_id: UserId) -> User:
+        visible_user(principal, user_id)
+        async with pool.connection() as conn:
+            return await users.get_user(conn, user_id)
+
+    @router.patch(f"{prefix}/users/{{user_id}}")
+    async def update_user(principal: Admin, user_id: UserId, body: UserPatch) -> User:
+        """A new role or deactivation applies to the user's existing tokens at their next request."""
+        async with pool.connection() as conn, conn.transaction():
+            return await users.update_user(conn, user_id, body.changes(), at=clock(), actor=principal)
+
+    # -- qualifications ----------------------------------------------------------------------------------
+
+    @router.get(f"{prefix}/users/{{user_id}}/qualifications")
+    async def list_qualifications(principal: Anyone, user_id: UserId) -> list[QualificationOut]:
+        visible_user(principal, user_id)
+        async with pool.connection() as conn:
+            await users.get_user(conn, user_id)
+            held = await qualifications.list_qualifications(conn, user_id)
+        now = today()
+        return [QualificationOut(**q.model_dump(), expired=q.expires_on < now) for q in held]
+
+    @router.put(f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}")
+    async def grant_qualification(
+        principal: Operator, user_id: UserId, device_class: DeviceClass, body: QualificationIn
+    ) -> QualificationOut:
+        """Grants the class, or renews it with the new expiry."""
+        if not known_class(device_class):
+            raise NotFound(f"unknown device class {device_class!r}")
+        now = today()
+        if body.expires_on < now:
+            raise Invalid(f"expires_on {body.expires_on} is in the past: today is {now} at the center")
+        at = clock()
+        async with pool.connection() as conn, conn.transaction():
+            await qualifications.grant_qualification(
+                conn, user_id=user_id, device_class=device_class, expires_on=body.expires_on, at=at, actor=principal
+            )
+        return QualificationOut(
+            device_class=device_class, expires_on=body.expires_on, granted_by=principal.id, granted_at=at, expired=False
+        )
+
+    @router.delete(f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}", status_code=204)
+    async def revoke_qualification(
+        principal: Operator,
+        user_id: UserId,
+        device_class: DeviceClass,
+        reason: Annotated[str | None, Query(max_length=500, description="kept in the audit log")] = None,
+    ) -> None:
+        """Works for a class no longer in devices.yaml too, so stale qualifications can be cleared."""
+        async with pool.connection() as conn, conn.transaction():
+            await qualifications.revoke_qualification(
+                conn, user_id=user_id, device_class=device_class, at=clock(), actor=principal, reason=reason
+            )
+
+    # -- audit log ---------------------------------------------------------------------------------------
+
+    @router.get(f"{prefix}/audit")
+    async def audit_log(
+        principal: Auditor,
+        entity: Annotated[
+            str | None, Query(pattern=AUDIT_ENTITY, description="organization, user, qualification, …")
+        ] = None,
+        entity_id: Annotated[str | None, Query(pattern=AUDIT_ENTITY_ID)] = None,
+        before_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="next_before_id of the last page")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> AuditPage:
+        """Newest first, in pages keyed on the entry id."""
+        async with pool.connection() as conn:
+            found = await audit.entries(conn, entity=entity, entity_id=entity_id, before_id=before_id, limit=limit)
+        return AuditPage(entries=found, next_before_id=found[-1].id if len(found) == limit else None)
+
+    return router
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

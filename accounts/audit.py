@@ -1,0 +1,74 @@
+"""The audit log: who changed what, with the state before and after and the reason given."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from accounts.model import Principal
+from accounts.sqlfiles import QUERIES, from_row
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    # The person's user id; null for a system actor.
+    actor_id: int | None
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    before: Any
+    after: Any
+    reason: str | None
+
+
+async def record(
+    conn: AsyncConnection,
+    at: datetime,
+    actor: Principal | str,
+    action: str,
+    entity: str,
+    entity_id: object,
+    *,
+    before: Any = None,
+    after: Any = None,
+    reason: str | None = None,
+) -> None:
+    """`actor` is the person, or a system actor's name such as 'devices.yaml' or 'job:no-shows'."""
+    person = isinstance(actor, Principal)
+    await QUERIES.record_audit(
+        conn,
+        at=at,
+        actor_id=actor.id if person else None,
+        actor=actor.label if person else actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        before=_json(before),
+        after=_json(after),
+        reason=reason,
+    )
+
+
+async def entries(
+    conn: AsyncConnection,
+    *,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Newest first. Pages are keyed on the id (pass the last id seen as `before_id`), so entries written
+    while someone pages never shift or repeat a page."""
+    rows = QUERIES.audit_entries(conn, entity=entity, entity_id=entity_id, before_id=before_id, limit=limit)
+    return [from_row(AuditEntry, row) async for row in rows]
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(to_jsonable_python(value))

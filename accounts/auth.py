@@ -1,0 +1,172 @@
+"""OAuth2 password flow with short-lived JWT access tokens, login rate limiting, and the dependencies that
+state which roles a route allows. A token names a user; the user is loaded on every request, so a
+deactivated account or a changed role takes effect at once rather than when the token expires."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import OAuth2PasswordBearer
+from psycopg_pool import AsyncConnectionPool
+
+from accounts import passwords
+from accounts.model import ALL_ROLES, Principal, Role
+from accounts.sqlfiles import QUERIES
+from accounts.users import active_principal
+
+ALGORITHM = "HS256"
+ISSUER = "fabhub"
+# The web pages carry the same access token in this HttpOnly cookie.
+COOKIE = "fabhub_token"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    per_account: int = 5
+    per_address: int = 20
+    window: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    access_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+class LoginRefused(Exception):
+    """Wrong credentials (status 401) or too many failures (status 429, retry_after seconds)."""
+
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Authenticator:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        secret: str,
+        clock: Callable[[], datetime],
+        *,
+        token_ttl: timedelta = timedelta(minutes=15),
+        limits: LoginLimits = LoginLimits(),
+        token_url: str = "/api/v1/auth/token",
+    ) -> None:
+        if len(secret) < 32:
+            raise ValueError("the token signing secret needs at least 32 characters")
+        self._pool = pool
+        self._secret = secret
+        self._clock = clock
+        self.token_ttl = token_ttl
+        self.limits = limits
+        self.scheme = OAuth2PasswordBearer(tokenUrl=token_url, auto_error=False)
+
+    # -- tokens ------------------------------------------------------------------------------------------
+
+    def issue(self, user_id: int) -> Token:
+        now = self._clock()
+        claims = {"sub": str(user_id), "iss": ISSUER, "iat": now, "exp": now + self.token_ttl}
+        return Token(jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(self.token_ttl.total_seconds()))
+
+    def _user_id(self, token: str) -> int:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                # Expiry is checked against the app's clock below, which tests may set.
+                options={"require": ["sub", "exp", "iat"], "verify_exp": False, "verify_iat": False},
+            )
+            user_id = int(claims["sub"])
+        except (jwt.InvalidTokenError, ValueError) as exc:
+            raise _unauthorized("invalid or expired token") from exc
+        if claims["exp"] <= self._clock().timestamp():
+            raise _unauthorized("invalid or expired token")
+        return user_id
+
+    async def principal(self, token: str) -> Principal:
+        user_id = self._user_id(token)
+        async with self._pool.connection() as conn:
+            principal = await active_principal(conn, user_id)
+        if principal is None:
+            raise _unauthorized("this account no longer exists or is deactivated")
+        return principal
+
+    # -- login -------------------------------------------------------------------------------------------
+
+    async def login(self, email: str, password: str, address: str) -> Token:
+        return self.issue(await self._verify(email, password, address))
+
+    async def confirm_password(self, principal: Principal, password: str, address: str) -> None:
+        """Before a password change: the same limits as a login, so a stolen token cannot be used to guess the
+        password and take the account over."""
+        await self._verify(principal.email, password, address)
+
+    async def _verify(self, email: str, password: str, address: str) -> int:
+        now = self._clock()
+        # A NUL cannot reach PostgreSQL text; such an "email" matches no account and is counted as a failure.
+        account = email.strip().lower().replace("\x00", "\ufffd")
+        since = now - self.limits.window
+        async with self._pool.connection() as conn:
+            counts = await QUERIES.login_failures(conn, account=account, address=address, since=since)
+            self._refuse_if_limited(now, *counts)
+            row = await QUERIES.credentials(conn, email=account)
+        user_id, stored = row if row is not None else (None, None)
+        if not await passwords.verify_password(stored, password):
+            async with self._pool.connection() as conn:
+                await QUERIES.record_login_failure(conn, account=account, address=address, now=now, since=since)
+            raise LoginRefused(401, "wrong email or password")
+        async with self._pool.connection() as conn:
+            await QUERIES.clear_login_failures(conn, account=account)
+            if passwords.needs_rehash(stored):
+                await QUERIES.set_password_hash(conn, id=user_id, password_hash=await passwords.hash_password(password))
+        return user_id
+
+    def _refuse_if_limited(
+        self, now: datetime, account_n: int, account_oldest: Any, address_n: int, address_oldest: Any
+    ) -> None:
+        for count, oldest, limit, what in (
+            (account_n, account_oldest, self.limits.per_account, "this account"),
+            (address_n, address_oldest, self.limits.per_address, "your address"),
+        ):
+            if count >= limit:
+                retry = max(1, int((oldest + self.limits.window - now).total_seconds()) + 1)
+                raise LoginRefused(429, f"too many failed logins for {what}; try again in {retry} s", retry)
+
+    # -- route dependencies ------------------------------------------------------------------------------
+
+    def allow(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
+        """A dependency that authenticates the caller and admits only `roles` (all roles when none given).
+        The returned function carries `.roles`, which the authorization matrix test reads off each route."""
+        allowed = frozenset(roles) or ALL_ROLES
+
+        async def authorized(request: Request, bearer: Annotated[str | None, Depends(self.scheme)]) -> Principal:
+            token = bearer or request.cookies.get(COOKIE)
+            if not token:
+                raise _unauthorized("not authenticated: log in at /api/v1/auth/token")
+            principal = await self.principal(token)
+            if principal.role not in allowed:
+                names = ", ".join(sorted(allowed))
+                raise HTTPException(403, f"a {principal.role} may not do this; it needs the role {names}")
+            return principal
+
+        authorized.roles = allowed  # type: ignore[attr-defined]
+        return authorized
+
+
+def public() -> None:
+    """Marks a route as open to everyone (the login itself, the secret calendar feed, health)."""
+
+
+public.roles = None  # type: ignore[attr-defined]
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})

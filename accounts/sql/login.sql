@@ -1,0 +1,23 @@
+-- Login rate limiting, counted in the database so every FabHub process sees the same failures.
+
+-- name: login-failures^
+-- Failures inside the window for the account and for the address, and when the oldest of each ages out.
+SELECT
+    count(*) FILTER (WHERE scope = 'account' AND subject = :account) AS account_failures,
+    min(at) FILTER (WHERE scope = 'account' AND subject = :account) AS account_oldest,
+    count(*) FILTER (WHERE scope = 'address' AND subject = :address) AS address_failures,
+    min(at) FILTER (WHERE scope = 'address' AND subject = :address) AS address_oldest
+FROM login_failure
+WHERE ((scope = 'account' AND subject = :account) OR (scope = 'address' AND subject = :address))
+  AND at > :since;
+
+-- name: record-login-failure!
+WITH expired AS (
+    DELETE FROM login_failure
+    WHERE ((scope = 'account' AND subject = :account) OR (scope = 'address' AND subject = :address))
+      AND at <= :since
+)
+INSERT INTO login_failure (scope, subject, at) VALUES ('account', :account, :now), ('address', :address, :now);
+
+-- name: clear-login-failures!
+DELETE FROM login_failure WHERE scope = 'account' AND subject = :account;

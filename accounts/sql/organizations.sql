@@ -1,0 +1,31 @@
+-- Organizations: the SME customers. Columns come in the order of accounts.organizations.Organization.
+
+-- name: insert-organization<!
+-- No row back when the credit code is taken; the caller's transaction stays usable.
+INSERT INTO organization (name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, created_at)
+VALUES (:name, :uscc, :contact_name, :contact_phone, :contact_email, :subsidy_programs, :at)
+ON CONFLICT (uscc) DO NOTHING
+RETURNING id;
+
+-- name: organization^
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at
+FROM organization WHERE id = :id;
+
+-- name: organization-for-update^
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at
+FROM organization WHERE id = :id FOR UPDATE;
+
+-- name: organizations
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at
+FROM organization
+WHERE CAST(:id AS bigint) IS NULL OR id = :id
+ORDER BY name, id;
+
+-- name: uscc-taken$
+SELECT EXISTS (SELECT 1 FROM organization WHERE uscc = :uscc AND id <> :id);
+
+-- name: update-organization!
+UPDATE organization
+SET name = :name, uscc = :uscc, contact_name = :contact_name, contact_phone = :contact_phone,
+    contact_email = :contact_email, subsidy_programs = :subsidy_programs, active = :active
+WHERE id = :id;

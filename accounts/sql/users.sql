@@ -1,0 +1,48 @@
+-- Users and their credentials. User columns come in the order of accounts.users.User.
+
+-- name: principal^
+-- Who a token or calendar secret names, if the account and its organization are still active.
+SELECT u.id, u.email, u.name, u.role, u.organization_id
+FROM app_user u LEFT JOIN organization o ON o.id = u.organization_id
+WHERE u.id = :id AND u.active AND coalesce(o.active, true);
+
+-- name: credentials^
+SELECT u.id, u.password_hash
+FROM app_user u LEFT JOIN organization o ON o.id = u.organization_id
+WHERE lower(u.email) = lower(:email) AND u.active AND coalesce(o.active, true);
+
+-- name: set-password-hash!
+UPDATE app_user SET password_hash = :password_hash WHERE id = :id;
+
+-- name: insert-user<!
+-- No row back when the email is taken (in any letter case); the caller's transaction stays usable.
+INSERT INTO app_user (email, name, role, organization_id, password_hash, created_at)
+VALUES (:email, :name, :role, :organization_id, :password_hash, :at)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: user^
+SELECT id, email, name, role, organization_id, active, created_at FROM app_user WHERE id = :id;
+
+-- name: user-for-update^
+SELECT id, email, name, role, organization_id, active, created_at FROM app_user WHERE id = :id FOR UPDATE;
+
+-- name: users
+SELECT id, email, name, role, organization_id, active, created_at
+FROM app_user
+WHERE CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id
+ORDER BY id;
+
+-- name: email-taken$
+SELECT EXISTS (SELECT 1 FROM app_user WHERE lower(email) = lower(:email) AND id <> :id);
+
+-- name: update-user!
+UPDATE app_user
+SET email = :email, name = :name, role = :role, organization_id = :organization_id, active = :active
+WHERE id = :id;
+
+-- name: set-calendar-secret$
+UPDATE app_user SET calendar_secret_sha256 = :digest WHERE id = :id RETURNING id;
+
+-- name: user-by-calendar-secret$
+SELECT id FROM app_user WHERE calendar_secret_sha256 = :digest;

@@ -1,0 +1,318 @@
+"""HTTP routes for the shop floor's calendar: maintenance windows, opening hours, closed days and the
+personal iCalendar feed. Every route states its roles through `auth.allow` (the feed itself is `public`:
+its secret URL is the credential). A BookingError becomes its status with the error's body, in one place
+(the route class), so no route can leak one as a 500."""
+
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from psycopg_pool import AsyncConnectionPool
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
+
+from accounts import audit
+from accounts.auth import Authenticator, public
+from accounts.calendar_secrets import principal_by_calendar_secret, rotate_calendar_secret
+from accounts.model import Principal, Role
+from booking import calendar, hours, maintenance
+from booking.catalogue import Catalogue
+from booking.errors import BookingError, Invalid, NotFound
+
+DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_WINDOW = timedelta(days=366)
+# Far-off dates are typing mistakes, and beyond year 9999 Python's own dates overflow.
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2199, 12, 31)
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+DbId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID)]
+
+
+class GuardedRoute(APIRoute):
+    """Translates the domain's errors into their HTTP answers for every route of the router."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except BookingError as exc:
+                return JSONResponse(to_jsonable_python(exc.body()), status_code=exc.status)
+            except psycopg.errors.DataError as exc:
+                reason = exc.diag.message_primary or "out of range"
+                return JSONResponse({"detail": f"invalid value: {reason}"}, status_code=422)
+
+        return guarded
+
+
+# -- models ------------------------------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BookingRef(BaseModel):
+    id: int
+    organization_id: int
+    start: datetime
+    end: datetime
+
+
+class AffectedBooking(BookingRef):
+    device_id: str
+
+
+class MaintenanceIn(Strict):
+    device_id: DeviceId
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: str = Field(min_length=1, max_length=maintenance.MAX_REASON)
+    cancel_bookings: bool = Field(False, description="cancel the live bookings in the way instead of refusing")
+
+
+class MaintenanceOut(BaseModel):
+    id: int
+    device_id: str
+    device_name: str
+    start: datetime
+    end: datetime
+    reason: str
+    created_by: int | None
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class MaintenanceCreated(MaintenanceOut):
+    cancelled_bookings: list[BookingRef]
+
+
+class OpeningInterval(Strict):
+    weekday: int = Field(description="ISO weekday, 1 = Monday ... 7 = Sunday")
+    opens: str = Field(max_length=8, examples=["08:00"], description="local time HH:MM")
+    closes: str = Field(max_length=8, examples=["20:00"], description="local time HH:MM, up to 24:00")
+
+
+class OpeningHoursIn(Strict):
+    intervals: list[OpeningInterval] = Field(max_length=hours.MAX_INTERVALS)
+
+
+class OpeningHoursOut(BaseModel):
+    zone: str
+    intervals: list[OpeningInterval]
+
+
+class OpeningHoursChanged(OpeningHoursOut):
+    bookings_outside_hours: list[AffectedBooking]
+
+
+class ClosedDayIn(Strict):
+    reason: str = Field(min_length=1, max_length=hours.MAX_REASON)
+
+
+class ClosedDayOut(BaseModel):
+    day: date
+    reason: str
+
+
+class ClosedDayChanged(ClosedDayOut):
+    bookings_outside_hours: list[AffectedBooking]
+
+
+class FeedUrl(BaseModel):
+    url: str
+
+
+# -- checks ------------------------------------------------------------------------------------------------
+
+
+def _check_day(day: date, name: str) -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise Invalid(f"{name} must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+
+
+def _check_instant(value: datetime, name: str) -> None:
+    _check_day(value.astimezone(UTC).date(), name)
+
+
+def _window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    _check_instant(start, "from")
+    _check_instant(end, "to")
+    if end <= start:
+        raise Invalid("'to' must be after 'from'")
+    if end - start > MAX_WINDOW:
+        raise Invalid(f"ask for at most {MAX_WINDOW.days} days at a time")
+    return start, end
+
+
+# -- routes ------------------------------------------------------------------------------------------------
+
+
+def make_router(
+    pool: AsyncConnectionPool,
+    auth: Authenticator,
+    catalogue: Catalogue,
+    zone: ZoneInfo,
+    clock: Callable[[], datetime],
+    prefix: str,
+) -> APIRouter:
+    router = APIRouter(route_class=GuardedRoute)
+    Anyone = Annotated[Principal, Depends(auth.allow())]
+    Staff = Annotated[Principal, Depends(auth.allow(Role.technician, Role.finance, Role.admin))]
+    Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]
+    Admin = Annotated[Principal, Depends(auth.allow(Role.admin))]
+    errors: dict[int | str, dict[str, Any]] = {422: {"description": "invalid input, with the reason"}}
+
+    # -- maintenance windows -----------------------------------------------------------------------------
+
+    @router.get(f"{prefix}/maintenance", tags=["maintenance"], responses=errors)
+    async def list_maintenance(
+        principal: Staff,
+        device_id: Annotated[str | None, Query(pattern=DEVICE_ID)] = None,
+        start: Annotated[AwareDatetime | None, Query(alias="from", description="default: now")] = None,
+        end: Annotated[AwareDatetime | None, Query(alias="to", description="default: 31 days after 'from'")] = None,
+    ) -> list[MaintenanceOut]:
+        """Maintenance windows (not cancelled) overlapping [from, to), earliest first."""
+        if device_id is not None and device_id not in catalogue.devices:
+            raise NotFound(f"no device {device_id!r}")
+        start = start or clock()
+        _check_instant(start, "from")
+        start, end = _window(start, end or start + timedelta(days=31))
+        async with pool.connection() as conn:
+            rows = await maintenance.list(conn, device_id, start, end)
+        return [MaintenanceOut(**row) for row in rows]
+
+    @router.post(
+        f"{prefix}/maintenance",
+        status_code=201,
+        tags=["maintenance"],
+        responses=errors | {409: {"description": "another window or live bookings overlap (listed)"}},
+    )
+    async def create_maintenance(principal: Operator, body: MaintenanceIn) -> MaintenanceCreated:
+        """Block a device for maintenance. Live bookings in the way refuse the window (409, listed) unless
+        `cancel_bookings` is set: then they are cancelled without a fee, and audited."""
+        _check_instant(body.start, "start")
+        _check_instant(body.end, "end")
+        async with pool.connection() as conn:
+            row = await maintenance.create(
+                conn, principal, body.device_id, body.start, body.end, body.reason, body.cancel_bookings, clock()
+            )
+        return MaintenanceCreated(**row)
+
+    @router.delete(
+        f"{prefix}/maintenance/{{window_id}}",
+        tags=["maintenance"],
+        responses={404: {"description": "no such window"}, 409: {"description": "cancelled already or ended"}},
+    )
+    async def cancel_maintenance(principal: Operator, window_id: DbId) -> MaintenanceOut:
+        """Cancel a window that has not started; one under way ends now, keeping the time it blocked."""
+        async with pool.connection() as conn:
+            row = await maintenance.cancel(conn, principal, window_id, clock())
+        return MaintenanceOut(**row)
+
+    # -- opening hours and closed days -------------------------------------------------------------------
+
+    @router.get(f"{prefix}/opening-hours", tags=["opening hours"])
+    async def get_opening_hours(principal: Anyone) -> OpeningHoursOut:
+        """The weekly pattern in the center's local time zone."""
+        async with pool.connection() as conn:
+            pattern = await hours.opening_hours(conn)
+        return OpeningHoursOut(zone=zone.key, intervals=[OpeningInterval(**asdict(o)) for o in pattern])
+
+    @router.put(f"{prefix}/opening-hours", tags=["opening hours"], responses=errors)
+    async def put_opening_hours(principal: Admin, body: OpeningHoursIn) -> OpeningHoursChanged:
+        """Replace the whole weekly pattern. Confirmed bookings ahead that it no longer covers are listed;
+        they stay booked."""
+        pattern = [hours.Opening(i.weekday, i.opens, i.closes) for i in body.intervals]
+        async with pool.connection() as conn:
+            change = await hours.replace_opening_hours(conn, principal, pattern, clock(), zone)
+        return OpeningHoursChanged(
+            zone=zone.key,
+            intervals=[OpeningInterval(**asdict(o)) for o in change.intervals],
+            bookings_outside_hours=[AffectedBooking(**b) for b in change.bookings_outside_hours],
+        )
+
+    @router.get(f"{prefix}/closed-days", tags=["opening hours"], responses=errors)
+    async def list_closed_days(
+        principal: Anyone,
+        start: Annotated[date | None, Query(alias="from", description="default: today")] = None,
+        end: Annotated[date | None, Query(alias="to", description="exclusive; default: a year after 'from'")] = None,
+    ) -> list[ClosedDayOut]:
+        """Closed days in [from, to), in the center's calendar."""
+        start = start or clock().astimezone(zone).date()
+        _check_day(start, "from")
+        end = end or start + timedelta(days=366)
+        _check_day(end, "to")
+        if end <= start:
+            raise Invalid("'to' must be after 'from'")
+        if end - start > MAX_WINDOW:
+            raise Invalid(f"ask for at most {MAX_WINDOW.days} days at a time")
+        async with pool.connection() as conn:
+            rows = await hours.closed_days(conn, start, end)
+        return [ClosedDayOut(**row) for row in rows]
+
+    @router.put(f"{prefix}/closed-days/{{day}}", tags=["opening hours"], responses=errors)
+    async def put_closed_day(principal: Admin, day: date, body: ClosedDayIn) -> ClosedDayChanged:
+        """Close the center on a day (or change the reason). Confirmed bookings on it are listed; they stay
+        booked."""
+        _check_day(day, "day")
+        async with pool.connection() as conn:
+            row = await hours.put_closed_day(conn, principal, day, body.reason, clock(), zone)
+        return ClosedDayChanged(**row)
+
+    @router.delete(
+        f"{prefix}/closed-days/{{day}}",
+        status_code=204,
+        tags=["opening hours"],
+        responses={404: {"description": "not a closed day"}},
+    )
+    async def delete_closed_day(principal: Admin, day: date) -> Response:
+        _check_day(day, "day")
+        async with pool.connection() as conn:
+            await hours.delete_closed_day(conn, principal, day, clock())
+        return Response(status_code=204)
+
+    # -- calendar feed -----------------------------------------------------------------------------------
+
+    @router.post(f"{prefix}/calendar/feed", tags=["calendar"])
+    async def new_calendar_feed(principal: Anyone, request: Request) -> FeedUrl:
+        """A new secret feed URL for the caller's calendar app; the previous URL stops working."""
+        async with pool.connection() as conn, conn.transaction():
+            secret = await rotate_calendar_secret(conn, principal.id)
+            await audit.record(conn, clock(), principal, "rotate_calendar_secret", "app_user", principal.id)
+        return FeedUrl(url=str(request.url_for("calendar_feed", secret=secret)))
+
+    @router.get(
+        f"{prefix}/calendar/{{secret}}.ics",
+        name="calendar_feed",
+        tags=["calendar"],
+        dependencies=[Depends(public)],
+        response_class=Response,
+        responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "unknown feed"}},
+    )
+    async def calendar_feed(secret: str) -> Response:
+        """The bookings the feed's owner may see, as iCalendar. The URL is the credential: keep it private."""
+        if _SECRET.match(secret) is None:
+            raise NotFound("unknown calendar feed")
+        async with pool.connection() as conn:
+            owner = await principal_by_calendar_secret(conn, secret)
+            if owner is None:
+                raise NotFound("unknown calendar feed")
+            body = await calendar.feed(conn, owner, clock(), zone)
+        return Response(
+            body,
+            media_type="text/calendar; charset=utf-8",
+            headers={"Cache-Control": "private, no-store", "Content-Disposition": 'inline; filename="fabhub.ics"'},
+        )
+
+    return router

@@ -1,0 +1,190 @@
+"""When the center is open: the weekly pattern of opening hours (local time) and the closed days. The
+pattern is replaced as a whole, so an admin never leaves it half edited; every change is audited with the
+state before and after, and the answer lists the bookings ahead that the new hours no longer cover (they
+stay booked: changing the hours cancels nobody)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from accounts import audit
+from accounts.model import Principal, Role
+from booking.errors import Forbidden, Invalid, NotFound
+from booking.sqlfiles import QUERIES
+
+MAX_INTERVALS = 100
+MAX_REASON = 200
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DAY_END = 24 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """One opening interval of a weekday (ISO, 1 = Monday), 'HH:MM' local time; `closes` may be '24:00'."""
+
+    weekday: int
+    opens: str
+    closes: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoursChange:
+    intervals: list[Opening]
+    bookings_outside_hours: list[dict[str, Any]]
+
+
+def _minutes(value: str) -> int | None:
+    match = _CLOCK.match(value.strip())
+    if match is None:
+        return None
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        return None
+    return hours * 60 + minutes
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def validate(pattern: Iterable[Opening]) -> list[Opening]:
+    """The pattern normalised ('8:00' -> '08:00') and sorted, or Invalid naming every problem."""
+    items = list(pattern)
+    if len(items) > MAX_INTERVALS:
+        raise Invalid(f"at most {MAX_INTERVALS} opening intervals")
+    problems: list[str] = []
+    spans: list[tuple[int, int, int]] = []
+    for i, item in enumerate(items):
+        where = f"interval {i + 1} ({item.weekday} {item.opens}-{item.closes})"
+        opens, closes = _minutes(item.opens), _minutes(item.closes)
+        if not 1 <= item.weekday <= 7:
+            problems.append(f"{where}: weekday must be 1 (Monday) to 7 (Sunday)")
+        if opens is None or opens >= _DAY_END:
+            problems.append(f"{where}: opens must be a time HH:MM from 00:00 to 23:59")
+        if closes is None:
+            problems.append(f"{where}: closes must be a time HH:MM from 00:01 to 24:00")
+        if opens is not None and closes is not None and opens >= closes:
+            problems.append(f"{where}: opens must be before closes (use 24:00 for midnight)")
+        elif opens is not None and closes is not None and 1 <= item.weekday <= 7:
+            spans.append((item.weekday, opens, closes))
+    spans.sort()
+    for (day_a, opens_a, closes_a), (day_b, opens_b, closes_b) in pairwise(spans):
+        if day_a == day_b and opens_b < closes_a:
+            problems.append(
+                f"weekday {day_a}: {_clock(opens_a)}-{_clock(closes_a)} overlaps {_clock(opens_b)}-{_clock(closes_b)}"
+            )
+    if problems:
+        raise Invalid(f"the opening hours are not valid: {'; '.join(problems)}", problems=problems)
+    return [Opening(day, _clock(opens), _clock(closes)) for day, opens, closes in spans]
+
+
+def _check_admin(principal: Principal) -> None:
+    if principal.role != Role.admin:
+        raise Forbidden("only admins change opening hours and closed days")
+
+
+async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params or {})
+        return await cur.fetchall()
+
+
+async def opening_hours(conn: AsyncConnection) -> list[Opening]:
+    return [Opening(**row) for row in await _rows(conn, QUERIES.opening_hours.sql)]
+
+
+async def _outside(
+    conn: AsyncConnection, now: datetime, zone: ZoneInfo, window: tuple[datetime, datetime] | None = None
+) -> list[dict[str, Any]]:
+    start, end = window or (None, None)
+    params = {"now": now, "zone": zone.key, "window_start": start, "window_end": end}
+    return await _rows(conn, QUERIES.bookings_outside_hours.sql, params)
+
+
+async def replace_opening_hours(
+    conn: AsyncConnection, principal: Principal, pattern: Iterable[Opening], now: datetime, zone: ZoneInfo
+) -> HoursChange:
+    """Replaces the whole weekly pattern (an empty pattern closes the center until hours are set again)."""
+    _check_admin(principal)
+    after = validate(pattern)
+    async with conn.transaction():
+        await QUERIES.lock_hours(conn)
+        before = await opening_hours(conn)
+        if before != after:
+            await QUERIES.delete_opening_hours(conn)
+            await QUERIES.insert_opening_hours(
+                conn,
+                weekdays=[o.weekday for o in after],
+                opens=[o.opens for o in after],
+                closes=[o.closes for o in after],
+            )
+            await audit.record(
+                conn,
+                now,
+                principal,
+                "replace",
+                "opening_hours",
+                "weekly",
+                before=[asdict(o) for o in before],
+                after=[asdict(o) for o in after],
+            )
+        outside = await _outside(conn, now, zone)
+    return HoursChange(after, outside)
+
+
+async def closed_days(conn: AsyncConnection, start: date, end: date) -> list[dict[str, Any]]:
+    """Closed days in [start, end)."""
+    return await _rows(conn, QUERIES.closed_days.sql, {"start": start, "end": end})
+
+
+def _local_day(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), zone)
+    return start, datetime.combine(day + timedelta(days=1), time(), zone)
+
+
+async def put_closed_day(
+    conn: AsyncConnection, principal: Principal, day: date, reason: str, now: datetime, zone: ZoneInfo
+) -> dict[str, Any]:
+    """Closes the center on `day` (local calendar), or changes the reason. Returns the day, its reason and the
+    confirmed bookings on it."""
+    _check_admin(principal)
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("give a reason for the closed day")
+    if len(reason) > MAX_REASON:
+        raise Invalid(f"the reason is longer than {MAX_REASON} characters")
+    async with conn.transaction():
+        await QUERIES.lock_hours(conn)
+        before = await _closed_day(conn, day)
+        after = {"day": day, "reason": reason}
+        if before != after:
+            await QUERIES.put_closed_day(conn, day=day, reason=reason)
+            action = "update" if before else "create"
+            await audit.record(conn, now, principal, action, "closed_day", day.isoformat(), before=before, after=after)
+        outside = await _outside(conn, now, zone, _local_day(day, zone))
+    return after | {"bookings_outside_hours": outside}
+
+
+async def delete_closed_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime) -> None:
+    _check_admin(principal)
+    async with conn.transaction():
+        await QUERIES.lock_hours(conn)
+        before = await _closed_day(conn, day)
+        if before is None:
+            raise NotFound(f"{day.isoformat()} is not a closed day")
+        await QUERIES.delete_closed_day(conn, day=day)
+        await audit.record(conn, now, principal, "delete", "closed_day", day.isoformat(), before=before)
+
+
+async def _closed_day(conn: AsyncConnection, day: date) -> dict[str, Any] | None:
+    rows = await _rows(conn, QUERIES.closed_day.sql, {"day": day})
+    return rows[0] if rows else None

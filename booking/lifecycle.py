@@ -1,0 +1,100 @@
+"""The scheduled life-cycle pass over bookings. The machine's own state decides a check-in: a confirmed
+booking whose no-show threshold has passed is under way when the device ran (running or setup) at its
+start or within the threshold, and a no-show otherwise, charged the class's no-show fee; a booking under
+way whose slot has ended is completed. Every change is audited as the job. The pass is idempotent: each
+update is guarded by the status it moves from, so a second run (or one racing a customer's own check-in)
+changes nothing twice."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from accounts import audit
+from booking import pricing
+from booking.catalogue import Catalogue
+from booking.sqlfiles import QUERIES
+
+ACTOR = "job:booking-lifecycle"
+ACTIVE = frozenset({"running", "setup"})
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall()
+
+
+async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> dict[str, int]:
+    """Run inside a transaction (the job runner's). Returns how many bookings moved to each status."""
+    counts = {"in_progress": 0, "no_show": 0, "completed": 0}
+    classes = list(catalogue.classes.values())
+    due = await _rows(
+        conn,
+        QUERIES.due_for_check_in.sql,
+        {
+            "now": now,
+            "class_ids": [c.id for c in classes],
+            "no_show_after": [c.rules.no_show_after for c in classes],
+            "no_show_fee_share": [c.rules.no_show_fee_share for c in classes],
+        },
+    )
+    for booking in due:
+        if booking["state_at_start"] in ACTIVE or booking["first_active"] is not None:
+            running_at_start = booking["state_at_start"] in ACTIVE
+            checked_in_at = booking["start"] if running_at_start else booking["first_active"]
+            await QUERIES.start_booking(conn, id=booking["id"], checked_in_at=checked_in_at)
+            local = checked_in_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            why = "the machine was running at the start" if running_at_start else f"the machine started at {local}"
+            await audit.record(
+                conn,
+                now,
+                ACTOR,
+                "check_in",
+                "booking",
+                booking["id"],
+                before={"status": "confirmed"},
+                after={"status": "in_progress", "checked_in_at": checked_in_at},
+                reason=why,
+            )
+            counts["in_progress"] += 1
+        else:
+            fee = pricing.fee(booking["net"], booking["no_show_fee_share"])
+            await QUERIES.mark_no_show(conn, id=booking["id"], fee=fee)
+            await audit.record(
+                conn,
+                now,
+                ACTOR,
+                "no_show",
+                "booking",
+                booking["id"],
+                before={"status": "confirmed"},
+                after={"status": "no_show", "fee": fee},
+                reason="the machine did not run or set up within the no-show threshold",
+            )
+            counts["no_show"] += 1
+    for booking in await _rows(conn, QUERIES.due_for_completion.sql, {"now": now}):
+        await QUERIES.complete_booking(conn, id=booking["id"], finished_at=booking["end"])
+        await audit.record(
+            conn,
+            now,
+            ACTOR,
+            "finish",
+            "booking",
+            booking["id"],
+            before={"status": "in_progress"},
+            after={"status": "completed", "finished_at": booking["end"]},
+            reason="the slot has ended",
+        )
+        counts["completed"] += 1
+    return counts
+
+
+async def expire_idempotency_keys(conn: AsyncConnection, now: datetime) -> int:
+    """Idempotency keys are honoured for a day; older ones are deleted. Returns how many."""
+    return await QUERIES.expire_idempotency_keys(conn, before=now - IDEMPOTENCY_TTL)

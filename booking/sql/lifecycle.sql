@@ -1,0 +1,52 @@
+-- The scheduled life-cycle pass: no-shows, automatic check-in from the machine's own state, completion.
+-- Reads telemetry_state (telemetry's migrations always run before booking's).
+
+-- name: due-for-check-in
+-- Confirmed bookings past their no-show threshold, with what the machine did around the start: the first
+-- running/setup state row within [start, start + threshold], and the state it was in at the start (the
+-- last state row at or before it; a state holds until the next row). The class rules come from the
+-- catalogue in memory (:class_ids / :no_show_after / :no_show_fee_share), falling back to the synced
+-- device_class row for a class that has since left devices.yaml. Locked, so a check-in or cancellation
+-- happening right now waits and is re-checked.
+WITH rules AS (
+    SELECT *
+    FROM unnest(CAST(:class_ids AS text[]), CAST(:no_show_after AS interval[]),
+                CAST(:no_show_fee_share AS numeric[])) AS r (class_id, no_show_after, no_show_fee_share)
+)
+SELECT b.id, b.device_id, lower(b.during) AS start, upper(b.during) AS "end", b.net,
+       coalesce(r.no_show_fee_share, dc.no_show_fee_share) AS no_show_fee_share,
+       (SELECT s.state FROM telemetry_state s
+        WHERE s.device_id = b.device_id AND s.time <= lower(b.during)
+        ORDER BY s.time DESC LIMIT 1) AS state_at_start,
+       (SELECT min(s.time) FROM telemetry_state s
+        WHERE s.device_id = b.device_id AND s.state IN ('running', 'setup')
+          AND s.time >= lower(b.during)
+          AND s.time <= lower(b.during) + coalesce(r.no_show_after, dc.no_show_after)) AS first_active
+FROM booking b
+JOIN device d ON d.id = b.device_id
+JOIN device_class dc ON dc.id = d.class_id
+LEFT JOIN rules r ON r.class_id = d.class_id
+WHERE b.status = 'confirmed' AND lower(b.during) <= :now  -- the partial index booking_due
+  AND lower(b.during) + coalesce(r.no_show_after, dc.no_show_after) <= :now
+ORDER BY lower(b.during), b.id
+FOR NO KEY UPDATE OF b;
+
+-- name: start-booking!
+UPDATE booking SET status = 'in_progress', checked_in_at = :checked_in_at WHERE id = :id AND status = 'confirmed';
+
+-- name: mark-no-show!
+UPDATE booking SET status = 'no_show', fee = :fee WHERE id = :id AND status = 'confirmed';
+
+-- name: due-for-completion
+SELECT b.id, upper(b.during) AS "end"
+FROM booking b
+WHERE b.status = 'in_progress' AND lower(b.during) < :now AND upper(b.during) <= :now
+ORDER BY upper(b.during), b.id
+FOR NO KEY UPDATE OF b;
+
+-- name: complete-booking!
+UPDATE booking SET status = 'completed', finished_at = :finished_at WHERE id = :id AND status = 'in_progress';
+
+-- name: expire-idempotency-keys$
+WITH gone AS (DELETE FROM idempotency_key WHERE created_at < :before RETURNING 1)
+SELECT count(*) FROM gone;

@@ -1,0 +1,243 @@
+"""The floor router over HTTP: roles, status codes and bodies. It is mounted here on a bare FastAPI app with
+the real Authenticator (tokens issued directly), so these tests need nothing of the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from icalendar import Calendar
+
+from accounts import audit
+from accounts.auth import Authenticator
+from accounts.model import Role
+from booking.floor_api import GuardedRoute, make_router
+from tests.accounts_rig import make_org, make_user
+from tests.test_booking_floor import NOW, ZONE, Center, _center, book, local
+
+SECRET = "test-signing-key-that-is-long-enough-0123456789"
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    center: Center
+    headers: dict[Role, dict[str, str]]
+    router: APIRouter
+
+
+@pytest.fixture
+async def api(pool) -> AsyncIterator[Api]:
+    center = await _center(pool)
+    auth = Authenticator(pool, SECRET, lambda: NOW)
+    router = make_router(pool, auth, center.catalogue, ZONE, lambda: NOW, "/api/v1")
+    app = FastAPI()
+    app.include_router(router)
+    principals = {
+        Role.technician: center.technician,
+        Role.admin: center.admin,
+        Role.finance: center.finance,
+        Role.customer: center.customer,
+    }
+    headers = {role: {"Authorization": f"Bearer {auth.issue(p.id).access_token}"} for role, p in principals.items()}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://fab.example") as client:
+        yield Api(client, center, headers, router)
+
+
+def window(day: int, start: float, end: float, **extra) -> dict:
+    return {"start": local(day, start).isoformat(), "end": local(day, end).isoformat(), **extra}
+
+
+async def test_every_route_states_its_roles(api):
+    roles = {}
+    for route in api.router.routes:
+        assert isinstance(route, GuardedRoute)
+        deps = [d.call for d in route.dependant.dependencies]
+        stated = [getattr(d, "roles", "missing") for d in deps if hasattr(d, "roles")]
+        assert len(stated) == 1, route.path
+        roles[(next(iter(route.methods)), route.path)] = None if stated[0] is None else set(stated[0])
+    staff, operators = {Role.technician, Role.finance, Role.admin}, {Role.technician, Role.admin}
+    assert roles == {
+        ("GET", "/api/v1/maintenance"): staff,
+        ("POST", "/api/v1/maintenance"): operators,
+        ("DELETE", "/api/v1/maintenance/{window_id}"): operators,
+        ("GET", "/api/v1/opening-hours"): set(Role),
+        ("PUT", "/api/v1/opening-hours"): {Role.admin},
+        ("GET", "/api/v1/closed-days"): set(Role),
+        ("PUT", "/api/v1/closed-days/{day}"): {Role.admin},
+        ("DELETE", "/api/v1/closed-days/{day}"): {Role.admin},
+        ("POST", "/api/v1/calendar/feed"): set(Role),
+        ("GET", "/api/v1/calendar/{secret}.ics"): None,
+    }
+
+
+async def test_maintenance_over_http(api):
+    client, c, h = api.client, api.center, api.headers
+    async with c.pool.connection() as conn:
+        hit = await book(conn, "cnc-01", c.org_id, c.customer.id, local(1, 9), local(1, 11))
+
+    r = await client.post("/api/v1/maintenance", json=window(1, 10, 12, device_id="cnc-01", reason="spindle"))
+    assert r.status_code == 401
+    r = await client.post(
+        "/api/v1/maintenance", json=window(1, 10, 12, device_id="cnc-01", reason="spindle"), headers=h[Role.customer]
+    )
+    assert r.status_code == 403
+    r = await client.post(
+        "/api/v1/maintenance", json=window(1, 10, 12, device_id="cnc-01", reason="spindle"), headers=h[Role.technician]
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["bookings"] == [
+        {"id": hit, "organization_id": c.org_id, "start": "2027-03-02T01:00:00Z", "end": "2027-03-02T03:00:00Z"}
+    ]
+    assert "cancel_bookings" in r.json()["detail"]
+
+    body = window(1, 10, 12, device_id="cnc-01", reason="spindle", cancel_bookings=True)
+    r = await client.post("/api/v1/maintenance", json=body, headers=h[Role.technician])
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert [b["id"] for b in created["cancelled_bookings"]] == [hit]
+    assert created["device_name"] == c.catalogue.devices["cnc-01"].name
+
+    r = await client.post("/api/v1/maintenance", json=body, headers=h[Role.admin])
+    assert r.status_code == 409 and r.json()["maintenance"][0]["id"] == created["id"]
+
+    params = {"from": local(1, 0).isoformat(), "to": local(2, 0).isoformat(), "device_id": "cnc-01"}
+    r = await client.get("/api/v1/maintenance", params=params, headers=h[Role.finance])
+    assert r.status_code == 200 and [w["id"] for w in r.json()] == [created["id"]]
+    r = await client.get("/api/v1/maintenance", params=params, headers=h[Role.customer])
+    assert r.status_code == 403
+    r = await client.get("/api/v1/maintenance", headers=h[Role.technician])  # defaults: the next 31 days
+    assert r.status_code == 200 and len(r.json()) == 1
+
+    r = await client.delete(f"/api/v1/maintenance/{created['id']}", headers=h[Role.finance])
+    assert r.status_code == 403
+    r = await client.delete(f"/api/v1/maintenance/{created['id']}", headers=h[Role.technician])
+    assert r.status_code == 200 and r.json()["cancelled_at"] is not None
+    r = await client.delete(f"/api/v1/maintenance/{created['id']}", headers=h[Role.technician])
+    assert r.status_code == 409
+    r = await client.delete("/api/v1/maintenance/99999", headers=h[Role.technician])
+    assert r.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"),
+    [
+        ("post", "/api/v1/maintenance", {"json": window(1, 10, 12, device_id="CNC 01", reason="x")}),
+        ("post", "/api/v1/maintenance", {"json": window(1, 10, 12, device_id="cnc-99", reason="x")}),
+        ("post", "/api/v1/maintenance", {"json": window(1, 12, 10, device_id="cnc-01", reason="x")}),
+        ("post", "/api/v1/maintenance", {"json": window(1, 10, 12, device_id="cnc-01", reason="")}),
+        ("post", "/api/v1/maintenance", {"json": window(1, 10, 12, device_id="cnc-01", reason="x", extra=1)}),
+        (
+            "post",
+            "/api/v1/maintenance",
+            {"json": {"device_id": "cnc-01", "start": "2027-03-02T10:00", "end": "2027-03-02T12:00", "reason": "x"}},
+        ),
+        (
+            "post",
+            "/api/v1/maintenance",
+            {"json": {"device_id": "cnc-01", "start": "9999-12-31T23:00Z", "end": "9999-12-31T23:30Z", "reason": "x"}},
+        ),
+        ("get", "/api/v1/maintenance", {"params": {"from": "2027-03-01T00:00"}}),
+        ("get", "/api/v1/maintenance", {"params": {"from": "2027-03-01T00:00Z", "to": "2028-03-02T00:00Z"}}),
+        ("get", "/api/v1/maintenance", {"params": {"from": "2027-03-02T00:00Z", "to": "2027-03-01T00:00Z"}}),
+        ("get", "/api/v1/maintenance", {"params": {"from": "9999-12-31T23:59:59Z"}}),
+        ("get", "/api/v1/maintenance", {"params": {"device_id": "../etc"}}),
+        ("get", "/api/v1/maintenance", {"params": {"device_id": "cnc-99"}}),
+        ("delete", "/api/v1/maintenance/0", {}),
+        ("delete", f"/api/v1/maintenance/{2**63}", {}),
+        ("delete", "/api/v1/maintenance/abc", {}),
+        (
+            "put",
+            "/api/v1/opening-hours",
+            {"json": {"intervals": [{"weekday": 8, "opens": "08:00", "closes": "12:00"}]}},
+        ),
+        ("put", "/api/v1/opening-hours", {"json": {"intervals": [{"weekday": 1, "opens": "x", "closes": "12:00"}]}}),
+        ("put", "/api/v1/opening-hours", {"json": [{"weekday": 1, "opens": "08:00", "closes": "12:00"}]}),
+        ("get", "/api/v1/closed-days", {"params": {"from": "2027-03-01", "to": "2029-03-01"}}),
+        ("get", "/api/v1/closed-days", {"params": {"from": "9999-12-31"}}),
+        ("put", "/api/v1/closed-days/2027-02-30", {"json": {"reason": "x"}}),
+        ("put", "/api/v1/closed-days/9999-12-31", {"json": {"reason": "x"}}),
+        ("put", "/api/v1/closed-days/2027-03-05", {"json": {"reason": "   "}}),
+        ("delete", "/api/v1/closed-days/2027-03-05", {}),
+    ],
+)
+async def test_bad_input_gets_a_4xx_with_a_reason(api, method, url, kwargs):
+    r = await getattr(api.client, method)(url, headers=api.headers[Role.admin], **kwargs)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.json()["detail"], r.text
+
+
+async def test_opening_hours_and_closed_days_over_http(api):
+    client, h = api.client, api.headers
+    r = await client.get("/api/v1/opening-hours", headers=h[Role.customer])
+    assert r.status_code == 200 and r.json()["zone"] == "Asia/Shanghai" and len(r.json()["intervals"]) == 6
+
+    pattern = {
+        "intervals": [
+            {"weekday": 1, "opens": "08:00", "closes": "12:00"},
+            {"weekday": 1, "opens": "11:00", "closes": "14:00"},
+        ]
+    }
+    r = await client.put("/api/v1/opening-hours", json=pattern, headers=h[Role.admin])
+    assert r.status_code == 422 and "overlaps" in r.json()["detail"]
+    pattern = {"intervals": [{"weekday": d, "opens": "07:30", "closes": "24:00"} for d in range(1, 8)]}
+    r = await client.put("/api/v1/opening-hours", json=pattern, headers=h[Role.technician])
+    assert r.status_code == 403
+    r = await client.put("/api/v1/opening-hours", json=pattern, headers=h[Role.admin])
+    assert r.status_code == 200, r.text
+    assert r.json()["intervals"] == pattern["intervals"] and r.json()["bookings_outside_hours"] == []
+
+    r = await client.put("/api/v1/closed-days/2027-03-05", json={"reason": "劳动节"}, headers=h[Role.admin])
+    assert r.status_code == 200 and r.json()["reason"] == "劳动节", r.text
+    r = await client.get("/api/v1/closed-days", headers=h[Role.customer])  # default: from today, a year
+    assert r.json() == [{"day": "2027-03-05", "reason": "劳动节"}]
+    r = await client.get("/api/v1/closed-days", params={"from": "2027-03-06"}, headers=h[Role.finance])
+    assert r.json() == []
+    r = await client.delete("/api/v1/closed-days/2027-03-05", headers=h[Role.technician])
+    assert r.status_code == 403
+    r = await client.delete("/api/v1/closed-days/2027-03-05", headers=h[Role.admin])
+    assert r.status_code == 204
+    r = await client.delete("/api/v1/closed-days/2027-03-05", headers=h[Role.admin])
+    assert r.status_code == 404 and "not a closed day" in r.json()["detail"]
+
+
+async def test_calendar_feed_url_rotates_and_serves_ical(api):
+    client, c, h = api.client, api.center, api.headers
+    other_org = await make_org(c.pool, name="泰州智造科技有限公司")
+    other_user = await make_user(c.pool, Role.customer, other_org)
+    async with c.pool.connection() as conn:
+        mine = await book(conn, "cnc-01", c.org_id, c.customer.id, local(1, 9), local(1, 11))
+        await book(conn, "cnc-01", other_org, other_user, local(2, 9), local(2, 11))
+
+    r = await client.post("/api/v1/calendar/feed")
+    assert r.status_code == 401
+    r = await client.post("/api/v1/calendar/feed", headers=h[Role.customer])
+    assert r.status_code == 200, r.text
+    url = r.json()["url"]
+    assert url.startswith("https://fab.example/api/v1/calendar/") and url.endswith(".ics")
+
+    r = await client.get(url)  # no credentials: the URL is the credential
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/calendar; charset=utf-8"
+    uids = [str(e["uid"]) for e in Calendar.from_ical(r.content).walk("VEVENT")]
+    assert uids == [f"booking-{mine}@fabhub"]
+
+    r = await client.post("/api/v1/calendar/feed", headers=h[Role.customer])
+    new_url = r.json()["url"]
+    assert new_url != url
+    assert (await client.get(url)).status_code == 404  # the old URL stopped working
+    assert (await client.get(new_url)).status_code == 200
+    for bad in ("/api/v1/calendar/short.ics", "/api/v1/calendar/" + "x" * 43 + ".ics", "/api/v1/calendar/%00.ics"):
+        r = await client.get(bad)
+        assert r.status_code == 404 and r.json()["detail"] == "unknown calendar feed"
+    async with c.pool.connection() as conn:
+        entries = await audit.entries(conn, entity="app_user", entity_id=str(c.customer.id))
+    assert [e.action for e in entries if e.action == "rotate_calendar_secret"] == ["rotate_calendar_secret"] * 2
+
+    r = await client.post("/api/v1/calendar/feed", headers=h[Role.admin])
+    staff = Calendar.from_ical((await client.get(r.json()["url"])).content)
+    assert len(staff.walk("VEVENT")) == 2
