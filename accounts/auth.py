@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from accounts import passwords
 from accounts.model import ALL_ROLES, Principal, Role
-from accounts.sqlfiles import QUERIES
+from accounts.sqlfiles import QUERIES, autocommit
 from accounts.users import active_principal
 
 ALGORITHM = "HS256"
@@ -93,7 +93,7 @@ class Authenticator:
 
     async def principal(self, token: str) -> Principal:
         user_id = self._user_id(token)
-        async with self._pool.connection() as conn:
+        async with autocommit(self._pool) as conn:
             principal = await active_principal(conn, user_id)
         if principal is None:
             raise _unauthorized("this account no longer exists or is deactivated")

@@ -1,4 +1,4 @@
-"""Named queries of the accounts domain, and the two helpers every service module needs around them."""
+"""Named queries of the accounts domain, and the helpers every service module needs around them."""
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import aiosql
 from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from accounts.errors import Conflict
@@ -31,3 +32,15 @@ async def unique_or_conflict(conn: AsyncConnection, reason: str) -> AsyncIterato
             yield
     except UniqueViolation:
         raise Conflict(reason) from None
+
+
+@asynccontextmanager
+async def autocommit(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection for a read that is one statement: without the BEGIN and COMMIT round trips a
+    transaction costs. Hot paths (every request's token check, availability) use it."""
+    async with pool.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            await conn.set_autocommit(False)

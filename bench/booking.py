@@ -65,6 +65,7 @@ LENGTH = timedelta(hours=1)
 STEP = timedelta(hours=2)  # one booking every two hours per device: free time stays fragmented
 WARMUP_DAY = 300  # warm-up bookings go far away (horizon_days is 366) and are deleted again
 API = "/api/v1"
+GRID = MIN_BOOKING = timedelta(minutes=30)  # the bench class's rules, set in write_devices
 
 
 # -- the center -------------------------------------------------------------------------------------------
@@ -78,6 +79,8 @@ def write_devices(path: Path, count: int) -> None:
     cls["name"] = "Bench 3D printer"
     cls["rules"]["horizon_days"] = 366
     cls["rules"]["max_future_hours_per_org"] = 1_000_000
+    cls["rules"]["min_booking"] = "30m"
+    cls["rules"]["granularity"] = "30m"
     data["classes"][BENCH_CLASS] = cls
     data["subsidy_programs"][PROGRAM]["classes"].append(BENCH_CLASS)
     template = next(d for d in data["devices"] if d["id"] == "printer-01")
@@ -325,14 +328,17 @@ async def http_availability(server: Server, headers: dict[str, str], n: int, wor
 
 
 async def bare_availability(url: str, device_ids: list[str], n: int, workers: int) -> Run:
-    """The route's one query, as the app runs it (text results, multiranges parsed by psycopg)."""
-    sql = QUERIES.free_time.sql
-    params = {"device_ids": device_ids, **WINDOW, "zone": ZONE.key}
+    """The route's one query with the app's parameters, read in binary as the app reads it."""
+    sql = QUERIES.free_slots.sql
+    origin = datetime.combine(WINDOW["start"].astimezone(ZONE).date(), datetime.min.time(), ZONE)
+    params = {"device_ids": device_ids, **WINDOW, "zone": ZONE.key, "now": NOW}
+    params |= {"step": GRID, "origin": origin, "min_length": MIN_BOOKING}
     conns = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(workers)]
 
     async def one(worker: int, i: int) -> None:
-        cur = await conns[worker].execute(sql, params)
-        await cur.fetchall()
+        async with conns[worker].cursor(binary=True) as cur:
+            await cur.execute(sql, params)
+            await cur.fetchall()
 
     try:
         return await drive(n, workers, one, [c.info.backend_pid for c in conns])

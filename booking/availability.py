@@ -1,5 +1,5 @@
-"""Free time per device and the bookable slots in it. The database subtracts bookings and maintenance from
-the opening hours (multiranges, one query); Python only cuts the result to the class's grid."""
+"""Free time per device. The database does the whole cut (opening hours, closed days, maintenance, live
+bookings, the grid, the minimum length) in one query read in binary; Python only picks alternatives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 
 from booking.catalogue import Rules
-from booking.rules import align_down, align_up
+from booking.rules import align_down, align_up, local_midnight
 from booking.sqlfiles import QUERIES
 
 Interval = tuple[datetime, datetime]
@@ -23,24 +23,34 @@ class Slot:
     end: datetime
 
 
-async def free_time(
-    conn: AsyncConnection, device_ids: list[str], start: datetime, end: datetime, zone: ZoneInfo
+async def free_slots(
+    conn: AsyncConnection,
+    device_ids: list[str],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    rules: Rules,
+    zone: ZoneInfo,
 ) -> dict[str, list[Interval]]:
-    found: dict[str, list[Interval]] = {}
-    async for device_id, free in QUERIES.free_time(conn, device_ids=device_ids, start=start, end=end, zone=zone.key):
-        found[device_id] = [(r.lower, r.upper) for r in free]
+    """Bookable intervals per device (every device listed, free or not), on the grid and from `now` on.
+    The grid counts from a local midnight; in a zone with daylight saving time a grid step that does not
+    divide the shift (say 45 min) is off by the shift after it."""
+    found: dict[str, list[Interval]] = {d: [] for d in device_ids}
+    params = {
+        "device_ids": device_ids,
+        "start": start,
+        "end": end,
+        "now": now,
+        "zone": zone.key,
+        "step": rules.granularity,
+        "origin": local_midnight(start, zone),
+        "min_length": rules.min_booking,
+    }
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(QUERIES.free_slots.sql, params)
+        for device_id, lower, upper in await cur.fetchall():
+            found[device_id].append((lower, upper))
     return found
-
-
-def bookable(free: list[Interval], rules: Rules, now: datetime, zone: ZoneInfo) -> list[Interval]:
-    """Free intervals cut to the grid, from now on, at least one minimum booking long."""
-    out = []
-    for lower, upper in free:
-        start = align_up(max(lower, now), rules.granularity, zone)
-        end = align_down(upper, rules.granularity, zone)
-        if end - start >= rules.min_booking:
-            out.append((start, end))
-    return out
 
 
 def nearest(
@@ -51,8 +61,6 @@ def nearest(
     for device_id, intervals in free.items():
         options = []
         for lower, upper in intervals:
-            if upper - lower < length:
-                continue
             latest = align_down(upper - length, rules.granularity, zone)
             if latest < lower:
                 continue

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from accounts import audit
 from accounts.model import Principal, Role
+from accounts.sqlfiles import autocommit
 from booking import availability, pricing, rules
 from booking.catalogue import Catalogue, DeviceClass
 from booking.errors import Conflict, Forbidden, Invalid, NotFound
@@ -198,35 +199,22 @@ class Bookings:
             )
         if request.device_id is not None and ctx["under_maintenance"]:
             raise SlotTaken(plan, f"{request.device_id} is under maintenance then")
-        for device_id in ctx["candidates"] or ():
-            booking_id = await self._try_insert(conn, principal, plan, ctx, device_id, now)
-            if booking_id is not None:
-                row = await self.get(conn, booking_id)
+        candidates = ctx["candidates"] or []
+        for device_id in candidates:
+            # With one candidate a lost race ends the request anyway; with more, a savepoint lets it move on.
+            row = await self._insert(conn, principal, plan, ctx, device_id, now, savepoint=len(candidates) > 1)
+            if row is None:
+                continue
+            await audit.record(conn, now, principal, "create", "booking", row["id"], after=row)
+            if problems:
+                broken = [p.rule for p in problems]
                 await audit.record(
-                    conn,
-                    now,
-                    principal,
-                    "create",
-                    "booking",
-                    booking_id,
-                    after=row,
-                    reason=request.override_reason,
+                    conn, now, principal, "override", "booking", row["id"], after=broken, reason=request.override_reason
                 )
-                if problems:
-                    await audit.record(
-                        conn,
-                        now,
-                        principal,
-                        "override",
-                        "booking",
-                        booking_id,
-                        after=[p.rule for p in problems],
-                        reason=request.override_reason,
-                    )
-                return row
+            return row
         raise SlotTaken(plan, "the slot is taken" if request.device_id else f"no {plan.device_class.id} is free then")
 
-    async def _try_insert(
+    async def _insert(
         self,
         conn: AsyncConnection,
         principal: Principal,
@@ -234,30 +222,42 @@ class Bookings:
         ctx: dict[str, Any],
         device_id: str,
         now: datetime,
-    ) -> int | None:
+        *,
+        savepoint: bool,
+    ) -> dict[str, Any] | None:
         quote = self.quote_for(plan, ctx, device_id)
         request = plan.request
+        params = {
+            "device_id": device_id,
+            "class_id": plan.device_class.id,
+            "device_name": self.catalogue.devices[device_id].name,
+            "organization_id": plan.organization_id,
+            "organization_name": ctx["organization_name"],
+            "user_id": plan.user_id,
+            "created_by": principal.id,
+            "start": request.start,
+            "end": request.end,
+            "purpose": request.purpose,
+            "hourly_rate": quote.hourly_rate,
+            "gross": quote.gross,
+            "subsidy_program": quote.subsidy_program,
+            "subsidy_share": quote.subsidy_share,
+            "subsidy": quote.subsidy,
+            "net": quote.net,
+            "override_reason": request.override_reason,
+            "now": now,
+        }
         try:
-            async with conn.transaction():  # a savepoint: a lost race moves on to the next device
-                return await QUERIES.insert_booking(
-                    conn,
-                    device_id=device_id,
-                    organization_id=plan.organization_id,
-                    user_id=plan.user_id,
-                    created_by=principal.id,
-                    start=request.start,
-                    end=request.end,
-                    purpose=request.purpose,
-                    hourly_rate=quote.hourly_rate,
-                    gross=quote.gross,
-                    subsidy_program=quote.subsidy_program,
-                    subsidy_share=quote.subsidy_share,
-                    subsidy=quote.subsidy,
-                    net=quote.net,
-                    override_reason=request.override_reason,
-                    now=now,
-                )
+            async with conn.cursor(row_factory=dict_row) as cur:
+                if not savepoint:
+                    await cur.execute(QUERIES.insert_booking.sql, params)
+                    return await cur.fetchone()
+                async with conn.transaction():
+                    await cur.execute(QUERIES.insert_booking.sql, params)
+                    return await cur.fetchone()
         except psycopg.errors.ExclusionViolation:
+            if not savepoint:
+                raise SlotTaken(plan, "the slot is taken") from None
             return None
 
     async def alternatives(self, taken: SlotTaken) -> list[availability.Slot]:
@@ -267,11 +267,10 @@ class Bookings:
         device_ids = self.catalogue.class_devices(cls.id)
         start = max(now, request.start - ALTERNATIVES_SPAN)
         end = request.end + ALTERNATIVES_SPAN
-        async with self.pool.connection() as conn:
-            free = await availability.free_time(conn, device_ids, start, end, self.zone)
+        async with autocommit(self.pool) as conn:
+            free = await availability.free_slots(conn, device_ids, start, end, now, cls.rules, self.zone)
         horizon = now + timedelta(days=cls.rules.horizon_days)
-        cut = {d: availability.bookable(f, cls.rules, now, self.zone) for d, f in free.items()}
-        slots = availability.nearest(cut, request.end - request.start, request.start, cls.rules, self.zone, limit=10)
+        slots = availability.nearest(free, request.end - request.start, request.start, cls.rules, self.zone, limit=10)
         return [s for s in slots if s.start <= horizon][:5]
 
     # -- reading -----------------------------------------------------------------------------------------

@@ -20,14 +20,9 @@ SELECT
      FROM booking b JOIN device d ON d.id = b.device_id
      WHERE b.organization_id = :organization_id AND d.class_id = :class_id
        AND b.status IN ('confirmed', 'in_progress') AND upper(b.during) > :now) AS future_booked,
-    (SELECT array_agg(subsidy_program ORDER BY subsidy_program) FROM booking
-     WHERE organization_id = :organization_id AND subsidy_program IS NOT NULL
-       AND status IN ('confirmed', 'in_progress', 'completed')
-       AND lower(during) >= :year_start AND lower(during) < :year_end) AS used_programs,
-    (SELECT array_agg(subsidy ORDER BY subsidy_program) FROM booking
-     WHERE organization_id = :organization_id AND subsidy_program IS NOT NULL
-       AND status IN ('confirmed', 'in_progress', 'completed')
-       AND lower(during) >= :year_start AND lower(during) < :year_end) AS used_amounts,
+    used.programs AS used_programs,
+    used.amounts AS used_amounts,
+    (SELECT name FROM organization WHERE id = :organization_id) AS organization_name,
     booking_open_hours(:start, :end, :zone) @> tstzrange(:start, :end) AS within_opening_hours,
     (SELECT array_agg(m.device_id) FROM maintenance_window m
      WHERE m.device_id = ANY(:device_ids) AND m.cancelled_at IS NULL
@@ -44,16 +39,28 @@ SELECT
                        AND b.status IN ('confirmed', 'in_progress', 'completed')
                        AND b.during && tstzrange(:start, :end))
        AND NOT EXISTS (SELECT 1 FROM maintenance_window m WHERE m.device_id = d.id AND m.cancelled_at IS NULL
-                       AND m.during && tstzrange(:start, :end))) AS candidates;
+                       AND m.during && tstzrange(:start, :end))) AS candidates
+FROM (
+    -- Subsidy already promised this calendar year, per program.
+    SELECT array_agg(subsidy_program ORDER BY subsidy_program) AS programs, array_agg(subsidy ORDER BY subsidy_program) AS amounts
+    FROM booking
+    WHERE organization_id = :organization_id AND subsidy_program IS NOT NULL
+      AND status IN ('confirmed', 'in_progress', 'completed')
+      AND lower(during) >= :year_start AND lower(during) < :year_end
+) AS used;
 
--- name: insert-booking$
+-- name: insert-booking^
 INSERT INTO booking (
     device_id, organization_id, user_id, created_by, during, purpose, hourly_rate, gross, subsidy_program,
     subsidy_share, subsidy, net, override_reason, created_at)
 VALUES (
     :device_id, :organization_id, :user_id, :created_by, tstzrange(:start, :end), :purpose, :hourly_rate, :gross,
     :subsidy_program, :subsidy_share, :subsidy, :net, :override_reason, :now)
-RETURNING id;
+RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name AS text) AS device_name,
+    organization_id, CAST(:organization_name AS text) AS organization_name, user_id, created_by,
+    lower(during) AS start, upper(during) AS "end", status, purpose, hourly_rate, gross, subsidy_program,
+    subsidy_share, subsidy, net, override_reason, created_at, checked_in_at, finished_at, cancelled_at,
+    cancelled_by, late_cancellation, fee;
 
 -- name: booking-row^
 SELECT b.id, b.device_id, d.class_id, d.name AS device_name, b.organization_id, o.name AS organization_name,
