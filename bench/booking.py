@@ -263,8 +263,9 @@ async def http_bookings(server: Server, people: list[Booker], n: int, devices: i
 
 
 async def bare_bookings(url: str, people: list[Booker], n: int, devices: int, day: int = 0) -> Run:
-    """The app's own INSERT, one autocommitted transaction each, from as many connections as clients."""
-    sql = QUERIES.insert_booking.sql
+    """A bare INSERT of the same row into the same table (same exclusion constraint), one autocommitted
+    transaction each, from as many connections as clients."""
+    sql = BARE_INSERT
     rate = Decimal("30.00")
     conns = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in people]
 
@@ -310,6 +311,14 @@ async def count_bookings(url: str) -> int:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         return (await (await conn.execute("SELECT count(*) FROM booking WHERE status = 'confirmed'")).fetchone())[0]
 
+
+BARE_INSERT = """
+INSERT INTO booking (device_id, organization_id, user_id, created_by, during, purpose, hourly_rate, gross,
+                     subsidy_program, subsidy_share, subsidy, net, override_reason, created_at)
+VALUES (%(device_id)s, %(organization_id)s, %(user_id)s, %(created_by)s, tstzrange(%(start)s, %(end)s),
+        %(purpose)s, %(hourly_rate)s, %(gross)s, %(subsidy_program)s, %(subsidy_share)s, %(subsidy)s, %(net)s,
+        %(override_reason)s, %(now)s)
+"""
 
 # -- availability -----------------------------------------------------------------------------------------
 

@@ -107,7 +107,15 @@ def create_app(
     # Every route states who may call it; the authorization matrix test enumerates them.
     anyone = [Depends(auth.allow())]
     app.include_router(
-        accounts_router(pool, auth, clock, devices.classes.__contains__, devices.subsidy_programs.__contains__, API)
+        accounts_router(
+            pool,
+            auth,
+            clock,
+            devices.classes.__contains__,
+            devices.subsidy_programs.__contains__,
+            API,
+            zone=settings.zone,
+        )
     )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))

@@ -1,0 +1,187 @@
+"""The authorization matrix. MATRIX is the policy: every route of the app, with the roles it admits. The
+tests enumerate the app's routes, so a route added without a line here fails; they check that each route
+declares exactly the roles of its line, then call every route as every role over HTTP: anonymous callers
+get 401, roles outside the line 403, and a customer asking for another organization's objects gets the
+same 404 as for objects that do not exist."""
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from accounts.model import Role
+from fabhub.app import create_app
+from fabhub.devices import load_devices
+from fabhub.settings import Settings
+from tests.accounts_rig import as_role
+from tests.booking_rig import Clock, customer, slot
+from tests.http import REPO, SECRET, serve
+
+C, T, F, A = Role.customer, Role.technician, Role.finance, Role.admin
+EVERYONE = frozenset({C, T, F, A})
+STAFF = frozenset({T, F, A})
+BOOKERS = frozenset({C, T, A})
+OPERATORS = frozenset({T, A})
+ADMIN = frozenset({A})
+PUBLIC = None
+
+MATRIX = {
+    ("POST", "/api/v1/auth/token"): PUBLIC,
+    ("GET", "/api/v1/me"): EVERYONE,
+    ("POST", "/api/v1/me/password"): EVERYONE,
+    # Organizations: customers see their own (others answer 404); admins manage them.
+    ("GET", "/api/v1/organizations"): EVERYONE,
+    ("POST", "/api/v1/organizations"): ADMIN,
+    ("GET", "/api/v1/organizations/{organization_id}"): EVERYONE,
+    ("PATCH", "/api/v1/organizations/{organization_id}"): ADMIN,
+    # Users: staff read, admins manage; a customer sees only itself.
+    ("GET", "/api/v1/users"): STAFF,
+    ("POST", "/api/v1/users"): ADMIN,
+    ("GET", "/api/v1/users/{user_id}"): EVERYONE,
+    ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
+    ("GET", "/api/v1/users/{user_id}/qualifications"): EVERYONE,
+    ("PUT", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
+    ("DELETE", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
+    ("GET", "/api/v1/audit"): frozenset({F, A}),
+    # Booking: finance reads, customers and floor staff book; customers only for their organization.
+    ("GET", "/api/v1/classes"): EVERYONE,
+    ("GET", "/api/v1/availability"): EVERYONE,
+    ("POST", "/api/v1/quotes"): BOOKERS,
+    ("POST", "/api/v1/bookings"): BOOKERS,
+    ("GET", "/api/v1/bookings"): EVERYONE,
+    ("GET", "/api/v1/bookings/{booking_id}"): EVERYONE,
+    ("POST", "/api/v1/bookings/{booking_id}/cancel"): BOOKERS,
+    ("POST", "/api/v1/bookings/{booking_id}/check-in"): BOOKERS,
+    ("POST", "/api/v1/bookings/{booking_id}/finish"): BOOKERS,
+    # The floor: technicians manage maintenance; admins the center's hours.
+    ("GET", "/api/v1/maintenance"): STAFF,
+    ("POST", "/api/v1/maintenance"): OPERATORS,
+    ("DELETE", "/api/v1/maintenance/{window_id}"): OPERATORS,
+    ("GET", "/api/v1/opening-hours"): EVERYONE,
+    ("PUT", "/api/v1/opening-hours"): ADMIN,
+    ("GET", "/api/v1/closed-days"): EVERYONE,
+    ("PUT", "/api/v1/closed-days/{day}"): ADMIN,
+    ("DELETE", "/api/v1/closed-days/{day}"): ADMIN,
+    ("POST", "/api/v1/calendar/feed"): EVERYONE,
+    ("GET", "/api/v1/calendar/{secret}.ics"): PUBLIC,  # the secret in the URL is the credential
+    # Live machine data is the center's, not a customer's: every signed-in user may watch it.
+    ("GET", "/api/v1/telemetry/latest"): EVERYONE,
+    ("GET", "/api/v1/telemetry/devices/{device_id}/signals"): EVERYONE,
+    ("GET", "/api/v1/telemetry/devices/{device_id}/signals/{signal}"): EVERYONE,
+    ("GET", "/api/v1/telemetry/devices/{device_id}/states"): EVERYONE,
+    ("GET", "/api/v1/telemetry/quarantine"): EVERYONE,
+    ("GET", "/api/v1/devices"): EVERYONE,
+    ("GET", "/api/v1/devices/{device_id}"): EVERYONE,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+}
+
+
+def declared_roles(dependant) -> list:
+    found = []
+    for dependency in dependant.dependencies:
+        if hasattr(dependency.call, "roles"):
+            found.append(dependency.call.roles)
+        found += declared_roles(dependency)
+    return found
+
+
+def app_routes() -> dict[tuple[str, str], list]:
+    settings = Settings(secret_key=SECRET, run_jobs=False, run_gateway=True)
+    app = create_app(
+        settings, "postgresql://unused", load_devices(REPO / "devices.yaml"), mqtt_url="mqtt://127.0.0.1:1"
+    )
+    routes = {}
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.route, APIRoute):
+            for method in context.methods:
+                routes[(method, context.path)] = declared_roles(context.dependant)
+    return routes
+
+
+def test_every_route_declares_exactly_the_roles_of_the_matrix():
+    routes = app_routes()
+    assert set(routes) == set(MATRIX), "routes and matrix differ: add the route to MATRIX with its roles"
+    for key, declared in routes.items():
+        assert len(declared) == 1, f"{key} declares its roles {len(declared)} times"
+        assert declared[0] == MATRIX[key], f"{key} admits {declared[0]}, the matrix says {MATRIX[key]}"
+
+
+@pytest.fixture
+async def center(db_url, pool, mosquitto):
+    async with serve(
+        db_url, mqtt_url=mosquitto.url, clock=Clock(), run_gateway=True, access_token_minutes=600
+    ) as client:
+        yield client, pool
+
+
+async def test_every_route_as_every_role(center):
+    client, pool = center
+    owner = await customer(pool, client)
+    booking = (
+        await client.post("/api/v1/bookings", json=slot(1, 9, 10, device_id="cnc-01"), headers=owner.headers)
+    ).json()
+    callers = {"anonymous": {}, **{role: await as_role(pool, client, role) for role in Role}}
+    values = {
+        "organization_id": owner.org_id,
+        "user_id": owner.user_id,
+        "booking_id": booking["id"],
+        "window_id": 1,
+        "device_class": "cnc",
+        "device_id": "cnc-01",
+        "signal": "spindle_speed",
+        "day": "2027-03-10",
+        "secret": "not-a-real-secret-0123456789abcdefghijklmno",
+    }
+    wrong = []
+    for (method, path), allowed in MATRIX.items():
+        if allowed is PUBLIC:
+            continue
+        url = path.format(**values)
+        for caller, headers in callers.items():
+            body = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+            r = await client.request(method, url, headers=headers, **body)
+            if caller == "anonymous":
+                expected_ok = r.status_code == 401
+            elif Role(caller) in allowed:
+                expected_ok = r.status_code not in (401, 403)
+            else:
+                expected_ok = r.status_code == 403
+            if not expected_ok:
+                wrong.append(f"{method} {path} as {caller}: {r.status_code} {r.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_another_organizations_objects_look_missing(center):
+    client, pool = center
+    owner = await customer(pool, client)
+    other = await customer(pool, client)
+    booking = (
+        await client.post("/api/v1/bookings", json=slot(1, 9, 10, device_id="cnc-01"), headers=owner.headers)
+    ).json()
+    missing = 9_000_000_000
+
+    async def same_answer(method, template, real, **kw):
+        theirs = await client.request(method, template.format(real), headers=other.headers, **kw)
+        none = await client.request(method, template.format(missing), headers=other.headers, **kw)
+        assert theirs.status_code == none.status_code == 404, (template, theirs.text, none.text)
+        assert theirs.json()["detail"].replace(str(real), "N") == none.json()["detail"].replace(str(missing), "N")
+
+    await same_answer("GET", "/api/v1/bookings/{}", booking["id"])
+    for action in ("cancel", "check-in", "finish"):
+        await same_answer("POST", "/api/v1/bookings/{}/" + action, booking["id"])
+    await same_answer("GET", "/api/v1/organizations/{}", owner.org_id)
+    await same_answer("GET", "/api/v1/users/{}", owner.user_id)
+    await same_answer("GET", "/api/v1/users/{}/qualifications", owner.user_id)
+    window = {"from": slot(0, 0, 0)["start"], "to": slot(10, 0, 0)["start"]}
+    assert (await client.get("/api/v1/bookings", params=window, headers=other.headers)).json() == []
+    sneaky = {**window, "organization_id": owner.org_id}
+    assert (await client.get("/api/v1/bookings", params=sneaky, headers=other.headers)).json() == []
+    mine = (await client.get("/api/v1/bookings", params=window, headers=owner.headers)).json()
+    assert [b["id"] for b in mine] == [booking["id"]]
+    # A customer cannot book for someone else, not even a colleague of another organization.
+    r = await client.post(
+        "/api/v1/bookings", json=slot(2, 9, 10, device_id="cnc-01", user_id=owner.user_id), headers=other.headers
+    )
+    assert r.status_code == 403
+    # And the booking is still there, untouched.
+    r = await client.get(f"/api/v1/bookings/{booking['id']}", headers=owner.headers)
+    assert r.json()["status"] == "confirmed"
