@@ -22,6 +22,8 @@ from accounts.errors import AccountsError
 from accounts.model import Role
 from accounts.users import User, create_user, list_users
 from fabhub.database import database_url
+from fabhub.demo_accounts import PASSWORD as DEMO_PASSWORD
+from fabhub.demo_accounts import DemoAccount, ensure_demo_accounts
 from fabhub.devices import DeviceFile, DeviceFileError, check_file, load_devices
 from fabhub.migrations import MigrationError, discover, migrate
 from fabhub.settings import Settings
@@ -79,20 +81,31 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
             application = create_app(settings, database, devices, mqtt_url=mqtt_url)
             server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port))
             if speed is not None:
-                _banner(settings, devices, speed)
+                await migrate(database, timescaledb=settings.timescaledb)
+                _banner(settings, devices, speed, await _demo_accounts(settings, devices, database))
             await server.serve()
         finally:
             for sim in sims:
                 await sim.stop()
 
 
-def _banner(settings: Settings, devices: DeviceFile, speed: float) -> None:
+async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str) -> tuple[DemoAccount, ...]:
+    return await ensure_demo_accounts(
+        database, list(devices.classes), list(devices.subsidy_programs), datetime.now(UTC), settings.zone
+    )
+
+
+def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tuple[DemoAccount, ...]) -> None:
     base = f"http://{settings.host}:{settings.port}"
     err.print(f"[bold green]FabHub demo[/bold green] at {base}: {len(devices.devices)} simulated machines, "
               f"{speed:g}x real time")  # fmt: skip
     err.print(f"  devices  {base}/api/v1/devices")
     err.print(f"  latest   {base}/api/v1/telemetry/latest")
-    err.print(f"  API docs {base}/docs      health {base}/healthz      metrics {base}/metrics")
+    err.print(f"  API docs {base}/docs (Authorize with an account below)")
+    err.print(f"  health   {base}/healthz      metrics {base}/metrics")
+    err.print(f"  demo accounts, password [bold]{DEMO_PASSWORD}[/bold]:")
+    for account in accounts:
+        err.print(f"    {account.role:<11} {account.email}")
     err.print("  Ctrl-C stops it; data stays in " + str(settings.data_dir.resolve()))
 
 
