@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from accounts.sqlfiles import autocommit
-from booking import availability, idempotency
+from booking import availability, idempotency, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
 from booking.errors import BookingError, Conflict, Invalid
@@ -63,25 +63,14 @@ class CancelIn(Strict):
     waive_fee_reason: str | None = Field(None, min_length=3, max_length=500, description="Staff only")
 
 
-class QuoteOut(BaseModel):
-    hourly_rate: Decimal
-    hours: Decimal
-    gross: Decimal
-    subsidy_program: str | None
-    subsidy_share: Decimal | None
-    subsidy: Decimal
-    net: Decimal
-    capped_from: Decimal | None = Field(None, description="The subsidy before the annual cap cut it")
-    currency: str = "CNY"
-
-
 class Problem(BaseModel):
     rule: str
     message: str
 
 
 class QuoteAnswer(BaseModel):
-    quote: QuoteOut
+    quote: pricing.Quote
+    currency: str = "CNY"
     bookable: bool
     problems: list[Problem]
 
@@ -260,7 +249,7 @@ def make_router(
         except BookingError as exc:
             return failed(exc)
         return QuoteAnswer(
-            quote=QuoteOut(**{f: getattr(price, f) for f in QuoteOut.model_fields if f != "currency"}),
+            quote=price,
             bookable=not problems,
             problems=[Problem(rule=p.rule, message=p.message) for p in problems],
         )

@@ -4,6 +4,7 @@ history) and writes every change of a rate, rule or program to the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -87,50 +88,67 @@ class Catalogue:
 async def sync(conn: AsyncConnection, catalogue: Catalogue, at: datetime) -> list[str]:
     """Run inside a transaction. Returns one line per change, for the log."""
     await QUERIES.lock_catalogue(conn)
+
+    def device_row(device: Device) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+        def row(was: dict[str, Any] | None) -> dict[str, Any]:
+            # A device retired in the file keeps the date it was first retired on.
+            retired_at = ((was or {}).get("retired_at") or at) if device.retired else None
+            return {
+                "id": device.id,
+                "class_id": device.class_id,
+                "name": device.name,
+                "hourly_rate": device.hourly_rate,
+                "retired_at": retired_at,
+            }
+
+        return row
+
+    def fixed(row: dict[str, Any]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+        return lambda _was: row | {"retired_at": None}
+
+    tables = (
+        (_Table("device_class", QUERIES.class_rows, QUERIES.upsert_class, QUERIES.retire_class),
+         {c.id: fixed(c.row()) for c in catalogue.classes.values()}),
+        (_Table("device", QUERIES.device_rows, QUERIES.upsert_device, QUERIES.retire_device),
+         {d.id: device_row(d) for d in catalogue.devices.values()}),
+        (_Table("subsidy_program", QUERIES.program_rows, QUERIES.upsert_program, QUERIES.retire_program),
+         {p.id: fixed(asdict(p) | {"classes": list(p.classes)}) for p in catalogue.programs.values()}),
+    )  # fmt: skip
     changes: list[str] = []
-    before = await _rows(conn, QUERIES.class_rows.sql)
-    for cls in catalogue.classes.values():
-        row = cls.row() | {"retired_at": None}
-        if _differs(before.get(cls.id), row):
-            await QUERIES.upsert_class(conn, **row)
-            await audit.record(conn, at, ACTOR, "sync", "device_class", cls.id, before=before.get(cls.id), after=row)
-            changes.append(f"class {cls.id} {'updated' if cls.id in before else 'added'}")
-    for class_id, row in before.items():
-        if class_id not in catalogue.classes and row["retired_at"] is None:
-            await QUERIES.retire_class(conn, id=class_id, at=at)
-            await audit.record(conn, at, ACTOR, "retire", "device_class", class_id, before=row)
-            changes.append(f"class {class_id} retired")
+    for table, wanted in tables:
+        changes += await _sync_table(conn, at, table, wanted)
+    return changes
 
-    before = await _rows(conn, QUERIES.device_rows.sql)
-    for device in catalogue.devices.values():
-        was = before.get(device.id)
-        retired_at = (was or {}).get("retired_at") or at if device.retired else None
-        row = {"id": device.id, "class_id": device.class_id, "name": device.name}
-        row |= {"hourly_rate": device.hourly_rate, "retired_at": retired_at}
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    entity: str
+    rows: Any
+    upsert: Any
+    retire: Any
+
+
+async def _sync_table(
+    conn: AsyncConnection,
+    at: datetime,
+    table: _Table,
+    wanted: dict[str, Callable[[dict[str, Any] | None], dict[str, Any]]],
+) -> list[str]:
+    """Upsert what the file has and differs, retire what it no longer has; audit each change."""
+    changes: list[str] = []
+    before = await _rows(conn, table.rows.sql)
+    for key, make in wanted.items():
+        was = before.get(key)
+        row = make(was)
         if _differs(was, row):
-            await QUERIES.upsert_device(conn, **row)
-            await audit.record(conn, at, ACTOR, "sync", "device", device.id, before=was, after=row)
-            changes.append(f"device {device.id} {'updated' if was else 'added'}")
-    for device_id, row in before.items():
-        if device_id not in catalogue.devices and row["retired_at"] is None:
-            await QUERIES.retire_device(conn, id=device_id, at=at)
-            await audit.record(conn, at, ACTOR, "retire", "device", device_id, before=row)
-            changes.append(f"device {device_id} retired (left devices.yaml)")
-
-    before = await _rows(conn, QUERIES.program_rows.sql)
-    for program in catalogue.programs.values():
-        row = asdict(program) | {"classes": list(program.classes), "retired_at": None}
-        if _differs(before.get(program.id), row):
-            await QUERIES.upsert_program(conn, **row)
-            await audit.record(
-                conn, at, ACTOR, "sync", "subsidy_program", program.id, before=before.get(program.id), after=row
-            )
-            changes.append(f"subsidy program {program.id} {'updated' if program.id in before else 'added'}")
-    for program_id, row in before.items():
-        if program_id not in catalogue.programs and row["retired_at"] is None:
-            await QUERIES.retire_program(conn, id=program_id, at=at)
-            await audit.record(conn, at, ACTOR, "retire", "subsidy_program", program_id, before=row)
-            changes.append(f"subsidy program {program_id} retired")
+            await table.upsert(conn, **row)
+            await audit.record(conn, at, ACTOR, "sync", table.entity, key, before=was, after=row)
+            changes.append(f"{table.entity} {key} {'updated' if was else 'added'}")
+    for key, row in before.items():
+        if key not in wanted and row["retired_at"] is None:
+            await table.retire(conn, id=key, at=at)
+            await audit.record(conn, at, ACTOR, "retire", table.entity, key, before=row)
+            changes.append(f"{table.entity} {key} retired (left devices.yaml)")
     return changes
 
 

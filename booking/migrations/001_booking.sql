@@ -111,6 +111,16 @@ CREATE TABLE booking (
 CREATE INDEX booking_organization ON booking (organization_id, upper(during));
 CREATE INDEX booking_due ON booking (lower(during)) WHERE status IN ('confirmed', 'in_progress');
 
+-- A booking as the API and the calendar show it: with its class, device and organization names.
+CREATE VIEW booking_detail AS
+SELECT b.id, b.device_id, d.class_id, d.name AS device_name, b.organization_id, o.name AS organization_name,
+       b.user_id, b.created_by, lower(b.during) AS start, upper(b.during) AS "end", b.status, b.purpose,
+       b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.subsidy, b.net, b.override_reason,
+       b.created_at, b.checked_in_at, b.finished_at, b.cancelled_at, b.cancelled_by, b.late_cancellation, b.fee
+FROM booking b
+JOIN device d ON d.id = b.device_id
+JOIN organization o ON o.id = b.organization_id;
+
 -- Idempotency keys of POST requests, per user, kept a day: a retried request gets the first answer.
 CREATE TABLE idempotency_key (
     user_id        bigint      NOT NULL REFERENCES app_user (id),

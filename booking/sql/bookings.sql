@@ -63,30 +63,17 @@ RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name 
     cancelled_by, late_cancellation, fee;
 
 -- name: booking-row^
-SELECT b.id, b.device_id, d.class_id, d.name AS device_name, b.organization_id, o.name AS organization_name,
-       b.user_id, b.created_by, lower(b.during) AS start, upper(b.during) AS "end", b.status, b.purpose,
-       b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.subsidy, b.net, b.override_reason,
-       b.created_at, b.checked_in_at, b.finished_at, b.cancelled_at, b.cancelled_by, b.late_cancellation, b.fee
-FROM booking b
-JOIN device d ON d.id = b.device_id
-JOIN organization o ON o.id = b.organization_id
-WHERE b.id = :id
-  AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id);
+SELECT * FROM booking_detail
+WHERE id = :id AND (CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id);
 
 -- name: booking-rows
-SELECT b.id, b.device_id, d.class_id, d.name AS device_name, b.organization_id, o.name AS organization_name,
-       b.user_id, b.created_by, lower(b.during) AS start, upper(b.during) AS "end", b.status, b.purpose,
-       b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.subsidy, b.net, b.override_reason,
-       b.created_at, b.checked_in_at, b.finished_at, b.cancelled_at, b.cancelled_by, b.late_cancellation, b.fee
-FROM booking b
-JOIN device d ON d.id = b.device_id
-JOIN organization o ON o.id = b.organization_id
-WHERE b.during && tstzrange(:start, :end)
-  AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
-  AND (CAST(:device_id AS text) IS NULL OR b.device_id = :device_id)
-  AND (CAST(:class_id AS text) IS NULL OR d.class_id = :class_id)
-  AND (CAST(:status AS text) IS NULL OR b.status = :status)
-ORDER BY lower(b.during), b.id
+SELECT * FROM booking_detail
+WHERE start < :end AND "end" > :start
+  AND (CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id)
+  AND (CAST(:device_id AS text) IS NULL OR device_id = :device_id)
+  AND (CAST(:class_id AS text) IS NULL OR class_id = :class_id)
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+ORDER BY start, id
 LIMIT :limit;
 
 -- name: lock-booking^
