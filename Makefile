@@ -25,6 +25,7 @@ test: $(STAMP) system
 bench: $(STAMP) system
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/booking.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
