@@ -10,33 +10,24 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from accounts.sqlfiles import autocommit
-from booking import availability, idempotency, pricing
+from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
-from booking.errors import BookingError, Conflict, Invalid
+from booking.errors import Conflict, Invalid
+from booking.routing import GuardedRoute, IdempotencyKey, once
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_AVAILABILITY_WINDOW = timedelta(days=31)
 MAX_LIST_WINDOW = timedelta(days=400)
 RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Retrying with the same key returns the first answer instead of acting twice",
-    ),
-]
 Status = Literal["confirmed", "in_progress", "completed", "cancelled", "no_show"]
 
 
@@ -152,7 +143,7 @@ def make_router(
     clock: Callable[[], datetime],
     prefix: str,
 ) -> APIRouter:
-    router = APIRouter(tags=["booking"])
+    router = APIRouter(tags=["booking"], route_class=GuardedRoute)
     Anyone = Annotated[Principal, Depends(auth.allow())]
     Booker = Annotated[Principal, Depends(auth.allow(Role.customer, Role.technician, Role.admin))]
     catalogue = bookings.catalogue
@@ -164,10 +155,7 @@ def make_router(
         times = ("start", "end", "created_at", "checked_in_at", "finished_at", "cancelled_at")
         return BookingOut(**{**row, **{k: local(row[k]) for k in times}}).model_dump(mode="json")
 
-    def failed(exc: BookingError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
-
-    async def taken(exc: SlotTaken) -> JSONResponse:
+    async def taken(exc: SlotTaken) -> Conflict:
         slots = await bookings.alternatives(exc)
         alternatives = [
             {
@@ -177,7 +165,7 @@ def make_router(
             }
             for s in slots
         ]
-        return failed(Conflict(exc.reason, alternatives=alternatives))
+        return Conflict(exc.reason, alternatives=alternatives)
 
     @router.get(f"{prefix}/classes")
     async def classes(principal: Anyone) -> list[ClassOut]:
@@ -244,10 +232,7 @@ def make_router(
     @router.post(f"{prefix}/quotes", responses={404: {}, 422: {}})
     async def quote(principal: Booker, body: BookingIn) -> QuoteAnswer:
         """The subsidized price of a booking as it would be made now, and the rules it would break."""
-        try:
-            price, problems = await bookings.quote(principal, body.request())
-        except BookingError as exc:
-            return failed(exc)
+        price, problems = await bookings.quote(principal, body.request())
         return QuoteAnswer(
             quote=price,
             bookable=not problems,
@@ -300,10 +285,7 @@ def make_router(
     @router.get(f"{prefix}/bookings/{{booking_id}}", responses={404: {}})
     async def one(principal: Anyone, booking_id: RowId) -> BookingOut:
         async with pool.connection() as conn:
-            try:
-                return out(await bookings.get(conn, booking_id, principal))
-            except BookingError as exc:
-                return failed(exc)
+            return out(await bookings.get(conn, booking_id, principal))
 
     def transition(name: str, action: str, doc: str) -> None:
         @router.post(
@@ -338,17 +320,10 @@ def make_router(
     transition("finish", "finish", "Finish a booking in progress early.")
 
     async def _answer(principal: Principal, key: str | None, request: Request, payload: Any, work: Any) -> Any:
-        sha = idempotency.fingerprint(request.method, request.url.path, payload)
         try:
-            answer = await idempotency.run_once(pool, principal.id, key, sha, clock(), work)
+            return await once(pool, principal, key, request, payload, clock(), work)
         except SlotTaken as exc:
-            return await taken(exc)
-        except BookingError as exc:
-            return failed(exc)
-        headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-        if answer.status == 201 and isinstance(answer.body, dict):
-            headers["Location"] = f"{prefix}/bookings/{answer.body['id']}"
-        return JSONResponse(answer.body, status_code=answer.status, headers=headers)
+            raise await taken(exc) from None
 
     return router
 

@@ -4,7 +4,7 @@ its secret URL is the credential). A BookingError becomes its status with the er
 (the route class), so no route can leak one as a 500."""
 
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -12,11 +12,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from pydantic_core import to_jsonable_python
 
 from accounts import audit
 from accounts.auth import Authenticator, public
@@ -24,7 +21,8 @@ from accounts.calendar_secrets import principal_by_calendar_secret, rotate_calen
 from accounts.model import Principal, Role
 from booking import calendar, hours, maintenance
 from booking.catalogue import Catalogue
-from booking.errors import BookingError, Invalid, NotFound
+from booking.errors import Invalid, NotFound
+from booking.routing import GuardedRoute, IdempotencyKey, once
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_WINDOW = timedelta(days=366)
@@ -35,24 +33,6 @@ _SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 DbId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID)]
-
-
-class GuardedRoute(APIRoute):
-    """Translates the domain's errors into their HTTP answers for every route of the router."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except BookingError as exc:
-                return JSONResponse(to_jsonable_python(exc.body()), status_code=exc.status)
-            except psycopg.errors.DataError as exc:
-                reason = exc.diag.message_primary or "out of range"
-                return JSONResponse({"detail": f"invalid value: {reason}"}, status_code=422)
-
-        return guarded
 
 
 # -- models ------------------------------------------------------------------------------------------------
@@ -198,16 +178,21 @@ def make_router(
         tags=["maintenance"],
         responses=errors | {409: {"description": "another window or live bookings overlap (listed)"}},
     )
-    async def create_maintenance(principal: Operator, body: MaintenanceIn) -> MaintenanceCreated:
+    async def create_maintenance(
+        principal: Operator, body: MaintenanceIn, request: Request, key: IdempotencyKey = None
+    ) -> MaintenanceCreated:
         """Block a device for maintenance. Live bookings in the way refuse the window (409, listed) unless
         `cancel_bookings` is set: then they are cancelled without a fee, and audited."""
         _check_instant(body.start, "start")
         _check_instant(body.end, "end")
-        async with pool.connection() as conn:
+
+        async def work(conn: psycopg.AsyncConnection) -> tuple[int, Any]:
             row = await maintenance.create(
                 conn, principal, body.device_id, body.start, body.end, body.reason, body.cancel_bookings, clock()
             )
-        return MaintenanceCreated(**row)
+            return 201, MaintenanceCreated(**row).model_dump(mode="json")
+
+        return await once(pool, principal, key, request, body.model_dump(mode="json"), clock(), work)
 
     @router.delete(
         f"{prefix}/maintenance/{{window_id}}",

@@ -4,6 +4,8 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.model import Role
+from tests.accounts_rig import as_role
 from tests.booking_rig import Clock, customer, slot
 from tests.http import serve
 
@@ -89,3 +91,17 @@ async def test_late_cancellation_carries_the_fee(center):
     assert r.json()["late_cancellation"] is True and r.json()["fee"] == "180.00"  # half of 360
     again = await client.post(f"/api/v1/bookings/{late['id']}/cancel", headers=c.headers)
     assert again.status_code == 409
+
+
+async def test_maintenance_post_is_idempotent_too(center):
+    client, pool, _ = center
+    tech = {**(await as_role(pool, client, Role.technician)), "Idempotency-Key": "pm-cnc-01-march"}
+    body = {**slot(4, 8, 12), "device_id": "cnc-01", "reason": "spindle bearing check"}
+    first = await client.post("/api/v1/maintenance", json=body, headers=tech)
+    again = await client.post("/api/v1/maintenance", json=body, headers=tech)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    listed = await client.get(
+        "/api/v1/maintenance", params={"device_id": "cnc-01", "from": slot(4, 0, 0)["start"]}, headers=tech
+    )
+    assert [w["id"] for w in listed.json()] == [first.json()["id"]]

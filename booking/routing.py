@@ -1,0 +1,66 @@
+"""What the booking routers share: the route class that turns domain errors into their HTTP answers, and
+POSTs made safe to retry with an `Idempotency-Key`."""
+
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Header, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from psycopg_pool import AsyncConnectionPool
+from pydantic_core import to_jsonable_python
+
+from accounts.model import Principal
+from booking import idempotency
+from booking.errors import BookingError
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key returns the first answer instead of acting twice",
+    ),
+]
+
+
+class GuardedRoute(APIRoute):
+    """Translates the domain's errors into their HTTP answers for every route of a router, so none can leak
+    as a 500: a BookingError becomes its status and body, a value the database refuses a 422."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except BookingError as exc:
+                return JSONResponse(to_jsonable_python(exc.body()), status_code=exc.status)
+            except psycopg.errors.DataError as exc:
+                reason = exc.diag.message_primary or "out of range"
+                return JSONResponse({"detail": f"invalid value: {reason}"}, status_code=422)
+
+        return guarded
+
+
+async def once(
+    pool: AsyncConnectionPool,
+    principal: Principal,
+    key: str | None,
+    request: Request,
+    payload: Any,
+    now: datetime,
+    work: idempotency.Work,
+) -> JSONResponse:
+    """Runs `work` (status and JSON body) in a transaction at most once per key; a created object's answer
+    carries its Location."""
+    sha = idempotency.fingerprint(request.method, request.url.path, payload)
+    answer = await idempotency.run_once(pool, principal.id, key, sha, now, work)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
+    if answer.status == 201 and isinstance(answer.body, dict) and "id" in answer.body:
+        headers["Location"] = f"{request.url.path}/{answer.body['id']}"
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
