@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from accounts.auth import expire_login_failures
 from booking import lifecycle
 from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
@@ -45,12 +46,16 @@ def jobs_for(settings: Settings, catalogue: Catalogue) -> list[Job]:
             conn, now, raw_age=raw_age, rollup_age=rollup_age, lookback=settings.rollup_lookback
         )
 
+    async def login_failures(conn: AsyncConnection, now: datetime) -> Any:
+        return await expire_login_failures(conn, now, timedelta(minutes=settings.login_window_minutes))
+
     async def booking_lifecycle(conn: AsyncConnection, now: datetime) -> Any:
         return await lifecycle.advance(conn, now, catalogue, settings.zone)
 
     return [
         Job("booking-lifecycle", timedelta(minutes=1), booking_lifecycle, "mark no-shows, start and finish bookings"),
         Job("idempotency-expiry", timedelta(hours=1), lifecycle.expire_idempotency_keys, "forget day-old keys"),
+        Job("login-failure-expiry", timedelta(hours=1), login_failures, "forget failed logins past the window"),
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),
     ]

@@ -1,6 +1,7 @@
 """Accounts over HTTP, part one: logging in, tokens, login limits, and organizations with their credit codes
 and the customer's view of them."""
 
+import asyncio
 from datetime import UTC, datetime
 
 import jwt
@@ -100,6 +101,13 @@ async def test_sixth_failure_locks_the_account_even_with_the_right_password(api,
     # the failures age out of the window
     clock.advance(minutes=15, seconds=1)
     await login(api, "a@example.com")
+
+
+async def test_parallel_guesses_do_not_slip_past_the_limit(api, pool):
+    await make_user(pool, Role.customer, email="d@example.com")
+    answers = await asyncio.gather(*(failed_login(api, "d@example.com") for _ in range(20)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [401] * 5 + [429] * 15, codes
 
 
 async def test_a_successful_login_clears_the_account_failures(api, pool):

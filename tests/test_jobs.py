@@ -46,6 +46,7 @@ async def test_scheduler_registers_every_job(pool):
     assert scheduled == {
         "booking-lifecycle": timedelta(minutes=1),
         "idempotency-expiry": timedelta(hours=1),
+        "login-failure-expiry": timedelta(hours=1),
         "telemetry-rollup": timedelta(minutes=1),
         "telemetry-retention": timedelta(hours=1),
     }

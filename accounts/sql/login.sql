@@ -19,5 +19,18 @@ WITH expired AS (
 )
 INSERT INTO login_failure (scope, subject, at) VALUES ('account', :account, :now), ('address', :address, :now);
 
--- name: clear-login-failures!
-DELETE FROM login_failure WHERE scope = 'account' AND subject = :account;
+-- name: lock-login$
+SELECT count(*) FROM (
+    SELECT pg_advisory_xact_lock(hashtext('fabhub.login-account'), hashtext(:account))
+    UNION ALL
+    SELECT pg_advisory_xact_lock(hashtext('fabhub.login-address'), hashtext(:address))
+) AS locks;
+
+-- name: forget-login-attempt!
+-- A success: the account starts afresh, and this attempt does not count against the address.
+WITH account AS (DELETE FROM login_failure WHERE scope = 'account' AND subject = :account)
+DELETE FROM login_failure
+WHERE ctid = (SELECT ctid FROM login_failure WHERE scope = 'address' AND subject = :address AND at = :now LIMIT 1);
+
+-- name: expire-login-failures!
+DELETE FROM login_failure WHERE at <= :before;
