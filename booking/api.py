@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
@@ -22,7 +22,7 @@ from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
 from booking.errors import Conflict, Invalid
-from booking.routing import GuardedRoute, IdempotencyKey, once
+from booking.routing import GuardedRoute, IdempotencyKey, Instant, Text, once
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_AVAILABILITY_WINDOW = timedelta(days=31)
@@ -36,13 +36,13 @@ class Strict(BaseModel):
 
 
 class BookingIn(Strict):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     device_id: str | None = Field(None, pattern=ID, description="A specific device, or")
     class_id: str | None = Field(None, pattern=ID, description="any free device of this class")
     user_id: int | None = Field(None, gt=0, le=2**63 - 1, description="Staff: the customer who uses the machine")
-    purpose: str = Field("", max_length=500)
-    override_reason: str | None = Field(
+    purpose: Text = Field("", max_length=500)
+    override_reason: Text | None = Field(
         None, min_length=3, max_length=500, description="Staff: book past the class rules, with this logged reason"
     )
 
@@ -51,7 +51,7 @@ class BookingIn(Strict):
 
 
 class CancelIn(Strict):
-    waive_fee_reason: str | None = Field(None, min_length=3, max_length=500, description="Staff only")
+    waive_fee_reason: Text | None = Field(None, min_length=3, max_length=500, description="Staff only")
 
 
 class Problem(BaseModel):
@@ -191,8 +191,8 @@ def make_router(
     async def available(
         principal: Anyone,
         class_id: Annotated[str, Query(alias="class", pattern=ID)],
-        start: Annotated[AwareDatetime, Query(alias="from")],
-        end: Annotated[AwareDatetime, Query(alias="to")],
+        start: Annotated[Instant, Query(alias="from")],
+        end: Annotated[Instant, Query(alias="to")],
         device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
     ) -> Response:
         """Free time per device, cut to the class's grid, from now on; one database round trip."""
@@ -257,8 +257,8 @@ def make_router(
     @router.get(f"{prefix}/bookings")
     async def listing(
         principal: Anyone,
-        start: Annotated[AwareDatetime, Query(alias="from")],
-        end: Annotated[AwareDatetime, Query(alias="to")],
+        start: Annotated[Instant, Query(alias="from")],
+        end: Annotated[Instant, Query(alias="to")],
         organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1)] = None,
         device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
         class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,

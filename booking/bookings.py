@@ -26,6 +26,8 @@ from booking.sqlfiles import QUERIES
 
 # How far around a taken slot the 409 looks for alternatives.
 ALTERNATIVES_SPAN = timedelta(days=3)
+# Beyond any class's max_booking, even overridden: refused before the database spends time on it.
+LONGEST = timedelta(days=31)
 CHECK_IN_EARLY = timedelta(minutes=15)
 
 
@@ -71,6 +73,8 @@ class Bookings:
     async def plan(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> Plan:
         if request.end <= request.start:
             raise Invalid("the booking must end after it starts")
+        if request.end - request.start > LONGEST:
+            raise Invalid(f"a booking lasts at most {LONGEST.days} days, even with an override")
         if request.device_id is not None:
             device = self.catalogue.devices.get(request.device_id)
             if device is None:

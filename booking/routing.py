@@ -10,11 +10,35 @@ from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from psycopg_pool import AsyncConnectionPool
+from pydantic import AfterValidator, AwareDatetime
 from pydantic_core import to_jsonable_python
 
 from accounts.model import Principal
 from booking import idempotency
 from booking.errors import BookingError
+
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2199
+
+
+def _plausible(value: datetime) -> datetime:
+    # Checked on the written fields: converting a time near year 1 or 9999 to UTC would itself overflow.
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"times lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+# A time with its offset, in a range where date arithmetic cannot overflow (farther ones are typos).
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+
+def _printable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text cannot contain NUL characters")
+    return value
+
+
+# Free text people type (purposes, reasons): PostgreSQL text cannot hold NUL.
+Text = Annotated[str, AfterValidator(_printable)]
 
 IdempotencyKey = Annotated[
     str | None,
