@@ -358,6 +358,8 @@ class Bookings:
 
     async def check_in(self, conn: AsyncConnection, principal: Principal, booking_id: int) -> dict[str, Any]:
         now = self.clock()
+        if not principal.is_operator:
+            raise Forbidden("a technician checks bookings in")
         locked = await self._locked(conn, principal, booking_id)
         if locked["status"] != "confirmed":
             raise Conflict(f"booking {booking_id} is {locked['status']}; only a confirmed booking is checked in")

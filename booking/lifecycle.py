@@ -45,12 +45,20 @@ async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zo
         },
     )
     for booking in due:
-        if booking["state_at_start"] in ACTIVE or booking["first_active"] is not None:
-            running_at_start = booking["state_at_start"] in ACTIVE
-            checked_in_at = booking["start"] if running_at_start else booking["first_active"]
+        running_at_start = booking["state_at_start"] in ACTIVE
+        unknown = booking["state_at_start"] in (None, "offline") and not booking["online_after_start"]
+        if running_at_start or booking["first_active"] is not None or unknown:
+            checked_in_at = (
+                booking["first_active"] if booking["first_active"] and not running_at_start else booking["start"]
+            )
             await QUERIES.start_booking(conn, id=booking["id"], checked_in_at=checked_in_at)
-            local = checked_in_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-            why = "the machine was running at the start" if running_at_start else f"the machine started at {local}"
+            if unknown:
+                # No data is not evidence of absence: no no-show fee on a machine nobody could see.
+                why = "the machine was offline or silent: checked in on trust, no no-show fee"
+            elif running_at_start:
+                why = "the machine was running at the start"
+            else:
+                why = f"the machine started at {checked_in_at.astimezone(zone).strftime('%Y-%m-%d %H:%M')}"
             await audit.record(
                 conn,
                 now,

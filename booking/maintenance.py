@@ -88,6 +88,15 @@ async def create(
                 f"{device_id} already has a maintenance window overlapping this one", maintenance=others
             ) from None
         in_the_way = await _rows(conn, QUERIES.live_bookings_in_window.sql, span)
+        used = [b for b in in_the_way if b["status"] != "confirmed"]
+        if used:
+            # Time a customer has used (or is using) stays theirs: a window over it would erase it from
+            # usage and billing. Finish the booking first, or start the window after it.
+            raise Conflict(
+                f"{len(used)} booking(s) of {device_id} under way or done overlap this window; "
+                "finish them or start the window later",
+                bookings=used,
+            )
         if in_the_way and not cancel_bookings:
             raise Conflict(
                 f"{len(in_the_way)} live booking(s) of {device_id} overlap this window: "

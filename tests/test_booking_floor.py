@@ -161,7 +161,7 @@ async def test_maintenance_over_a_booking_is_refused_then_cancels_it_free_of_cha
             )
     assert refused.value.status == 409
     assert refused.value.extra["bookings"] == [
-        {"id": hit, "organization_id": c.org_id, "start": local(1, 9), "end": local(1, 11)}
+        {"id": hit, "organization_id": c.org_id, "start": local(1, 9), "end": local(1, 11), "status": "confirmed"}
     ]
     assert "cancel_bookings" in refused.value.message
     assert to_jsonable_python(refused.value.body())["bookings"][0]["id"] == hit  # the router can send it
@@ -191,6 +191,22 @@ async def test_maintenance_over_a_booking_is_refused_then_cancels_it_free_of_cha
         assert created.action == "create" and created.after["reason"] == "spindle bearing"
         listed = await maintenance.list(conn, None, local(1, 0), local(2, 0))
         assert [w["id"] for w in listed] == [window["id"]]
+
+
+async def test_maintenance_never_covers_time_already_used(center):
+    c = center
+    async with c.pool.connection() as conn:
+        done = await book(conn, "cnc-02", c.org_id, c.customer.id, local(-2, 9), local(-2, 11), status="completed")
+        running = await book(conn, "cnc-02", c.org_id, c.customer.id, local(0, 6), local(0, 9), status="in_progress")
+    for start in (local(-2, 8), local(0, 7)):
+        async with c.pool.connection() as conn:
+            with pytest.raises(Conflict) as refused:
+                await maintenance.create(conn, c.technician, "cnc-02", start, local(0, 12), "repair", True, NOW)
+        assert {b["status"] for b in refused.value.extra["bookings"]} <= {"completed", "in_progress"}
+    async with c.pool.connection() as conn:
+        assert (await booking(conn, done))["status"] == "completed"
+        assert (await booking(conn, running))["status"] == "in_progress"
+        assert await maintenance.list(conn, "cnc-02", local(-3, 0), local(1, 0)) == []
 
 
 async def test_overlapping_maintenance_windows_conflict(center):
@@ -489,9 +505,14 @@ async def test_lifecycle_checks_in_from_machine_state_marks_no_shows_and_complet
     later = now + h + m
     async with c.pool.connection() as conn, conn.transaction():
         counts = await lifecycle.advance(conn, later, c.catalogue, ZONE)
-    assert counts == {"in_progress": 0, "no_show": 1, "completed": 3}
+    # printer-02 never reported a state: unknown is not absence, so no no-show fee; it is trusted and, its
+    # slot being over, completed.
+    assert counts == {"in_progress": 1, "no_show": 0, "completed": 4}
     async with c.pool.connection() as conn:
-        assert (await booking(conn, not_due))["status"] == "no_show"
+        trusted = await booking(conn, not_due)
+        assert trusted["status"] == "completed" and trusted["fee"] == Decimal("0.00")
+        check_in = next(e for e in await audits(conn, "booking", not_due) if e.action == "check_in")
+        assert "on trust" in check_in.reason
         assert (await booking(conn, late_start))["finished_at"] == now + h
 
 
@@ -505,6 +526,7 @@ async def test_lifecycle_takes_the_threshold_from_the_catalogue(center):
         b = await book(
             conn, "printer-01", c.org_id, c.customer.id, now - timedelta(minutes=20), now + timedelta(hours=1)
         )
+        await states(conn, ("printer-01", now - timedelta(hours=1), "idle"))  # online, and not used
     async with c.pool.connection() as conn, conn.transaction():
         assert (await lifecycle.advance(conn, now, c.catalogue, ZONE))["no_show"] == 0
         assert (await lifecycle.advance(conn, now, catalogue, ZONE))["no_show"] == 1

@@ -91,7 +91,13 @@ async def test_maintenance_over_http(api):
     )
     assert r.status_code == 409, r.text
     assert r.json()["bookings"] == [
-        {"id": hit, "organization_id": c.org_id, "start": "2027-03-02T01:00:00Z", "end": "2027-03-02T03:00:00Z"}
+        {
+            "id": hit,
+            "organization_id": c.org_id,
+            "start": "2027-03-02T01:00:00Z",
+            "end": "2027-03-02T03:00:00Z",
+            "status": "confirmed",
+        }
     ]
     assert "cancel_bookings" in r.json()["detail"]
 

@@ -21,7 +21,11 @@ SELECT b.id, b.device_id, lower(b.during) AS start, upper(b.during) AS "end", b.
        (SELECT min(s.time) FROM telemetry_state s
         WHERE s.device_id = b.device_id AND s.state IN ('running', 'setup')
           AND s.time >= lower(b.during)
-          AND s.time <= lower(b.during) + coalesce(r.no_show_after, dc.no_show_after)) AS first_active
+          AND s.time <= lower(b.during) + coalesce(r.no_show_after, dc.no_show_after)) AS first_active,
+       -- Whether the machine was seen online at all then; offline is "unknown", never "not used".
+       EXISTS (SELECT 1 FROM telemetry_state s
+               WHERE s.device_id = b.device_id AND s.state <> 'offline' AND s.time > lower(b.during)
+                 AND s.time <= lower(b.during) + coalesce(r.no_show_after, dc.no_show_after)) AS online_after_start
 FROM booking b
 JOIN device d ON d.id = b.device_id
 JOIN device_class dc ON dc.id = d.class_id

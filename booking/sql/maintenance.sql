@@ -20,16 +20,17 @@ ORDER BY lower(m.during), m.id;
 
 -- name: live-bookings-in-window
 -- Locked: a customer cancelling or checking in at this moment waits, and is re-checked after.
-SELECT b.id, b.organization_id, lower(b.during) AS start, upper(b.during) AS "end"
+SELECT b.id, b.organization_id, lower(b.during) AS start, upper(b.during) AS "end", b.status
 FROM booking b
-WHERE b.device_id = :device_id AND b.status IN ('confirmed', 'in_progress') AND b.during && tstzrange(:start, :end)
+WHERE b.device_id = :device_id AND b.status IN ('confirmed', 'in_progress', 'completed')
+  AND b.during && tstzrange(:start, :end)
 ORDER BY lower(b.during), b.id
 FOR NO KEY UPDATE;
 
 -- name: cancel-booking-for-maintenance!
 UPDATE booking
 SET status = 'cancelled', cancelled_at = :now, cancelled_by = :by, late_cancellation = false, fee = 0
-WHERE id = :id AND status IN ('confirmed', 'in_progress');
+WHERE id = :id AND status = 'confirmed';
 
 -- name: maintenance-row^
 SELECT m.id, m.device_id, d.name AS device_name, lower(m.during) AS start, upper(m.during) AS "end", m.reason,
