@@ -32,10 +32,14 @@ async def free_slots(
     rules: Rules,
     zone: ZoneInfo,
 ) -> dict[str, list[Interval]]:
-    """Bookable intervals per device (every device listed, free or not), on the grid and from `now` on.
+    """Bookable intervals per device (every device listed, free or not), on the grid, from `now` on and
+    within the class's booking horizon.
     The grid counts from a local midnight; in a zone with daylight saving time a grid step that does not
     divide the shift (say 45 min) is off by the shift after it."""
     found: dict[str, list[Interval]] = {d: [] for d in device_ids}
+    end = min(end, now + timedelta(days=rules.horizon_days))  # nothing beyond the horizon can be booked
+    if end <= max(start, now):
+        return found
     params = {
         "device_ids": device_ids,
         "start": start,

@@ -343,11 +343,10 @@ class Bookings:
             raise Conflict(f"booking {booking_id} has started; check it in or let it finish instead")
         if waive_fee_reason is not None and not principal.is_operator:
             raise Forbidden("only technicians and admins may waive a cancellation fee")
-        cls = self.catalogue.classes[locked["class_id"]]
-        late = rules.is_late_cancellation(cls.rules, locked["start"], now)
-        fee = pricing.fee(locked["net"], cls.rules.late_cancellation_fee_share) if late else Decimal(0)
+        late = locked["start"] - now < locked["late_cancellation"]  # exactly at the threshold is not late
+        fee = pricing.fee(locked["net"], locked["late_cancellation_fee_share"]) if late else pricing.ZERO
         if waive_fee_reason is not None:
-            fee = Decimal(0)
+            fee = pricing.ZERO
         before = await self.get(conn, booking_id)
         await QUERIES.cancel_booking(conn, id=booking_id, now=now, by=principal.id, late=late, fee=fee)
         after = await self.get(conn, booking_id)

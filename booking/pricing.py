@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from booking.catalogue import Program
 
 FEN = Decimal("0.01")
+ZERO = Decimal("0.00")
 HOUR = timedelta(hours=1)
 
 
@@ -35,7 +36,8 @@ class Quote:
 def gross_price(hourly_rate: Decimal, length: timedelta) -> tuple[Decimal, Decimal]:
     # Whole seconds keep the arithmetic exact; the grid makes bookings whole minutes anyway.
     hours = Decimal(int(length.total_seconds())) / Decimal(3600)
-    return hours, money(hourly_rate * hours)
+    # The price from the exact hours; the hours shown to four places.
+    return hours.quantize(Decimal("0.0001")), money(hourly_rate * hours)
 
 
 def eligible(
@@ -69,7 +71,7 @@ def quote(
                 gross - subsidy,
                 uncapped if subsidy < uncapped else None,
             )
-    return best or Quote(hourly_rate, hours, gross, None, None, Decimal(0), gross)
+    return best or Quote(hourly_rate, hours, gross, None, None, ZERO, gross)
 
 
 def fee(net: Decimal, share: Decimal) -> Decimal:

@@ -69,7 +69,3 @@ def future_hours_violation(rules: Rules, already: timedelta, wanted: timedelta) 
         f"your organization may hold at most {_hours(limit)} of future bookings in this class; "
         f"it holds {_hours(already)} and this booking adds {_hours(wanted)}",
     )
-
-
-def is_late_cancellation(rules: Rules, start: datetime, now: datetime) -> bool:
-    return start - now < rules.late_cancellation

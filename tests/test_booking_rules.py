@@ -169,3 +169,26 @@ async def test_subsidy_cap_runs_out_inside_a_booking(db_url, pool):
         assert q["quote"]["subsidy"] == "320.00" and q["quote"]["capped_from"] == "360.00"
         # A booking in the next calendar year starts from a fresh cap.
         assert NOW.year == 2027
+
+
+async def test_availability_stops_at_the_horizon(center):
+    client, pool, _ = center
+    c = await customer(pool, client)
+    params = {"class": "cnc", "from": local(29, 0).isoformat(), "to": local(40, 0).isoformat()}
+    r = await client.get("/api/v1/availability", params=params, headers=c.headers)
+    assert r.status_code == 200, r.text
+    for device in r.json()["devices"]:
+        assert device["free"] and max(f["end"] for f in device["free"]) <= (NOW + timedelta(days=30)).isoformat()
+    beyond = {"class": "cnc", "from": local(40, 0).isoformat(), "to": local(45, 0).isoformat()}
+    r = await client.get("/api/v1/availability", params=beyond, headers=c.headers)
+    assert [d["free"] for d in r.json()["devices"]] == [[], []]
+
+
+def test_a_grid_that_does_not_divide_a_day_is_refused():
+    from pydantic import ValidationError
+
+    from fabhub.devices.schema import BookingRules
+
+    assert BookingRules(granularity="2h", min_booking="2h", max_booking="8h")
+    with pytest.raises(ValidationError, match="granularity must divide a day"):
+        BookingRules(granularity="50m", min_booking="50m", max_booking="500m")

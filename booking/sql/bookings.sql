@@ -1,13 +1,16 @@
 -- Bookings: creation, allocation, life cycle. Live bookings are those that hold their slot.
 
 -- name: lock-for-booking$
--- One booking at a time per organization (its hour limit and subsidy caps), and no maintenance window
--- appearing on the devices while this booking is decided (maintenance takes the device lock exclusively).
+-- One booking at a time per organization (its hour limit and subsidy caps), and neither a maintenance window
+-- nor a change of opening hours appearing while this booking is decided (they take these locks exclusively).
 SELECT count(*) FROM (
     SELECT pg_advisory_xact_lock(hashtext('fabhub.organization'), CAST(mod(:organization_id, 2147483647) AS integer))
     UNION ALL
     SELECT pg_advisory_xact_lock_shared(hashtext('fabhub.device'), hashtext(id))
     FROM unnest(CAST(:device_ids AS text[])) AS id
+    UNION ALL
+    -- Opening hours and closed days change under the same lock, taken exclusively.
+    SELECT pg_advisory_xact_lock_shared(hashtext('fabhub.opening_hours'))
 ) AS locks;
 
 -- name: booking-context^
@@ -77,8 +80,10 @@ ORDER BY start, id
 LIMIT :limit;
 
 -- name: lock-booking^
-SELECT b.status, lower(b.during) AS start, upper(b.during) AS "end", b.net, d.class_id
-FROM booking b JOIN device d ON d.id = b.device_id
+-- With the class's cancellation rules as synced (a class that left devices.yaml keeps its last ones).
+SELECT b.status, lower(b.during) AS start, upper(b.during) AS "end", b.net, d.class_id,
+       dc.late_cancellation, dc.late_cancellation_fee_share
+FROM booking b JOIN device d ON d.id = b.device_id JOIN device_class dc ON dc.id = d.class_id
 WHERE b.id = :id AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
 FOR NO KEY UPDATE OF b;
 

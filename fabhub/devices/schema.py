@@ -59,6 +59,8 @@ class BookingRules(Strict):
     def _consistent(self) -> BookingRules:
         if self.min_booking > self.max_booking:
             raise ValueError("min_booking is longer than max_booking")
+        if timedelta(days=1) % self.granularity:
+            raise ValueError("granularity must divide a day (15m, 30m, 1h, 2h, ...): the grid starts at midnight")
         for name in ("min_booking", "max_booking"):
             if getattr(self, name) % self.granularity:
                 raise ValueError(f"{name} is not a whole number of granularity steps")
