@@ -110,9 +110,11 @@ async def update_user(
 async def set_password(
     conn: AsyncConnection, user_id: int, *, password: str, at: datetime, actor: Principal | str
 ) -> None:
-    """Audited as the fact of a change only: neither password nor hash is written to the log."""
+    """Audited as the fact of a change only: neither password nor hash is written to the log. A new password
+    also ends the calendar feed URL: whoever had the old credentials may have had it too."""
     if not await QUERIES.set_password_hash(conn, id=user_id, password_hash=await _hash(password)):
         raise missing(user_id)
+    await QUERIES.set_calendar_secret(conn, id=user_id, digest=None)
     await audit.record(conn, at, actor, "password", ENTITY, user_id)
 
 

@@ -82,7 +82,9 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
             server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port))
             if speed is not None:
                 await migrate(database, timescaledb=settings.timescaledb)
-                _banner(settings, devices, speed, await _demo_accounts(settings, devices, database))
+                # Accounts with a published password only ever go into the demo's own embedded database.
+                accounts = await _demo_accounts(settings, devices, database) if settings.database_url is None else ()
+                _banner(settings, devices, speed, accounts)
             await server.serve()
         finally:
             for sim in sims:
@@ -103,9 +105,12 @@ def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tup
     err.print(f"  latest   {base}/api/v1/telemetry/latest")
     err.print(f"  API docs {base}/docs (Authorize with an account below)")
     err.print(f"  health   {base}/healthz      metrics {base}/metrics")
-    err.print(f"  demo accounts, password [bold]{DEMO_PASSWORD}[/bold]:")
-    for account in accounts:
-        err.print(f"    {account.role:<11} {account.email}")
+    if accounts:
+        err.print(f"  demo accounts, password [bold]{DEMO_PASSWORD}[/bold]:")
+        for account in accounts:
+            err.print(f"    {account.role:<11} {account.email}")
+    else:
+        err.print("  no demo accounts on FABHUB_DATABASE_URL's database: make one with `fabhub users create`")
     err.print("  Ctrl-C stops it; data stays in " + str(settings.data_dir.resolve()))
 
 

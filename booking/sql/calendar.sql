@@ -6,5 +6,6 @@ SELECT id, device_name, organization_name, purpose, status, start, "end", gross,
 FROM booking_detail
 WHERE "end" > :since
   AND (CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id)
-ORDER BY start, id
+-- Newest first, so a feed at its limit drops the oldest past bookings, never the coming ones.
+ORDER BY start DESC, id DESC
 LIMIT :limit;
