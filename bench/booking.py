@@ -12,7 +12,7 @@ with devices.yaml plus a class of 50 printers whose rules admit the load; the ce
   transaction per INSERT. Both start from an empty table. Per-request p50/p99 latency, throughput, ratio.
 - Availability: GET /api/v1/availability for the 50 printers over 7 days (the last round's bookings and
   10 maintenance windows in it), sequentially and from 8 concurrent clients, against the route's
-  `free-time` query (booking/sql/availability.sql) run bare with psycopg, the two interleaved.
+  `free-slots` query (booking/sql/availability.sql) run bare with psycopg, the two interleaved.
 
 Each line also shows the CPU time per request of the load generator (this process), the app's process and
 the PostgreSQL backends serving the path (from /proc): on this 2-core machine they all compete for CPU.
@@ -492,7 +492,7 @@ async def main() -> None:
         header("req/s")
         for workers in (1, args.concurrent) if args.concurrent else (1,):
             label = "sequential" if workers == 1 else f"{workers} concurrent"
-            row(f"bare free-time query, {label}", [avail["bare", workers]])
+            row(f"bare free-slots query, {label}", [avail["bare", workers]])
             row(f"GET /api/v1/availability, {label}", [avail["http", workers]])
             ratio(f"throughput, {label}", [avail["http", workers]], [avail["bare", workers]])
         print()
