@@ -20,7 +20,7 @@ from booking.api import make_router as booking_router
 from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
 from booking.floor_api import make_router as floor_router
-from fabhub.catalogue import catalogue_from
+from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.gateway_setup import build_gateway
@@ -31,6 +31,8 @@ from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
 from gateway.api import make_router as gateway_router
+from oee.api import make_router as oee_router
+from oee.service import OeeService
 from telemetry.api import make_router as telemetry_router
 from telemetry.reader import TelemetryReader
 from telemetry.writer import utc_now
@@ -66,6 +68,7 @@ def create_app(
         token_url=f"{API}/auth/token",
     )
     bookings = Bookings(pool, catalogue, settings.zone, clock)
+    oee_service = OeeService(*oee_facts(devices), settings.zone, clock)
     gateway = (
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
     )
@@ -119,6 +122,7 @@ def create_app(
     )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))
+    app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API))
     app.include_router(
         telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"), dependencies=anyone
     )

@@ -38,3 +38,11 @@ def catalogue_from(devices: DeviceFile) -> Catalogue:
             for program_id, p in devices.subsidy_programs.items()
         },
     )
+
+
+def oee_facts(devices: DeviceFile) -> tuple[dict[str, float | None], frozenset[str]]:
+    """Each device's ideal cycle time in seconds (None when not configured), and the devices that count good
+    or bad parts (quality is unknown, not perfect, on the others)."""
+    ideal = {d.id: d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None for d in devices.devices}
+    counts_good = frozenset(d.id for d in devices.devices if {"parts_good", "parts_bad"} & d.signal_names())
+    return ideal, counts_good

@@ -70,6 +70,9 @@ MATRIX = {
     ("GET", "/api/v1/telemetry/quarantine"): EVERYONE,
     ("GET", "/api/v1/devices"): EVERYONE,
     ("GET", "/api/v1/devices/{device_id}"): EVERYONE,
+    # OEE: a customer gets its own view (its bookings as the planned time), staff every device.
+    ("GET", "/api/v1/oee"): EVERYONE,
+    ("GET", "/api/v1/utilisation"): EVERYONE,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }

@@ -9,11 +9,13 @@ import pytest
 
 from accounts.model import Role
 from booking.catalogue import sync
-from fabhub.catalogue import catalogue_from
+from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.devices import load_devices
 from oee.service import OeeService, group
 from telemetry import BatchWriter, Sample
+from tests.accounts_rig import as_role as login_as
 from tests.accounts_rig import make_org, make_user
+from tests.http import serve
 
 REPO = Path(__file__).resolve().parent.parent
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -51,9 +53,7 @@ async def shift(pool):
     samples += [Sample(t(20.5), "cnc-01", "parts_total.delta", 7.0)]  # after closing: not planned time
     samples += [Sample(t(19.7), "cnc-01", "parts_good.delta", 19.0)]
     await BatchWriter(pool, clock=lambda: NOW).write_batch(samples)
-    ideal = {d.id: d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None for d in devices.devices}
-    counts_good = frozenset(d.id for d in devices.devices if {"parts_good", "parts_bad"} & d.signal_names())
-    return OeeService(ideal, counts_good, ZONE, lambda: NOW)
+    return OeeService(*oee_facts(devices), ZONE, lambda: NOW)
 
 
 def close(value, expected):
@@ -109,3 +109,27 @@ async def test_weeks_are_recomputed_from_sums_not_averaged(shift, pool):
     close(cnc1["availability"], 33_240 / (86_400 - 1_800))
     cnc2 = weekly[weekly["device_id"] == "cnc-02"].iloc[0]
     assert cnc2["running_s"] == 0 and cnc2["planned_s"] == 86_400
+
+
+async def test_oee_over_http_as_staff_and_as_customer(shift, db_url, pool):
+    org = await make_org(pool)
+    other_org = await make_org(pool)
+    async with serve(db_url, clock=lambda: NOW) as client:
+        customer = await login_as(pool, client, Role.customer, org)
+        tech = await login_as(pool, client, Role.technician)
+        window = {"from": t(0).isoformat(), "to": t(24).isoformat(), "device": "cnc-01"}
+        r = await client.get("/api/v1/oee", params={**window, "group": "total"}, headers=tech)
+        assert r.status_code == 200, r.text
+        [row] = r.json()
+        assert row["period"] is None and row["running_s"] == 33_240
+        assert round(row["oee"] * 100, 1) == 66.1 and row["performance_suspect"] is False
+        # The customer has no booking that day: its own view is empty, and another's is not its to see.
+        assert (await client.get("/api/v1/oee", params=window, headers=customer)).json() == []
+        r = await client.get("/api/v1/oee", params={**window, "organization_id": other_org}, headers=customer)
+        assert r.status_code == 404
+        r = await client.get("/api/v1/utilisation", params={**window, "group": "day"}, headers=tech)
+        [day] = r.json()
+        assert day["period"] == "2027-03-01" and day["utilisation"] == 0 and day["booked_s"] == 0
+        assert (await client.get("/api/v1/oee", params={**window, "group": "year"}, headers=tech)).status_code == 422
+        r = await client.get("/api/v1/oee", params={**window, "device": "nope-01"}, headers=tech)
+        assert r.status_code == 404

@@ -1,0 +1,109 @@
+"""HTTP routes for OEE and utilisation. Staff see every device, or one customer's view (its bookings as the
+planned time); a customer sees only its own view. Shares are fractions (0.8029 is 80.29 %), times seconds;
+a figure that is undefined (no planned time, no parts, no ideal cycle time) is null, never a made-up 0."""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+import orjson
+import pandas as pd
+from fastapi import APIRouter, Depends, Query, Response
+from psycopg_pool import AsyncConnectionPool
+
+from accounts.auth import Authenticator
+from accounts.model import Principal
+from booking.catalogue import Catalogue
+from booking.errors import Invalid, NotFound
+from booking.routing import GuardedRoute, Instant
+from oee import metrics
+from oee.service import OeeService, group
+
+ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MAX_WINDOW = timedelta(days=400)
+Group = Literal["day", "week", "month", "total"]
+TIME_COLUMNS = [f"{name}_s" for name in metrics.TIMES]
+FIGURES = ["availability", "performance", "quality", "oee", "utilisation", "actual_utilisation"]
+LOSSES = ["loss_down_s", "loss_setup_s", "loss_micro_stop_s", "loss_reduced_speed_s", "loss_scrap_s"]
+UTILISATION = ["planned_s", "booked_s", "running_s", "utilisation", "actual_utilisation"]
+
+
+def make_router(
+    pool: AsyncConnectionPool,
+    auth: Authenticator,
+    service: OeeService,
+    catalogue: Catalogue,
+    clock: Callable[[], datetime],
+    prefix: str,
+) -> APIRouter:
+    router = APIRouter(tags=["oee"], route_class=GuardedRoute)
+    Anyone = Annotated[Principal, Depends(auth.allow())]
+
+    async def table(
+        principal: Principal,
+        start: datetime,
+        end: datetime,
+        device_id: str | None,
+        class_id: str | None,
+        organization_id: int | None,
+        by: str,
+    ) -> pd.DataFrame:
+        if end <= start or end - start > MAX_WINDOW:
+            raise Invalid(f"'to' must be after 'from', at most {MAX_WINDOW.days} days later")
+        if not principal.is_staff:
+            if organization_id not in (None, principal.organization_id):
+                raise NotFound(f"no organization {organization_id}")
+            organization_id = principal.organization_id
+        devices = [d for d in catalogue.devices.values() if class_id is None or d.class_id == class_id]
+        if class_id is not None and class_id not in catalogue.classes:
+            raise NotFound(f"no device class {class_id!r}")
+        if device_id is not None:
+            devices = [d for d in devices if d.id == device_id]
+            if not devices:
+                raise NotFound(f"no device {device_id!r}" + (f" in class {class_id}" if class_id else ""))
+        async with pool.connection() as conn:
+            daily = await service.daily(conn, [d.id for d in devices], start, end, organization_id)
+        return group(daily, by)
+
+    @router.get(f"{prefix}/oee")
+    async def oee(
+        principal: Anyone,
+        start: Annotated[Instant, Query(alias="from")],
+        end: Annotated[Instant, Query(alias="to")],
+        device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
+        class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
+        organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1, description="a customer's view")] = None,
+        by: Annotated[Group, Query(alias="group")] = "day",
+    ) -> Response:
+        """Availability, performance, quality and OEE per device and period, with the times behind them and
+        the six big losses. `performance_suspect` flags a performance above 1 (the ideal cycle time is wrong)."""
+        found = await table(principal, start, end, device_id, class_id, organization_id, by)
+        columns = ["device_id", "period", *TIME_COLUMNS, "parts_total", "parts_good", "ideal_cycle_s"]
+        return _json(found, [*columns, *FIGURES, "performance_suspect", *LOSSES])
+
+    @router.get(f"{prefix}/utilisation")
+    async def utilisation(
+        principal: Anyone,
+        start: Annotated[Instant, Query(alias="from")],
+        end: Annotated[Instant, Query(alias="to")],
+        device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
+        class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
+        organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1, description="a customer's view")] = None,
+        by: Annotated[Group, Query(alias="group")] = "day",
+    ) -> Response:
+        """Booked and running time against the planned (available) time, per device and period."""
+        found = await table(principal, start, end, device_id, class_id, organization_id, by)
+        return _json(found, ["device_id", "period", *UTILISATION])
+
+    return router
+
+
+def _json(found: pd.DataFrame, columns: list[str]) -> Response:
+    rows = found[columns].astype(object).where(found[columns].notna(), None)
+    records = [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows.to_dict("records")
+    ]
+    for record in records:
+        if record["period"] == "":
+            record["period"] = None
+    return Response(orjson.dumps(records, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
