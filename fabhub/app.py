@@ -53,7 +53,8 @@ def create_app(
     metrics = Metrics()
     pool = make_pool(database_url, settings)
     catalogue = catalogue_from(devices)
-    jobs = JobRunner(pool, jobs_for(settings, catalogue), clock, metrics)
+    oee_service = OeeService(*oee_facts(devices), settings.zone, clock)
+    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
     auth = Authenticator(
         pool,
@@ -68,7 +69,6 @@ def create_app(
         token_url=f"{API}/auth/token",
     )
     bookings = Bookings(pool, catalogue, settings.zone, clock)
-    oee_service = OeeService(*oee_facts(devices), settings.zone, clock)
     gateway = (
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
     )

@@ -20,6 +20,7 @@ from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
 from fabhub.sqlfiles import QUERIES
+from oee.service import OeeService
 from telemetry.maintenance import apply_retention, roll_up
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class Job:
     description: str
 
 
-def jobs_for(settings: Settings, catalogue: Catalogue) -> list[Job]:
+def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService) -> list[Job]:
     raw_age = timedelta(days=settings.raw_retention_days)
     rollup_age = timedelta(days=settings.rollup_retention_days) if settings.rollup_retention_days else None
 
@@ -49,12 +50,18 @@ def jobs_for(settings: Settings, catalogue: Catalogue) -> list[Job]:
     async def login_failures(conn: AsyncConnection, now: datetime) -> Any:
         return await expire_login_failures(conn, now, timedelta(minutes=settings.login_window_minutes))
 
+    async def oee_summary(conn: AsyncConnection, now: datetime) -> Any:
+        return await oee.summarize(conn, sorted(catalogue.devices), now)
+
     async def booking_lifecycle(conn: AsyncConnection, now: datetime) -> Any:
         return await lifecycle.advance(conn, now, catalogue, settings.zone)
 
     return [
         Job("booking-lifecycle", timedelta(minutes=1), booking_lifecycle, "mark no-shows, start and finish bookings"),
         Job("idempotency-expiry", timedelta(hours=1), lifecycle.expire_idempotency_keys, "forget day-old keys"),
+        # Hourly rather than at a set hour: each run stores the past days still missing and redoes the last
+        # two, so yesterday is summarized within an hour of midnight whenever the process started.
+        Job("oee-summary", timedelta(hours=1), oee_summary, "per-device daily OEE summary of past days"),
         Job("login-failure-expiry", timedelta(hours=1), login_failures, "forget failed logins past the window"),
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),

@@ -5,7 +5,7 @@ is clearest). Per device: planned = opening hours minus maintenance; per custome
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -16,6 +16,9 @@ from oee import metrics
 from oee.sqlfiles import QUERIES
 
 MICRO_STOP = timedelta(minutes=2)
+ONE_DAY = timedelta(days=1)
+CATCH_UP = timedelta(days=31)
+RECOMPUTE = 2
 GROUPS = ("day", "week", "month", "total")
 COLUMNS = ["device_id", "day", *[f"{c}_s" for c in metrics.TIMES], "parts_total", "parts_good", "ideal_cycle_s"]
 
@@ -44,7 +47,29 @@ class OeeService:
         organization_id: int | None = None,
     ) -> pd.DataFrame:
         """One row per device and local day: seconds per state inside the planned time, booked seconds,
-        parts, and the figures. With `organization_id`, the planned time is that customer's bookings."""
+        parts, and the figures. With `organization_id`, the planned time is that customer's bookings.
+        Whole past days come from the nightly summary when it has them all; the rest is computed live."""
+        if organization_id is None:
+            first, last = self._whole_past_days(start, end)
+            if first <= last:
+                stored = await self._stored(conn, device_ids, first, last)
+                if len(stored) == len(device_ids) * ((last - first).days + 1):
+                    head = await self.live(conn, device_ids, start, self._midnight(first))
+                    tail = await self.live(conn, device_ids, self._midnight(last + ONE_DAY), end)
+                    return metrics.figures(pd.concat([head, stored, tail], ignore_index=True))
+        return metrics.figures(await self.live(conn, device_ids, start, end, organization_id))
+
+    async def live(
+        self,
+        conn: AsyncConnection,
+        device_ids: list[str],
+        start: datetime,
+        end: datetime,
+        organization_id: int | None = None,
+    ) -> pd.DataFrame:
+        """The raw table (COLUMNS) computed from the state table and the samples."""
+        if end <= start or not device_ids:
+            return _empty()
         params = {"device_ids": device_ids, "start": start, "end": end, "zone": self.zone.key}
         if organization_id is None:
             cur = await conn.execute(QUERIES.device_planned_time.sql, params)
@@ -53,7 +78,7 @@ class OeeService:
         planned: dict[str, Multirange] = dict(await cur.fetchall())
         ids = [d for d in device_ids if d in planned]
         if not ids:
-            return metrics.figures(_empty())
+            return _empty()
         params |= {
             "device_ids": ids,
             "planned": [planned[d] for d in ids],
@@ -65,7 +90,50 @@ class OeeService:
         times = pd.DataFrame(await cur.fetchall(), columns=["device_id", "day", "state", "seconds"])
         cur = await conn.execute(QUERIES.parts.sql, params)
         parts = pd.DataFrame(await cur.fetchall(), columns=["device_id", "day", "signal", "n"])
-        return metrics.figures(self._table(times, parts))
+        return self._table(times, parts)
+
+    async def summarize(self, conn: AsyncConnection, device_ids: list[str], now: datetime) -> list[date]:
+        """The nightly job: stores every past local day of the last CATCH_UP days that lacks a summary, and
+        always recomputes the last RECOMPUTE days, which late data (a spool replayed after an outage) may
+        still change. Every device gets a row for every day, zeros included, so a day is complete."""
+        today = now.astimezone(self.zone).date()
+        params = {"device_ids": device_ids, "first": today - CATCH_UP, "last": today - ONE_DAY}
+        days = {row[0] async for row in QUERIES.days_to_summarize(conn, **params)}
+        days |= {today - ONE_DAY * i for i in range(1, RECOMPUTE + 1)}
+        for day in sorted(days):
+            raw = await self.live(conn, device_ids, self._midnight(day), self._midnight(day + ONE_DAY))
+            for row in self._complete(raw, device_ids, day).to_dict("records"):
+                await QUERIES.store_day(conn, **row, computed_at=now)
+        return sorted(days)
+
+    def _complete(self, raw: pd.DataFrame, device_ids: list[str], day: date) -> pd.DataFrame:
+        index = pd.MultiIndex.from_product([device_ids, [day]], names=["device_id", "day"])
+        full = raw.set_index(["device_id", "day"]).reindex(index)
+        full[[f"{c}_s" for c in metrics.TIMES] + ["parts_total"]] = full[
+            [f"{c}_s" for c in metrics.TIMES] + ["parts_total"]
+        ].fillna(0.0)
+        full = full.reset_index()
+        full["parts_good"] = full["parts_good"].where(full["parts_good"].notna(), None)
+        counting = full["device_id"].isin(self.counts_good)
+        full.loc[counting & full["parts_good"].isna(), "parts_good"] = 0.0
+        full["ideal_cycle_s"] = full["device_id"].map(lambda d: self.ideal_cycle_s.get(d))
+        return full[COLUMNS].astype(object).where(full[COLUMNS].notna(), None)
+
+    async def _stored(self, conn: AsyncConnection, device_ids: list[str], first: date, last: date) -> pd.DataFrame:
+        cur = await conn.execute(QUERIES.stored_days.sql, {"device_ids": device_ids, "first": first, "last": last})
+        return pd.DataFrame(await cur.fetchall(), columns=COLUMNS).astype({c: float for c in COLUMNS[2:]})
+
+    def _midnight(self, day: date) -> datetime:
+        return datetime.combine(day, time(), self.zone)
+
+    def _whole_past_days(self, start: datetime, end: datetime) -> tuple[date, date]:
+        """The first and last local days wholly inside [start, end) and before today."""
+        first = start.astimezone(self.zone).date()
+        if self._midnight(first) < start:
+            first += ONE_DAY
+        last = end.astimezone(self.zone).date() - ONE_DAY
+        today = self.clock().astimezone(self.zone).date()
+        return first, min(last, today - ONE_DAY)
 
     def _table(self, times: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
         wide = times.pivot_table(index=["device_id", "day"], columns="state", values="seconds", aggfunc="sum")

@@ -2,23 +2,27 @@
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from fabhub.catalogue import catalogue_from
+from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.devices import load_devices
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
+from oee.service import OeeService
 from telemetry import BatchWriter
 from tests.samples import T0, fixed_clock, series
 
 NOW = T0 + timedelta(hours=1)
-CATALOGUE = catalogue_from(load_devices(Path(__file__).resolve().parent.parent / "devices.yaml"))
+DEVICES = load_devices(Path(__file__).resolve().parent.parent / "devices.yaml")
+CATALOGUE = catalogue_from(DEVICES)
+OEE = OeeService(*oee_facts(DEVICES), ZoneInfo("Asia/Shanghai"), fixed_clock(NOW))
 
 
 async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
     await BatchWriter(pool, clock=fixed_clock(NOW)).write_batch(series("cnc-01", "power_kw", [1.0, 2.0]))
     metrics = Metrics()
-    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE), fixed_clock(NOW), metrics)
+    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE, OEE), fixed_clock(NOW), metrics)
     async with pool.connection() as other, other.transaction():
         # another process is in the middle of the rollup job
         await other.execute("SELECT pg_advisory_xact_lock(hashtext('fabhub.job'), hashtext('telemetry-rollup'))")
@@ -37,7 +41,7 @@ async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
 
 
 async def test_scheduler_registers_every_job(pool):
-    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE), fixed_clock(NOW))
+    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE, OEE), fixed_clock(NOW))
     runner.start()
     try:
         scheduled = {job.id: job.trigger.interval for job in runner._scheduler.get_jobs()}
@@ -47,6 +51,7 @@ async def test_scheduler_registers_every_job(pool):
         "booking-lifecycle": timedelta(minutes=1),
         "idempotency-expiry": timedelta(hours=1),
         "login-failure-expiry": timedelta(hours=1),
+        "oee-summary": timedelta(hours=1),
         "telemetry-rollup": timedelta(minutes=1),
         "telemetry-retention": timedelta(hours=1),
     }

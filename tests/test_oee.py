@@ -11,6 +11,7 @@ from accounts.model import Role
 from booking.catalogue import sync
 from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.devices import load_devices
+from oee import metrics
 from oee.service import OeeService, group
 from telemetry import BatchWriter, Sample
 from tests.accounts_rig import as_role as login_as
@@ -42,9 +43,9 @@ SHIFT = [
 
 
 @pytest.fixture
-async def shift(pool):
+async def shift(any_pool):
     devices = load_devices(REPO / "devices.yaml")
-    async with pool.connection() as conn, conn.transaction():
+    async with any_pool.connection() as conn, conn.transaction():
         await sync(conn, catalogue_from(devices), NOW)
     samples = [Sample(t(h), "cnc-01", "state", state) for h, state in SHIFT]
     samples += [Sample(t(9 + i * 0.1), "cnc-01", "parts_total.delta", 1.0) for i in range(100)]  # 9:00-18:54
@@ -52,7 +53,7 @@ async def shift(pool):
     samples += [Sample(t(19.6), "cnc-01", "parts_total.delta", 20.0)]  # 19:36: inside opening hours
     samples += [Sample(t(20.5), "cnc-01", "parts_total.delta", 7.0)]  # after closing: not planned time
     samples += [Sample(t(19.7), "cnc-01", "parts_good.delta", 19.0)]
-    await BatchWriter(pool, clock=lambda: NOW).write_batch(samples)
+    await BatchWriter(any_pool, clock=lambda: NOW).write_batch(samples)
     return OeeService(*oee_facts(devices), ZONE, lambda: NOW)
 
 
@@ -60,8 +61,8 @@ def close(value, expected):
     assert value == pytest.approx(expected, abs=0.001), (value, expected)
 
 
-async def test_a_shift_worked_by_hand(shift, pool):
-    async with pool.connection() as conn:
+async def test_a_shift_worked_by_hand(shift, any_pool):
+    async with any_pool.connection() as conn:
         daily = await shift.daily(conn, ["cnc-01"], t(0), t(24))
     [row] = daily.to_dict("records")
     # Planned: 08:00-20:00 = 43,200 s. Running 3 h + 4 h 15 min + 1 h 59 min = 33,240 s; offline 30 min.
@@ -77,10 +78,10 @@ async def test_a_shift_worked_by_hand(shift, pool):
     assert row["actual_utilisation"] == pytest.approx(33_240 / 43_200)
 
 
-async def test_a_booking_cut_by_the_window_and_offline_inside_a_booking(shift, pool):
-    org = await make_org(pool)
-    user = await make_user(pool, Role.customer, org)
-    async with pool.connection() as conn:
+async def test_a_booking_cut_by_the_window_and_offline_inside_a_booking(shift, any_pool):
+    org = await make_org(any_pool)
+    user = await make_user(any_pool, Role.customer, org)
+    async with any_pool.connection() as conn:
         for start, end in ((10, 14), (18, 20)):
             await conn.execute(
                 "INSERT INTO booking (device_id, organization_id, user_id, created_by, during, hourly_rate, gross,"
@@ -99,8 +100,8 @@ async def test_a_booking_cut_by_the_window_and_offline_inside_a_booking(shift, p
     assert row["parts_total"] == 50
 
 
-async def test_weeks_are_recomputed_from_sums_not_averaged(shift, pool):
-    async with pool.connection() as conn:
+async def test_weeks_are_recomputed_from_sums_not_averaged(shift, any_pool):
+    async with any_pool.connection() as conn:
         daily = await shift.daily(conn, ["cnc-01", "cnc-02"], t(0), t(48))
     weekly = group(daily, "week")
     cnc1 = weekly[weekly["device_id"] == "cnc-01"].iloc[0]
@@ -111,12 +112,12 @@ async def test_weeks_are_recomputed_from_sums_not_averaged(shift, pool):
     assert cnc2["running_s"] == 0 and cnc2["planned_s"] == 86_400
 
 
-async def test_oee_over_http_as_staff_and_as_customer(shift, db_url, pool):
-    org = await make_org(pool)
-    other_org = await make_org(pool)
-    async with serve(db_url, clock=lambda: NOW) as client:
-        customer = await login_as(pool, client, Role.customer, org)
-        tech = await login_as(pool, client, Role.technician)
+async def test_oee_over_http_as_staff_and_as_customer(shift, any_db_url, any_pool):
+    org = await make_org(any_pool)
+    other_org = await make_org(any_pool)
+    async with serve(any_db_url, clock=lambda: NOW) as client:
+        customer = await login_as(any_pool, client, Role.customer, org)
+        tech = await login_as(any_pool, client, Role.technician)
         window = {"from": t(0).isoformat(), "to": t(24).isoformat(), "device": "cnc-01"}
         r = await client.get("/api/v1/oee", params={**window, "group": "total"}, headers=tech)
         assert r.status_code == 200, r.text
@@ -133,3 +134,31 @@ async def test_oee_over_http_as_staff_and_as_customer(shift, db_url, pool):
         assert (await client.get("/api/v1/oee", params={**window, "group": "year"}, headers=tech)).status_code == 422
         r = await client.get("/api/v1/oee", params={**window, "device": "nope-01"}, headers=tech)
         assert r.status_code == 404
+
+
+async def test_the_nightly_summary_matches_the_live_computation_and_answers_for_past_days(shift, any_pool):
+    devices = ["cnc-01", "cnc-02", "printer-01"]
+    async with any_pool.connection() as conn, conn.transaction():
+        days = await shift.summarize(conn, devices, NOW + timedelta(hours=1))
+    assert DAY.date() in days
+    async with any_pool.connection() as conn:
+        live = metrics.figures(await shift.live(conn, devices, t(0), t(24)))
+        cur = await conn.execute("SELECT count(*) FROM oee_daily WHERE day = %s", (DAY.date(),))
+        assert (await cur.fetchone())[0] == 3  # every device has its row, zeros included
+        answered = await shift.daily(conn, devices, t(0), t(24))
+    columns = ["planned_s", "running_s", "offline_s", "micro_stop_s", "parts_total", "availability", "oee"]
+    mine = answered[answered["device_id"] == "cnc-01"][columns].reset_index(drop=True)
+    theirs = live[live["device_id"] == "cnc-01"][columns].reset_index(drop=True)
+    assert mine.equals(theirs), (mine, theirs)
+    assert answered[answered["device_id"] == "printer-01"]["parts_good"].isna().all()  # printers count no good parts
+    # Past whole days are read from the summary (a changed summary row shows), partial days live.
+    async with any_pool.connection() as conn:
+        await conn.execute("UPDATE oee_daily SET running_s = 1 WHERE device_id = 'cnc-01' AND day = %s", (DAY.date(),))
+        assert (await shift.daily(conn, ["cnc-01"], t(0), t(24)))["running_s"].tolist() == [1]
+        assert (await shift.daily(conn, ["cnc-01"], t(6), t(24)))["running_s"].tolist() == [33_240]
+    # A second run recomputes the last days (late data may have arrived) and changes nothing else.
+    async with any_pool.connection() as conn, conn.transaction():
+        again = await shift.summarize(conn, devices, NOW + timedelta(hours=1))
+    assert DAY.date() in again
+    async with any_pool.connection() as conn:
+        assert (await shift.daily(conn, ["cnc-01"], t(0), t(24)))["running_s"].tolist() == [33_240]
