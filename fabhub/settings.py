@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".fabhub")
     secret_key: SecretStr | None = Field(
         None, description="signs access tokens (32+ characters); unset: a random key kept in data_dir/secret-key"
+    )
+    vat_rate: Decimal = Field(
+        Decimal("0.06"), ge=0, le=1, decimal_places=4, description="VAT on services; amounts are tax-inclusive"
     )
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     login_failures_per_account: int = Field(5, ge=1, description="failed logins per account before a pause")

@@ -1,0 +1,368 @@
+"""OEE benchmark: `OeeService.daily` per device per local day against one hand-written SQL aggregate over the
+same rows, same run, ratio printed.
+
+Starts its own TimescaleDB cluster (run `make system` once), migrates, opens the center 24/7 (so the whole
+window is planned time, and the bare query need not cut by opening hours), syncs a catalogue of devices.yaml's
+classes with D generated devices (default 50, cloned in turn from devices.yaml's seven) and generates the
+data server-side with `INSERT ... SELECT ... generate_series`:
+
+- States on a 1 Hz grid (every change falls on a whole second) over 30 local days (plus the hour before, so
+  the first day starts in a known state). Each device walks through random state spans (running 30 s-20 min,
+  idle 2 s-5 min so many are micro-stops, setup, down, offline, maintenance; about 8.5 min on average) and
+  the table gets what the gateway stores: a row at each change and a heartbeat 60 s after the last row while
+  the state holds. 129.6 M rows, one a second for 50 devices x 30 days, would take too long to load here.
+- Parts: a `parts_total.delta` of 1 at every ideal cycle (60-360 s per device) while running, and a
+  `parts_good.delta` for about 97 % of them on the devices that count good parts (CNC and robots).
+
+Timed, a median of R runs (default 3) after one warm-up, the paths alternating:
+
+- ours: `daily(conn, ids, start, end)` with no summary rows: the live path (three queries and pandas).
+- bare: one statement: per device and local day the seconds per state (lead() over time, spans cut at
+  local midnight) and the sums of the parts deltas, fetched into Python.
+- history: `daily` again once `summarize` has stored the days (the path a past month takes).
+
+The service's and the bare numbers must agree (every state's seconds per device-day within 1 s, parts
+exactly), and the history must equal the live answer. A second, smaller data set stores a true row per
+second (no change detection) for H devices over N days and times the same two paths over it.
+
+    .venv/bin/python bench/oee.py [--devices 50] [--days 30] [--runs 3] [--hz-devices 10] [--hz-days 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# Run as a script, this file's folder comes first on sys.path, and this file would shadow the oee package.
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() not in (REPO / "bench", REPO)]
+
+import pandas as pd
+import psycopg
+from psycopg import AsyncConnection
+
+from booking.catalogue import sync
+from fabhub.catalogue import catalogue_from, oee_facts
+from fabhub.devices import DeviceFile, load_devices
+from fabhub.devservices import PostgresCluster
+from fabhub.migrations import migrate
+from oee import metrics
+from oee.service import OeeService
+
+ZONE = ZoneInfo("Asia/Shanghai")
+START = datetime(2027, 3, 1, tzinfo=ZONE)  # a Monday, local midnight
+GOAL_SECONDS = 1.0
+GOAL_RATIO = 2.0
+
+# -- the data ---------------------------------------------------------------------------------------------
+
+# State spans: a weighted pick of the state, then a whole number of seconds between its bounds. A pick may
+# repeat the state before it: the gateway would then have written only heartbeats, as it does here.
+SPANS = """
+CREATE TEMP TABLE bench_span AS
+SELECT device_id, ord, state, spans.start, least(spans.start + dur * interval '1 second', CAST(%(stop)s AS timestamptz)) AS stop
+FROM (
+    SELECT device_id, ord, state,
+           CAST(%(begin)s AS timestamptz) + (sum(dur) OVER w - dur) * interval '1 second' AS start, dur
+    FROM (
+        SELECT device_id, ord, n, state,
+               lo + floor(r2 * (hi - lo + 1))::int AS dur
+        FROM (
+            SELECT device_id, ord, n, random() AS r1, random() AS r2
+            FROM unnest(CAST(%(device_ids)s AS text[])) WITH ORDINALITY AS d (device_id, ord)
+            CROSS JOIN generate_series(1, %(max_spans)s) AS n
+        ) AS draws
+        CROSS JOIN LATERAL (
+            SELECT * FROM (VALUES
+                (0.00, 0.45, 'running', 30, 1200), (0.45, 0.75, 'idle', 2, 300), (0.75, 0.85, 'setup', 60, 900),
+                (0.85, 0.93, 'down', 30, 1800), (0.93, 0.97, 'offline', 5, 600), (0.97, 1.01, 'maintenance', 600, 3600)
+            ) AS k (r_from, r_to, state, lo, hi)
+            WHERE draws.r1 >= k.r_from AND draws.r1 < k.r_to
+        ) AS kind
+    ) AS drawn
+    WINDOW w AS (PARTITION BY device_id ORDER BY n)
+) AS spans
+WHERE spans.start < %(stop)s
+"""
+
+# What the gateway stores: the change, then a heartbeat every 60 s while the state holds (every: 60), or a
+# row every second (every: 1).
+STATES = """
+INSERT INTO telemetry_state (time, device_id, state)
+SELECT start + k * interval '1 second', device_id, state
+FROM bench_span
+CROSS JOIN LATERAL generate_series(0, CAST(extract(epoch FROM stop - start) AS int) - 1, %(every)s) AS k
+"""
+
+# A part at every ideal cycle while running; a good one for about 97 % of them where the device counts them.
+PARTS = """
+INSERT INTO telemetry_sample (time, device_id, signal, value)
+SELECT s.start + k * interval '1 second', s.device_id, signal, 1
+FROM bench_span s
+CROSS JOIN LATERAL generate_series(60 + (s.ord * 37) %% 300, CAST(extract(epoch FROM s.stop - s.start) AS int) - 1,
+                                   60 + (s.ord * 37) %% 300) AS k
+CROSS JOIN LATERAL (VALUES ('parts_total.delta'), ('parts_good.delta')) AS v (signal)
+WHERE s.state = 'running'
+  AND (signal = 'parts_total.delta' OR (s.device_id = ANY(%(counting)s) AND (k + s.ord) %% 33 <> 0))
+"""
+
+# -- the bare path ----------------------------------------------------------------------------------------
+
+# One statement, as one would write it by hand: the spans between consecutive rows (the last row before the
+# window included), cut at the end and at now, split at local midnight; plus the parts per local day.
+BARE = """
+WITH rows AS (
+    SELECT d.id AS device_id, s.time, s.state
+    FROM unnest(CAST(%(device_ids)s AS text[])) AS d (id)
+    CROSS JOIN LATERAL (
+        (SELECT time, state FROM telemetry_state
+         WHERE device_id = d.id AND time < %(start)s ORDER BY time DESC LIMIT 1)
+        UNION ALL
+        SELECT time, state FROM telemetry_state
+        WHERE device_id = d.id AND time >= %(start)s AND time < %(end)s
+    ) AS s
+),
+spans AS (
+    SELECT device_id, state, greatest(time, %(start)s) AS a,
+           least(lead(time, 1, %(end)s) OVER (PARTITION BY device_id ORDER BY time), %(end)s, %(now)s) AS b
+    FROM rows
+)
+SELECT device_id, g::date AS day, state AS key,
+       sum(extract(epoch FROM least(b, (g::date + 1)::timestamp AT TIME ZONE %(zone)s)
+                              - greatest(a, g::date::timestamp AT TIME ZONE %(zone)s)))::double precision
+FROM spans
+CROSS JOIN LATERAL generate_series((a AT TIME ZONE %(zone)s)::date,
+                                   ((b - interval '1 microsecond') AT TIME ZONE %(zone)s)::date,
+                                   interval '1 day') AS g
+WHERE b > a
+GROUP BY 1, 2, 3
+UNION ALL
+SELECT device_id, (time AT TIME ZONE %(zone)s)::date, signal, sum(value)
+FROM telemetry_sample
+WHERE device_id = ANY(%(device_ids)s) AND signal IN ('parts_total.delta', 'parts_good.delta')
+  AND time >= %(start)s AND time < least(CAST(%(end)s AS timestamptz), %(now)s) AND quality = 0
+GROUP BY 1, 2, 3
+"""
+
+
+# -- set-up -----------------------------------------------------------------------------------------------
+
+
+def bench_devices(count: int) -> DeviceFile:
+    """devices.yaml's center, classes and programs, with `count` devices cloned in turn from its own."""
+    base = load_devices(REPO / "devices.yaml")
+    templates = base.devices
+    devices = []
+    for i in range(count):
+        template = templates[i % len(templates)]
+        devices.append(
+            template.model_copy(update={"id": f"{template.class_}-{101 + i}", "name": f"{template.name} #{101 + i}"})
+        )
+    return base.model_copy(update={"devices": devices})
+
+
+async def prepare(url: str, devices: DeviceFile, days: int, every: int, now: datetime) -> dict[str, int]:
+    """Migrated database, center open 24/7, the catalogue synced, states and parts generated."""
+    await migrate(url, timescaledb="require")
+    ids = [d.id for d in devices.devices]
+    _, counting = oee_facts(devices)
+    end = START + timedelta(days=days)
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("DELETE FROM opening_hours")
+        await conn.execute("INSERT INTO opening_hours SELECT d, '00:00', '24:00' FROM generate_series(1, 7) d")
+        async with conn.transaction():
+            await sync(conn, catalogue_from(devices), now)
+        await conn.execute("SELECT setseed(0.42)")
+        spans_needed = int(days * 86400 / 300) + 200  # spans average about 510 s: room to spare
+        await conn.execute(
+            SPANS,
+            {"device_ids": ids, "begin": START - timedelta(hours=1), "stop": end, "max_spans": spans_needed},
+        )
+        short = await (await conn.execute("SELECT count(*) FROM (SELECT device_id, max(stop) AS m FROM bench_span GROUP BY 1) x WHERE m < %s", (end,))).fetchone()
+        assert short[0] == 0, "not enough spans drawn to cover the window"
+        states = (await conn.execute(STATES, {"every": every})).rowcount
+        parts = (await conn.execute(PARTS, {"counting": sorted(counting)})).rowcount
+        spans, changes = await (
+            await conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE state IS DISTINCT FROM previous) FROM "
+                "(SELECT state, lag(state) OVER (PARTITION BY device_id ORDER BY start) AS previous FROM bench_span) s"
+            )
+        ).fetchone()
+        await conn.execute("DROP TABLE bench_span")
+        await conn.execute("VACUUM ANALYZE telemetry_state")
+        await conn.execute("VACUUM ANALYZE telemetry_sample")
+    return {"states": states, "parts": parts, "spans": spans, "changes": changes}
+
+
+# -- measuring --------------------------------------------------------------------------------------------
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await fn()
+    return time.perf_counter() - started, result
+
+
+async def race(
+    runs: int, paths: dict[str, Callable[[], Awaitable[Any]]]
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """One warm-up of every path, then `runs` rounds, the paths alternating within each round."""
+    results = {name: await fn() for name, fn in paths.items()}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(runs):
+        for name, fn in paths.items():
+            elapsed, results[name] = await timed(fn)
+            times[name].append(elapsed)
+    return times, results
+
+
+def compare(ours: pd.DataFrame, bare_rows: list[tuple]) -> tuple[int, float, float]:
+    """Every state's seconds (within 1 s) and both part counts (exactly) per device and day. Returns the
+    number of device-days compared, the largest difference in seconds and in parts."""
+    bare = pd.DataFrame(bare_rows, columns=["device_id", "day", "key", "value"])
+    bare = bare.pivot_table(index=["device_id", "day"], columns="key", values="value", aggfunc="sum").fillna(0.0)
+    mine = ours.set_index(["device_id", "day"])
+    assert sorted(mine.index) == sorted(bare.index), "the two paths return different device-days"
+    worst_s = 0.0
+    for state in metrics.STATES:
+        theirs = bare[state] if state in bare else pd.Series(0.0, index=bare.index)
+        diff = (mine[f"{state}_s"] - theirs.reindex(mine.index)).abs()
+        worst_s = max(worst_s, float(diff.max()))
+        assert diff.max() <= 1.0, f"{state} seconds differ by up to {diff.max()} s: {diff.idxmax()}"
+    assert (mine["planned_s"] - 86400).abs().max() < 1e-6, "the center is open 24/7: every day is planned"
+    worst_n = 0.0
+    for column, key in (("parts_total", "parts_total.delta"), ("parts_good", "parts_good.delta")):
+        theirs = bare[key].reindex(mine.index).fillna(0.0)
+        counted = mine[column].notna()
+        diff = (mine[column][counted] - theirs[counted]).abs()
+        worst_n = max(worst_n, float(diff.max()) if len(diff) else 0.0)
+        assert not len(diff) or diff.max() == 0, f"{column} differs by up to {diff.max()}"
+    return len(mine), worst_s, worst_n
+
+
+def ms(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1000:8.1f} ms  (runs: {', '.join(f'{s * 1000:.0f}' for s in seconds)})"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+async def bench(url: str, devices: DeviceFile, days: int, runs: int, label: str, history: bool) -> dict[str, float]:
+    ids = [d.id for d in devices.devices]
+    end = START + timedelta(days=days)
+    now = end + timedelta(hours=1)
+    service = OeeService(*oee_facts(devices), ZONE, lambda: now)
+    params = {"device_ids": ids, "start": START, "end": end, "now": now, "zone": ZONE.key}
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+
+        async def ours() -> pd.DataFrame:
+            return await service.daily(conn, ids, START, end)
+
+        async def bare() -> list[tuple]:
+            cur = await conn.execute(BARE, params)
+            return await cur.fetchall()
+
+        times, results = await race(runs, {"ours": ours, "bare": bare})
+        compared, worst_s, worst_n = compare(results["ours"], results["bare"])
+        out = {"ours": statistics.median(times["ours"]), "bare": statistics.median(times["bare"])}
+        print(f"{label}:")
+        print(f"  ours: OeeService.daily, live (no summary rows) {ms(times['ours'])}")
+        print(f"  bare: one hand-written SQL aggregate           {ms(times['bare'])}")
+        print(
+            f"  agree: {compared} device-days, each state's seconds within 1 s (largest difference "
+            f"{worst_s:.3g} s), parts exactly (largest difference {worst_n:g})"
+        )
+        if history:
+            started = time.perf_counter()
+            async with conn.transaction():
+                stored = await service.summarize(conn, ids, now)
+            summarize_s = time.perf_counter() - started
+            count = (await (await conn.execute("SELECT count(*) FROM oee_daily")).fetchone())[0]
+            live = results["ours"]
+            (history_times, answers) = await race(runs, {"history": ours})
+            pd.testing.assert_frame_equal(
+                answers["history"].reset_index(drop=True), live.reset_index(drop=True), check_dtype=False
+            )
+            out["history"] = statistics.median(history_times["history"])
+            print(
+                f"  history: daily once summarize stored the days {ms(history_times['history'])}"
+                f"  (summarize: {len(stored)} days, {count:,} rows, {summarize_s:.1f} s; same answer as live)"
+            )
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per path, after one warm-up")
+    parser.add_argument("--hz-devices", type=int, default=10, help="devices of the one-row-a-second set (0: skip)")
+    parser.add_argument("--hz-days", type=int, default=2)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    cluster = PostgresCluster(timescaledb=True).start()
+    try:
+        devices = bench_devices(args.devices)
+        end = START + timedelta(days=args.days)
+        url = cluster.create_database("bench")
+        loading = time.perf_counter()
+        n = await prepare(url, devices, args.days, 60, end + timedelta(hours=1))
+        loading = time.perf_counter() - loading
+        grid = args.devices * args.days * 86400
+        print(
+            f"data: {args.devices} devices x {args.days} days ({START:%Y-%m-%d} to {end - timedelta(days=1):%Y-%m-%d}, "
+            f"{ZONE.key}) on a 1 Hz grid ({grid:,} device-seconds), center open 24/7"
+        )
+        print(
+            f"  telemetry_state: {n['states']:,} rows as the gateway stores them: {n['changes']:,} changes of state "
+            f"({n['spans']:,} spans, mean {grid / n['spans']:.0f} s) and {n['states'] - n['spans']:,} heartbeats "
+            f"(60 s)"
+        )
+        print(f"  telemetry_sample: {n['parts']:,} parts_total.delta and parts_good.delta rows; loaded in {loading:.0f} s")
+        results = await bench(url, devices, args.days, args.runs, "per device per day, 30 days", history=True)
+
+        hz: dict[str, float] | None = None
+        if args.hz_devices:
+            hz_devices = bench_devices(args.hz_devices)
+            hz_url = cluster.create_database("bench_1hz")
+            hz_end = START + timedelta(days=args.hz_days)
+            loading = time.perf_counter()
+            m = await prepare(hz_url, hz_devices, args.hz_days, 1, hz_end + timedelta(hours=1))
+            loading = time.perf_counter() - loading
+            print()
+            print(
+                f"data, one row a second: {args.hz_devices} devices x {args.hz_days} days, telemetry_state "
+                f"{m['states']:,} rows ({m['changes']:,} changes), {m['parts']:,} part rows; loaded in {loading:.0f} s"
+            )
+            hz = await bench(hz_url, hz_devices, args.hz_days, args.runs, "per device per day, a row a second", False)
+
+        print()
+        ratio = results["ours"] / results["bare"]
+        print(f"ours {results['ours']:.3f} s, bare {results['bare']:.3f} s: ratio ours / bare {ratio:.2f}")
+        print(f"  goal under {GOAL_SECONDS:.0f} s: {verdict(results['ours'] < GOAL_SECONDS)}")
+        print(f"  goal no worse than {GOAL_RATIO:.0f}x the bare SQL: {verdict(ratio <= GOAL_RATIO)}")
+        print(f"  history (summary stored): {results['history'] * 1000:.1f} ms")
+        if hz is not None:
+            print(
+                f"one row a second ({args.hz_devices} devices x {args.hz_days} days): ours {hz['ours']:.3f} s, "
+                f"bare {hz['bare']:.3f} s, ratio {hz['ours'] / hz['bare']:.2f}"
+            )
+        load = os.getloadavg()[0]
+        print(f"({time.perf_counter() - started:.0f} s in all; load average {load:.1f} on {os.cpu_count()} CPUs)")
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,292 @@
+"""Invoices per customer and month: a draft run (idempotent: a draft is rebuilt, an issued invoice left
+alone), issuing with a gapless number per year assigned in the issuing transaction, and correction only
+through a credit note. Subsidies are granted line by line in date order from the ledger, whose cap row is
+locked while it is read and added to, so a cap is never exceeded, not even by two runs at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from accounts import audit
+from accounts.model import Principal
+from booking.errors import Conflict, NotFound
+from oee.charges import money, usage_charge, vat_of
+from oee.service import OeeService
+from oee.sqlfiles import QUERIES
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    booking_id: int | None
+    kind: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+    subsidy_program: str | None = None
+
+
+def first_of_month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+class Invoicing:
+    def __init__(self, oee: OeeService, vat_rate: Decimal, zone: ZoneInfo, clock: Callable[[], datetime]) -> None:
+        self.oee = oee
+        self.vat_rate = vat_rate
+        self.zone = zone
+        self.clock = clock
+
+    def _until(self, month: date) -> datetime:
+        return datetime.combine(next_month(month), time(), self.zone)
+
+    async def customers_to_bill(self, conn: AsyncConnection, month: date) -> list[int]:
+        return [row[0] async for row in QUERIES.customers_to_bill(conn, until=self._until(month))]
+
+    async def draft(
+        self, conn: AsyncConnection, organization_id: int, month: date, actor: Principal | str
+    ) -> int | None:
+        """Builds (or rebuilds) the customer's draft for `month` in its own transaction. Returns its id, the
+        issued invoice's id when the month is already issued (left as it is), or None with nothing to bill."""
+        now = self.clock()
+        month = first_of_month(month)
+        async with conn.transaction():
+            await QUERIES.lock_invoicing(conn, organization_id=organization_id)
+            live = await QUERIES.live_invoice(conn, organization_id=organization_id, month=month)
+            if live is not None and live[1] == "issued":
+                return live[0]
+            if live is not None:
+                await QUERIES.delete_draft(conn, id=live[0])  # its lines and ledger entries go with it
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
+                    QUERIES.bookings_to_bill.sql, {"organization_id": organization_id, "until": self._until(month)}
+                )
+                bookings = await cur.fetchall()
+            if not bookings:
+                return None
+            invoice_id = await QUERIES.insert_invoice(
+                conn,
+                kind="invoice",
+                organization_id=organization_id,
+                month=month,
+                vat_rate=self.vat_rate,
+                credits=None,
+                reason=None,
+                now=now,
+            )
+            position = 0
+            total = ZERO
+            for booking in bookings:
+                for line in await self._lines(conn, booking, organization_id, now):
+                    position += 1
+                    line_id = await QUERIES.insert_line(
+                        conn,
+                        invoice_id=invoice_id,
+                        position=position,
+                        booking_id=line.booking_id,
+                        kind=line.kind,
+                        description=line.description,
+                        quantity=line.quantity,
+                        unit=line.unit,
+                        unit_price=line.unit_price,
+                        amount=line.amount,
+                        subsidy_program=line.subsidy_program,
+                    )
+                    if line.kind == "subsidy":
+                        await QUERIES.record_subsidy(
+                            conn,
+                            organization_id=organization_id,
+                            program_id=line.subsidy_program,
+                            year=booking["start"].astimezone(self.zone).year,
+                            invoice_line_id=line_id,
+                            booking_id=line.booking_id,
+                            amount=-line.amount,
+                            now=now,
+                        )
+                    total += line.amount
+            await QUERIES.set_totals(conn, id=invoice_id, total=total, vat=vat_of(total, self.vat_rate))
+            await audit.record(
+                conn, now, actor, "draft", "invoice", invoice_id, after={"total": total, "lines": position}
+            )
+        return invoice_id
+
+    async def _lines(
+        self, conn: AsyncConnection, booking: dict[str, Any], organization_id: int, now: datetime
+    ) -> list[Line]:
+        start, end = booking["start"], booking["end"]
+        when = f"{start.astimezone(self.zone):%Y-%m-%d %H:%M}–{end.astimezone(self.zone):%H:%M}"
+        what = f"{booking['device_name']} {when}"
+        if booking["status"] == "no_show":
+            return [
+                Line(
+                    booking["id"], "no_show", f"No-show: {what}", Decimal(1), "booking", booking["fee"], booking["fee"]
+                )
+            ]
+        if booking["status"] == "cancelled":
+            fee = booking["fee"]
+            return [
+                Line(booking["id"], "late_cancellation", f"Late cancellation: {what}", Decimal(1), "booking", fee, fee)
+            ]
+        usage = await self.usage(conn, booking, organization_id, now)
+        charge = usage_charge(
+            booking["billing_basis"],
+            booking["hourly_rate"],
+            usage["booked_s"],
+            usage["running_s"],
+            usage["overrun_s"],
+            booking["metered_minimum_share"],
+        )
+        basis = {"booked": "booked time", "metered": "measured running time", "overage": "booked time and overrun"}
+        lines = [
+            Line(
+                booking["id"],
+                "usage",
+                f"{what} ({basis[charge.basis]})",
+                charge.hours,
+                "h",
+                booking["hourly_rate"],
+                charge.amount,
+            )
+        ]
+        program = booking["subsidy_program"]
+        if program is not None and charge.amount > 0:
+            granted = await self._grant(
+                conn, organization_id, program, start, money(charge.amount * booking["subsidy_share"])
+            )
+            if granted > 0:
+                _, name = await QUERIES.program_cap(conn, id=program)
+                share = f"{booking['subsidy_share'] * 100:.4g} %"
+                lines.append(
+                    Line(booking["id"], "subsidy", f"{name} ({share})", Decimal(1), "", -granted, -granted, program)
+                )
+        return lines
+
+    async def _grant(
+        self, conn: AsyncConnection, organization_id: int, program: str, start: datetime, wanted: Decimal
+    ) -> Decimal:
+        """As much of `wanted` as the program's annual cap for the customer still allows, the cap row locked."""
+        key = {"organization_id": organization_id, "program_id": program, "year": start.astimezone(self.zone).year}
+        await QUERIES.ensure_subsidy_cap(conn, **key)
+        await QUERIES.cap_row_lock(conn, **key)
+        used = await QUERIES.subsidy_used(conn, **key)
+        cap, _ = await QUERIES.program_cap(conn, id=program)
+        return max(ZERO, min(wanted, cap - used))
+
+    async def usage(
+        self, conn: AsyncConnection, booking: dict[str, Any], organization_id: int, now: datetime
+    ) -> dict[str, Any]:
+        """Measured inside the booking (the customer's view of the device), stored as the booking's usage."""
+        raw = await self.oee.live(conn, [booking["device_id"]], booking["start"], booking["end"], organization_id)
+        sums = raw.sum(numeric_only=True)
+        overrun = await QUERIES.overrun(conn, device_id=booking["device_id"], end=booking["end"], now=now)
+        record = {
+            "booking_id": booking["id"],
+            "booked_s": float(sums.get("booked_s", 0.0)),
+            "running_s": float(sums.get("running_s", 0.0)),
+            "setup_s": float(sums.get("setup_s", 0.0)),
+            "overrun_s": float(overrun or 0.0),
+            "offline_s": float(sums.get("offline_s", 0.0)),
+            "parts_total": float(sums.get("parts_total", 0.0)),
+            "parts_good": float(raw["parts_good"].sum()) if raw["parts_good"].notna().any() else None,
+        }
+        await QUERIES.store_usage(conn, **record, now=now)
+        return record
+
+    async def issue(self, conn: AsyncConnection, invoice_id: int, principal: Principal) -> str:
+        """Assigns the next number of the issuing year inside this transaction: a failed issue leaves no gap."""
+        now = self.clock()
+        async with conn.transaction():
+            invoice = await self._locked(conn, invoice_id)
+            if invoice["status"] == "issued":
+                raise Conflict(f"invoice {invoice['number']} is issued already")
+            number = await self._number(conn, now)
+            await QUERIES.issue_invoice(conn, id=invoice_id, number=number, now=now, by=principal.id)
+            await audit.record(conn, now, principal, "issue", "invoice", invoice_id, after={"number": number})
+        return number
+
+    async def credit(self, conn: AsyncConnection, invoice_id: int, principal: Principal, reason: str) -> int:
+        """An issued invoice is corrected only by a credit note: every line reversed, subsidies given back to
+        the ledger, numbered and issued at once. Its bookings are then free for the next draft."""
+        now = self.clock()
+        async with conn.transaction():
+            original = await self._locked(conn, invoice_id)
+            if original["status"] != "issued" or original["kind"] != "invoice":
+                raise Conflict("only an issued invoice gets a credit note; a draft is simply drafted again")
+            if original["credited_by"] is not None:
+                raise Conflict(f"invoice {original['number']} is credited already")
+            await QUERIES.lock_invoicing(conn, organization_id=original["organization_id"])
+            note = await QUERIES.insert_invoice(
+                conn,
+                kind="credit_note",
+                organization_id=original["organization_id"],
+                month=original["month"],
+                vat_rate=original["vat_rate"],
+                credits=invoice_id,
+                reason=reason,
+                now=now,
+            )
+            ledger = {row[3]: row async for row in QUERIES.ledger_of_invoice(conn, invoice_id=invoice_id)}
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
+                lines = await cur.fetchall()
+            for line in lines:
+                line_id = await QUERIES.insert_line(
+                    conn,
+                    invoice_id=note,
+                    position=line["position"],
+                    booking_id=line["booking_id"],
+                    kind="credit",
+                    description=f"Credit: {line['description']}",
+                    quantity=line["quantity"],
+                    unit=line["unit"],
+                    unit_price=-line["unit_price"],
+                    amount=-line["amount"],
+                    subsidy_program=line["subsidy_program"],
+                )
+                if line["id"] in ledger:
+                    organization_id, program_id, year, _, booking_id, amount = ledger[line["id"]]
+                    await QUERIES.record_subsidy(
+                        conn,
+                        organization_id=organization_id,
+                        program_id=program_id,
+                        year=year,
+                        invoice_line_id=line_id,
+                        booking_id=booking_id,
+                        amount=-amount,
+                        now=now,
+                    )
+            await QUERIES.set_totals(conn, id=note, total=-original["total"], vat=-original["vat"])
+            number = await self._number(conn, now)
+            await QUERIES.issue_invoice(conn, id=note, number=number, now=now, by=principal.id)
+            await QUERIES.mark_credited(conn, id=invoice_id, credit_note=note)
+            await audit.record(
+                conn, now, principal, "credit", "invoice", invoice_id, after={"credit_note": number}, reason=reason
+            )
+        return note
+
+    async def _locked(self, conn: AsyncConnection, invoice_id: int) -> dict[str, Any]:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.lock_invoice.sql, {"id": invoice_id})
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no invoice {invoice_id}")
+        return row
+
+    async def _number(self, conn: AsyncConnection, now: datetime) -> str:
+        year = now.astimezone(self.zone).year
+        return f"FH{year}-{await QUERIES.next_invoice_number(conn, year=year):06d}"

@@ -1,0 +1,116 @@
+-- Billing: what to bill, usage records, invoices and the subsidy ledger.
+
+-- name: lock-invoicing$
+-- One invoice run per customer at a time.
+SELECT pg_advisory_xact_lock(hashtext('fabhub.invoice'), CAST(mod(:organization_id, 2147483647) AS integer));
+
+-- name: customers-to-bill
+-- Customers with billable bookings on no live invoice (draft or issued, not credited), starting before :until.
+SELECT DISTINCT b.organization_id
+FROM booking b
+WHERE lower(b.during) < :until
+  AND (b.status IN ('completed', 'no_show') OR (b.status = 'cancelled' AND b.fee > 0))
+  AND NOT EXISTS (SELECT 1 FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
+                  WHERE l.booking_id = b.id AND i.kind = 'invoice' AND i.credited_by IS NULL)
+ORDER BY 1;
+
+-- name: bookings-to-bill
+-- A customer's billable bookings that no live invoice (draft or issued, not credited) holds, oldest first
+-- (subsidies are granted in date order); earlier months' stragglers included, so none is forgotten.
+-- Finished ones only: a booking still under way waits for the next run.
+SELECT b.id, b.device_id, d.name AS device_name, d.class_id, lower(b.during) AS start, upper(b.during) AS "end",
+       b.status, b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.fee, b.late_cancellation,
+       dc.billing_basis, dc.metered_minimum_share
+FROM booking b
+JOIN device d ON d.id = b.device_id
+JOIN device_class dc ON dc.id = d.class_id
+WHERE b.organization_id = :organization_id AND lower(b.during) < :until
+  AND (b.status IN ('completed', 'no_show') OR (b.status = 'cancelled' AND b.fee > 0))
+  AND NOT EXISTS (SELECT 1 FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
+                  WHERE l.booking_id = b.id AND i.kind = 'invoice' AND i.credited_by IS NULL)
+ORDER BY lower(b.during), b.id;
+
+-- name: live-invoice^
+SELECT id, status FROM invoice
+WHERE organization_id = :organization_id AND month = :month AND kind = 'invoice' AND credited_by IS NULL;
+
+-- name: delete-draft!
+DELETE FROM invoice WHERE id = :id AND status = 'draft';
+
+-- name: insert-invoice$
+INSERT INTO invoice (kind, organization_id, month, vat_rate, credits, reason, created_at)
+VALUES (:kind, :organization_id, :month, :vat_rate, :credits, :reason, :now)
+RETURNING id;
+
+-- name: insert-line$
+INSERT INTO invoice_line (invoice_id, position, booking_id, kind, description, quantity, unit, unit_price, amount,
+                          subsidy_program)
+VALUES (:invoice_id, :position, :booking_id, :kind, :description, :quantity, :unit, :unit_price, :amount,
+        :subsidy_program)
+RETURNING id;
+
+-- name: set-totals!
+UPDATE invoice SET total = :total, vat = :vat WHERE id = :id;
+
+-- name: overrun$
+-- How long the machine ran on past the booked end: until its first change to another state (a day at most).
+SELECT CASE WHEN (SELECT state FROM telemetry_state WHERE device_id = :device_id AND time <= :end
+                  ORDER BY time DESC LIMIT 1) = 'running'
+            THEN extract(epoch FROM coalesce(
+                     (SELECT min(time) FROM telemetry_state WHERE device_id = :device_id AND time > :end
+                        AND time <= CAST(:end AS timestamptz) + interval '1 day' AND state <> 'running'),
+                     least(CAST(:end AS timestamptz) + interval '1 day', :now)) - :end)
+            ELSE 0 END;
+
+-- name: store-usage!
+INSERT INTO usage_record (booking_id, booked_s, running_s, setup_s, overrun_s, offline_s, parts_total, parts_good,
+                          energy_kwh, computed_at)
+VALUES (:booking_id, :booked_s, :running_s, :setup_s, :overrun_s, :offline_s, :parts_total, :parts_good, NULL, :now)
+ON CONFLICT (booking_id) DO UPDATE SET
+    booked_s = EXCLUDED.booked_s, running_s = EXCLUDED.running_s, setup_s = EXCLUDED.setup_s,
+    overrun_s = EXCLUDED.overrun_s, offline_s = EXCLUDED.offline_s, parts_total = EXCLUDED.parts_total,
+    parts_good = EXCLUDED.parts_good, computed_at = EXCLUDED.computed_at;
+
+-- name: ensure-subsidy-cap!
+INSERT INTO subsidy_cap (organization_id, program_id, year) VALUES (:organization_id, :program_id, :year)
+ON CONFLICT DO NOTHING;
+
+-- name: subsidy-used$
+SELECT coalesce(sum(l.amount), 0) FROM subsidy_ledger l
+WHERE l.organization_id = :organization_id AND l.program_id = :program_id AND l.year = :year;
+
+-- name: cap-row-lock$
+-- Locked while the ledger's sum is read and added to: one invoice run at a time takes from a cap.
+SELECT 1 FROM subsidy_cap WHERE organization_id = :organization_id AND program_id = :program_id AND year = :year
+FOR UPDATE;
+
+-- name: record-subsidy!
+INSERT INTO subsidy_ledger (organization_id, program_id, year, invoice_line_id, booking_id, amount, at)
+VALUES (:organization_id, :program_id, :year, :invoice_line_id, :booking_id, :amount, :now);
+
+-- name: program-cap^
+SELECT annual_cap, name FROM subsidy_program WHERE id = :id;
+
+-- name: next-invoice-number$
+INSERT INTO invoice_number (year, last) VALUES (:year, 1)
+ON CONFLICT (year) DO UPDATE SET last = invoice_number.last + 1
+RETURNING last;
+
+-- name: lock-invoice^
+SELECT id, kind, organization_id, month, status, number, total, vat, vat_rate, credited_by
+FROM invoice WHERE id = :id FOR UPDATE;
+
+-- name: issue-invoice!
+UPDATE invoice SET status = 'issued', number = :number, issued_at = :now, issued_by = :by WHERE id = :id;
+
+-- name: mark-credited!
+UPDATE invoice SET credited_by = :credit_note WHERE id = :id;
+
+-- name: invoice-lines
+SELECT id, position, booking_id, kind, description, quantity, unit, unit_price, amount, subsidy_program
+FROM invoice_line WHERE invoice_id = :invoice_id ORDER BY position;
+
+-- name: ledger-of-invoice
+SELECT s.organization_id, s.program_id, s.year, s.invoice_line_id, s.booking_id, s.amount
+FROM subsidy_ledger s JOIN invoice_line l ON l.id = s.invoice_line_id
+WHERE l.invoice_id = :invoice_id;
