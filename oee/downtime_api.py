@@ -1,0 +1,157 @@
+"""HTTP routes for down time: technicians list down intervals and explain them with a reason code; staff read
+the loss Pareto. Down time is the center's own business, so customers get 403 (the reason codes excepted).
+Every input is checked here (ids, bounded times, window length), and domain errors become their 4xx through
+the route class, so no request ends in a 500."""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from accounts.auth import Authenticator
+from accounts.model import Principal, Role
+from booking.catalogue import Catalogue
+from booking.errors import Invalid, NotFound
+from booking.routing import GuardedRoute, Instant, Text
+from oee import downtime
+from oee.downtime import DownInterval, ParetoRow, ReasonCode
+
+ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+CODE = r"^[a-z][a-z0-9_]{0,39}$"
+MAX_WINDOW = timedelta(days=400)
+DEFAULT_WINDOW = timedelta(days=7)
+MAX_LIMIT = 5000
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=CODE, description="one of GET /downtime/codes")
+    note: Text = Field("", max_length=downtime.MAX_NOTE)
+
+
+class ParetoOut(BaseModel):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+    planned_only: bool = Field(description="clipped to planned busy time (opening hours minus maintenance)")
+    total_s: float
+    reasons: list[ParetoRow]
+
+
+def make_router(
+    pool: AsyncConnectionPool,
+    auth: Authenticator,
+    catalogue: Catalogue,
+    zone: ZoneInfo,
+    clock: Callable[[], datetime],
+    prefix: str,
+) -> APIRouter:
+    router = APIRouter(tags=["down time"], route_class=GuardedRoute)
+    Anyone = Annotated[Principal, Depends(auth.allow())]
+    Staff = Annotated[Principal, Depends(auth.allow(Role.technician, Role.finance, Role.admin))]
+    Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]
+    DeviceQuery = Annotated[str | None, Query(alias="device", pattern=ID)]
+    ClassQuery = Annotated[str | None, Query(alias="class", pattern=ID)]
+    DevicePath = Annotated[str, Path(pattern=ID)]
+    StartPath = Annotated[Instant, Path(description="the interval's start, exactly as listed")]
+    errors: dict[int | str, dict[str, Any]] = {422: {"description": "invalid input, with the reason"}}
+
+    def devices(device_id: str | None, class_id: str | None) -> list[str]:
+        if class_id is not None and class_id not in catalogue.classes:
+            raise NotFound(f"no device class {class_id!r}")
+        found = [d.id for d in catalogue.devices.values() if class_id is None or d.class_id == class_id]
+        if device_id is not None:
+            if device_id not in found:
+                raise NotFound(f"no device {device_id!r}" + (f" in class {class_id}" if class_id else ""))
+            return [device_id]
+        return sorted(found)
+
+    def window(start: datetime, end: datetime) -> None:
+        if end <= start:
+            raise Invalid("'to' must be after 'from'")
+        if end - start > MAX_WINDOW:
+            raise Invalid(f"ask for at most {MAX_WINDOW.days} days at a time")
+
+    def known_device(device_id: str) -> None:
+        if device_id not in catalogue.devices:
+            raise NotFound(f"no device {device_id!r}")
+
+    @router.get(f"{prefix}/downtime/codes")
+    async def list_codes(principal: Anyone) -> list[ReasonCode]:
+        """The reason codes a down interval can be given, 'other' last."""
+        async with pool.connection() as conn:
+            return await downtime.reason_codes(conn)
+
+    @router.get(f"{prefix}/downtime", responses=errors)
+    async def list_downtime(
+        principal: Staff,
+        response: Response,
+        device_id: DeviceQuery = None,
+        class_id: ClassQuery = None,
+        start: Annotated[Instant | None, Query(alias="from", description="default: 7 days before 'to'")] = None,
+        end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
+    ) -> list[DownInterval]:
+        """Down intervals overlapping [from, to), newest first, with their reasons. An interval under way at
+        'from' keeps its true start (the key to PUT a reason on); `end` is null while the device is still
+        down. When more than `limit` intervals match, the newest `limit` come with `X-Truncated: true`."""
+        end = end or clock()
+        start = start or end - DEFAULT_WINDOW
+        window(start, end)
+        ids = devices(device_id, class_id)
+        async with pool.connection() as conn:
+            found = await downtime.down_intervals(conn, ids, start, end, clock(), limit + 1)
+        if len(found) > limit:
+            response.headers["X-Truncated"] = "true"
+        return found[:limit]
+
+    @router.put(
+        f"{prefix}/downtime/{{device_id}}/{{start}}",
+        responses=errors | {404: {"description": "no down interval of the device starts at that instant"}},
+    )
+    async def put_reason(principal: Operator, device_id: DevicePath, start: StartPath, body: ReasonIn) -> DownInterval:
+        """Attach or change the reason of the down interval starting exactly at `start`; audited."""
+        known_device(device_id)
+        async with pool.connection() as conn:
+            return await downtime.set_reason(conn, principal, device_id, start, body.code, body.note, clock())
+
+    @router.delete(
+        f"{prefix}/downtime/{{device_id}}/{{start}}",
+        status_code=204,
+        responses={404: {"description": "no reason is set there"}},
+    )
+    async def delete_reason(principal: Operator, device_id: DevicePath, start: StartPath) -> Response:
+        """Remove the reason of the down interval starting at `start`; audited."""
+        known_device(device_id)
+        async with pool.connection() as conn:
+            await downtime.clear_reason(conn, principal, device_id, start, clock())
+        return Response(status_code=204)
+
+    @router.get(f"{prefix}/losses/pareto", responses=errors)
+    async def loss_pareto(
+        principal: Staff,
+        start: Annotated[Instant, Query(alias="from")],
+        end: Annotated[Instant, Query(alias="to")],
+        device_id: DeviceQuery = None,
+        class_id: ClassQuery = None,
+        scope: Annotated[
+            Literal["planned", "all"],
+            Query(description="planned: only down time inside planned busy time, as in the OEE report"),
+        ] = "planned",
+    ) -> ParetoOut:
+        """Down time in [from, to) per reason code, largest first, unexplained time as 'unassigned', with each
+        reason's share and the cumulative share. By default only planned busy time counts (see
+        `oee.downtime.pareto`), so the total equals the OEE report's down time."""
+        window(start, end)
+        ids = devices(device_id, class_id)
+        async with pool.connection() as conn:
+            found = await downtime.pareto(conn, ids, start, end, clock(), zone, planned_only=scope == "planned")
+        return ParetoOut(
+            start=start, end=end, planned_only=found.planned_only, total_s=found.total_s, reasons=found.rows
+        )
+
+    return router
