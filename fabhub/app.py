@@ -32,6 +32,8 @@ from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
 from gateway.api import make_router as gateway_router
 from oee.api import make_router as oee_router
+from oee.billing_api import make_router as billing_router
+from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry.api import make_router as telemetry_router
 from telemetry.reader import TelemetryReader
@@ -54,7 +56,8 @@ def create_app(
     pool = make_pool(database_url, settings)
     catalogue = catalogue_from(devices)
     oee_service = OeeService(*oee_facts(devices), settings.zone, clock)
-    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service), clock, metrics)
+    invoicing = Invoicing(oee_service, settings.vat_rate, settings.zone, clock)
+    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
     auth = Authenticator(
         pool,
@@ -123,6 +126,7 @@ def create_app(
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API))
+    app.include_router(billing_router(pool, auth, invoicing, settings.zone, clock, API))
     app.include_router(
         telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"), dependencies=anyone
     )

@@ -20,6 +20,7 @@ from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
 from fabhub.sqlfiles import QUERIES
+from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry.maintenance import apply_retention, roll_up
 
@@ -35,7 +36,7 @@ class Job:
     description: str
 
 
-def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService) -> list[Job]:
+def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicing: Invoicing) -> list[Job]:
     raw_age = timedelta(days=settings.raw_retention_days)
     rollup_age = timedelta(days=settings.rollup_retention_days) if settings.rollup_retention_days else None
 
@@ -62,6 +63,7 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService) -> list[
         # Hourly rather than at a set hour: each run stores the past days still missing and redoes the last
         # two, so yesterday is summarized within an hour of midnight whenever the process started.
         Job("oee-summary", timedelta(hours=1), oee_summary, "per-device daily OEE summary of past days"),
+        Job("invoice-drafts", timedelta(hours=1), invoicing.monthly, "draft last month's invoices once it is over"),
         Job("login-failure-expiry", timedelta(hours=1), login_failures, "forget failed logins past the window"),
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),

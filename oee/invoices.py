@@ -207,6 +207,34 @@ class Invoicing:
         await QUERIES.store_usage(conn, **record, now=now)
         return record
 
+    async def draft_month(
+        self,
+        conn: AsyncConnection,
+        month: date,
+        actor: Principal | str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[int]:
+        """Drafts every customer with something to bill up to the end of `month`, one transaction each."""
+        month = first_of_month(month)
+        customers = await self.customers_to_bill(conn, month)
+        drafted = []
+        for i, organization_id in enumerate(customers, 1):
+            invoice_id = await self.draft(conn, organization_id, month, actor)
+            if invoice_id is not None:
+                drafted.append(invoice_id)
+            if progress is not None:
+                progress(i, len(customers))
+        await QUERIES.record_run(conn, month=month, at=self.clock(), invoices=len(drafted))
+        return drafted
+
+    async def monthly(self, conn: AsyncConnection, now: datetime) -> list[int]:
+        """The scheduled run: once the center's calendar has turned to a new month, the month before is drafted
+        once (finance may draft it again by hand)."""
+        previous = first_of_month(first_of_month(now.astimezone(self.zone).date()) - timedelta(days=1))
+        if await QUERIES.month_drafted(conn, month=previous):
+            return []
+        return await self.draft_month(conn, previous, "job:invoice-drafts")
+
     async def issue(self, conn: AsyncConnection, invoice_id: int, principal: Principal) -> str:
         """Assigns the next number of the issuing year inside this transaction: a failed issue leaves no gap."""
         now = self.clock()

@@ -73,6 +73,19 @@ MATRIX = {
     # OEE: a customer gets its own view (its bookings as the planned time), staff every device.
     ("GET", "/api/v1/oee"): EVERYONE,
     ("GET", "/api/v1/utilisation"): EVERYONE,
+    # Down time is the center's own: staff read it, floor staff explain it; anyone may read the codes.
+    ("GET", "/api/v1/downtime"): STAFF,
+    ("GET", "/api/v1/downtime/codes"): EVERYONE,
+    ("PUT", "/api/v1/downtime/{device_id}/{start}"): OPERATORS,
+    ("DELETE", "/api/v1/downtime/{device_id}/{start}"): OPERATORS,
+    ("GET", "/api/v1/losses/pareto"): STAFF,
+    # Billing: finance and admins draft, issue and credit; customers read their own issued invoices.
+    ("GET", "/api/v1/invoices"): EVERYONE,
+    ("GET", "/api/v1/invoices/{invoice_id}"): EVERYONE,
+    ("POST", "/api/v1/invoices/drafts"): frozenset({F, A}),
+    ("POST", "/api/v1/invoices/{invoice_id}/issue"): frozenset({F, A}),
+    ("POST", "/api/v1/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
+    ("GET", "/api/v1/usage"): EVERYONE,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
@@ -132,7 +145,9 @@ async def test_every_route_as_every_role(center):
         "device_id": "cnc-01",
         "signal": "spindle_speed",
         "day": "2027-03-10",
+        "start": "2027-03-10T01:00:00Z",
         "secret": "not-a-real-secret-0123456789abcdefghijklmno",
+        "invoice_id": 1,
     }
     wrong = []
     for (method, path), allowed in MATRIX.items():

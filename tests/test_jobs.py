@@ -1,6 +1,7 @@
 """Scheduled jobs: run under a per-job advisory lock, so two FabHub processes never run one twice."""
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from fabhub.devices import load_devices
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
+from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry import BatchWriter
 from tests.samples import T0, fixed_clock, series
@@ -22,7 +24,14 @@ OEE = OeeService(*oee_facts(DEVICES), ZoneInfo("Asia/Shanghai"), fixed_clock(NOW
 async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
     await BatchWriter(pool, clock=fixed_clock(NOW)).write_batch(series("cnc-01", "power_kw", [1.0, 2.0]))
     metrics = Metrics()
-    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE, OEE), fixed_clock(NOW), metrics)
+    runner = JobRunner(
+        pool,
+        jobs_for(
+            Settings(), CATALOGUE, OEE, Invoicing(OEE, Decimal("0.06"), ZoneInfo("Asia/Shanghai"), fixed_clock(NOW))
+        ),
+        fixed_clock(NOW),
+        metrics,
+    )
     async with pool.connection() as other, other.transaction():
         # another process is in the middle of the rollup job
         await other.execute("SELECT pg_advisory_xact_lock(hashtext('fabhub.job'), hashtext('telemetry-rollup'))")
@@ -41,7 +50,13 @@ async def test_job_runs_and_is_skipped_while_another_process_holds_it(pool):
 
 
 async def test_scheduler_registers_every_job(pool):
-    runner = JobRunner(pool, jobs_for(Settings(), CATALOGUE, OEE), fixed_clock(NOW))
+    runner = JobRunner(
+        pool,
+        jobs_for(
+            Settings(), CATALOGUE, OEE, Invoicing(OEE, Decimal("0.06"), ZoneInfo("Asia/Shanghai"), fixed_clock(NOW))
+        ),
+        fixed_clock(NOW),
+    )
     runner.start()
     try:
         scheduled = {job.id: job.trigger.interval for job in runner._scheduler.get_jobs()}
@@ -50,6 +65,7 @@ async def test_scheduler_registers_every_job(pool):
     assert scheduled == {
         "booking-lifecycle": timedelta(minutes=1),
         "idempotency-expiry": timedelta(hours=1),
+        "invoice-drafts": timedelta(hours=1),
         "login-failure-expiry": timedelta(hours=1),
         "oee-summary": timedelta(hours=1),
         "telemetry-rollup": timedelta(minutes=1),

@@ -55,6 +55,13 @@ CREATE TABLE invoice_line (
 );
 CREATE INDEX invoice_line_booking ON invoice_line (booking_id);
 
+-- The monthly draft runs done by the scheduled job, so it drafts each month once (finance may redo any).
+CREATE TABLE invoice_run (
+    month       date        PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    invoices    integer     NOT NULL
+);
+
 -- Gapless numbers: the counter row is incremented in the issuing transaction, so a rolled-back issue
 -- rolls its number back too.
 CREATE TABLE invoice_number (

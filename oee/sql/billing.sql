@@ -114,3 +114,31 @@ FROM invoice_line WHERE invoice_id = :invoice_id ORDER BY position;
 SELECT s.organization_id, s.program_id, s.year, s.invoice_line_id, s.booking_id, s.amount
 FROM subsidy_ledger s JOIN invoice_line l ON l.id = s.invoice_line_id
 WHERE l.invoice_id = :invoice_id;
+
+-- name: invoices
+SELECT i.id, i.kind, i.organization_id, o.name AS organization_name, i.month, i.status, i.number, i.total, i.vat,
+       i.vat_rate, i.credits, i.credited_by, i.reason, i.created_at, i.issued_at
+FROM invoice i JOIN organization o ON o.id = i.organization_id
+WHERE (CAST(:month AS date) IS NULL OR i.month = :month)
+  AND (CAST(:organization_id AS bigint) IS NULL OR i.organization_id = :organization_id)
+  AND (CAST(:status AS text) IS NULL OR i.status = :status)
+  AND (CAST(:id AS bigint) IS NULL OR i.id = :id)
+ORDER BY i.month DESC, o.name, i.id;
+
+-- name: usage-of-month
+SELECT b.id AS booking_id, b.organization_id, o.name AS organization_name, b.device_id, lower(b.during) AS start,
+       upper(b.during) AS "end", b.status, u.booked_s, u.running_s, u.setup_s, u.overrun_s, u.offline_s,
+       u.parts_total, u.parts_good, u.computed_at
+FROM booking b
+JOIN organization o ON o.id = b.organization_id
+JOIN usage_record u ON u.booking_id = b.id
+WHERE lower(b.during) >= :start AND lower(b.during) < :end
+  AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
+ORDER BY lower(b.during), b.id;
+
+-- name: month-drafted$
+SELECT EXISTS (SELECT 1 FROM invoice_run WHERE month = :month);
+
+-- name: record-run!
+INSERT INTO invoice_run (month, at, invoices) VALUES (:month, :at, :invoices)
+ON CONFLICT (month) DO UPDATE SET at = EXCLUDED.at, invoices = EXCLUDED.invoices;

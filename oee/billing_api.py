@@ -1,0 +1,194 @@
+"""HTTP routes for usage and invoices. Finance and admins draft, issue and credit; customers read their own
+organization's issued invoices and usage. An issued invoice has no route that changes it: corrections are
+credit notes."""
+
+from collections.abc import Callable
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from accounts.auth import Authenticator
+from accounts.model import Principal, Role
+from booking.errors import Invalid, NotFound
+from booking.routing import GuardedRoute, Text
+from oee.invoices import Invoicing, next_month
+from oee.sqlfiles import QUERIES
+
+MONTH = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
+RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
+OrgId = Annotated[int | None, Query(gt=0, le=2**63 - 1)]
+Month = Annotated[str, Query(pattern=MONTH, description="YYYY-MM in the center's calendar")]
+
+
+class LineOut(BaseModel):
+    id: int
+    position: int
+    booking_id: int | None
+    kind: str
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+    subsidy_program: str | None
+
+
+class InvoiceOut(BaseModel):
+    """Money as decimal strings (CNY, tax-inclusive), never binary floats."""
+
+    id: int
+    kind: str
+    organization_id: int
+    organization_name: str
+    month: date
+    status: str
+    number: str | None
+    total: Decimal
+    vat: Decimal
+    vat_rate: Decimal
+    credits: int | None
+    credited_by: int | None
+    reason: str | None
+    created_at: datetime
+    issued_at: datetime | None
+    currency: str = "CNY"
+
+
+class InvoiceWithLines(InvoiceOut):
+    lines: list[LineOut]
+
+
+class UsageOut(BaseModel):
+    booking_id: int
+    organization_id: int
+    organization_name: str
+    device_id: str
+    start: datetime
+    end: datetime
+    status: str
+    booked_s: float
+    running_s: float
+    setup_s: float
+    overrun_s: float
+    offline_s: float
+    parts_total: float
+    parts_good: float | None
+    computed_at: datetime
+
+
+class DraftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    month: str = Field(pattern=MONTH)
+    organization_id: int | None = Field(None, gt=0, le=2**63 - 1, description="one customer; all when absent")
+
+
+class CreditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text = Field(min_length=3, max_length=500)
+
+
+def month_of(text: str) -> date:
+    year, month = text.split("-")
+    return date(int(year), int(month), 1)
+
+
+def make_router(
+    pool: AsyncConnectionPool,
+    auth: Authenticator,
+    invoicing: Invoicing,
+    zone: ZoneInfo,
+    clock: Callable[[], datetime],
+    prefix: str,
+) -> APIRouter:
+    router = APIRouter(tags=["billing"], route_class=GuardedRoute)
+    Reader = Annotated[Principal, Depends(auth.allow())]
+    Finance = Annotated[Principal, Depends(auth.allow(Role.finance, Role.admin))]
+
+    def scope(principal: Principal, organization_id: int | None) -> int | None:
+        """A customer's view is its own organization; asking for another's finds nothing."""
+        if principal.is_staff:
+            return organization_id
+        if organization_id not in (None, principal.organization_id):
+            raise NotFound(f"no organization {organization_id}")
+        return principal.organization_id
+
+    async def invoices(principal: Principal, **filters: Any) -> list[dict[str, Any]]:
+        params = {"month": None, "organization_id": None, "status": None, "id": None} | filters
+        params["organization_id"] = scope(principal, params["organization_id"])
+        if not principal.is_staff:
+            params["status"] = "issued"  # drafts are the center's work in progress
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.invoices.sql, params)
+            return await cur.fetchall()
+
+    @router.get(f"{prefix}/invoices")
+    async def list_invoices(
+        principal: Reader,
+        month: Month | None = None,
+        organization_id: OrgId = None,
+        status: Annotated[str | None, Query(pattern="^(draft|issued)$")] = None,
+    ) -> list[InvoiceOut]:
+        """Invoices and credit notes, newest month first. Customers see their issued ones only."""
+        return await invoices(
+            principal, month=month_of(month) if month else None, organization_id=organization_id, status=status
+        )
+
+    @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
+    async def one_invoice(principal: Reader, invoice_id: RowId) -> InvoiceWithLines:
+        """An invoice with its lines; another organization's, or a draft to a customer, is not found."""
+        found = await invoices(principal, id=invoice_id)
+        if not found:
+            raise NotFound(f"no invoice {invoice_id}")
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
+            return InvoiceWithLines(**found[0], lines=await cur.fetchall())
+
+    @router.post(f"{prefix}/invoices/drafts")
+    async def draft(principal: Finance, body: DraftIn) -> dict[str, Any]:
+        """Drafts the month for every customer with something to bill (or one): idempotent, a draft is
+        rebuilt, an issued invoice left alone."""
+        month = month_of(body.month)
+        if datetime.combine(next_month(month), time(), zone) > clock():
+            raise Invalid(f"{body.month} is not over yet in the center's calendar")
+        async with pool.connection() as conn:
+            if body.organization_id is None:
+                ids = await invoicing.draft_month(conn, month, principal)
+            else:
+                found = await invoicing.draft(conn, body.organization_id, month, principal)
+                ids = [] if found is None else [found]
+        return {"month": body.month, "invoices": ids}
+
+    @router.post(f"{prefix}/invoices/{{invoice_id}}/issue", responses={404: {}, 409: {}})
+    async def issue(principal: Finance, invoice_id: RowId) -> dict[str, Any]:
+        """Gives the draft the next number of the year; from then on it never changes."""
+        async with pool.connection() as conn:
+            number = await invoicing.issue(conn, invoice_id, principal)
+        return {"id": invoice_id, "number": number}
+
+    @router.post(f"{prefix}/invoices/{{invoice_id}}/credit-note", responses={404: {}, 409: {}})
+    async def credit(principal: Finance, invoice_id: RowId, body: CreditIn) -> dict[str, Any]:
+        """Cancels an issued invoice with a numbered credit note; its bookings can then be drafted again."""
+        async with pool.connection() as conn:
+            note = await invoicing.credit(conn, invoice_id, principal, body.reason)
+        return {"id": invoice_id, "credit_note": note}
+
+    @router.get(f"{prefix}/usage")
+    async def usage(principal: Reader, month: Month, organization_id: OrgId = None) -> list[UsageOut]:
+        """The measured usage of the month's bookings (recorded by the draft runs)."""
+        first = month_of(month)
+        params = {
+            "start": datetime.combine(first, time(), zone),
+            "end": datetime.combine(next_month(first), time(), zone),
+            "organization_id": scope(principal, organization_id),
+        }
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES.usage_of_month.sql, params)
+            return await cur.fetchall()
+
+    return router
