@@ -126,7 +126,7 @@ def create_app(
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API))
-    app.include_router(billing_router(pool, auth, invoicing, settings.zone, clock, API))
+    app.include_router(billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API))
     app.include_router(
         telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"), dependencies=anyone
     )

@@ -5,10 +5,10 @@ credit notes."""
 from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,7 @@ from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from booking.errors import Invalid, NotFound
 from booking.routing import GuardedRoute, Text
+from oee import exports
 from oee.invoices import Invoicing, next_month
 from oee.sqlfiles import QUERIES
 
@@ -93,6 +94,14 @@ class CreditIn(BaseModel):
     reason: Text = Field(min_length=3, max_length=500)
 
 
+Format = Literal["csv", "xlsx"]
+MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _download(data: bytes, media_type: str, filename: str) -> Response:
+    return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 def month_of(text: str) -> date:
     year, month = text.split("-")
     return date(int(year), int(month), 1)
@@ -102,6 +111,7 @@ def make_router(
     pool: AsyncConnectionPool,
     auth: Authenticator,
     invoicing: Invoicing,
+    center_name: str,
     zone: ZoneInfo,
     clock: Callable[[], datetime],
     prefix: str,
@@ -138,6 +148,50 @@ def make_router(
         return await invoices(
             principal, month=month_of(month) if month else None, organization_id=organization_id, status=status
         )
+
+    # The exports first: /invoices/7.pdf must not be taken for /invoices/{invoice_id}.
+    async def readable(principal: Principal, invoice_id: int) -> None:
+        if not await invoices(principal, id=invoice_id):
+            raise NotFound(f"no invoice {invoice_id}")
+
+    @router.get(f"{prefix}/invoices/{{invoice_id}}.pdf", response_class=Response, responses={404: {}})
+    async def invoice_pdf(principal: Reader, invoice_id: RowId) -> Response:
+        """The invoice as PDF, with the center's and the customer's names in Chinese."""
+        await readable(principal, invoice_id)
+        async with pool.connection() as conn:
+            pdf = await exports.invoice_pdf(conn, invoice_id, center_name, zone)
+        return _download(pdf, "application/pdf", f"invoice-{invoice_id}.pdf")
+
+    @router.get(f"{prefix}/invoices/{{invoice_id}}/lines.{{fmt}}", response_class=Response, responses={404: {}})
+    async def invoice_lines(principal: Reader, invoice_id: RowId, fmt: Format) -> Response:
+        """The invoice's lines as CSV (UTF-8 with BOM, for Excel) or XLSX."""
+        await readable(principal, invoice_id)
+        async with pool.connection() as conn:
+            export = exports.invoice_lines_csv if fmt == "csv" else exports.invoice_lines_xlsx
+            data = await export(conn, invoice_id)
+        return _download(data, MEDIA[fmt], f"invoice-{invoice_id}-lines.{fmt}")
+
+    @router.get(f"{prefix}/usage.{{fmt}}", response_class=Response)
+    async def usage_export(principal: Finance, fmt: Format, month: Month) -> Response:
+        """The month's usage of every customer, for finance."""
+        async with pool.connection() as conn:
+            export = exports.usage_csv if fmt == "csv" else exports.usage_xlsx
+            data = await export(conn, month_of(month), zone)
+        return _download(data, MEDIA[fmt], f"usage-{month}.{fmt}")
+
+    @router.get(f"{prefix}/subsidy-report.{{fmt}}", response_class=Response, responses={404: {}})
+    async def subsidy_report(
+        principal: Finance,
+        fmt: Format,
+        month: Month,
+        program: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+    ) -> Response:
+        """Per program and month, for the funding body: per customer the market value, the subsidy granted
+        and the annual cap used, with totals."""
+        async with pool.connection() as conn:
+            export = exports.subsidy_report_csv if fmt == "csv" else exports.subsidy_report_xlsx
+            data = await export(conn, program, month_of(month), zone)
+        return _download(data, MEDIA[fmt], f"subsidy-{program}-{month}.{fmt}")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
     async def one_invoice(principal: Reader, invoice_id: RowId) -> InvoiceWithLines:

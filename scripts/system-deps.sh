@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system pieces the tests and benchmarks need on Debian: PostgreSQL (server, contrib for
-# btree_gist), the TimescaleDB extension for the local PostgreSQL major and Mosquitto.
+# btree_gist), the TimescaleDB extension for the local PostgreSQL major, Mosquitto, and the CJK font the PDF
+# invoices embed (fonts-wqy-zenhei: a TrueType collection reportlab can use).
 # Idempotent: each step is skipped when its piece is already there, so a warm machine pays nothing.
 set -euo pipefail
 
@@ -22,7 +23,7 @@ apt_install() {
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 need=()
-for p in postgresql postgresql-contrib mosquitto; do have_pkg "$p" || need+=("$p"); done
+for p in postgresql postgresql-contrib mosquitto fonts-wqy-zenhei; do have_pkg "$p" || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   apt_install "${need[@]}"

@@ -53,3 +53,35 @@ async def test_draft_issue_and_read_as_each_role(db_url, pool):
         note = r.json()["credit_note"]
         credit = (await client.get(f"/api/v1/invoices/{note}", headers=owner)).json()
         assert credit["kind"] == "credit_note" and credit["total"] == "-615.00" and credit["number"] == "FH2027-000002"
+
+
+async def test_exports_as_finance_and_as_the_customer(db_url, pool):
+    await setup(pool, center())
+    org = await customer(pool)
+    await month_of(pool, org)
+    async with serve(db_url, clock=lambda: NOW, access_token_minutes=600) as client:
+        finance = await as_role(pool, client, Role.finance)
+        email = "reader@example.com"
+        await make_user(pool, Role.customer, org[0], email)
+        owner = await login(client, email)
+        [invoice_id] = (
+            await client.post("/api/v1/invoices/drafts", json={"month": "2027-03"}, headers=finance)
+        ).json()["invoices"]
+        await client.post(f"/api/v1/invoices/{invoice_id}/issue", headers=finance)
+        pdf = await client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=owner)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+        lines = await client.get(f"/api/v1/invoices/{invoice_id}/lines.csv", headers=owner)
+        assert (lines.status_code == 200 and "615.00" in lines.text) or "360.00" in lines.text
+        xlsx = await client.get(f"/api/v1/invoices/{invoice_id}/lines.xlsx", headers=finance)
+        assert xlsx.content[:2] == b"PK"
+        assert (await client.get("/api/v1/usage.csv", params={"month": "2027-03"}, headers=owner)).status_code == 403
+        usage = await client.get("/api/v1/usage.xlsx", params={"month": "2027-03"}, headers=finance)
+        assert usage.status_code == 200 and usage.content[:2] == b"PK"
+        report = await client.get(
+            "/api/v1/subsidy-report.csv", params={"month": "2027-03", "program": "jingjiang-sme"}, headers=finance
+        )
+        assert report.status_code == 200 and "240.00" in report.text
+        unknown = await client.get(
+            "/api/v1/subsidy-report.csv", params={"month": "2027-03", "program": "nope"}, headers=finance
+        )
+        assert unknown.status_code == 404
