@@ -33,6 +33,7 @@ from fabhub.sqlfiles import QUERIES
 from gateway.api import make_router as gateway_router
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
+from oee.downtime_api import make_router as downtime_router
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry.api import make_router as telemetry_router
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API))
+    app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API))
     app.include_router(billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API))
     app.include_router(
         telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"), dependencies=anyone

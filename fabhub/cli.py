@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import psycopg
 import typer
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
@@ -28,11 +30,16 @@ from fabhub.devices import DeviceFile, DeviceFileError, check_file, load_devices
 from fabhub.migrations import MigrationError, discover, migrate
 from fabhub.settings import Settings
 
+if TYPE_CHECKING:
+    from fabhub.jobs import Job
+
 app = typer.Typer(help="FabHub: run a shared-equipment workshop.", no_args_is_help=True)
 devices_app = typer.Typer(help="Work with devices.yaml.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 users_app = typer.Typer(help="Manage the people who log in.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+jobs_app = typer.Typer(help="The scheduled jobs: list them, or run one now.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -281,6 +288,89 @@ def users_list() -> None:
     print("id\temail\trole\torganization\tactive\tname")
     for u in _with_accounts(fetch):
         print(f"{u.id}\t{u.email}\t{u.role}\t{u.organization_id or '-'}\t{'yes' if u.active else 'no'}\t{u.name}")
+
+
+# -- jobs --------------------------------------------------------------------------------------------------
+
+
+def _job_list(settings: Settings, devices: DeviceFile) -> list[Job]:
+    """The jobs `serve` schedules, wired as create_app wires them (keep the two in step)."""
+    from fabhub.catalogue import catalogue_from, oee_facts
+    from fabhub.jobs import jobs_for
+    from oee.invoices import Invoicing
+    from oee.service import OeeService
+    from telemetry.writer import utc_now
+
+    oee = OeeService(*oee_facts(devices), settings.zone, utc_now)
+    invoicing = Invoicing(oee, settings.vat_rate, settings.zone, utc_now)
+    return jobs_for(settings, catalogue_from(devices), oee, invoicing)
+
+
+def _every(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """List the scheduled jobs: name, interval, description (tab-separated, with a header)."""
+    settings = _settings()
+    print("name\tevery\tdescription")
+    for job in sorted(_job_list(settings, _devices(settings)), key=lambda j: j.name):
+        print(f"{job.name}\t{_every(job.every)}\t{job.description}")
+
+
+@jobs_app.command("run")
+def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhub jobs list` shows it")]) -> None:
+    """Run one job now, under the advisory lock the scheduler takes.
+
+    The configured database is migrated first and the catalogue synced from devices.yaml, as `serve` does.
+    Prints the job's result as JSON, or "skipped: another process holds it" (exit 0 both: jobs are
+    idempotent); exit 1 if the job fails, 2 for an unknown name."""
+    _logging()
+    settings = _settings()
+    devices = _devices(settings)
+    jobs = _job_list(settings, devices)
+    names = sorted(job.name for job in jobs)
+    if name not in names:
+        err.print(f"[red]no job {name!r}[/red]; the jobs are: {', '.join(names)}")
+        raise typer.Exit(2)
+
+    async def run(url: str) -> tuple[bool, object]:
+        from booking.catalogue import sync
+        from fabhub.catalogue import catalogue_from
+        from fabhub.database import make_pool
+        from fabhub.jobs import JobRunner
+        from telemetry.writer import utc_now
+
+        await migrate(url, timescaledb=settings.timescaledb)
+        pool = make_pool(url, settings)
+        await pool.open(wait=True, timeout=30)
+        try:
+            # The jobs read the devices and classes from the database too, as they do under `serve`.
+            async with pool.connection() as conn, conn.transaction():
+                await sync(conn, catalogue_from(devices), utc_now())
+            return await JobRunner(pool, jobs, utc_now).run(name)
+        finally:
+            await pool.close()
+
+    with database_url(settings) as url:
+        try:
+            ran, result = asyncio.run(run(url))
+        except MigrationError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            logging.getLogger("fabhub.jobs").exception("job %s failed", name)  # the traceback, for the log
+            err.print(f"job {name} failed: {type(exc).__name__}: {exc}", style="red", markup=False)
+            raise typer.Exit(1) from None
+    if not ran:
+        print("skipped: another process holds it")
+        return
+    print(json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False, indent=2))
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -123,7 +123,9 @@ async def set_reason(
     return replace(interval, reason=after)
 
 
-async def clear_reason(conn: AsyncConnection, principal: Principal, device_id: str, start: datetime, now: datetime) -> None:
+async def clear_reason(
+    conn: AsyncConnection, principal: Principal, device_id: str, start: datetime, now: datetime
+) -> None:
     """Remove a reason; audited. Works also on a reason whose interval late data has since merged into an
     earlier one (it no longer shows anywhere), so such leftovers can be cleaned up."""
     _check_operator(principal)
@@ -131,7 +133,7 @@ async def clear_reason(conn: AsyncConnection, principal: Principal, device_id: s
         await QUERIES.lock_downtime_reason(conn, device_id=device_id, start=start)
         before = await _reason(conn, device_id, start)
         if before is None:
-            raise NotFound(f"no reason is set on the down interval of {device_id} starting at {start.isoformat()}")
+            raise NotFound(f"no reason is set on the down interval of {device_id} starting at {_utc(start)}")
         await QUERIES.delete_downtime_reason(conn, device_id=device_id, start=start)
         await audit.record(conn, now, principal, "delete", ENTITY, _key(device_id, start), before=before)
 
@@ -178,9 +180,7 @@ async def pareto(
     result, running = [], 0.0
     for code, seconds, count in ordered:
         running += seconds
-        result.append(
-            ParetoRow(code.code, code.name, code.name_zh, seconds, count, seconds / total, running / total)
-        )
+        result.append(ParetoRow(code.code, code.name, code.name_zh, seconds, count, seconds / total, running / total))
     return Pareto(planned_only, total, result)
 
 
@@ -193,7 +193,12 @@ def _check_operator(principal: Principal) -> None:
 
 
 def _key(device_id: str, start: datetime) -> str:
-    return f"{device_id}@{start.isoformat()}"
+    """One spelling per instant (UTC), however the caller wrote it, so the audit log can be searched."""
+    return f"{device_id}@{_utc(start)}"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
 async def _rows(
@@ -226,7 +231,7 @@ async def _interval_at(conn: AsyncConnection, device_id: str, start: datetime, n
     for row in rows:
         if row["start"] == start:
             return _interval(row, now)
-    raise NotFound(f"no down interval of {device_id} starts at {start.isoformat()}")
+    raise NotFound(f"no down interval of {device_id} starts at {_utc(start)}")
 
 
 async def _reason(conn: AsyncConnection, device_id: str, start: datetime) -> Reason | None:

@@ -86,6 +86,10 @@ MATRIX = {
     ("POST", "/api/v1/invoices/{invoice_id}/issue"): frozenset({F, A}),
     ("POST", "/api/v1/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
     ("GET", "/api/v1/usage"): EVERYONE,
+    ("GET", "/api/v1/invoices/{invoice_id}.pdf"): EVERYONE,
+    ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): EVERYONE,
+    ("GET", "/api/v1/usage.{fmt}"): frozenset({F, A}),
+    ("GET", "/api/v1/subsidy-report.{fmt}"): frozenset({F, A}),
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
@@ -148,6 +152,7 @@ async def test_every_route_as_every_role(center):
         "start": "2027-03-10T01:00:00Z",
         "secret": "not-a-real-secret-0123456789abcdefghijklmno",
         "invoice_id": 1,
+        "fmt": "csv",
     }
     wrong = []
     for (method, path), allowed in MATRIX.items():

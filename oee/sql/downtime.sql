@@ -11,7 +11,7 @@ WITH devices AS (
     SELECT device_id, planned
     FROM unnest(CAST(:device_ids AS text[]), CAST(:planned AS tstzmultirange[])) AS d (device_id, planned)
 ),
-before AS (  -- each device's state at :start
+before AS (  -- the state of each device at :start
     SELECT d.device_id, l.time, l.state
     FROM devices d
     CROSS JOIN LATERAL (
@@ -23,7 +23,7 @@ before AS (  -- each device's state at :start
 starts AS (
     SELECT b.device_id, f.time AS start
     FROM before b
-    CROSS JOIN LATERAL (  -- the first 'down' row after the last row of another state
+    CROSS JOIN LATERAL (  -- the first down row after the last row of another state
         SELECT t.time FROM telemetry_state t
         WHERE t.device_id = b.device_id AND t.time <= b.time
           AND t.time > coalesce((SELECT max(o.time) FROM telemetry_state o
@@ -33,18 +33,16 @@ starts AS (
     ) AS f
     WHERE b.state = 'down'
     UNION ALL
-    SELECT device_id, time FROM (
-        SELECT c.device_id, c.time, c.state,
-               lag(c.state) OVER (PARTITION BY c.device_id ORDER BY c.time) AS previous
-        FROM (
-            SELECT device_id, time, state FROM before
-            UNION ALL
-            SELECT s.device_id, s.time, s.state
-            FROM devices d JOIN telemetry_state s ON s.device_id = d.device_id
-            WHERE s.time >= :start AND s.time < :end
-        ) AS c
-    ) AS m
-    WHERE state = 'down' AND previous IS DISTINCT FROM 'down' AND time >= :start
+    SELECT d.device_id, w.time
+    FROM devices d
+    LEFT JOIN before b USING (device_id)
+    CROSS JOIN LATERAL (  -- per device, in index order: no sort of the whole window
+        SELECT time, state, lag(state) OVER (ORDER BY time) AS previous
+        FROM telemetry_state
+        WHERE device_id = d.device_id AND time >= :start AND time < :end
+    ) AS w
+    -- the first row of the window follows the state at :start
+    WHERE w.state = 'down' AND coalesce(w.previous, b.state) IS DISTINCT FROM 'down'
 ),
 intervals AS (
     SELECT s.device_id, s.start, e.time AS stop
@@ -74,7 +72,7 @@ LIMIT :limit;
 SELECT code, name, name_zh FROM downtime_reason_code ORDER BY code = 'other', code;
 
 -- name: lock-downtime-reason!
--- Serializes changes to one interval's reason, so each audit entry's `before` is what the change replaced.
+-- Serializes changes to the reason of one interval, so the `before` of each audit entry is what it replaced.
 SELECT pg_advisory_xact_lock(
     hashtext('fabhub.downtime_reason'),
     hashtext(:device_id || '@' || CAST(extract(epoch FROM CAST(:start AS timestamptz)) AS text)));
