@@ -11,6 +11,8 @@ from accounts.model import Role
 from booking.catalogue import sync
 from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.devices import load_devices
+from gateway.config import SignalCommon
+from gateway.normalize import DeviceNormalizer, Reading
 from oee import metrics
 from oee.service import OeeService, group
 from telemetry import BatchWriter, Sample
@@ -162,3 +164,23 @@ async def test_the_nightly_summary_matches_the_live_computation_and_answers_for_
     assert DAY.date() in again
     async with any_pool.connection() as conn:
         assert (await shift.daily(conn, ["cnc-01"], t(0), t(24)))["running_s"].tolist() == [33_240]
+
+
+async def test_a_counter_reset_in_the_middle_of_a_job(any_pool):
+    """The robot's controller is restarted mid-job and its part counter starts again from 0: the gateway's
+    normalizer counts the parts made since, and OEE counts every part once."""
+    devices = load_devices(REPO / "devices.yaml")
+    async with any_pool.connection() as conn, conn.transaction():
+        await sync(conn, catalogue_from(devices), NOW)
+    robot = devices.device("robot-01")
+    normalizer = DeviceNormalizer("robot-01", {"parts_total": SignalCommon(counter=True)}, [], timedelta(minutes=1))
+    samples = [Sample(t(9), "robot-01", "state", "running"), Sample(t(10), "robot-01", "state", "idle")]
+    for minutes, raw in [(5, 100), (15, 110), (25, 120), (35, 3), (45, 13), (55, 23)]:  # reset after 120
+        samples += normalizer.process([Reading("parts_total", raw, t(9 + minutes / 60))]).samples
+    await BatchWriter(any_pool, clock=lambda: NOW).write_batch(samples)
+    service = OeeService(*oee_facts(devices), ZONE, lambda: NOW)
+    async with any_pool.connection() as conn:
+        [row] = (await service.daily(conn, ["robot-01"], t(9), t(10))).to_dict("records")
+    # 100 is the baseline; 10 + 10, then 3 made since the reset, then 10 + 10: 43 parts, none negative.
+    assert row["parts_total"] == 43 and row["running_s"] == 3600
+    close(row["performance"], robot.ideal_cycle_time.total_seconds() * 43 / 3600)
