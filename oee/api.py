@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import orjson
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from psycopg_pool import AsyncConnectionPool
 
 from accounts.auth import Authenticator
@@ -18,6 +18,7 @@ from booking.errors import Invalid, NotFound
 from booking.routing import GuardedRoute, Instant
 from oee import metrics
 from oee.service import OeeService, group
+from oee.sqlfiles import QUERIES
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_WINDOW = timedelta(days=400)
@@ -95,15 +96,25 @@ def make_router(
         found = await table(principal, start, end, device_id, class_id, organization_id, by)
         return _json(found, ["device_id", "period", *UTILISATION])
 
+    @router.get(f"{prefix}/oee/bookings/{{booking_id}}", responses={404: {}})
+    async def booking_oee(principal: Anyone, booking_id: Annotated[int, Path(gt=0, le=2**63 - 1)]) -> Response:
+        """One booking's OEE: its slot as the planned time (cut to now while it runs). Another
+        organization's booking is not found."""
+        async with pool.connection() as conn:
+            span = await QUERIES.booking_span(conn, id=booking_id)
+            if span is None or not principal.sees_organization(span[1]):
+                raise NotFound(f"no booking {booking_id}")
+            device_id, organization_id, start, end, _ = span
+            daily = await service.daily(conn, [device_id], start, end, organization_id)
+        found = group(daily, "total")
+        columns = ["device_id", *TIME_COLUMNS, "parts_total", "parts_good", "ideal_cycle_s"]
+        return _json(found.assign(booking_id=booking_id), ["booking_id", *columns, *FIGURES, *LOSSES])
+
     return router
 
 
 def _json(found: pd.DataFrame, columns: list[str]) -> Response:
-    rows = found[columns].astype(object).where(found[columns].notna(), None)
-    records = [
-        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows.to_dict("records")
-    ]
-    for record in records:
-        if record["period"] == "":
-            record["period"] = None
+    """NaN (undefined) as null; the period of a `total` row is null too. Dates as ISO 8601."""
+    rows = found.reindex(columns=columns).replace("", None)
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     return Response(orjson.dumps(records, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")

@@ -73,6 +73,7 @@ MATRIX = {
     # OEE: a customer gets its own view (its bookings as the planned time), staff every device.
     ("GET", "/api/v1/oee"): EVERYONE,
     ("GET", "/api/v1/utilisation"): EVERYONE,
+    ("GET", "/api/v1/oee/bookings/{booking_id}"): EVERYONE,
     # Down time is the center's own: staff read it, floor staff explain it; anyone may read the codes.
     ("GET", "/api/v1/downtime"): STAFF,
     ("GET", "/api/v1/downtime/codes"): EVERYONE,

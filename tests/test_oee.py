@@ -184,3 +184,27 @@ async def test_a_counter_reset_in_the_middle_of_a_job(any_pool):
     # 100 is the baseline; 10 + 10, then 3 made since the reset, then 10 + 10: 43 parts, none negative.
     assert row["parts_total"] == 43 and row["running_s"] == 3600
     close(row["performance"], robot.ideal_cycle_time.total_seconds() * 43 / 3600)
+
+
+async def test_oee_of_one_booking(shift, any_db_url, any_pool):
+    org = await make_org(any_pool)
+    user = await make_user(any_pool, Role.customer, org)
+    async with any_pool.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO booking (device_id, organization_id, user_id, created_by, during, hourly_rate, gross, net,"
+            " created_at, status) VALUES ('cnc-01', %s, %s, %s, tstzrange(%s, %s), 180, 0, 0, %s, 'completed')"
+            " RETURNING id",
+            (org, user, user, t(18), t(20), NOW),
+        )
+        booking_id = (await cur.fetchone())[0]
+    async with serve(any_db_url, clock=lambda: NOW) as client:
+        owner = await login_as(any_pool, client, Role.customer, org)
+        stranger = await login_as(any_pool, client, Role.customer)
+        r = await client.get(f"/api/v1/oee/bookings/{booking_id}", headers=owner)
+        assert r.status_code == 200, r.text
+        [row] = r.json()
+        # 18:00-20:00: running until 19:00, offline 19:00-19:30 (left out of the base), idle after.
+        assert row["booking_id"] == booking_id and row["running_s"] == 3600 and row["offline_s"] == 1800
+        close(row["availability"], 3600 / 5400)
+        assert (await client.get(f"/api/v1/oee/bookings/{booking_id}", headers=stranger)).status_code == 404
+        assert (await client.get("/api/v1/oee/bookings/999999", headers=owner)).status_code == 404

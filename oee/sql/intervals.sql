@@ -98,3 +98,7 @@ WHERE b.organization_id = :organization_id AND b.device_id = ANY(:device_ids)
   AND b.status IN ('confirmed', 'in_progress', 'completed', 'no_show') AND b.during && tstzrange(:start, :end)
 GROUP BY b.device_id
 ORDER BY b.device_id;
+
+-- name: booking-span^
+SELECT device_id, organization_id, lower(during) AS start, upper(during) AS "end", status
+FROM booking WHERE id = :id;
