@@ -35,4 +35,14 @@ def database_url(settings: Settings) -> Iterator[str]:
 def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
     """Created closed; the app's lifespan opens it."""
     # A short wait for a connection: the gateway spools rather than stalls while the database is away.
-    return AsyncConnectionPool(url, min_size=1, max_size=settings.db_pool_size, open=False, name="fabhub", timeout=5)
+    # JIT compiles per chunk of a hypertable and costs more than it saves on FabHub's queries (measured on
+    # the OEE query: +0.8 s).
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=settings.db_pool_size,
+        open=False,
+        name="fabhub",
+        timeout=5,
+        kwargs={"options": "-c jit=off"},
+    )

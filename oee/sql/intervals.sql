@@ -8,61 +8,64 @@ WITH planned AS (
     SELECT device_id, hours
     FROM unnest(CAST(:device_ids AS text[]), CAST(:planned AS tstzmultirange[])) AS p (device_id, hours)
 ),
-days AS (
-    SELECT g::date AS day,
-           tstzrange(g::date::timestamp AT TIME ZONE :zone, (g::date + 1)::timestamp AT TIME ZONE :zone) AS r
+bounds AS (  -- local midnights, from the first day of the window to the one after its last
+    SELECT array_agg(g::date ORDER BY g) AS day,
+           array_agg(g::date::timestamp AT TIME ZONE :zone ORDER BY g) AS midnight
     FROM generate_series((CAST(:start AS timestamptz) AT TIME ZONE :zone)::date,
-                         ((CAST(:end AS timestamptz) - interval '1 microsecond') AT TIME ZONE :zone)::date,
+                         ((CAST(:end AS timestamptz) - interval '1 microsecond') AT TIME ZONE :zone)::date + 1,
                          interval '1 day') AS g
 ),
-changes AS (
-    SELECT p.device_id, c.time, c.state
+spans AS (  -- per device in index order, no sort of all rows; a state reported again continues. Rows are read
+            -- from :micro_stop before the window to :micro_stop after it, so that whether an idle span is a
+            -- micro-stop does not depend on where the window cuts it (so the summary of a day agrees with a month).
+    SELECT p.device_id, s.state,
+           tstzrange(greatest(s.time, :start), least(coalesce(s.next, :end), :end, :now)) AS r,
+           s.state = 'idle' AND least(coalesce(s.next, :now), :now) - s.time < :micro_stop AS micro
     FROM planned p
     CROSS JOIN LATERAL (
-        (SELECT time, state FROM telemetry_state
-         WHERE device_id = p.device_id AND time < :start ORDER BY time DESC LIMIT 1)
-        UNION ALL
-        SELECT time, state FROM telemetry_state
-        WHERE device_id = p.device_id AND time >= :start AND time < :end
-    ) AS c
-),
-merged AS (  -- a state reported again (heartbeat, 1 Hz sampling) continues, it does not start anew
-    SELECT device_id, time, state FROM (
-        SELECT device_id, time, state, lag(state) OVER (PARTITION BY device_id ORDER BY time) AS previous
-        FROM changes
-    ) AS m
-    WHERE previous IS DISTINCT FROM state
-),
-spans AS (
-    SELECT device_id, state,
-           tstzrange(greatest(time, :start),
-                     least(coalesce(lead(time) OVER (PARTITION BY device_id ORDER BY time), :end), :end, :now)) AS r
-    FROM merged
-    WHERE greatest(time, :start) < least(:end, :now)
+        SELECT time, state, lead(time) OVER (ORDER BY time) AS next
+        FROM (
+            SELECT time, state, lag(state) OVER (ORDER BY time) AS previous
+            FROM telemetry_state
+            WHERE device_id = p.device_id AND time < CAST(:end AS timestamptz) + :micro_stop
+              AND time >= coalesce((SELECT max(time) FROM telemetry_state
+                                    WHERE device_id = p.device_id
+                                      AND time < CAST(:start AS timestamptz) - :micro_stop),
+                                   CAST(:start AS timestamptz) - :micro_stop)
+        ) AS m
+        WHERE previous IS DISTINCT FROM state
+    ) AS s
+    WHERE greatest(s.time, :start) < least(:end, :now) AND coalesce(s.next, :end) > :start
 ),
 labelled AS (
     SELECT device_id, state, r FROM spans WHERE NOT isempty(r)
     UNION ALL
-    SELECT device_id, 'micro_stop', r FROM spans
-    WHERE state = 'idle' AND NOT isempty(r) AND upper(r) - lower(r) < :micro_stop
+    SELECT device_id, 'micro_stop', r FROM spans WHERE micro AND NOT isempty(r)
     UNION ALL
-    SELECT p.device_id, 'booked', b.during::tstzrange
+    SELECT p.device_id, 'booked', b.during::tstzrange * tstzrange(:start, :end)
     FROM planned p JOIN booking b ON b.device_id = p.device_id
     WHERE b.status IN ('confirmed', 'in_progress', 'completed', 'no_show') AND b.during && tstzrange(:start, :end)
       AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
 ),
-pieces AS (
-    SELECT l.device_id, l.state, d.day, p.hours * tstzmultirange(l.r * d.r) AS m
+pieces AS (  -- each span on each local day it touches (j: the number of the day), inside the planned time
+    SELECT l.device_id, l.state, j,
+           p.hours * tstzmultirange(l.r * tstzrange((SELECT midnight FROM bounds)[j],
+                                                    (SELECT midnight FROM bounds)[j + 1])) AS m
     FROM labelled l
     JOIN planned p USING (device_id)
-    JOIN days d ON d.r && l.r
+    CROSS JOIN LATERAL generate_series(width_bucket(lower(l.r), (SELECT midnight FROM bounds)),
+                                       width_bucket(upper(l.r) - interval '1 microsecond',
+                                                    (SELECT midnight FROM bounds))) AS j
     UNION ALL
-    SELECT p.device_id, 'planned', d.day, p.hours * tstzmultirange(d.r)
-    FROM planned p CROSS JOIN days d
+    SELECT p.device_id, 'planned', j,
+           p.hours * tstzmultirange(tstzrange((SELECT midnight FROM bounds)[j], (SELECT midnight FROM bounds)[j + 1]))
+    FROM planned p
+    CROSS JOIN generate_series(1, (SELECT cardinality(day) - 1 FROM bounds)) AS j
 )
-SELECT device_id, day, state, sum(extract(epoch FROM upper(r) - lower(r)))::double precision AS seconds
+SELECT device_id, (SELECT day FROM bounds)[j] AS day, state,
+       extract(epoch FROM sum(upper(r) - lower(r)))::double precision AS seconds
 FROM pieces CROSS JOIN LATERAL unnest(m) AS r
-GROUP BY device_id, day, state;
+GROUP BY device_id, j, state;
 
 -- name: parts
 -- Production counted inside the planned time: the counters' deltas (the gateway turns cumulative counters
