@@ -26,6 +26,7 @@ bench: $(STAMP) system
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/oee.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
