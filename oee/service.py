@@ -48,15 +48,23 @@ class OeeService:
     ) -> pd.DataFrame:
         """One row per device and local day: seconds per state inside the planned time, booked seconds,
         parts, and the figures. With `organization_id`, the planned time is that customer's bookings.
-        Whole past days come from the nightly summary when it has them all; the rest is computed live."""
+        Whole past days come from the nightly summary where it has them; the rest is computed live."""
         if organization_id is None:
             first, last = self._whole_past_days(start, end)
             if first <= last:
                 stored = await self._stored(conn, device_ids, first, last)
-                if len(stored) == len(device_ids) * ((last - first).days + 1):
-                    head = await self.live(conn, device_ids, start, self._midnight(first))
-                    tail = await self.live(conn, device_ids, self._midnight(last + ONE_DAY), end)
-                    return metrics.figures(pd.concat([head, stored, tail], ignore_index=True))
+                parts = [stored]
+                # Days the summary lacks for some device (not summarized yet) are computed live for those.
+                have = set(zip(stored["device_id"], stored["day"], strict=True))
+                day = first
+                while day <= last:
+                    missing = [d for d in device_ids if (d, day) not in have]
+                    if missing:
+                        parts.append(await self.live(conn, missing, self._midnight(day), self._midnight(day + ONE_DAY)))
+                    day += ONE_DAY
+                head = await self.live(conn, device_ids, start, self._midnight(first))
+                tail = await self.live(conn, device_ids, self._midnight(last + ONE_DAY), end)
+                return metrics.figures(pd.concat([head, *parts, tail], ignore_index=True))
         return metrics.figures(await self.live(conn, device_ids, start, end, organization_id))
 
     async def live(

@@ -158,6 +158,12 @@ async def test_the_nightly_summary_matches_the_live_computation_and_answers_for_
         await conn.execute("UPDATE oee_daily SET running_s = 1 WHERE device_id = 'cnc-01' AND day = %s", (DAY.date(),))
         assert (await shift.daily(conn, ["cnc-01"], t(0), t(24)))["running_s"].tolist() == [1]
         assert (await shift.daily(conn, ["cnc-01"], t(6), t(24)))["running_s"].tolist() == [33_240]
+    # A device-day the summary lacks is computed live, the others still come from the summary.
+    async with any_pool.connection() as conn:
+        await conn.execute("DELETE FROM oee_daily WHERE device_id = 'cnc-02' AND day = %s", (DAY.date(),))
+        mixed = await shift.daily(conn, ["cnc-01", "cnc-02"], t(0), t(24))
+    assert mixed.set_index("device_id")["running_s"].to_dict() == {"cnc-01": 1, "cnc-02": 0}
+    assert mixed.set_index("device_id")["planned_s"].to_dict() == {"cnc-01": 43_200, "cnc-02": 43_200}
     # A second run recomputes the last days (late data may have arrived) and changes nothing else.
     async with any_pool.connection() as conn, conn.transaction():
         again = await shift.summarize(conn, devices, NOW + timedelta(hours=1))
