@@ -203,6 +203,9 @@ class Invoicing:
             "offline_s": float(sums.get("offline_s", 0.0)),
             "parts_total": float(sums.get("parts_total", 0.0)),
             "parts_good": float(raw["parts_good"].sum()) if raw["parts_good"].notna().any() else None,
+            "energy_kwh": await QUERIES.energy(
+                conn, device_id=booking["device_id"], start=booking["start"], end=booking["end"]
+            ),
         }
         await QUERIES.store_usage(conn, **record, now=now)
         return record

@@ -78,6 +78,8 @@ async def month_of(pool, org):
             Sample(t(2, 11.25), "cnc-01", "state", "idle"),  # ran on 15 min past the end
             Sample(t(3, 9), "robot-01", "state", "running"),
             Sample(t(3, 9.5), "robot-01", "state", "idle"),
+            Sample(t(3, 8.9), "robot-01", "energy_kwh", 1520.25),  # the meter before the slot ...
+            Sample(t(3, 10.5), "robot-01", "energy_kwh", 1523.75),  # ... and its last reading inside it
         ]
     )
     return [
@@ -132,8 +134,8 @@ async def test_a_month_worked_by_hand(pool):
     assert await invoice(pool, invoice_id) == ("draft", None, Decimal("615.00"), Decimal("34.81"), None)
     assert await ledger(pool, org[0]) == Decimal("240.00")
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT running_s, overrun_s FROM usage_record ORDER BY booking_id")
-        assert await cur.fetchall() == [(7200.0, 900.0), (1800.0, 0.0)]
+        cur = await conn.execute("SELECT running_s, overrun_s, energy_kwh FROM usage_record ORDER BY booking_id")
+        assert await cur.fetchall() == [(7200.0, 900.0, None), (1800.0, 0.0, 3.5)]
     # Drafting again rebuilds the same draft: nothing billed twice, the ledger unchanged.
     async with pool.connection() as conn:
         again = await invoicing.draft(conn, org[0], MARCH, "tests")

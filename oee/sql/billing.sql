@@ -62,14 +62,24 @@ SELECT CASE WHEN (SELECT state FROM telemetry_state WHERE device_id = :device_id
                      least(CAST(:end AS timestamptz) + interval '1 day', :now)) - :end)
             ELSE 0 END;
 
+-- name: energy$
+-- The energy meter (cumulative kWh) at the end minus at the start; null without readings or across a reset.
+SELECT CASE WHEN e.at_end >= e.at_start THEN e.at_end - e.at_start END
+FROM (SELECT
+        (SELECT value FROM telemetry_sample WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
+           AND time <= :end ORDER BY time DESC LIMIT 1) AS at_end,
+        (SELECT value FROM telemetry_sample WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
+           AND time <= :start ORDER BY time DESC LIMIT 1) AS at_start) AS e;
+
 -- name: store-usage!
 INSERT INTO usage_record (booking_id, booked_s, running_s, setup_s, overrun_s, offline_s, parts_total, parts_good,
                           energy_kwh, computed_at)
-VALUES (:booking_id, :booked_s, :running_s, :setup_s, :overrun_s, :offline_s, :parts_total, :parts_good, NULL, :now)
+VALUES (:booking_id, :booked_s, :running_s, :setup_s, :overrun_s, :offline_s, :parts_total, :parts_good, :energy_kwh,
+        :now)
 ON CONFLICT (booking_id) DO UPDATE SET
     booked_s = EXCLUDED.booked_s, running_s = EXCLUDED.running_s, setup_s = EXCLUDED.setup_s,
     overrun_s = EXCLUDED.overrun_s, offline_s = EXCLUDED.offline_s, parts_total = EXCLUDED.parts_total,
-    parts_good = EXCLUDED.parts_good, computed_at = EXCLUDED.computed_at;
+    parts_good = EXCLUDED.parts_good, energy_kwh = EXCLUDED.energy_kwh, computed_at = EXCLUDED.computed_at;
 
 -- name: ensure-subsidy-cap!
 INSERT INTO subsidy_cap (organization_id, program_id, year) VALUES (:organization_id, :program_id, :year)
