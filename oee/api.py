@@ -3,6 +3,7 @@ planned time); a customer sees only its own view. Shares are fractions (0.8029 i
 a figure that is undefined (no planned time, no parts, no ideal cycle time) is null, never a made-up 0."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -29,6 +30,18 @@ LOSSES = ["loss_down_s", "loss_setup_s", "loss_micro_stop_s", "loss_reduced_spee
 UTILISATION = ["planned_s", "booked_s", "running_s", "utilisation", "actual_utilisation"]
 
 
+@dataclass
+class Filters:
+    """The query both reports take."""
+
+    start: Annotated[Instant, Query(alias="from")]
+    end: Annotated[Instant, Query(alias="to")]
+    device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None
+    class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None
+    organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1, description="a customer's view")] = None
+    by: Annotated[Group, Query(alias="group")] = "day"
+
+
 def make_router(
     pool: AsyncConnectionPool,
     auth: Authenticator,
@@ -40,15 +53,9 @@ def make_router(
     router = APIRouter(tags=["oee"], route_class=GuardedRoute)
     Anyone = Annotated[Principal, Depends(auth.allow())]
 
-    async def table(
-        principal: Principal,
-        start: datetime,
-        end: datetime,
-        device_id: str | None,
-        class_id: str | None,
-        organization_id: int | None,
-        by: str,
-    ) -> pd.DataFrame:
+    async def table(principal: Principal, query: Filters) -> pd.DataFrame:
+        start, end, device_id, class_id = query.start, query.end, query.device_id, query.class_id
+        organization_id, by = query.organization_id, query.by
         if end <= start or end - start > MAX_WINDOW:
             raise Invalid(f"'to' must be after 'from', at most {MAX_WINDOW.days} days later")
         if not principal.is_staff:
@@ -67,33 +74,17 @@ def make_router(
         return group(daily, by)
 
     @router.get(f"{prefix}/oee")
-    async def oee(
-        principal: Anyone,
-        start: Annotated[Instant, Query(alias="from")],
-        end: Annotated[Instant, Query(alias="to")],
-        device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
-        class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
-        organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1, description="a customer's view")] = None,
-        by: Annotated[Group, Query(alias="group")] = "day",
-    ) -> Response:
+    async def oee(principal: Anyone, query: Annotated[Filters, Depends()]) -> Response:
         """Availability, performance, quality and OEE per device and period, with the times behind them and
         the six big losses. `performance_suspect` flags a performance above 1 (the ideal cycle time is wrong)."""
-        found = await table(principal, start, end, device_id, class_id, organization_id, by)
+        found = await table(principal, query)
         columns = ["device_id", "period", *TIME_COLUMNS, "parts_total", "parts_good", "ideal_cycle_s"]
         return _json(found, [*columns, *FIGURES, "performance_suspect", *LOSSES])
 
     @router.get(f"{prefix}/utilisation")
-    async def utilisation(
-        principal: Anyone,
-        start: Annotated[Instant, Query(alias="from")],
-        end: Annotated[Instant, Query(alias="to")],
-        device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
-        class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
-        organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1, description="a customer's view")] = None,
-        by: Annotated[Group, Query(alias="group")] = "day",
-    ) -> Response:
+    async def utilisation(principal: Anyone, query: Annotated[Filters, Depends()]) -> Response:
         """Booked and running time against the planned (available) time, per device and period."""
-        found = await table(principal, start, end, device_id, class_id, organization_id, by)
+        found = await table(principal, query)
         return _json(found, ["device_id", "period", *UTILISATION])
 
     @router.get(f"{prefix}/oee/bookings/{{booking_id}}", responses={404: {}})

@@ -7,12 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-FEN = Decimal("0.01")
+from booking.pricing import money
+
 HOURS = Decimal("0.0001")
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(FEN, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
