@@ -111,7 +111,8 @@ def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tup
     err.print(f"  devices  {base}/api/v1/devices")
     err.print(f"  latest   {base}/api/v1/telemetry/latest")
     err.print(f"  API docs {base}/docs (Authorize with an account below)")
-    err.print(f"  health   {base}/healthz      metrics {base}/metrics")
+    err.print(f"  health   {base}/healthz")
+    err.print(f"  metrics  {base}/metrics")
     if accounts:
         err.print(f"  demo accounts, password [bold]{DEMO_PASSWORD}[/bold]:")
         for account in accounts:
