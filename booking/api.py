@@ -22,9 +22,8 @@ from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
 from booking.errors import Conflict, Invalid
-from booking.routing import GuardedRoute, IdempotencyKey, Instant, Text, once
+from booking.routing import ID, GuardedRoute, IdempotencyKey, Instant, Text, once
 
-ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_AVAILABILITY_WINDOW = timedelta(days=31)
 MAX_LIST_WINDOW = timedelta(days=400)
 RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]

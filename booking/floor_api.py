@@ -22,9 +22,9 @@ from accounts.model import Principal, Role
 from booking import calendar, hours, maintenance
 from booking.catalogue import Catalogue
 from booking.errors import Invalid, NotFound
+from booking.routing import ID as DEVICE_ID
 from booking.routing import GuardedRoute, IdempotencyKey, Instant, Text, once
 
-DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_WINDOW = timedelta(days=366)
 # Far-off dates are typing mistakes, and beyond year 9999 Python's own dates overflow.
 EARLIEST = date(2000, 1, 1)

@@ -17,6 +17,8 @@ from accounts.model import Principal
 from booking import idempotency
 from booking.errors import BookingError
 
+# Device, class and program ids, as devices.yaml writes them.
+ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2199
 
 

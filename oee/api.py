@@ -16,12 +16,11 @@ from accounts.auth import Authenticator
 from accounts.model import Principal
 from booking.catalogue import Catalogue
 from booking.errors import Invalid, NotFound
-from booking.routing import GuardedRoute, Instant
+from booking.routing import ID, GuardedRoute, Instant
 from oee import metrics
 from oee.service import OeeService, group
 from oee.sqlfiles import QUERIES
 
-ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_WINDOW = timedelta(days=400)
 Group = Literal["day", "week", "month", "total"]
 TIME_COLUMNS = [f"{name}_s" for name in metrics.TIMES]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from booking.errors import Invalid, NotFound
-from booking.routing import GuardedRoute, Text
+from booking.routing import ID, GuardedRoute, Text
 from oee import exports
 from oee.invoices import Invoicing, next_month
 from oee.sqlfiles import QUERIES
@@ -184,7 +184,7 @@ def make_router(
         principal: Finance,
         fmt: Format,
         month: Month,
-        program: Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+        program: Annotated[str, Query(pattern=ID)],
     ) -> Response:
         """Per program and month, for the funding body: per customer the market value, the subsidy granted
         and the annual cap used, with totals."""

@@ -16,11 +16,10 @@ from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from booking.catalogue import Catalogue
 from booking.errors import Invalid, NotFound
-from booking.routing import GuardedRoute, Instant, Text
+from booking.routing import ID, GuardedRoute, Instant, Text
 from oee import downtime
 from oee.downtime import DownInterval, ParetoRow, ReasonCode
 
-ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 CODE = r"^[a-z][a-z0-9_]{0,39}$"
 MAX_WINDOW = timedelta(days=400)
 DEFAULT_WINDOW = timedelta(days=7)
