@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class OpcUaCnc:
         password: str | None = None,
         certificate: str | Path | bytes | None = None,
         private_key: str | Path | bytes | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
@@ -101,6 +103,7 @@ class OpcUaCnc:
             raise ValueError("give both certificate and private_key, or neither")
         self.device_id, self.port, self.machine, self.host = device_id, port, machine, host
         self.speed, self.tick_s = speed, tick_s
+        self.clock = clock  # stamps every value: a test on a compressed calendar passes its own
         self.namespace = f"urn:fabhub:sim:{device_id}"
         # Namespace 1 is the server's application URI, so it cannot be the instance namespace (4th).
         self.application_uri = f"{self.namespace}:server"
@@ -221,7 +224,7 @@ class OpcUaCnc:
         return 100.0 if self._rng.random() < 0.8 else float(self._rng.randrange(80, 125, 5))
 
     async def _publish(self, state: MachineState, advanced: bool) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         for key, value in self._values(state, advanced).items():
             if key not in self._raw and key in self._published and self._published[key] == value:
                 continue
@@ -250,13 +253,13 @@ class OpcUaCnc:
     async def set_status(self, key: str, status_code: int | ua.StatusCode) -> None:
         """Publish a bad quality (the value becomes null) on one variable until its value next changes."""
         code = status_code if isinstance(status_code, ua.StatusCode) else ua.StatusCode(status_code)
-        now = datetime.now(UTC)
+        now = self.clock()
         await self._store(key, ua.DataValue(StatusCode=code, SourceTimestamp=now, ServerTimestamp=now))
 
     async def write_raw(self, key: str, value: Any, variant_type: ua.VariantType) -> None:
         """Publish a value of the wrong type (e.g. a String in a Double) until the variable's value next
         changes. asyncua refuses such writes (BadTypeMismatch), so this one goes round its type check."""
-        now = datetime.now(UTC)
+        now = self.clock()
         dv = ua.DataValue(ua.Variant(value, variant_type), SourceTimestamp=now, ServerTimestamp=now)
         await self._store(key, dv, raw=True)
 

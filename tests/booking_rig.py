@@ -28,14 +28,6 @@ def slot(day: int, start: float, end: float, **extra) -> dict:
 
 
 @dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
 class Customer:
     user_id: int
     org_id: int

@@ -13,8 +13,8 @@ from accounts.model import Role
 from fabhub.app import create_app
 from fabhub.devices import load_devices
 from fabhub.settings import Settings
-from tests.accounts_rig import as_role
-from tests.booking_rig import Clock, customer, slot
+from tests.accounts_rig import Clock, as_role
+from tests.booking_rig import NOW, customer, slot
 from tests.http import SECRET, serve
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def fuzz(base_url: str, callers: dict[str, dict[str, str]]) -> list[str]:
 
 @pytest.mark.timeout(600)
 async def test_no_request_gets_a_5xx(db_url, pool):
-    async with serve(db_url, clock=Clock(), access_token_minutes=24 * 60) as client:
+    async with serve(db_url, clock=Clock(NOW), access_token_minutes=24 * 60) as client:
         someone = await customer(pool, client)
         # Something to find: a booking, so object routes reach their database paths.
         assert (

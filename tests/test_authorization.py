@@ -11,8 +11,8 @@ from accounts.model import Role
 from fabhub.app import create_app
 from fabhub.devices import load_devices
 from fabhub.settings import Settings
-from tests.accounts_rig import as_role
-from tests.booking_rig import Clock, customer, slot
+from tests.accounts_rig import Clock, as_role
+from tests.booking_rig import NOW, customer, slot
 from tests.http import REPO, SECRET, serve
 
 C, T, F, A = Role.customer, Role.technician, Role.finance, Role.admin
@@ -129,7 +129,7 @@ def test_every_route_declares_exactly_the_roles_of_the_matrix():
 @pytest.fixture
 async def center(db_url, pool, mosquitto):
     async with serve(
-        db_url, mqtt_url=mosquitto.url, clock=Clock(), run_gateway=True, access_token_minutes=600
+        db_url, mqtt_url=mosquitto.url, clock=Clock(NOW), run_gateway=True, access_token_minutes=600
     ) as client:
         yield client, pool
 

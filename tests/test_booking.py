@@ -5,14 +5,14 @@ from decimal import Decimal
 import pytest
 
 from accounts.model import Role
-from tests.accounts_rig import as_role
-from tests.booking_rig import Clock, customer, slot
+from tests.accounts_rig import Clock, as_role
+from tests.booking_rig import NOW, customer, slot
 from tests.http import serve
 
 
 @pytest.fixture
 async def center(db_url, pool):
-    clock = Clock()
+    clock = Clock(NOW)
     async with serve(db_url, clock=clock) as client:
         yield client, pool, clock
 

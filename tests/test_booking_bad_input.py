@@ -4,14 +4,14 @@ Each gets a 4xx that says what is wrong; none reaches the database as a 500."""
 import pytest
 
 from accounts.model import Role
-from tests.accounts_rig import as_role
-from tests.booking_rig import Clock, customer, slot
+from tests.accounts_rig import Clock, as_role
+from tests.booking_rig import NOW, customer, slot
 from tests.http import serve
 
 
 @pytest.fixture
 async def center(db_url, pool):
-    async with serve(db_url, clock=Clock()) as client:
+    async with serve(db_url, clock=Clock(NOW)) as client:
         yield client, pool
 
 

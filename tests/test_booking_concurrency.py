@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from tests.booking_rig import Clock, customer, slot
+from tests.accounts_rig import Clock
+from tests.booking_rig import NOW, customer, slot
 from tests.http import serve
 
 REQUESTS = 200
@@ -15,7 +16,7 @@ CUSTOMERS = 20
 
 @pytest.fixture
 async def crowd(db_url, pool):
-    async with serve(db_url, clock=Clock(), db_pool_size=20) as client:
+    async with serve(db_url, clock=Clock(NOW), db_pool_size=20) as client:
         people = await asyncio.gather(*(customer(pool, client) for _ in range(CUSTOMERS)))
         yield client, pool, people
 

@@ -10,8 +10,8 @@ import pytest
 
 from accounts.model import Role
 from fabhub.devices import load_devices
-from tests.accounts_rig import as_role
-from tests.booking_rig import NOW, Clock, customer, local, slot
+from tests.accounts_rig import Clock, as_role
+from tests.booking_rig import NOW, customer, local, slot
 from tests.http import serve
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 async def center(db_url, pool):
-    clock = Clock()
+    clock = Clock(NOW)
     async with serve(db_url, clock=clock, access_token_minutes=24 * 60) as client:
         yield client, pool, clock
 
@@ -154,7 +154,7 @@ async def test_subsidy_cap_runs_out_inside_a_booking(db_url, pool):
     programs = dict(devices.subsidy_programs)
     programs["jingjiang-sme"] = programs["jingjiang-sme"].model_copy(update={"annual_cap": Decimal("500.00")})
     devices = devices.model_copy(update={"subsidy_programs": programs})
-    async with serve(db_url, devices=devices, clock=Clock()) as client:
+    async with serve(db_url, devices=devices, clock=Clock(NOW)) as client:
         c = await customer(pool, client, programs=("jingjiang-sme",))
         first = (await book(client, c, slot(1, 9, 11, device_id="cnc-01"))).json()
         assert (first["gross"], first["subsidy"], first["net"]) == ("360.00", "180.00", "180.00")
