@@ -1,6 +1,9 @@
 """Invoices over HTTP: finance drafts, issues and credits; a customer sees only its organization's issued
 invoices; money travels as decimal strings."""
 
+import csv
+import io
+
 from accounts.model import Role
 from tests.accounts_rig import as_role, login, make_user
 from tests.http import serve
@@ -71,7 +74,9 @@ async def test_exports_as_finance_and_as_the_customer(db_url, pool):
         pdf = await client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=owner)
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
         lines = await client.get(f"/api/v1/invoices/{invoice_id}/lines.csv", headers=owner)
-        assert (lines.status_code == 200 and "615.00" in lines.text) or "360.00" in lines.text
+        assert lines.status_code == 200
+        amounts = [row["amount (CNY)"] for row in csv.DictReader(io.StringIO(lines.content.decode("utf-8-sig")))]
+        assert amounts == ["360.00", "-180.00", "120.00", "-60.00", "360.00", "15.00"]
         xlsx = await client.get(f"/api/v1/invoices/{invoice_id}/lines.xlsx", headers=finance)
         assert xlsx.content[:2] == b"PK"
         assert (await client.get("/api/v1/usage.csv", params={"month": "2027-03"}, headers=owner)).status_code == 403
