@@ -36,6 +36,10 @@ class Token:
     token_type: str = "bearer"
 
 
+SESSION_COOKIE = "fabhub_session"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 class LoginRefused(Exception):
     """Wrong credentials (status 401) or too many failures (status 429, retry_after seconds)."""
 
@@ -68,10 +72,12 @@ class Authenticator:
 
     # -- tokens ------------------------------------------------------------------------------------------
 
-    def issue(self, user_id: int) -> Token:
+    def issue(self, user_id: int, ttl: timedelta | None = None) -> Token:
+        """`ttl`: the web pages' sessions last a working day; API tokens `token_ttl`."""
         now = self._clock()
-        claims = {"sub": str(user_id), "iss": ISSUER, "iat": now, "exp": now + self.token_ttl}
-        return Token(jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(self.token_ttl.total_seconds()))
+        ttl = ttl or self.token_ttl
+        claims = {"sub": str(user_id), "iss": ISSUER, "iat": now, "exp": now + ttl}
+        return Token(jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(ttl.total_seconds()))
 
     def _user_id(self, token: str) -> int:
         try:
@@ -100,8 +106,8 @@ class Authenticator:
 
     # -- login -------------------------------------------------------------------------------------------
 
-    async def login(self, email: str, password: str, address: str) -> Token:
-        return self.issue(await self._verify(email, password, address))
+    async def login(self, email: str, password: str, address: str, ttl: timedelta | None = None) -> Token:
+        return self.issue(await self._verify(email, password, address), ttl)
 
     async def confirm_password(self, principal: Principal, password: str, address: str) -> None:
         """Before a password change: the same limits as a login, so a stolen token cannot be used to guess the
@@ -149,8 +155,9 @@ class Authenticator:
         allowed = frozenset(roles) or ALL_ROLES
 
         async def authorized(request: Request, bearer: Annotated[str | None, Depends(self.scheme)]) -> Principal:
-            # Bearer tokens only: a cookie would need a CSRF defence first (the web pages' issue brings both).
-            token = bearer
+            # The web pages' session cookie counts for reading only: a request that changes something must
+            # carry a bearer token, which a cross-site form cannot (the pages' own forms check a CSRF token).
+            token = bearer or (request.cookies.get(SESSION_COOKIE) if request.method in SAFE_METHODS else None)
             if not token:
                 raise _unauthorized("not authenticated: log in at /api/v1/auth/token")
             principal = await self.principal(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +31,15 @@ from fabhub.migrations import migrate
 from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
+from fabhub.web.board import Board, Machine
+from fabhub.web.board import make_router as board_router
+from fabhub.web.feed import DatabaseFeed
+from fabhub.web.pages import make_router as pages_router
+from fabhub.web.render import Pages
+from fabhub.web.session import WebSessions
+from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
+from gateway.live import LiveHub
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
@@ -77,6 +86,19 @@ def create_app(
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
     )
 
+    sessions = WebSessions(auth, timedelta(hours=settings.session_hours))
+    pages = Pages(settings.zone, devices.center.name)
+    hub = gateway.live if gateway is not None else LiveHub()
+    feed = None if gateway is not None else DatabaseFeed(reader, hub)
+    board = Board(
+        [Machine(d.id, d.name, d.class_) for d in devices.devices],
+        {c: (k.name, k.name_zh or k.name) for c, k in devices.classes.items()},
+        reader,
+        bookings,
+        pool,
+        clock,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
@@ -91,9 +113,12 @@ def create_app(
             jobs.start()
         if gateway is not None:
             await gateway.start()
+        feeding = asyncio.create_task(feed.run(), name="board-feed") if feed is not None else None
         try:
             yield
         finally:
+            if feeding is not None:
+                feeding.cancel()
             if gateway is not None:
                 await gateway.stop()
             jobs.shutdown()
@@ -134,6 +159,8 @@ def create_app(
     )
     if gateway is not None:
         app.include_router(gateway_router(gateway, f"{API}/devices"), dependencies=anyone)
+
+    mount(app, pages, sessions, pages_router(pages, sessions), board_router(pages, sessions, board, hub))
 
     @app.get(
         "/healthz",

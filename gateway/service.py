@@ -18,6 +18,7 @@ from gateway.adapters.mqtt import MqttAdapter, MqttHub
 from gateway.adapters.opcua import OpcUaAdapter
 from gateway.config import MODBUS_WIDTH, GatewayDevice, ModbusSettings, MqttSettings, OpcUaSettings
 from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
+from gateway.live import LiveHub
 from gateway.normalize import DeviceNormalizer, Output
 from gateway.spool import Policy, Spool
 from telemetry.model import Rejected
@@ -65,6 +66,7 @@ class Gateway:
         self._baselines = spool_dir.parent / "counter-baselines.json"
         self.writer = writer_factory(self.spool)
         self.metrics = GatewayMetrics(registry or CollectorRegistry())
+        self.live = LiveHub()
         self._clock = clock
         self.hub = MqttHub(mqtt_url) if mqtt_url and any(d.protocol == "mqtt" for d in devices) else None
         if self.hub is not None:
@@ -115,6 +117,7 @@ class Gateway:
             quarantined.inc(len(out.rejected))
             if out.samples:  # the oldest sample of the batch: the lag a live view sees
                 lag.observe(max(0.0, (now - min(s.time for s in out.samples)).total_seconds()))
+            self.live.publish(out.samples)
             await self.writer.submit([*out.samples, *out.rejected])
 
         return sink

@@ -23,7 +23,7 @@ apt_install() {
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 need=()
-for p in postgresql postgresql-contrib mosquitto fonts-wqy-zenhei; do have_pkg "$p" || need+=("$p"); done
+for p in postgresql postgresql-contrib mosquitto fonts-wqy-zenhei chromium fonts-noto-cjk; do have_pkg "$p" || need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   apt_install "${need[@]}"

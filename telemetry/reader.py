@@ -60,6 +60,10 @@ class TelemetryReader:
             "states": await self._select("latest_states", device_id=device_id),
         }
 
+    async def current_states(self, devices: list[str]) -> list[Row]:
+        """State, last seen and the start of the current spell, per device (devices never seen are absent)."""
+        return await self._select("current_states", devices=devices)
+
     async def raw_range(
         self, device_id: str, signal: str, start: datetime, end: datetime, limit: int, *, text: bool = False
     ) -> list[Row]:

@@ -91,9 +91,22 @@ MATRIX = {
     ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): EVERYONE,
     ("GET", "/api/v1/usage.{fmt}"): frozenset({F, A}),
     ("GET", "/api/v1/subsidy-report.{fmt}"): frozenset({F, A}),
+    # Web pages: the same roles through the session cookie; anonymous visitors are sent to the login form.
+    ("GET", "/"): EVERYONE,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): PUBLIC,
+    ("POST", "/language"): PUBLIC,
+    ("GET", "/board"): OPERATORS,
+    ("GET", "/board/tiles"): OPERATORS,
+    ("GET", "/board/events"): OPERATORS,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
+
+
+def is_page(path: str) -> bool:
+    return not path.startswith("/api/") and path not in ("/healthz", "/metrics")
 
 
 def declared_roles(dependant) -> list:
@@ -157,7 +170,7 @@ async def test_every_route_as_every_role(center):
     }
     wrong = []
     for (method, path), allowed in MATRIX.items():
-        if allowed is PUBLIC:
+        if allowed is PUBLIC or is_page(path):
             continue
         url = path.format(**values)
         for caller, headers in callers.items():
@@ -171,6 +184,37 @@ async def test_every_route_as_every_role(center):
                 expected_ok = r.status_code == 403
             if not expected_ok:
                 wrong.append(f"{method} {path} as {caller}: {r.status_code} {r.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+
+
+async def test_every_page_as_every_role(center):
+    """Pages take the session cookie; a visitor without one is sent to log in (303), a role outside the line
+    gets 403, and a form post carries its CSRF token, so only the role decides."""
+    client, pool = center
+    csrf = "c" * 43
+    callers = {"anonymous": {}}
+    for role in Role:
+        token = (await as_role(pool, client, role))["Authorization"].removeprefix("Bearer ")
+        callers[role] = {"fabhub_session": token}
+    wrong = []
+    for (method, path), allowed in MATRIX.items():
+        if allowed is PUBLIC or not is_page(path):
+            continue
+        for caller, cookies in callers.items():
+            client.cookies.clear()
+            client.cookies.update({**cookies, "fabhub_csrf": csrf})
+            form = {"data": {"csrf": csrf}} if method == "POST" else {}
+            async with client.stream(method, path, **form) as r:
+                status, location = r.status_code, r.headers.get("location", "")
+            if caller == "anonymous":
+                expected_ok = status == 303 and location.startswith("/login?next=")
+            elif Role(caller) in allowed:
+                expected_ok = status not in (401, 403) and not location.startswith("/login")
+            else:
+                expected_ok = status == 403
+            if not expected_ok:
+                wrong.append(f"{method} {path} as {caller}: {status} {location}")
+    client.cookies.clear()
     assert not wrong, "\n".join(wrong)
 
 

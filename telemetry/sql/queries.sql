@@ -123,3 +123,19 @@ LIMIT :limit;
 
 -- name: rollup-watermark$
 SELECT watermark FROM telemetry_rollup_state;
+
+-- name: current-states
+-- Each device's latest state and since when it has held it: heartbeats repeat a state without restarting it,
+-- so "since" is the first row after the last row of another state (both backward index probes).
+SELECT d.device_id, cur.state, cur.time AS seen,
+       coalesce((SELECT min(t.time) FROM telemetry_state t
+                 WHERE t.device_id = d.device_id
+                   AND t.time > coalesce((SELECT max(p.time) FROM telemetry_state p
+                                          WHERE p.device_id = d.device_id AND p.state <> cur.state
+                                            AND p.time <= cur.time), '-infinity')),
+                cur.time) AS since
+FROM unnest(CAST(:devices AS text[])) AS d(device_id)
+CROSS JOIN LATERAL (
+    SELECT s.state, s.time FROM telemetry_state s WHERE s.device_id = d.device_id ORDER BY s.time DESC LIMIT 1
+) cur
+ORDER BY d.device_id;

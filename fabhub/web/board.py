@@ -1,0 +1,144 @@
+"""The technicians' live board: a tile per machine, grouped by class and colored by state, with the key
+values, the time in the current state, the booking under way and any alarm. The page is rendered whole;
+changes then arrive as server-sent events from the gateway's live fan-out, and `board.js` applies them.
+A lost stream shows a banner and reconnects by itself, then fetches a fresh set of tiles."""
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from accounts.model import Principal, Role
+from booking.bookings import Bookings
+from fabhub.web.render import Pages
+from fabhub.web.session import WebSessions
+from gateway.live import RESYNC, LiveHub
+from telemetry.reader import TelemetryReader
+
+# What a tile shows; everything else stays off the wire.
+SHOWN = ("state", "program", "progress_pct", "parts_total", "alarm", "print_error", "emergency_stop", "protective_stop")
+TEMPERATURE = "temperature."
+
+
+def shown(signal: str) -> bool:
+    return signal in SHOWN or signal.startswith(TEMPERATURE)
+
+
+@dataclass(frozen=True)
+class Machine:
+    id: str
+    name: str
+    class_id: str
+
+
+@dataclass
+class Tile:
+    machine: Machine
+    state: str = "unknown"
+    since: datetime | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    booking: dict[str, Any] | None = None
+
+    @property
+    def temperature(self) -> tuple[str, float] | None:
+        found = sorted((k, v) for k, v in self.values.items() if k.startswith(TEMPERATURE))
+        return (found[0][0][len(TEMPERATURE) :], found[0][1]) if found else None
+
+    @property
+    def alarm(self) -> str | None:
+        if self.values.get("emergency_stop") == 1:
+            return "E-STOP"
+        if self.values.get("protective_stop") == 1:
+            return "Protective stop"
+        if self.values.get("print_error"):
+            return f"Error {int(self.values['print_error'])}"
+        return self.values.get("alarm") or None if self.state == "down" else None
+
+
+class Board:
+    """Builds the tiles from the database: states, latest values and the bookings under way."""
+
+    def __init__(
+        self,
+        machines: list[Machine],
+        class_names: dict[str, tuple[str, str]],
+        reader: TelemetryReader,
+        bookings: Bookings,
+        pool: Any,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.machines = machines
+        self.class_names = class_names
+        self.reader = reader
+        self.bookings = bookings
+        self.pool = pool
+        self.clock = clock
+
+    async def tiles(self, principal: Principal) -> list[tuple[str, list[Tile]]]:
+        tiles = {m.id: Tile(m) for m in self.machines}
+        for row in await self.reader.current_states(list(tiles)):
+            tiles[row["device_id"]].state, tiles[row["device_id"]].since = row["state"], row["since"]
+        latest = await self.reader.latest()
+        for row in [*latest["numeric"], *latest["text"]]:
+            if row["device_id"] in tiles and shown(row["signal"]) and row["quality"] == 0:
+                tiles[row["device_id"]].values[row["signal"]] = row["value"]
+        now = self.clock()
+        async with self.pool.connection() as conn:
+            current = await self.bookings.list(conn, principal, now, now + timedelta(seconds=1), limit=2000)
+        for b in current:
+            if b["status"] in ("confirmed", "in_progress") and b["device_id"] in tiles:
+                tiles[b["device_id"]].booking = b
+        groups: dict[str, list[Tile]] = {}
+        for tile in tiles.values():
+            groups.setdefault(tile.machine.class_id, []).append(tile)
+        return list(groups.items())
+
+
+def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    Technician = Annotated[Principal, Depends(sessions.page(Role.technician, Role.admin))]
+
+    def class_name(request: Request, class_id: str) -> str:
+        en, zh = board.class_names.get(class_id, (class_id, class_id))
+        return zh if pages.texts(request).lang == "zh" else en
+
+    async def context(request: Request, user: Principal) -> dict[str, Any]:
+        texts = pages.texts(request)
+        labels = {s: texts(s) for s in ("running", "setup", "idle", "down", "maintenance", "offline", "unknown")}
+        groups = [(class_name(request, c), tiles) for c, tiles in await board.tiles(user)]
+        return {"groups": groups, "labels": labels, "now": board.clock()}
+
+    @router.get("/board")
+    async def page(request: Request, user: Technician) -> HTMLResponse:
+        return pages.render(request, "board.html", user, **await context(request, user))
+
+    @router.get("/board/tiles")
+    async def tiles(request: Request, user: Technician) -> HTMLResponse:
+        return pages.render(request, "tiles.html", user, **await context(request, user))
+
+    @router.get("/board/events")
+    async def events(request: Request, user: Technician) -> EventSourceResponse:
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            async with hub.subscribe() as queue:
+                yield ServerSentEvent(event="hello", data="{}", retry=1000)
+                while True:
+                    batch = await queue.get()
+                    if batch == RESYNC:
+                        yield ServerSentEvent(event="resync", data="{}")
+                        continue
+                    changes = [
+                        [s.device_id, s.signal, s.value, s.time.isoformat()]
+                        for s in batch
+                        if shown(s.signal) and s.quality == 0
+                    ]
+                    if changes:
+                        yield ServerSentEvent(event="samples", data=json.dumps(changes))
+
+        return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+
+    return router

@@ -1,0 +1,144 @@
+"""Chinese first, English on request: the page texts, and CNY amounts, dates and times formatted by Babel
+for the reader's locale, always in the center's time zone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime, format_time
+from babel.numbers import format_currency, format_percent
+
+LANGUAGES = {"zh": "zh_CN", "en": "en_GB"}
+DEFAULT = "zh"
+
+# English text -> Chinese. English is the key, so a missing translation shows English, never a blank.
+ZH: dict[str, str] = {
+    "FabHub": "FabHub 共享制造平台",
+    "Live board": "实时看板",
+    "Book a machine": "预约设备",
+    "My bookings": "我的预约",
+    "Finance": "财务",
+    "Management": "管理分析",
+    "Log in": "登录",
+    "Log out": "退出",
+    "Email": "邮箱",
+    "Password": "密码",
+    "Wrong email or password.": "邮箱或密码错误。",
+    "Your session has expired, please log in again.": "会话已过期，请重新登录。",
+    "The form has expired; please try again.": "表单已过期，请重试。",
+    "You may not open this page.": "您无权访问此页面。",
+    "Not found.": "未找到。",
+    "running": "运行",
+    "setup": "调试",
+    "idle": "空闲",
+    "down": "故障",
+    "maintenance": "维护",
+    "offline": "离线",
+    "unknown": "未知",
+    "Connection lost, reconnecting…": "连接中断，正在重连…",
+    "in this state for": "持续",
+    "Program": "程序",
+    "Progress": "进度",
+    "Parts": "件数",
+    "Temperature": "温度",
+    "Booked by": "预约方",
+    "not booked": "未预约",
+    "Alarm": "报警",
+    "Device": "设备",
+    "Class": "类别",
+    "Week of": "周起始",
+    "Previous week": "上一周",
+    "Next week": "下一周",
+    "Start": "开始",
+    "End": "结束",
+    "Price": "价格",
+    "Market price": "市场价",
+    "Subsidy": "补贴",
+    "You pay": "应付",
+    "Check the price": "查看价格",
+    "Confirm the booking": "确认预约",
+    "Booked.": "预约成功。",
+    "Cancel": "取消",
+    "Cancelled.": "已取消。",
+    "Late cancellation fee": "逾期取消费",
+    "Status": "状态",
+    "confirmed": "已确认",
+    "in_progress": "进行中",
+    "completed": "已完成",
+    "cancelled": "已取消",
+    "no_show": "未到场",
+    "Usage": "使用情况",
+    "Running": "运行时长",
+    "OEE": "设备综合效率",
+    "Calendar link": "日历订阅链接",
+    "Create a calendar link": "生成日历订阅链接",
+    "Month": "月份",
+    "Customer": "客户",
+    "Invoices": "发票",
+    "Draft the month": "生成本月草稿",
+    "Issue": "开具",
+    "Credit note": "红字冲销",
+    "Reason": "原因",
+    "Number": "编号",
+    "Total": "合计",
+    "VAT": "增值税",
+    "draft": "草稿",
+    "issued": "已开具",
+    "Lines (CSV)": "明细 (CSV)",
+    "Lines (XLSX)": "明细 (XLSX)",
+    "Usage export": "使用情况导出",
+    "Subsidy report": "补贴报表",
+    "Booked hours": "预约时长",
+    "Running hours": "运行时长",
+    "Bookings": "预约数",
+    "Nothing yet.": "暂无数据。",
+    "Put into maintenance": "设为维护",
+    "Until": "直到",
+    "Down time": "停机",
+    "Reason code": "原因代码",
+    "Attach the reason": "填写原因",
+    "Last hours": "最近数小时",
+    "State timeline": "状态时间线",
+    "OEE trend": "OEE 趋势",
+    "Utilisation": "利用率",
+    "Booked versus running": "预约与实际运行",
+    "Down time by reason": "停机原因帕累托",
+    "Saved.": "已保存。",
+    "hours": "小时",
+    "Language": "语言",
+}
+
+
+def language(value: str | None) -> str:
+    return value if value in LANGUAGES else DEFAULT
+
+
+class Texts:
+    """What a template needs to speak one language: `_()` and the formatters, in the center's zone."""
+
+    def __init__(self, lang: str, zone: ZoneInfo) -> None:
+        self.lang = language(lang)
+        self.locale = LANGUAGES[self.lang]
+        self.zone = zone
+
+    def __call__(self, text: str) -> str:
+        return ZH.get(text, text) if self.lang == "zh" else text
+
+    def money(self, amount: Decimal | str | None) -> str:
+        return "" if amount is None else format_currency(Decimal(amount), "CNY", locale=self.locale)
+
+    def percent(self, share: float | None) -> str:
+        return "–" if share is None else format_percent(share, "#,##0.0%", locale=self.locale)
+
+    def when(self, moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        return format_datetime(moment.astimezone(self.zone), "yyyy-MM-dd HH:mm", locale=self.locale)
+
+    def clock(self, moment: datetime) -> str:
+        return format_time(moment.astimezone(self.zone), "HH:mm", locale=self.locale)
+
+    def day(self, day: date) -> str:
+        return format_date(day, "EEE M/d", locale=self.locale)

@@ -1,0 +1,67 @@
+"""Rendering a page: Jinja2 with autoescaping, the reader's language and the center's time zone, the
+navigation of the reader's role and the CSRF token every form carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from accounts.model import Principal, Role
+from fabhub.web.i18n import Texts, language
+from fabhub.web.session import CSRF_FIELD, LANG_COOKIE, csrf_token
+
+HERE = Path(__file__).resolve().parent
+
+# (path, label, roles): each role sees only its pages.
+NAV = [
+    ("/board", "Live board", {Role.technician, Role.admin}),
+    ("/book", "Book a machine", {Role.customer, Role.technician, Role.admin}),
+    ("/my-bookings", "My bookings", {Role.customer}),
+    ("/finance", "Finance", {Role.finance, Role.admin}),
+    ("/management", "Management", {Role.finance, Role.admin}),
+]
+
+
+def home_of(role: Role) -> str:
+    return next(path for path, _, roles in NAV if role in roles)
+
+
+@dataclass
+class Pages:
+    zone: ZoneInfo
+    center_name: str
+
+    def __post_init__(self) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def texts(self, request: Request) -> Texts:
+        return Texts(language(request.cookies.get(LANG_COOKIE)), self.zone)
+
+    def render(
+        self, request: Request, template: str, user: Principal | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        texts = self.texts(request)
+        nav = [(path, texts(label)) for path, label, roles in NAV if user is not None and user.role in roles]
+        html = self.env.get_template(template).render(
+            _=texts,
+            t=texts,
+            user=user,
+            nav=nav,
+            here=request.url.path,
+            csrf_field=CSRF_FIELD,
+            csrf=csrf_token(request),
+            center=self.center_name,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)

@@ -1,0 +1,35 @@
+"""The live board in a real browser: the gateway reads a simulator over Modbus TCP, and the tile changes
+color when the machine does, pushed over server-sent events."""
+
+from playwright.async_api import expect
+
+from accounts.model import Role
+from tests.accounts_rig import make_user
+from tests.browser import chromium, log_in, new_page, shot
+from tests.gateway_rig import devices_for, running_robot
+from tests.http import serve
+
+
+async def test_a_tile_changes_color_when_the_machine_does(db_url, pool, tmp_path):
+    sim = await running_robot("robot-01")
+    await sim.start()
+    try:
+        devices = devices_for(["robot-01"], {"robot-01": sim.port})
+        async with serve(db_url, devices, run_gateway=True, data_dir=tmp_path, batch_max_age_s=0.05) as client:
+            await make_user(pool, Role.technician, email="tech@center.example")
+            async with chromium() as browser:
+                page = await new_page(browser, str(client.base_url))
+                await log_in(page, "tech@center.example")
+                assert page.url.endswith("/board")
+                tile = page.locator("#tile-robot-01")
+                await expect(tile).to_have_class("tile state-running", timeout=15_000)
+                await shot(page, "board-running")
+                sim.machine.force("down", 600)
+                await sim.tick(0)
+                await expect(tile).to_have_class("tile state-down", timeout=10_000)
+                await expect(tile.locator("[data-field=state]")).to_have_text("故障")
+                await shot(page, "board-down")
+                await sim.stop()
+                await expect(tile).to_have_class("tile state-offline", timeout=15_000)
+    finally:
+        await sim.stop()
