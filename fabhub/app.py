@@ -33,6 +33,7 @@ from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
 from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
+from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.feed import DatabaseFeed
 from fabhub.web.pages import make_router as pages_router
 from fabhub.web.render import Pages
@@ -160,7 +161,14 @@ def create_app(
     if gateway is not None:
         app.include_router(gateway_router(gateway, f"{API}/devices"), dependencies=anyone)
 
-    mount(app, pages, sessions, pages_router(pages, sessions), board_router(pages, sessions, board, hub))
+    mount(
+        app,
+        pages,
+        sessions,
+        pages_router(pages, sessions),
+        board_router(pages, sessions, board, hub),
+        booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
+    )
 
     @app.get(
         "/healthz",

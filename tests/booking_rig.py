@@ -32,6 +32,7 @@ class Customer:
     user_id: int
     org_id: int
     headers: dict[str, str] = field(default_factory=dict)
+    email: str = ""
 
 
 async def customer(
@@ -50,4 +51,4 @@ async def customer(
             await grant_qualification(
                 conn, user_id=user_id, device_class=cls, expires_on=qualified_until, at=NOW, actor=ACTOR
             )
-    return Customer(user_id, org_id, await login(client, email))
+    return Customer(user_id, org_id, await login(client, email), email)

@@ -100,6 +100,12 @@ MATRIX = {
     ("GET", "/board"): OPERATORS,
     ("GET", "/board/tiles"): OPERATORS,
     ("GET", "/board/events"): OPERATORS,
+    ("GET", "/book"): BOOKERS,
+    ("POST", "/book/quote"): BOOKERS,
+    ("POST", "/book"): BOOKERS,
+    ("GET", "/my-bookings"): frozenset({C}),
+    ("POST", "/my-bookings/{booking_id}/cancel"): frozenset({C}),
+    ("POST", "/my-bookings/calendar-link"): frozenset({C}),
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
@@ -204,7 +210,7 @@ async def test_every_page_as_every_role(center):
             client.cookies.clear()
             client.cookies.update({**cookies, "fabhub_csrf": csrf})
             form = {"data": {"csrf": csrf}} if method == "POST" else {}
-            async with client.stream(method, path, **form) as r:
+            async with client.stream(method, path.format(booking_id=1, invoice_id=1), **form) as r:
                 status, location = r.status_code, r.headers.get("location", "")
             if caller == "anonymous":
                 expected_ok = status == 303 and location.startswith("/login?next=")

@@ -108,6 +108,14 @@ ZH: dict[str, str] = {
     "Saved.": "已保存。",
     "hours": "小时",
     "Language": "语言",
+    "any": "任意",
+    "mine": "我的",
+    "free": "可约",
+    "Free nearby": "附近可约时段",
+    "The slot was just taken.": "该时段刚被预约。",
+    "Give a start and an end.": "请填写开始和结束时间。",
+    "The end must come after the start.": "结束时间须晚于开始时间。",
+    "Choose a class of machines.": "请选择设备类别。",
 }
 
 

@@ -59,6 +59,8 @@ class Pages:
             user=user,
             nav=nav,
             here=request.url.path,
+            # where the language switch returns to: a page that answered a form has no address to GET again
+            back=request.url.path if request.method == "GET" else "/",
             csrf_field=CSRF_FIELD,
             csrf=csrf_token(request),
             center=self.center_name,

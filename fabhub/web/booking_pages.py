@@ -1,0 +1,289 @@
+"""SME staff book here: a week calendar per device class with free and taken slots, a booking form that
+shows the subsidized price before confirming, my bookings with cancel (and its fee when late), the iCal
+link, and for each past booking its measured usage and OEE. Every form is checked on the server by the
+booking domain itself; its rule codes are shown in the reader's language."""
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg_pool import AsyncConnectionPool
+
+from accounts import audit
+from accounts.calendar_secrets import rotate_calendar_secret
+from accounts.model import Principal, Role
+from booking import availability, pricing
+from booking.bookings import BookingRequest, Bookings, SlotTaken
+from booking.catalogue import Catalogue
+from booking.errors import BookingError
+from fabhub.web.render import Pages
+from fabhub.web.session import WebSessions, checked_form, field
+from oee.service import OeeService, group
+
+RULES_ZH = {
+    "past": "开始时间已过",
+    "min_booking": "预约时长过短",
+    "max_booking": "预约时长过长",
+    "granularity": "须按时间格开始和结束",
+    "horizon": "超出可预约天数",
+    "opening_hours": "中心在此时段不开放",
+    "qualification": "缺少设备操作资格",
+    "max_future_hours_per_org": "超出本单位未来预约时长上限",
+}
+STATUSES_LIVE = ("confirmed", "in_progress")
+
+
+def parse_local(value: str | None, zone: Any) -> datetime | None:
+    """A `datetime-local` field: the center's wall-clock time, without an offset."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed.astimezone(zone)
+
+
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def make_router(
+    pages: Pages,
+    sessions: WebSessions,
+    pool: AsyncConnectionPool,
+    bookings: Bookings,
+    catalogue: Catalogue,
+    oee: OeeService,
+    clock: Any,
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    zone = pages.zone
+    Booker = Annotated[Principal, Depends(sessions.page(Role.customer, Role.technician, Role.admin))]
+    Customer = Annotated[Principal, Depends(sessions.page(Role.customer))]
+
+    def class_label(request: Request, class_id: str) -> str:
+        cls = catalogue.classes[class_id]
+        return (cls.name_zh or cls.name) if pages.texts(request).lang == "zh" else cls.name
+
+    def problem_texts(request: Request, exc: BookingError) -> list[str]:
+        zh = pages.texts(request).lang == "zh"
+        found = exc.extra.get("problems") or []
+        if not found:
+            return [exc.message]
+        return [f"{RULES_ZH.get(p['rule'], p['rule'])}: {p['message']}" if zh else p["message"] for p in found]
+
+    async def week_grid(user: Principal, class_id: str, device_id: str | None, monday: date) -> dict[str, Any]:
+        """Rows of the class's grid; each cell free (some device free through it), mine, or taken."""
+        cls = catalogue.classes[class_id]
+        step = cls.rules.granularity
+        start = datetime.combine(monday, time(), zone)
+        end = start + timedelta(days=7)
+        device_ids = [device_id] if device_id else catalogue.class_devices(class_id)
+        async with pool.connection() as conn:
+            free = await availability.free_slots(conn, device_ids, start, end, clock(), cls.rules, zone)
+            mine = await bookings.list(conn, user, start, end, class_id=class_id, limit=2000)
+        intervals = [iv for d in device_ids for iv in free[d]]
+        own = [
+            (b["start"], b["end"])
+            for b in mine
+            if b["status"] in STATUSES_LIVE and b["organization_id"] == user.organization_id
+        ]
+        first, last = time(7), time(21)
+        for s, e in intervals:  # a center open outside 07-21 widens the grid
+            s, e = s.astimezone(zone), e.astimezone(zone)
+            first = min(first, s.time())
+            last = max(last, e.time()) if e.date() == s.date() else time(23, 59)
+        rows = []
+        slot = datetime.combine(monday, first, zone)
+        while slot.time() < last and slot.date() == monday:
+            cells = []
+            for day in range(7):
+                a = slot + timedelta(days=day)
+                b = a + step
+                if any(s < b and a < e for s, e in own):
+                    state = "mine"
+                elif any(s <= a and b <= e for s, e in intervals):
+                    state = "free"
+                else:
+                    state = "taken"
+                cells.append((state, a))
+            rows.append((slot.time(), cells))
+            slot += step
+        return {"rows": rows, "days": [monday + timedelta(days=i) for i in range(7)], "step": step}
+
+    async def book_page(
+        request: Request, user: Principal, values: dict[str, Any], status: int = 200, **extra: Any
+    ) -> HTMLResponse:
+        class_id = values.get("class_id") or next(iter(catalogue.classes))
+        if class_id not in catalogue.classes:
+            class_id = next(iter(catalogue.classes))
+        device_id = values.get("device_id") or None
+        if device_id and device_id not in catalogue.class_devices(class_id):
+            device_id = None
+        week = values.get("week") or monday_of(clock().astimezone(zone).date())
+        grid = await week_grid(user, class_id, device_id, week)
+        classes = [(c, class_label(request, c)) for c in catalogue.classes]
+        devices = [(d, catalogue.devices[d].name) for d in catalogue.class_devices(class_id)]
+        return pages.render(
+            request,
+            "book.html",
+            user,
+            status=status,
+            classes=classes,
+            devices=devices,
+            class_id=class_id,
+            device_id=device_id,
+            week=week,
+            previous=week - timedelta(days=7),
+            following=week + timedelta(days=7),
+            rules=catalogue.classes[class_id].rules,
+            values=values,
+            **grid,
+            **extra,
+        )
+
+    def read_values(form: Any) -> dict[str, Any]:
+        start, end = parse_local(field(form, "start"), zone), parse_local(field(form, "end"), zone)
+        return {
+            "class_id": field(form, "class_id"),
+            "device_id": field(form, "device_id") or None,
+            "start": start,
+            "end": end,
+            "week": monday_of(start.date()) if start else None,
+        }
+
+    def request_of(values: dict[str, Any]) -> BookingRequest:
+        return BookingRequest(
+            start=values["start"], end=values["end"], device_id=values["device_id"], class_id=values["class_id"]
+        )
+
+    def missing_times(request: Request, values: dict[str, Any]) -> list[str]:
+        texts = pages.texts(request)
+        problems = []
+        if values["start"] is None or values["end"] is None:
+            problems.append(texts("Give a start and an end."))
+        elif values["end"] <= values["start"]:
+            problems.append(texts("The end must come after the start."))
+        elif values["class_id"] not in catalogue.classes:
+            problems.append(texts("Choose a class of machines."))
+        return problems
+
+    @router.get("/book")
+    async def book(
+        request: Request,
+        user: Booker,
+        cls: str | None = None,
+        device: str | None = None,
+        week: str | None = None,
+        start: str | None = None,
+    ) -> HTMLResponse:
+        values: dict[str, Any] = {"class_id": cls, "device_id": device}
+        try:
+            values["week"] = monday_of(date.fromisoformat(week)) if week else None
+        except ValueError:
+            values["week"] = None
+        begin = parse_local(start, zone)
+        if begin is not None and (cls or next(iter(catalogue.classes))) in catalogue.classes:
+            rules = catalogue.classes[cls or next(iter(catalogue.classes))].rules
+            values.update(start=begin, end=begin + rules.min_booking, week=values["week"] or monday_of(begin.date()))
+        return await book_page(request, user, values)
+
+    @router.post("/book/quote")
+    async def quote(request: Request, user: Booker) -> HTMLResponse:
+        values = read_values(await checked_form(request))
+        problems = missing_times(request, values)
+        if problems:
+            return await book_page(request, user, values, status=422, problems=problems)
+        try:
+            price, broken = await bookings.quote(user, request_of(values))
+        except BookingError as exc:
+            return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
+        texts = pages.texts(request)
+        shown = [f"{RULES_ZH.get(v.rule, v.rule)}: {v.message}" if texts.lang == "zh" else v.message for v in broken]
+        return await book_page(request, user, values, quote=price, problems=shown, bookable=not broken)
+
+    @router.post("/book")
+    async def confirm(request: Request, user: Booker) -> Response:
+        values = read_values(await checked_form(request))
+        problems = missing_times(request, values)
+        if problems:
+            return await book_page(request, user, values, status=422, problems=problems)
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                row = await bookings.create(conn, user, request_of(values))
+        except SlotTaken as exc:
+            others = await bookings.alternatives(exc)
+            return await book_page(
+                request,
+                user,
+                values,
+                status=409,
+                problems=[pages.texts(request)("The slot was just taken.")],
+                alternatives=others,
+            )
+        except BookingError as exc:
+            return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
+        target = "/my-bookings" if user.role == Role.customer else f"/book?cls={values['class_id']}"
+        return RedirectResponse(f"{target}{'&' if '?' in target else '?'}booked={row['id']}", status_code=303)
+
+    async def my_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> HTMLResponse:
+        now = clock()
+        async with pool.connection() as conn:
+            rows = await bookings.list(conn, user, now - timedelta(days=62), now + timedelta(days=62), limit=500)
+        upcoming, past = [], []
+        for b in sorted(rows, key=lambda r: r["start"]):
+            cls = catalogue.classes[b["class_id"]]
+            late = b["start"] - now < cls.rules.late_cancellation  # as Bookings.cancel decides it
+            fee = pricing.fee(b["net"], cls.rules.late_cancellation_fee_share) if late else pricing.ZERO
+            b = {**b, "late": late, "fee_if_cancelled": fee}
+            (upcoming if b["end"] > now and b["status"] in STATUSES_LIVE else past).append(b)
+        past = past[-20:][::-1]
+        usage: dict[int, Any] = {}
+        async with pool.connection() as conn:
+            for b in past:
+                if b["status"] in ("completed", "in_progress"):
+                    daily = await oee.daily(conn, [b["device_id"]], b["start"], b["end"], user.organization_id)
+                    total = group(daily, "total")
+                    if len(total):
+                        usage[b["id"]] = total.iloc[0].to_dict()
+        return pages.render(
+            request,
+            "my_bookings.html",
+            user,
+            status=status,
+            upcoming=upcoming,
+            past=past,
+            usage=usage,
+            now=now,
+            **extra,
+        )
+
+    @router.get("/my-bookings")
+    async def mine(
+        request: Request, user: Customer, booked: int | None = None, cancelled: int | None = None
+    ) -> HTMLResponse:
+        texts = pages.texts(request)
+        notice = texts("Booked.") if booked else texts("Cancelled.") if cancelled else None
+        return await my_page(request, user, notice=notice)
+
+    @router.post("/my-bookings/{booking_id}/cancel")
+    async def cancel(request: Request, user: Customer, booking_id: int) -> Response:
+        await checked_form(request)
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                await bookings.cancel(conn, user, booking_id)
+        except BookingError as exc:
+            return await my_page(request, user, status=exc.status, problems=[exc.message])
+        return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
+
+    @router.post("/my-bookings/calendar-link")
+    async def calendar_link(request: Request, user: Customer) -> HTMLResponse:
+        await checked_form(request)
+        async with pool.connection() as conn, conn.transaction():
+            secret = await rotate_calendar_secret(conn, user.id)
+            await audit.record(conn, clock(), user, "rotate_calendar_secret", "app_user", user.id)
+        return await my_page(request, user, feed_url=str(request.url_for("calendar_feed", secret=secret)))
+
+    return router

@@ -1,0 +1,41 @@
+"""Booking in a real browser: a customer picks a free slot on the week calendar, sees the subsidized price
+before confirming, finds the booking under "my bookings" and on the calendar, and cancels it."""
+
+from playwright.async_api import expect
+
+from tests.accounts_rig import Clock
+from tests.booking_rig import NOW, customer
+from tests.browser import chromium, log_in, new_page, shot
+from tests.http import serve
+
+
+async def test_book_a_slot_see_it_on_the_calendar_and_cancel_it(db_url, pool):
+    async with serve(db_url, clock=Clock(NOW)) as client:
+        booker = await customer(pool, client, programs=("jingjiang-sme",))
+        async with chromium() as browser:
+            page = await new_page(browser, str(client.base_url))
+            await log_in(page, booker.email)
+            assert page.url.endswith("/book")
+            await shot(page, "book-calendar")
+            # Tuesday 2 March, 09:00, on the CNC class's calendar (the first class)
+            slot = page.locator('#calendar a.free[data-start="2027-03-02T09:00:00+08:00"]')
+            await slot.click()
+            await page.select_option("select[name=device_id]", "cnc-01")
+            await page.click("[data-test=quote]")
+            # 1 h x 180.00, half of it subsidized by the Jingjiang SME program
+            await expect(page.locator("[data-test=net]")).to_have_text("¥90.00")
+            await shot(page, "book-price")
+            await page.click("[data-test=confirm]")
+            await expect(page.locator(".notice")).to_have_text("预约成功。")
+            await expect(page.locator("#upcoming")).to_contain_text("2027-03-02 09:00")
+            await shot(page, "my-bookings")
+            await page.goto("/book?cls=cnc&device=cnc-01&week=2027-03-01")
+            mine = page.locator('#calendar .slot.mine[data-start="2027-03-02T09:00:00+08:00"]')
+            await expect(mine).to_have_count(1)
+            await page.goto("/my-bookings")
+            await page.click("#upcoming button:has-text('取消')")
+            await expect(page.locator(".notice")).to_have_text("已取消。")
+            await expect(page.locator("#upcoming")).not_to_contain_text("2027-03-02 09:00")
+            # the English switch
+            await page.click("[data-test=language]")
+            await expect(page.locator("h1")).to_have_text("My bookings")
