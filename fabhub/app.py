@@ -35,6 +35,7 @@ from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.feed import DatabaseFeed
+from fabhub.web.finance_pages import make_router as finance_pages_router
 from fabhub.web.pages import make_router as pages_router
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
@@ -168,6 +169,7 @@ def create_app(
         pages_router(pages, sessions),
         board_router(pages, sessions, board, hub),
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
+        finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
     )
 
     @app.get(

@@ -106,6 +106,11 @@ MATRIX = {
     ("GET", "/my-bookings"): frozenset({C}),
     ("POST", "/my-bookings/{booking_id}/cancel"): frozenset({C}),
     ("POST", "/my-bookings/calendar-link"): frozenset({C}),
+    ("GET", "/finance"): frozenset({F, A}),
+    ("POST", "/finance/drafts"): frozenset({F, A}),
+    ("POST", "/finance/invoices/{invoice_id}/issue"): frozenset({F, A}),
+    ("POST", "/finance/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
+    ("GET", "/finance/invoices/{invoice_id}"): frozenset({F, A}),
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }

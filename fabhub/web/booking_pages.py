@@ -17,6 +17,7 @@ from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from booking.errors import BookingError
+from fabhub.web.finance_pages import invoices_of
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, checked_form, field
 from oee.service import OeeService, group
@@ -248,6 +249,7 @@ def make_router(
                     total = group(daily, "total")
                     if len(total):
                         usage[b["id"]] = total.iloc[0].to_dict()
+            issued = await invoices_of(conn, None, user.organization_id, "issued")
         return pages.render(
             request,
             "my_bookings.html",
@@ -257,6 +259,7 @@ def make_router(
             past=past,
             usage=usage,
             now=now,
+            invoices=issued,
             **extra,
         )
 

@@ -116,6 +116,10 @@ ZH: dict[str, str] = {
     "Give a start and an end.": "请填写开始和结束时间。",
     "The end must come after the start.": "结束时间须晚于开始时间。",
     "Choose a class of machines.": "请选择设备类别。",
+    "credited": "已冲销",
+    "The month is not over yet.": "该月尚未结束。",
+    "Give a reason of 3 to 500 characters.": "请填写 3 至 500 字的原因。",
+    "Download": "下载",
 }
 
 

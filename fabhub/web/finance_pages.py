@@ -1,0 +1,142 @@
+"""Finance at month end: usage per customer, the month's invoice drafts to review and issue, credit notes,
+and the exports (which the API serves; the session cookie reads them). Issuing and crediting go through
+the same `Invoicing` as the API, so the numbering and the ledger rules are the same."""
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from accounts.model import Principal, Role
+from booking.catalogue import Catalogue
+from booking.errors import BookingError
+from fabhub.web.render import Pages
+from fabhub.web.session import WebSessions, checked_form, field
+from oee.invoices import Invoicing, first_of_month, next_month
+from oee.sqlfiles import QUERIES
+
+
+def parse_month(text: str | None) -> date | None:
+    try:
+        year, month = (text or "").split("-")
+        found = date(int(year), int(month), 1)
+    except ValueError:
+        return None
+    return found if 2000 <= found.year < 2200 else None
+
+
+async def invoices_of(conn: Any, month: date | None, organization_id: int | None, status: str | None) -> list[dict]:
+    params = {"month": month, "organization_id": organization_id, "status": status, "id": None}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(QUERIES.invoices.sql, params)
+        return await cur.fetchall()
+
+
+def make_router(
+    pages: Pages,
+    sessions: WebSessions,
+    pool: AsyncConnectionPool,
+    invoicing: Invoicing,
+    catalogue: Catalogue,
+    clock: Any,
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    zone = pages.zone
+    Finance = Annotated[Principal, Depends(sessions.page(Role.finance, Role.admin))]
+
+    def last_month() -> date:
+        return first_of_month(first_of_month(clock().astimezone(zone).date()) - timedelta(days=1))
+
+    async def finance_page(request: Request, user: Principal, month: date, status: int = 200, **extra: Any) -> Response:
+        start = datetime.combine(month, time(), zone)
+        end = datetime.combine(next_month(month), time(), zone)
+        async with pool.connection() as conn:
+            documents = await invoices_of(conn, month, None, None)
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(QUERIES.usage_of_month.sql, {"start": start, "end": end, "organization_id": None})
+                usage = await cur.fetchall()
+        customers: dict[int, dict[str, Any]] = {}
+        for u in usage:
+            c = customers.setdefault(
+                u["organization_id"], {"name": u["organization_name"], "bookings": 0, "booked_s": 0.0, "running_s": 0.0}
+            )
+            c["bookings"] += 1
+            c["booked_s"] += u["booked_s"]
+            c["running_s"] += u["running_s"]
+        month_over = end <= clock()
+        return pages.render(
+            request,
+            "finance.html",
+            user,
+            status=status,
+            month=month,
+            month_text=f"{month:%Y-%m}",
+            previous=f"{first_of_month(month - timedelta(days=1)):%Y-%m}",
+            following=f"{next_month(month):%Y-%m}",
+            month_over=month_over,
+            documents=documents,
+            customers=sorted(customers.values(), key=lambda c: c["name"]),
+            programs=sorted(catalogue.programs.values(), key=lambda p: p.id),
+            **extra,
+        )
+
+    @router.get("/finance")
+    async def finance(request: Request, user: Finance, month: str | None = None, done: str | None = None) -> Response:
+        chosen = parse_month(month) or last_month()
+        notice = pages.texts(request)("Saved.") if done else None
+        return await finance_page(request, user, chosen, notice=notice)
+
+    async def act(request: Request, user: Principal, month_text: str | None, work: Any) -> Response:
+        month = parse_month(month_text) or last_month()
+        try:
+            async with pool.connection() as conn:
+                await work(conn, month)
+        except BookingError as exc:
+            return await finance_page(request, user, month, status=exc.status, problems=[exc.message])
+        return RedirectResponse(f"/finance?month={month:%Y-%m}&done=1", status_code=303)
+
+    @router.post("/finance/drafts")
+    async def draft(request: Request, user: Finance) -> Response:
+        form = await checked_form(request)
+
+        async def work(conn: Any, month: date) -> None:
+            if datetime.combine(next_month(month), time(), zone) > clock():
+                raise BookingError(pages.texts(request)("The month is not over yet."))
+            await invoicing.draft_month(conn, month, user)
+
+        return await act(request, user, field(form, "month"), work)
+
+    @router.post("/finance/invoices/{invoice_id}/issue")
+    async def issue(request: Request, user: Finance, invoice_id: int) -> Response:
+        form = await checked_form(request)
+        return await act(request, user, field(form, "month"), lambda conn, _: invoicing.issue(conn, invoice_id, user))
+
+    @router.post("/finance/invoices/{invoice_id}/credit-note")
+    async def credit(request: Request, user: Finance, invoice_id: int) -> Response:
+        form = await checked_form(request)
+        reason = field(form, "reason", "")
+        if len(reason) < 3 or len(reason) > 500 or "\x00" in reason:
+            month = parse_month(field(form, "month")) or last_month()
+            message = pages.texts(request)("Give a reason of 3 to 500 characters.")
+            return await finance_page(request, user, month, status=422, problems=[message])
+        return await act(
+            request, user, field(form, "month"), lambda conn, _: invoicing.credit(conn, invoice_id, user, reason)
+        )
+
+    @router.get("/finance/invoices/{invoice_id}")
+    async def invoice(request: Request, user: Finance, invoice_id: int) -> HTMLResponse:
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                QUERIES.invoices.sql, {"month": None, "organization_id": None, "status": None, "id": invoice_id}
+            )
+            found = await cur.fetchone()
+            await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
+            lines = await cur.fetchall()
+        if found is None:
+            return pages.render(request, "error.html", user, status=404, message=pages.texts(request)("Not found."))
+        return pages.render(request, "invoice.html", user, invoice=found, lines=lines)
+
+    return router
