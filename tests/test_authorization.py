@@ -111,6 +111,7 @@ MATRIX = {
     ("POST", "/finance/invoices/{invoice_id}/issue"): frozenset({F, A}),
     ("POST", "/finance/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
     ("GET", "/finance/invoices/{invoice_id}"): frozenset({F, A}),
+    ("GET", "/management"): frozenset({F, A}),
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }

@@ -119,7 +119,7 @@ ZH: dict[str, str] = {
     "credited": "已冲销",
     "The month is not over yet.": "该月尚未结束。",
     "Give a reason of 3 to 500 characters.": "请填写 3 至 500 字的原因。",
-    "Download": "下载",
+    "Choose up to 92 days, the first before the last.": "请选择不超过 92 天的时间段，开始日期须早于结束日期。",
 }
 
 
