@@ -36,6 +36,7 @@ from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.feed import DatabaseFeed
 from fabhub.web.finance_pages import make_router as finance_pages_router
+from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
 from fabhub.web.render import Pages
@@ -172,6 +173,7 @@ def create_app(
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
         finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
+        machine_router(pages, sessions, pool, reader, catalogue, clock),
     )
 
     @app.get(

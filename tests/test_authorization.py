@@ -112,6 +112,9 @@ MATRIX = {
     ("POST", "/finance/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
     ("GET", "/finance/invoices/{invoice_id}"): frozenset({F, A}),
     ("GET", "/management"): frozenset({F, A}),
+    ("GET", "/machines/{device_id}"): OPERATORS,
+    ("POST", "/machines/{device_id}/maintenance"): OPERATORS,
+    ("POST", "/machines/{device_id}/downtime"): OPERATORS,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
 }
@@ -216,7 +219,7 @@ async def test_every_page_as_every_role(center):
             client.cookies.clear()
             client.cookies.update({**cookies, "fabhub_csrf": csrf})
             form = {"data": {"csrf": csrf}} if method == "POST" else {}
-            async with client.stream(method, path.format(booking_id=1, invoice_id=1), **form) as r:
+            async with client.stream(method, path.format(booking_id=1, invoice_id=1, device_id="cnc-01"), **form) as r:
                 status, location = r.status_code, r.headers.get("location", "")
             if caller == "anonymous":
                 expected_ok = status == 303 and location.startswith("/login?next=")

@@ -3,8 +3,10 @@ network. Each function takes plain numbers and labels and returns markup with ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -110,6 +112,22 @@ class Bar:
     end: float
     kind: str  # "booking" or a machine state
     title: str = ""
+
+
+def state_bars(
+    row: str, spans: Iterable[Mapping[str, Any]], origin: datetime, label: Callable[[str], str]
+) -> list[Bar]:
+    """A state timeline (rows of state, start, end) as bars of one Gantt row, in seconds from `origin`."""
+    return [
+        Bar(
+            row,
+            (s["start"] - origin).total_seconds(),
+            (s["end"] - origin).total_seconds(),
+            s["state"],
+            label(s["state"]),
+        )
+        for s in spans
+    ]
 
 
 def gantt(

@@ -119,6 +119,13 @@ ZH: dict[str, str] = {
     "credited": "已冲销",
     "The month is not over yet.": "该月尚未结束。",
     "Give a reason of 3 to 500 characters.": "请填写 3 至 500 字的原因。",
+    "Choose a down interval.": "请选择一个停机区间。",
+    "The window has already ended.": "该时段已经结束。",
+    "unexplained": "未说明",
+    "Cancel the bookings in the way (free of charge)": "取消冲突的预约（免费）",
+    "Maintenance windows": "维护计划",
+    "still down": "仍在停机",
+    "Note": "备注",
     "Choose up to 92 days, the first before the last.": "请选择不超过 92 天的时间段，开始日期须早于结束日期。",
 }
 

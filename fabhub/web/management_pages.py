@@ -91,16 +91,7 @@ def make_router(
             if b["device_id"] in names and b["status"] not in ("cancelled",)
         ]
         for i in ids:
-            for s in await reader.timeline(i, gantt_start, end):
-                bars.append(
-                    charts.Bar(
-                        names[i],
-                        (s["start"] - gantt_start).total_seconds(),
-                        (s["end"] - gantt_start).total_seconds(),
-                        s["state"],
-                        texts(s["state"]),
-                    )
-                )
+            bars += charts.state_bars(names[i], await reader.timeline(i, gantt_start, end), gantt_start, texts)
         ticks = [
             ((datetime.combine(d, time(), zone) - gantt_start).total_seconds(), f"{d:%m-%d}")
             for d in days

@@ -1,0 +1,47 @@
+"""A machine's page in a real browser, over the down-time test's day: from its tile on the board, a
+technician attaches a reason to the evening's fault and puts the machine into maintenance."""
+
+from playwright.async_api import expect
+
+from accounts.model import Role
+from tests.accounts_rig import make_user
+from tests.browser import chromium, log_in, new_page, shot
+from tests.http import serve
+from tests.test_downtime import NOW, write_day
+
+
+async def test_reason_and_maintenance_from_the_machine_page(db_url, pool):
+    await write_day(pool)
+    async with serve(db_url, clock=lambda: NOW) as client:
+        await make_user(pool, Role.technician, email="tech@center.example")
+        async with chromium() as browser:
+            page = await new_page(browser, str(client.base_url))
+            await log_in(page, "tech@center.example")
+            await expect(page.locator("#tile-cnc-01")).to_have_class("tile state-down")
+            await shot(page, "board")
+            await page.click("#tile-cnc-01")
+            await expect(page.locator("h1")).to_contain_text("cnc-01")
+            assert await page.locator("#timeline svg rect title", has_text="故障").count() >= 1
+            evening = page.locator("#down tr", has_text="2027-03-01 19:30")
+            await evening.locator("select[name=code]").select_option(index=1)
+            chosen = await evening.locator("select[name=code] option").nth(1).get_attribute("value")
+            await evening.locator("input[name=note]").fill("主轴过载")
+            await evening.locator("button").click()
+            await expect(page.locator(".notice")).to_have_text("已保存。")
+            async with pool.connection() as conn:
+                stored = await (await conn.execute("SELECT code, note FROM downtime_reason")).fetchall()
+            assert stored == [(chosen, "主轴过载")]
+            await page.fill("#maintenance-form input[name=start]", "2027-03-02T08:00")
+            await page.fill("#maintenance-form input[name=end]", "2027-03-02T10:00")
+            await page.fill("#maintenance-form input[name=reason]", "spindle bearing")
+            await page.click("#maintenance-form button")
+            await expect(page.locator("#windows")).to_contain_text("spindle bearing")
+            await page.fill("#maintenance-form input[name=start]", "2027-03-01T08:00")
+            await page.fill("#maintenance-form input[name=end]", "2027-03-01T10:00")  # in the past
+            await page.fill("#maintenance-form input[name=reason]", "too late")
+            await page.click("#maintenance-form button")
+            await expect(page.locator(".problems")).to_have_text("该时段已经结束。")
+            await shot(page, "machine")
+            phone = await new_page(browser, str(client.base_url), phone=True)
+            await log_in(phone, "tech@center.example")
+            await shot(phone, "board-phone")
