@@ -27,6 +27,7 @@ bench: $(STAMP) system
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/booking.py
 	$(BIN)/python bench/oee.py
+	$(BIN)/python bench/live.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
@@ -87,15 +89,30 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
         try:
             application = create_app(settings, database, devices, mqtt_url=mqtt_url)
             server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port))
+            opener: asyncio.Task[None] | None = None
             if speed is not None:
                 await migrate(database, timescaledb=settings.timescaledb)
                 # Accounts with a published password only ever go into the demo's own embedded database.
                 accounts = await _demo_accounts(settings, devices, database) if settings.database_url is None else ()
                 _banner(settings, devices, speed, accounts)
+                opener = asyncio.create_task(_open_board(server, f"http://{settings.host}:{settings.port}"))
             await server.serve()
+            if opener is not None:
+                opener.cancel()
         finally:
             for sim in sims:
                 await sim.stop()
+
+
+async def _open_board(server: object, base: str) -> None:
+    """The demo opens on the live board where a desktop can show it (never a text browser in a terminal)."""
+    import webbrowser
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform in ("darwin", "win32")):
+        return
+    while not getattr(server, "started", False):  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
+        await asyncio.sleep(0.1)
+    await asyncio.to_thread(webbrowser.open, f"{base}/login?next=/board")
 
 
 async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str) -> tuple[DemoAccount, ...]:
@@ -108,8 +125,11 @@ def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tup
     base = f"http://{settings.host}:{settings.port}"
     err.print(f"[bold green]FabHub demo[/bold green] at {base}: {len(devices.devices)} simulated machines, "
               f"{speed:g}x real time")  # fmt: skip
+    err.print(f"  [bold]live board {base}/board[/bold] (log in as the technician below)")
+    err.print(f"  booking  {base}/book")
+    err.print(f"  finance  {base}/finance")
+    err.print(f"  charts   {base}/management")
     err.print(f"  devices  {base}/api/v1/devices")
-    err.print(f"  latest   {base}/api/v1/telemetry/latest")
     err.print(f"  API docs {base}/docs (Authorize with an account below)")
     err.print(f"  health   {base}/healthz")
     err.print(f"  metrics  {base}/metrics")
@@ -124,6 +144,9 @@ def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tup
 
 def _serve(settings: Settings, speed: float | None = None) -> None:
     devices = _devices(settings)
+    # uvicorn shuts down on SIGTERM, then raises it again; by default that would end the process before the
+    # embedded PostgreSQL and broker are stopped. As an interrupt it unwinds through their clean-ups.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with database_url(settings) as url, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_async(settings, devices, url, speed))
 

@@ -4,7 +4,8 @@ color when the machine does, pushed over server-sent events."""
 from playwright.async_api import expect
 
 from accounts.model import Role
-from tests.accounts_rig import make_user
+from fabhub.web import board
+from tests.accounts_rig import login, make_user
 from tests.browser import chromium, log_in, new_page, shot
 from tests.gateway_rig import devices_for, running_robot
 from tests.http import serve
@@ -33,3 +34,23 @@ async def test_a_tile_changes_color_when_the_machine_does(db_url, pool, tmp_path
                 await expect(tile).to_have_class("tile state-offline", timeout=15_000)
     finally:
         await sim.stop()
+
+
+async def test_an_open_stream_ends_when_its_account_is_deactivated(db_url, pool, monkeypatch):
+    monkeypatch.setattr(board, "RECHECK_S", 0.2)
+    async with serve(db_url) as client:
+        user_id = await make_user(pool, Role.technician, email="leaving@center.example")
+        token = (await login(client, "leaving@center.example"))["Authorization"].removeprefix("Bearer ")
+        client.cookies.set("fabhub_session", token)
+        async with client.stream("GET", "/board/events", headers={"Accept": "text/event-stream"}) as r:
+            assert r.status_code == 200
+            seen = []
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    seen.append(line.removeprefix("event: ").strip())
+                    if seen == ["hello"]:
+                        async with pool.connection() as conn:
+                            await conn.execute("UPDATE app_user SET active = false WHERE id = %s", (user_id,))
+                    if seen[-1] == "expired":
+                        break
+            assert seen == ["hello", "expired"]

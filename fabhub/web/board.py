@@ -3,7 +3,9 @@ values, the time in the current state, the booking under way and any alarm. The 
 changes then arrive as server-sent events from the gateway's live fan-out, and `board.js` applies them.
 A lost stream shows a banner and reconnects by itself, then fetches a fresh set of tiles."""
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +25,7 @@ from telemetry.reader import TelemetryReader
 # What a tile shows; everything else stays off the wire.
 SHOWN = ("state", "program", "progress_pct", "parts_total", "alarm", "print_error", "emergency_stop", "protective_stop")
 TEMPERATURE = "temperature."
+RECHECK_S = 30.0  # how often an open stream checks that its session still holds
 
 
 def shown(signal: str) -> bool:
@@ -101,7 +104,8 @@ class Board:
 
 def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    Technician = Annotated[Principal, Depends(sessions.page(Role.technician, Role.admin))]
+    watchers = frozenset({Role.technician, Role.admin})
+    Technician = Annotated[Principal, Depends(sessions.page(*watchers))]
 
     def class_name(request: Request, class_id: str) -> str:
         en, zh = board.class_names.get(class_id, (class_id, class_id))
@@ -124,10 +128,21 @@ def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub)
     @router.get("/board/events")
     async def events(request: Request, user: Technician) -> EventSourceResponse:
         async def stream() -> AsyncIterator[ServerSentEvent]:
+            recheck_at = time.monotonic() + RECHECK_S
             async with hub.subscribe() as queue:
                 yield ServerSentEvent(event="hello", data="{}", retry=1000)
                 while True:
-                    batch = await queue.get()
+                    try:
+                        batch = await asyncio.wait_for(queue.get(), RECHECK_S)
+                    except TimeoutError:
+                        batch = None
+                    if time.monotonic() >= recheck_at:
+                        if not await sessions.still_admits(request, watchers):
+                            yield ServerSentEvent(event="expired", data="{}")
+                            return
+                        recheck_at = time.monotonic() + RECHECK_S
+                    if batch is None:
+                        continue
                     if batch == RESYNC:
                         yield ServerSentEvent(event="resync", data="{}")
                         continue

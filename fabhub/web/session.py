@@ -73,6 +73,18 @@ class WebSessions:
         visitor.roles = allowed  # type: ignore[attr-defined]
         return visitor
 
+    async def still_admits(self, request: Request, roles: frozenset[Role]) -> bool:
+        """For a response that lasts (the board's event stream): does the session still hold, in one of `roles`?
+        A deactivation, a role change or the end of the session then ends the stream too."""
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token:
+            return False
+        try:
+            principal = await self.auth.principal(token)
+        except HTTPException:
+            return False
+        return principal.role in roles
+
     def start(self, response: Response, token: str) -> None:
         response.set_cookie(
             SESSION_COOKIE, token, max_age=int(self.ttl.total_seconds()), httponly=True, samesite="lax", path="/"

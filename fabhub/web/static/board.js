@@ -78,6 +78,8 @@
       for (const [device, signal, value, time] of JSON.parse(e.data)) apply(device, signal, value, time);
     });
     events.addEventListener("resync", reload);
+    // The session ended (logged out elsewhere, deactivated, expired): the page sends the browser to log in.
+    events.addEventListener("expired", function () { events.close(); window.location.reload(); });
   }
 
   connect();
