@@ -102,6 +102,14 @@ async def opening_hours(conn: AsyncConnection) -> list[Opening]:
     return [Opening(**row) for row in await _rows(conn, QUERIES.opening_hours.sql)]
 
 
+async def open_time(
+    conn: AsyncConnection, start: datetime, end: datetime, zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """The open intervals of [start, end): what a calendar greys out is exactly what a booking is refused."""
+    found = await QUERIES.open_time(conn, start=start, end=end, zone=zone.key)
+    return [(r.lower, r.upper) for r in found or []]
+
+
 async def _outside(
     conn: AsyncConnection, now: datetime, zone: ZoneInfo, window: tuple[datetime, datetime] | None = None
 ) -> list[dict[str, Any]]:

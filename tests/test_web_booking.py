@@ -4,7 +4,7 @@ before confirming, finds the booking under "my bookings" and on the calendar, an
 from playwright.async_api import expect
 
 from tests.accounts_rig import Clock
-from tests.booking_rig import NOW, customer
+from tests.booking_rig import NOW, customer, slot
 from tests.browser import chromium, log_in, new_page, shot
 from tests.http import serve
 
@@ -18,8 +18,8 @@ async def test_book_a_slot_see_it_on_the_calendar_and_cancel_it(db_url, pool):
             assert page.url.endswith("/book")
             await shot(page, "book-calendar")
             # Tuesday 2 March, 09:00, on the CNC class's calendar (the first class)
-            slot = page.locator('#calendar a.free[data-start="2027-03-02T09:00:00+08:00"]')
-            await slot.click()
+            tuesday_nine = page.locator('#calendar a.free[data-start="2027-03-02T09:00:00+08:00"]')
+            await tuesday_nine.click()
             await page.select_option("select[name=device_id]", "cnc-01")
             await page.click("[data-test=quote]")
             # 1 h x 180.00, half of it subsidized by the Jingjiang SME program
@@ -29,9 +29,15 @@ async def test_book_a_slot_see_it_on_the_calendar_and_cancel_it(db_url, pool):
             await expect(page.locator(".notice")).to_have_text("预约成功。")
             await expect(page.locator("#upcoming")).to_contain_text("2027-03-02 09:00")
             await shot(page, "my-bookings")
+            other = await customer(pool, client)
+            taken = slot(1, 11, 12, device_id="cnc-01")
+            assert (await client.post("/api/v1/bookings", json=taken, headers=other.headers)).status_code == 201
             await page.goto("/book?cls=cnc&device=cnc-01&week=2027-03-01")
-            mine = page.locator('#calendar .slot.mine[data-start="2027-03-02T09:00:00+08:00"]')
-            await expect(mine).to_have_count(1)
+            calendar = page.locator("#calendar")
+            await expect(calendar.locator('.mine[data-start="2027-03-02T09:00:00+08:00"]')).to_have_count(1)
+            await expect(calendar.locator('.taken[data-start="2027-03-02T11:00:00+08:00"]')).to_have_count(1)
+            await expect(calendar.locator('.closed[data-start="2027-03-02T07:30:00+08:00"]')).to_have_count(1)
+            await expect(calendar.locator('.free[data-start="2027-03-02T12:00:00+08:00"]')).to_have_count(1)
             await page.goto("/my-bookings")
             await page.click("#upcoming button:has-text('取消')")
             await expect(page.locator(".notice")).to_have_text("已取消。")

@@ -41,3 +41,7 @@ WHERE b.status = 'confirmed' AND upper(b.during) > :now
   AND NOT booking_open_hours(lower(b.during), upper(b.during), :zone) @> b.during::tstzrange
 ORDER BY lower(b.during), b.id
 LIMIT 500;
+
+-- name: open-time$
+-- The center's open time in a window (weekly hours less closed days), as the booking check sees it.
+SELECT booking_open_hours(:start, :end, :zone);

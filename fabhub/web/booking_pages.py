@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from accounts import audit
 from accounts.calendar_secrets import rotate_calendar_secret
 from accounts.model import Principal, Role
-from booking import availability, pricing
+from booking import availability, hours, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from booking.errors import BookingError
@@ -76,15 +76,18 @@ def make_router(
         return [f"{RULES_ZH.get(p['rule'], p['rule'])}: {p['message']}" if zh else p["message"] for p in found]
 
     async def week_grid(user: Principal, class_id: str, device_id: str | None, monday: date) -> dict[str, Any]:
-        """Rows of the class's grid; each cell free (some device free through it), mine, or taken."""
+        """Rows of the class's grid; each cell mine, free (some device free through it), closed (past, or the
+        center closed) or taken (booked by others, or maintenance)."""
+        now = clock()
         cls = catalogue.classes[class_id]
         step = cls.rules.granularity
         start = datetime.combine(monday, time(), zone)
         end = start + timedelta(days=7)
         device_ids = [device_id] if device_id else catalogue.class_devices(class_id)
         async with pool.connection() as conn:
-            free = await availability.free_slots(conn, device_ids, start, end, clock(), cls.rules, zone)
+            free = await availability.free_slots(conn, device_ids, start, end, now, cls.rules, zone)
             mine = await bookings.list(conn, user, start, end, class_id=class_id, limit=2000)
+            opened = await hours.open_time(conn, start, end, zone)
         intervals = [iv for d in device_ids for iv in free[d]]
         own = [
             (b["start"], b["end"])
@@ -92,7 +95,7 @@ def make_router(
             if b["status"] in STATUSES_LIVE and b["organization_id"] == user.organization_id
         ]
         first, last = time(7), time(21)
-        for s, e in intervals:  # a center open outside 07-21 widens the grid
+        for s, e in opened:  # a center open outside 07-21 widens the grid
             s, e = s.astimezone(zone), e.astimezone(zone)
             first = min(first, s.time())
             last = max(last, e.time()) if e.date() == s.date() else time(23, 59)
@@ -107,6 +110,8 @@ def make_router(
                     state = "mine"
                 elif any(s <= a and b <= e for s, e in intervals):
                     state = "free"
+                elif a < now or not any(s <= a and b <= e for s, e in opened):
+                    state = "closed"
                 else:
                     state = "taken"
                 cells.append((state, a))

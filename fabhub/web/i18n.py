@@ -110,6 +110,8 @@ ZH: dict[str, str] = {
     "Language": "语言",
     "any": "任意",
     "mine": "我的",
+    "taken": "已约",
+    "closed": "不开放",
     "free": "可约",
     "Free nearby": "附近可约时段",
     "The slot was just taken.": "该时段刚被预约。",
