@@ -5,6 +5,7 @@ from playwright.async_api import expect
 
 from accounts.model import Role
 from tests.accounts_rig import make_user
+from tests.booking_rig import customer
 from tests.browser import chromium, log_in, new_page, shot
 from tests.http import serve
 from tests.test_downtime import NOW, write_day
@@ -31,10 +32,22 @@ async def test_reason_and_maintenance_from_the_machine_page(db_url, pool):
             async with pool.connection() as conn:
                 stored = await (await conn.execute("SELECT code, note FROM downtime_reason")).fetchall()
             assert stored == [(chosen, "主轴过载")]
-            await page.fill("#maintenance-form input[name=start]", "2027-03-02T08:00")
-            await page.fill("#maintenance-form input[name=end]", "2027-03-02T10:00")
-            await page.fill("#maintenance-form input[name=reason]", "spindle bearing")
-            await page.click("#maintenance-form button")
+            booker = await customer(pool, client)
+            booked = {"device_id": "cnc-01", "start": "2027-03-02T09:00+08:00", "end": "2027-03-02T10:00+08:00"}
+            assert (await client.post("/api/v1/bookings", json=booked, headers=booker.headers)).status_code == 201
+
+            async def maintenance(cancel: bool) -> None:
+                await page.fill("#maintenance-form input[name=start]", "2027-03-02T08:00")
+                await page.fill("#maintenance-form input[name=end]", "2027-03-02T10:00")
+                await page.fill("#maintenance-form input[name=reason]", "spindle bearing")
+                await page.set_checked("#maintenance-form input[name=cancel_bookings]", cancel)
+                await page.click("#maintenance-form button")
+
+            await maintenance(cancel=False)  # the booking is in the way, said in Chinese
+            await expect(page.locator(".problems")).to_have_text(
+                "cnc-01 有 1 个预约与该时段重叠：请调整时段，或勾选“取消冲突的预约”。"
+            )
+            await maintenance(cancel=True)
             await expect(page.locator("#windows")).to_contain_text("spindle bearing")
             await page.fill("#maintenance-form input[name=start]", "2027-03-01T08:00")
             await page.fill("#maintenance-form input[name=end]", "2027-03-01T10:00")  # in the past

@@ -69,10 +69,11 @@ def make_router(
         return (cls.name_zh or cls.name) if pages.texts(request).lang == "zh" else cls.name
 
     def problem_texts(request: Request, exc: BookingError) -> list[str]:
-        zh = pages.texts(request).lang == "zh"
+        texts = pages.texts(request)
+        zh = texts.lang == "zh"
         found = exc.extra.get("problems") or []
         if not found:
-            return [exc.message]
+            return [texts.error(exc.message)]
         return [f"{RULES_ZH.get(p['rule'], p['rule'])}: {p['message']}" if zh else p["message"] for p in found]
 
     async def week_grid(user: Principal, class_id: str, device_id: str | None, monday: date) -> dict[str, Any]:
@@ -283,7 +284,7 @@ def make_router(
             async with pool.connection() as conn, conn.transaction():
                 await bookings.cancel(conn, user, booking_id)
         except BookingError as exc:
-            return await my_page(request, user, status=exc.status, problems=[exc.message])
+            return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.message)])
         return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
 
     @router.post("/my-bookings/calendar-link")

@@ -95,7 +95,9 @@ def make_router(
             async with pool.connection() as conn:
                 await work(conn, month)
         except BookingError as exc:
-            return await finance_page(request, user, month, status=exc.status, problems=[exc.message])
+            return await finance_page(
+                request, user, month, status=exc.status, problems=[pages.texts(request).error(exc.message)]
+            )
         return RedirectResponse(f"/finance?month={month:%Y-%m}&done=1", status_code=303)
 
     @router.post("/finance/drafts")

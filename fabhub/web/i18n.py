@@ -3,6 +3,7 @@ for the reader's locale, always in the center's time zone."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -132,6 +133,42 @@ ZH: dict[str, str] = {
 }
 
 
+# What the domains answer (English, for the API), as the pages say it in Chinese: pattern -> template with
+# the pattern's groups. A message without a pattern is shown as it is rather than hidden.
+DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), zh)
+    for p, zh in (
+        (r"^the maintenance window must end after it starts$", "维护时段的结束时间须晚于开始时间。"),
+        (r"^the maintenance window has already ended", "该维护时段已经结束。"),
+        (r"^a maintenance window lasts at most (\d+) days$", "维护时段最长 {0} 天。"),
+        (r"^give a reason for the maintenance window$", "请填写维护原因。"),
+        (r"^the reason is longer than (\d+) characters$", "原因超过 {0} 个字符。"),
+        (r"^(\S+) already has a maintenance window overlapping this one$", "{0} 已有与之重叠的维护时段。"),
+        (
+            r"^(\d+) booking\(s\) of (\S+) under way or done overlap this window",
+            "{1} 有 {0} 个进行中或已完成的预约与该时段重叠：请先结束预约，或推迟维护开始时间。",
+        ),
+        (
+            r"^(\d+) live booking\(s\) of (\S+) overlap this window",
+            "{1} 有 {0} 个预约与该时段重叠：请调整时段，或勾选“取消冲突的预约”。",
+        ),
+        (r"^the booking must end after it starts$", "预约的结束时间须晚于开始时间。"),
+        (r"^booking (\d+) is (\w+) and cannot be cancelled$", "预约 {0} 的状态为 {1}，无法取消。"),
+        (r"^booking (\d+) has started", "预约 {0} 已开始，无法取消。"),
+        (r"^no booking (\d+)$", "未找到预约 {0}。"),
+        (r"^device (\S+) is retired", "设备 {0} 已停用。"),
+        (r"^the organization is deactivated", "本单位已停用，请联系中心。"),
+        (r"^invoice (\S+) is issued already$", "发票 {0} 已开具。"),
+        (r"^only an issued invoice gets a credit note", "只有已开具的发票才能红字冲销；草稿可直接重新生成。"),
+        (r"^invoice (\S+) is credited already$", "发票 {0} 已冲销。"),
+        (r"^no invoice (\d+)$", "未找到发票 {0}。"),
+        (r"^the note is longer than (\d+) characters$", "备注超过 {0} 个字符。"),
+        (r"^unknown reason code", "未知的原因代码。"),
+        (r"^no down interval of (\S+) starts at (.+)$", "{0} 没有从 {1} 开始的停机区间。"),
+    )
+]
+
+
 def language(value: str | None) -> str:
     return value if value in LANGUAGES else DEFAULT
 
@@ -146,6 +183,15 @@ class Texts:
 
     def __call__(self, text: str) -> str:
         return ZH.get(text, text) if self.lang == "zh" else text
+
+    def error(self, message: str) -> str:
+        """A domain's refusal in the reader's language."""
+        if self.lang == "zh":
+            for pattern, template in DOMAIN_ZH:
+                found = pattern.match(message)
+                if found:
+                    return template.format(*found.groups())
+        return message
 
     def money(self, amount: Decimal | str | None) -> str:
         return "" if amount is None else format_currency(Decimal(amount), "CNY", locale=self.locale)

@@ -95,7 +95,9 @@ def make_router(
             async with pool.connection() as conn, conn.transaction():
                 await work(conn)
         except BookingError as exc:
-            return await machine_page(request, user, device_id, status=exc.status, problems=[exc.message])
+            return await machine_page(
+                request, user, device_id, status=exc.status, problems=[pages.texts(request).error(exc.message)]
+            )
         return RedirectResponse(f"/machines/{device_id}?done=1", status_code=303)
 
     @router.post("/machines/{device_id}/maintenance")
