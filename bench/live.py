@@ -49,7 +49,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() not in (REPO / "bench", REPO)]
 
 import httpx
-import uvicorn
 from psycopg_pool import AsyncConnectionPool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
@@ -59,12 +58,12 @@ from starlette.routing import Route
 from accounts.auth import SESSION_COOKIE
 from accounts.model import Role
 from fabhub.devices import load_devices
-from fabhub.devservices import PostgresCluster, free_port
+from fabhub.devservices import PostgresCluster
 from fabhub.migrations import migrate
 from simulators.modbus_robot import ModbusRobot
 from tests.accounts_rig import login, make_user
 from tests.gateway_rig import devices_for, robot
-from tests.http import serve
+from tests.http import serve, serving
 
 ROBOTS = ("robot-01", "robot-02")
 CYCLE = ("running", "down", "idle")  # the robots start idle
@@ -273,23 +272,6 @@ def bare_app(queues: set[asyncio.Queue[list[list[str]]]]) -> Starlette:
     return Starlette(routes=[Route("/events", events)])
 
 
-@contextlib.asynccontextmanager
-async def uvicorn_serving(app: Starlette) -> AsyncIterator[str]:
-    """`app` under uvicorn on a free loopback port, configured as tests/http.py serves the real app."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def bare_run(n: int, changes: int, pause_s: float) -> tuple[list[float], int]:
     queues: set[asyncio.Queue[list[list[str]]]] = set()
 
@@ -300,7 +282,7 @@ async def bare_run(n: int, changes: int, pause_s: float) -> tuple[list[float], i
             queue.put_nowait(batch)
         return started
 
-    async with uvicorn_serving(bare_app(queues)) as base, Clients.connect(f"{base}/events", n, None) as clients:
+    async with serving(bare_app(queues)) as base, Clients.connect(f"{base}/events", n, None) as clients:
         return await measure(clients, changes, pause_s, publish)
 
 

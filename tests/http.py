@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -35,6 +36,13 @@ async def serve(
     app = create_app(
         config, database_url, devices or load_devices(REPO / "devices.yaml"), mqtt_url=mqtt_url, clock=clock
     )
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Any ASGI app under uvicorn on a free loopback port, until the block ends; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -43,8 +51,7 @@ async def serve(
             task.result()
         await asyncio.sleep(0.02)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
