@@ -1,10 +1,12 @@
 """A machine's page in a real browser, over the down-time test's day: from its tile on the board, a
 technician attaches a reason to the evening's fault and puts the machine into maintenance."""
 
+from datetime import timedelta
+
 from playwright.async_api import expect
 
 from accounts.model import Role
-from tests.accounts_rig import make_user
+from tests.accounts_rig import Clock, make_user
 from tests.booking_rig import customer
 from tests.browser import chromium, log_in, new_page, shot
 from tests.http import serve
@@ -13,7 +15,8 @@ from tests.test_downtime import NOW, write_day
 
 async def test_reason_and_maintenance_from_the_machine_page(db_url, pool):
     await write_day(pool)
-    async with serve(db_url, clock=lambda: NOW) as client:
+    clock = Clock(NOW)
+    async with serve(db_url, clock=clock, session_hours=48) as client:
         await make_user(pool, Role.technician, email="tech@center.example")
         async with chromium() as browser:
             page = await new_page(browser, str(client.base_url))
@@ -35,6 +38,13 @@ async def test_reason_and_maintenance_from_the_machine_page(db_url, pool):
             booker = await customer(pool, client)
             booked = {"device_id": "cnc-01", "start": "2027-03-02T09:00+08:00", "end": "2027-03-02T10:00+08:00"}
             assert (await client.post("/api/v1/bookings", json=booked, headers=booker.headers)).status_code == 201
+            clock.now = NOW + timedelta(hours=9, minutes=15)  # the board shows who has the machine now
+            await page.goto("/board")
+            await expect(page.locator("#tile-cnc-01 [data-field=booking]")).to_have_text(
+                "靖江精工机械有限公司 09:00–10:00"
+            )
+            clock.now = NOW
+            await page.goto("/machines/cnc-01")
 
             async def maintenance(cancel: bool) -> None:
                 await page.fill("#maintenance-form input[name=start]", "2027-03-02T08:00")
