@@ -72,7 +72,6 @@ ZH: dict[str, str] = {
     "no_show": "未到场",
     "Usage": "使用情况",
     "Running": "运行时长",
-    "OEE": "OEE",
     "Calendar link": "日历订阅链接",
     "Create a calendar link": "生成日历订阅链接",
     "Month": "月份",
