@@ -7,11 +7,12 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -33,7 +34,10 @@ from fabhub.migrations import MigrationError, discover, migrate
 from fabhub.settings import Settings
 
 if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
     from fabhub.jobs import Job
+    from oee.invoices import Invoicing
 
 app = typer.Typer(help="FabHub: run a shared-equipment workshop.", no_args_is_help=True)
 devices_app = typer.Typer(help="Work with devices.yaml.", no_args_is_help=True)
@@ -42,6 +46,8 @@ users_app = typer.Typer(help="Manage the people who log in.", no_args_is_help=Tr
 app.add_typer(users_app, name="users")
 jobs_app = typer.Typer(help="The scheduled jobs: list them, or run one now.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+invoices_app = typer.Typer(help="Invoices: draft a month.", no_args_is_help=True)
+app.add_typer(invoices_app, name="invoices")
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -319,15 +325,20 @@ def users_list() -> None:
 
 def _job_list(settings: Settings, devices: DeviceFile) -> list[Job]:
     """The jobs `serve` schedules, wired as create_app wires them (keep the two in step)."""
-    from fabhub.catalogue import catalogue_from, oee_facts
+    from fabhub.catalogue import catalogue_from
     from fabhub.jobs import jobs_for
+
+    invoicing = _invoicing(settings, devices)
+    return jobs_for(settings, catalogue_from(devices), invoicing.oee, invoicing)
+
+
+def _invoicing(settings: Settings, devices: DeviceFile) -> Invoicing:
+    from fabhub.catalogue import oee_facts
     from oee.invoices import Invoicing
     from oee.service import OeeService
     from telemetry.writer import utc_now
 
-    oee = OeeService(*oee_facts(devices), settings.zone, utc_now)
-    invoicing = Invoicing(oee, settings.vat_rate, settings.zone, utc_now)
-    return jobs_for(settings, catalogue_from(devices), oee, invoicing)
+    return Invoicing(OeeService(*oee_facts(devices), settings.zone, utc_now), settings.vat_rate, settings.zone, utc_now)
 
 
 def _every(interval: timedelta) -> str:
@@ -363,27 +374,15 @@ def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhu
         err.print(f"[red]no job {name!r}[/red]; the jobs are: {', '.join(names)}")
         raise typer.Exit(2)
 
-    async def run(url: str) -> tuple[bool, object]:
-        from booking.catalogue import sync
-        from fabhub.catalogue import catalogue_from
-        from fabhub.database import make_pool
+    async def run(pool: AsyncConnectionPool) -> tuple[bool, object]:
         from fabhub.jobs import JobRunner
         from telemetry.writer import utc_now
 
-        await migrate(url, timescaledb=settings.timescaledb)
-        pool = make_pool(url, settings)
-        await pool.open(wait=True, timeout=30)
-        try:
-            # The jobs read the devices and classes from the database too, as they do under `serve`.
-            async with pool.connection() as conn, conn.transaction():
-                await sync(conn, catalogue_from(devices), utc_now())
-            return await JobRunner(pool, jobs, utc_now).run(name)
-        finally:
-            await pool.close()
+        return await JobRunner(pool, jobs, utc_now).run(name)
 
     with database_url(settings) as url:
         try:
-            ran, result = asyncio.run(run(url))
+            ran, result = asyncio.run(_on_center(url, settings, devices, run))
         except MigrationError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
@@ -395,6 +394,72 @@ def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhu
         print("skipped: another process holds it")
         return
     print(json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False, indent=2))
+
+
+async def _on_center(
+    url: str, settings: Settings, devices: DeviceFile, work: Callable[[AsyncConnectionPool], Awaitable[T]]
+) -> T:
+    """`work` on a pool of the configured database, migrated and with the catalogue synced from devices.yaml,
+    as `serve` leaves it (jobs and invoices read devices and classes from the database)."""
+    from booking.catalogue import sync
+    from fabhub.catalogue import catalogue_from
+    from fabhub.database import make_pool
+    from telemetry.writer import utc_now
+
+    await migrate(url, timescaledb=settings.timescaledb)
+    pool = make_pool(url, settings)
+    await pool.open(wait=True, timeout=30)
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await sync(conn, catalogue_from(devices), utc_now())
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+# -- invoices ----------------------------------------------------------------------------------------------
+
+
+@invoices_app.command("draft")
+def invoices_draft(
+    month: Annotated[str, typer.Option(help="The month to bill, YYYY-MM in the center's calendar")],
+) -> None:
+    """Draft every customer's invoice for MONTH, with a progress bar, and print the drafts' ids.
+
+    Safe to repeat: a draft is rebuilt, an issued invoice stays as it is. The month must be over in the
+    center's calendar (exit 2 otherwise, or for a malformed month); finance reviews and issues the drafts."""
+    from oee.invoices import first_of_month, next_month
+
+    settings = _settings()
+    devices = _devices(settings)
+    found = re.fullmatch(r"(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])", month)
+    if found is None:
+        err.print(f"[red]--month {month!r}[/red]: give the month as YYYY-MM, e.g. 2027-03")
+        raise typer.Exit(2)
+    first = first_of_month(date(int(found[1]), int(found[2]), 1))
+    if datetime.combine(next_month(first), time(), settings.zone) > datetime.now(UTC):
+        err.print(f"[red]{month} is not over yet[/red] in the center's calendar ({settings.timezone})")
+        raise typer.Exit(2)
+    invoicing = _invoicing(settings, devices)
+    columns = (TextColumn(f"drafting {month}"), BarColumn(), TextColumn("{task.completed}/{task.total} customers"))
+    with database_url(settings) as url, Progress(*columns, console=err) as progress:
+        task = progress.add_task("draft", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        async def draft(pool: AsyncConnectionPool) -> list[int]:
+            async with pool.connection() as conn:
+                return await invoicing.draft_month(conn, first, "cli", advance)
+
+        try:
+            drafted = asyncio.run(_on_center(url, settings, devices, draft))
+        except MigrationError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    err.print(f"{len(drafted)} invoice(s) drafted or left issued for {month}")
+    for invoice_id in drafted:
+        print(invoice_id)
 
 
 def main() -> None:
