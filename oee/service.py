@@ -64,8 +64,8 @@ class OeeService:
                     day += ONE_DAY
                 head = await self.live(conn, device_ids, start, self._midnight(first))
                 tail = await self.live(conn, device_ids, self._midnight(last + ONE_DAY), end)
-                return metrics.figures(pd.concat([head, *parts, tail], ignore_index=True))
-        return metrics.figures(await self.live(conn, device_ids, start, end, organization_id))
+                return _in_order(metrics.figures(pd.concat([head, *parts, tail], ignore_index=True)))
+        return _in_order(metrics.figures(await self.live(conn, device_ids, start, end, organization_id)))
 
     async def live(
         self,
@@ -176,6 +176,11 @@ def group(daily: pd.DataFrame, by: str, keys: tuple[str, ...] = ("device_id",)) 
     else:
         table["period"] = None
     return metrics.rollup(table.fillna({"period": ""}), [*keys, "period"])
+
+
+def _in_order(table: pd.DataFrame) -> pd.DataFrame:
+    """By device, then day, whichever way each day was computed (summary or live)."""
+    return table.sort_values(["device_id", "day"], ignore_index=True, kind="stable")
 
 
 def _column(table: pd.DataFrame, name: str) -> pd.Series:
