@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,11 +22,10 @@ from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
 from booking.errors import Conflict, Invalid
-from booking.routing import ID, GuardedRoute, IdempotencyKey, Instant, Text, once
+from booking.routing import ID, GuardedRoute, IdempotencyKey, Instant, RowId, Text, once
 
 MAX_AVAILABILITY_WINDOW = timedelta(days=31)
 MAX_LIST_WINDOW = timedelta(days=400)
-RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 Status = Literal["confirmed", "in_progress", "completed", "cancelled", "no_show"]
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import Header, Request, Response
+from fastapi import Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from psycopg_pool import AsyncConnectionPool
@@ -19,6 +19,8 @@ from booking.errors import BookingError
 
 # Device, class and program ids, as devices.yaml writes them.
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# A database row id in a path: a bigint, so a larger number is a 422 rather than an overflow in the query.
+RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2199
 
 

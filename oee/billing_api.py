@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,13 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from booking.errors import Invalid, NotFound
-from booking.routing import ID, GuardedRoute, Text
+from booking.routing import ID, GuardedRoute, RowId, Text
 from oee import exports
 from oee.invoices import Invoicing, next_month
 from oee.sqlfiles import QUERIES
 
 MONTH = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
-RowId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 OrgId = Annotated[int | None, Query(gt=0, le=2**63 - 1)]
 Month = Annotated[str, Query(pattern=MONTH, description="YYYY-MM in the center's calendar")]
 

@@ -17,6 +17,7 @@ from booking import availability, hours, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from booking.errors import BookingError
+from booking.routing import RowId
 from fabhub.web.finance_pages import invoices_of
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, checked_form, field
@@ -278,7 +279,7 @@ def make_router(
         return await my_page(request, user, notice=notice)
 
     @router.post("/my-bookings/{booking_id}/cancel")
-    async def cancel(request: Request, user: Customer, booking_id: int) -> Response:
+    async def cancel(request: Request, user: Customer, booking_id: RowId) -> Response:
         await checked_form(request)
         try:
             async with pool.connection() as conn, conn.transaction():

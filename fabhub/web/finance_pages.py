@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from accounts.model import Principal, Role
 from booking.catalogue import Catalogue
 from booking.errors import BookingError
+from booking.routing import RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, checked_form, field
 from oee.invoices import Invoicing, first_of_month, next_month
@@ -112,12 +113,12 @@ def make_router(
         return await act(request, user, field(form, "month"), work)
 
     @router.post("/finance/invoices/{invoice_id}/issue")
-    async def issue(request: Request, user: Finance, invoice_id: int) -> Response:
+    async def issue(request: Request, user: Finance, invoice_id: RowId) -> Response:
         form = await checked_form(request)
         return await act(request, user, field(form, "month"), lambda conn, _: invoicing.issue(conn, invoice_id, user))
 
     @router.post("/finance/invoices/{invoice_id}/credit-note")
-    async def credit(request: Request, user: Finance, invoice_id: int) -> Response:
+    async def credit(request: Request, user: Finance, invoice_id: RowId) -> Response:
         form = await checked_form(request)
         reason = field(form, "reason", "")
         if len(reason) < 3 or len(reason) > 500 or "\x00" in reason:
@@ -129,7 +130,7 @@ def make_router(
         )
 
     @router.get("/finance/invoices/{invoice_id}")
-    async def invoice(request: Request, user: Finance, invoice_id: int) -> HTMLResponse:
+    async def invoice(request: Request, user: Finance, invoice_id: RowId) -> HTMLResponse:
         async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 QUERIES.invoices.sql, {"month": None, "organization_id": None, "status": None, "id": invoice_id}
