@@ -2,9 +2,10 @@
 state which roles a route allows. A token names a user; the user is loaded on every request, so a
 deactivated account or a changed role takes effect at once rather than when the token expires."""
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
@@ -76,10 +77,10 @@ class Authenticator:
         """`ttl`: the web pages' sessions last a working day; API tokens `token_ttl`."""
         now = self._clock()
         ttl = ttl or self.token_ttl
-        claims = {"sub": str(user_id), "iss": ISSUER, "iat": now, "exp": now + ttl}
+        claims = {"sub": str(user_id), "iss": ISSUER, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(16)}
         return Token(jwt.encode(claims, self._secret, algorithm=ALGORITHM), int(ttl.total_seconds()))
 
-    def _user_id(self, token: str) -> int:
+    def _claims(self, token: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,
@@ -89,20 +90,31 @@ class Authenticator:
                 # Expiry is checked against the app's clock below, which tests may set.
                 options={"require": ["sub", "exp", "iat"], "verify_exp": False, "verify_iat": False},
             )
-            user_id = int(claims["sub"])
+            claims["sub"] = int(claims["sub"])
         except (jwt.InvalidTokenError, ValueError) as exc:
             raise _unauthorized("invalid or expired token") from exc
         if claims["exp"] <= self._clock().timestamp():
             raise _unauthorized("invalid or expired token")
-        return user_id
+        return claims
 
     async def principal(self, token: str) -> Principal:
-        user_id = self._user_id(token)
+        claims = self._claims(token)
         async with autocommit(self._pool) as conn:
-            principal = await active_principal(conn, user_id)
+            principal = await active_principal(conn, claims["sub"], claims.get("jti"))
         if principal is None:
             raise _unauthorized("this account no longer exists or is deactivated")
         return principal
+
+    async def revoke(self, token: str) -> None:
+        """Ends a token before its expiry (a logout): it is refused from now on. An invalid one ends anyway."""
+        try:
+            claims = self._claims(token)
+        except HTTPException:
+            return
+        if claims.get("jti"):
+            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+            async with self._pool.connection() as conn:
+                await QUERIES.revoke_token(conn, jti=claims["jti"], expires_at=expires_at)
 
     # -- login -------------------------------------------------------------------------------------------
 
@@ -181,6 +193,10 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def expire_login_failures(conn: AsyncConnection, now: datetime, window: timedelta) -> int:
-    """Failures older than the window count for nothing; a scheduled job removes them."""
-    return await QUERIES.expire_login_failures(conn, before=now - window)
+async def expire_logins(conn: AsyncConnection, now: datetime, window: timedelta) -> dict[str, int]:
+    """Failures older than the window count for nothing, and a revoked token past its expiry would be refused
+    anyway: a scheduled job removes both."""
+    return {
+        "login_failures": await QUERIES.expire_login_failures(conn, before=now - window),
+        "revoked_tokens": await QUERIES.expire_revoked_tokens(conn, now=now),
+    }

@@ -118,9 +118,10 @@ async def set_password(
     await audit.record(conn, at, actor, "password", ENTITY, user_id)
 
 
-async def active_principal(conn: AsyncConnection, user_id: int) -> Principal | None:
-    """Who the user is acting as now, or None once the account or its organization is deactivated."""
-    row = await QUERIES.principal(conn, id=user_id)
+async def active_principal(conn: AsyncConnection, user_id: int, jti: str | None = None) -> Principal | None:
+    """Who the user is acting as now, or None once the account or its organization is deactivated, or the
+    token `jti` was revoked."""
+    row = await QUERIES.principal(conn, id=user_id, jti=jti)
     if row is None:
         return None
     user_id, email, name, role, organization_id = row

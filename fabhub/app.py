@@ -40,7 +40,7 @@ from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
 from fabhub.web.render import Pages
-from fabhub.web.session import WebSessions
+from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
 from gateway.live import LiveHub
@@ -73,9 +73,10 @@ def create_app(
     invoicing = Invoicing(oee_service, settings.vat_rate, settings.zone, clock)
     jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
+    secret = signing_key(settings)
     auth = Authenticator(
         pool,
-        signing_key(settings),
+        secret,
         clock,
         token_ttl=timedelta(minutes=settings.access_token_minutes),
         limits=LoginLimits(
@@ -90,12 +91,13 @@ def create_app(
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
     )
 
-    sessions = WebSessions(auth, timedelta(hours=settings.session_hours))
-    pages = Pages(settings.zone, devices.center.name)
+    csrf = Csrf(secret, settings.secure_cookies)
+    sessions = WebSessions(auth, timedelta(hours=settings.session_hours), csrf)
+    pages = Pages(settings.zone, devices.center.name, csrf)
     hub = gateway.live if gateway is not None else LiveHub()
     feed = None if gateway is not None else DatabaseFeed(reader, hub)
     board = Board(
-        [Machine(d.id, d.name, d.class_) for d in devices.devices],
+        [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired],
         {c: (k.name, k.name_zh or k.name) for c, k in devices.classes.items()},
         reader,
         bookings,

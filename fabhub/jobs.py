@@ -14,7 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from accounts.auth import expire_login_failures
+from accounts.auth import expire_logins
 from booking import lifecycle
 from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
@@ -48,8 +48,8 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicin
             conn, now, raw_age=raw_age, rollup_age=rollup_age, lookback=settings.rollup_lookback
         )
 
-    async def login_failures(conn: AsyncConnection, now: datetime) -> Any:
-        return await expire_login_failures(conn, now, timedelta(minutes=settings.login_window_minutes))
+    async def logins(conn: AsyncConnection, now: datetime) -> Any:
+        return await expire_logins(conn, now, timedelta(minutes=settings.login_window_minutes))
 
     async def oee_summary(conn: AsyncConnection, now: datetime) -> Any:
         return await oee.summarize(conn, sorted(catalogue.devices), now)
@@ -64,7 +64,7 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicin
         # two, so yesterday is summarized within an hour of midnight whenever the process started.
         Job("oee-summary", timedelta(hours=1), oee_summary, "per-device daily OEE summary of past days"),
         Job("invoice-drafts", timedelta(hours=1), invoicing.monthly, "draft last month's invoices once it is over"),
-        Job("login-failure-expiry", timedelta(hours=1), login_failures, "forget failed logins past the window"),
+        Job("login-expiry", timedelta(hours=1), logins, "forget failed logins and logged-out tokens once past"),
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),
     ]

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     )
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     session_hours: int = Field(12, ge=1, le=24 * 7, description="how long a browser stays logged in")
+    secure_cookies: bool = Field(False, description="send the pages' cookies over HTTPS only (behind TLS)")
     login_failures_per_account: int = Field(5, ge=1, description="failed logins per account before a pause")
     login_failures_per_address: int = Field(20, ge=1, description="failed logins per client address")
     login_window_minutes: int = Field(15, ge=1)

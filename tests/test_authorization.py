@@ -4,6 +4,8 @@ declares exactly the roles of its line, then call every route as every role over
 get 401, roles outside the line 403, and a customer asking for another organization's objects gets the
 same 404 as for objects that do not exist."""
 
+import re
+
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
@@ -202,11 +204,16 @@ async def test_every_route_as_every_role(center):
     assert not wrong, "\n".join(wrong)
 
 
+async def form_token(client) -> str:
+    """The CSRF token the pages would put in a form for the client's current cookies."""
+    page = (await client.get("/login")).text
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
 async def test_every_page_as_every_role(center):
     """Pages take the session cookie; a visitor without one is sent to log in (303), a role outside the line
     gets 403, and a form post carries its CSRF token, so only the role decides."""
     client, pool = center
-    csrf = "c" * 43
     callers = {"anonymous": {}}
     for role in Role:
         token = (await as_role(pool, client, role))["Authorization"].removeprefix("Bearer ")
@@ -217,8 +224,8 @@ async def test_every_page_as_every_role(center):
             continue
         for caller, cookies in callers.items():
             client.cookies.clear()
-            client.cookies.update({**cookies, "fabhub_csrf": csrf})
-            form = {"data": {"csrf": csrf}} if method == "POST" else {}
+            client.cookies.update(cookies)
+            form = {"data": {"csrf": await form_token(client)}} if method == "POST" else {}
             async with client.stream(method, path.format(booking_id=1, invoice_id=1, device_id="cnc-01"), **form) as r:
                 status, location = r.status_code, r.headers.get("location", "")
             if caller == "anonymous":
@@ -231,6 +238,26 @@ async def test_every_page_as_every_role(center):
                 wrong.append(f"{method} {path} as {caller}: {status} {location}")
     client.cookies.clear()
     assert not wrong, "\n".join(wrong)
+
+
+async def test_forms_need_their_token_and_the_session_cookie_cannot_write_the_api(center):
+    """A page form without its token, with another's token, or with one planted as a cookie is refused (403,
+    never 500); the session cookie reads the API but cannot change anything there."""
+    client, pool = center
+    token = (await as_role(pool, client, Role.customer))["Authorization"].removeprefix("Bearer ")
+    client.cookies.clear()
+    client.cookies.set("fabhub_session", token)
+    good = await form_token(client)
+    planted = "p" * 43
+    client.cookies.set("fabhub_csrf", planted)  # a neighbour's cookie and a form to match it
+    for data in ({}, {"csrf": "x" * 64}, {"csrf": planted}, {"csrf": "é"}, {"csrf": good[:-1]}):
+        r = await client.post("/my-bookings/calendar-link", data=data)
+        assert r.status_code == 403 and "表单已过期" in r.text, (data, r.status_code)
+    assert (await client.post("/my-bookings/calendar-link", data={"csrf": good})).status_code == 200
+    assert (await client.get("/api/v1/me")).status_code == 200
+    assert (await client.post("/api/v1/calendar/feed")).status_code == 401
+    assert (await client.post("/api/v1/bookings", json=slot(1, 9, 10, device_id="cnc-01"))).status_code == 401
+    client.cookies.clear()
 
 
 async def test_another_organizations_objects_look_missing(center):

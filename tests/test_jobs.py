@@ -66,7 +66,7 @@ async def test_scheduler_registers_every_job(pool):
         "booking-lifecycle": timedelta(minutes=1),
         "idempotency-expiry": timedelta(hours=1),
         "invoice-drafts": timedelta(hours=1),
-        "login-failure-expiry": timedelta(hours=1),
+        "login-expiry": timedelta(hours=1),
         "oee-summary": timedelta(hours=1),
         "telemetry-rollup": timedelta(minutes=1),
         "telemetry-retention": timedelta(hours=1),

@@ -41,7 +41,7 @@ def test_list_shows_each_job_with_its_interval_and_description():
     assert names == sorted(set(names))
     assert ["telemetry-rollup", "1m", "one-minute rollups of numeric samples"] in rows
     assert ["oee-summary", "1h", "per-device daily OEE summary of past days"] in rows
-    assert {"booking-lifecycle", "telemetry-retention", "login-failure-expiry"} <= set(names)
+    assert {"booking-lifecycle", "telemetry-retention", "login-expiry"} <= set(names)
 
 
 def test_run_migrates_a_fresh_database_first_and_prints_the_result(empty_db_url):

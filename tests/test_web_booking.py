@@ -3,7 +3,8 @@ before confirming, finds the booking under "my bookings" and on the calendar, an
 
 from playwright.async_api import expect
 
-from tests.accounts_rig import Clock
+from accounts.model import Role
+from tests.accounts_rig import Clock, make_user
 from tests.booking_rig import NOW, customer, slot
 from tests.browser import chromium, log_in, new_page, shot
 from tests.http import serve
@@ -45,3 +46,22 @@ async def test_book_a_slot_see_it_on_the_calendar_and_cancel_it(db_url, pool):
             # the English switch
             await page.click("[data-test=language]")
             await expect(page.locator("h1")).to_have_text("My bookings")
+
+
+async def test_a_technician_books_for_a_customer(db_url, pool):
+    async with serve(db_url, clock=Clock(NOW)) as client:
+        booker = await customer(pool, client)
+        await make_user(pool, Role.technician, email="floor@center.example")
+        async with chromium() as browser:
+            page = await new_page(browser, str(client.base_url))
+            await log_in(page, "floor@center.example")
+            await page.goto("/book?cls=robot")
+            await page.locator('#calendar a.free[data-start="2027-03-03T14:00:00+08:00"]').first.click()
+            await page.select_option("select[name=user_id]", str(booker.user_id))
+            await page.click("[data-test=quote]")
+            await expect(page.locator("[data-test=net]")).to_have_text("¥120.00")  # 1 h of a robot, no program
+            await page.click("[data-test=confirm]")
+            await expect(page.locator(".notice")).to_have_text("预约成功。")
+        async with pool.connection() as conn:
+            rows = await (await conn.execute("SELECT user_id, created_by FROM booking")).fetchall()
+        assert len(rows) == 1 and rows[0][0] == booker.user_id and rows[0][1] != booker.user_id

@@ -51,6 +51,12 @@ async def test_each_role_lands_on_its_pages_and_only_those(db_url, pool):
                     await page.goto("/my-bookings")
                     await shot(page, "my-bookings-phone")
                 await page.goto(home)
+                cookies = await page.context.cookies()
                 await page.click("header form[action='/logout'] button")
                 await page.goto(home)
                 await expect(page.locator("input[name=email]")).to_be_visible()
+                # a copy of the session cookie taken before the logout is no good either
+                copy = await new_page(browser, str(client.base_url))
+                await copy.context.add_cookies(cookies)
+                await copy.goto(home)
+                await expect(copy.locator("input[name=email]")).to_be_visible()

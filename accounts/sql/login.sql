@@ -34,3 +34,9 @@ WHERE ctid = (SELECT ctid FROM login_failure WHERE scope = 'address' AND subject
 
 -- name: expire-login-failures!
 DELETE FROM login_failure WHERE at <= :before;
+
+-- name: revoke-token!
+INSERT INTO revoked_token (jti, expires_at) VALUES (:jti, :expires_at) ON CONFLICT DO NOTHING;
+
+-- name: expire-revoked-tokens!
+DELETE FROM revoked_token WHERE expires_at <= :now;

@@ -1,10 +1,12 @@
 -- Users and their credentials. User columns come in the order of accounts.users.User.
 
 -- name: principal^
--- Who a token or calendar secret names, if the account and its organization are still active.
+-- Who a token or calendar secret names, if the account and its organization are still active and the token
+-- (its jti, when it has one) was not ended by a logout.
 SELECT u.id, u.email, u.name, u.role, u.organization_id
 FROM app_user u LEFT JOIN organization o ON o.id = u.organization_id
-WHERE u.id = :id AND u.active AND coalesce(o.active, true);
+WHERE u.id = :id AND u.active AND coalesce(o.active, true)
+  AND NOT EXISTS (SELECT 1 FROM revoked_token r WHERE r.jti = CAST(:jti AS text));
 
 -- name: credentials^
 SELECT u.id, u.password_hash

@@ -13,14 +13,15 @@ from psycopg_pool import AsyncConnectionPool
 from accounts import audit
 from accounts.calendar_secrets import rotate_calendar_secret
 from accounts.model import Principal, Role
+from accounts.users import list_users
 from booking import availability, hours, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from booking.errors import BookingError
-from booking.routing import RowId
+from booking.routing import EARLIEST_YEAR, LATEST_YEAR, RowId
 from fabhub.web.finance_pages import invoices_of
 from fabhub.web.render import Pages
-from fabhub.web.session import WebSessions, checked_form, field
+from fabhub.web.session import WebSessions, field
 from oee.service import OeeService, group
 
 RULES_ZH = {
@@ -36,13 +37,20 @@ RULES_ZH = {
 STATUSES_LIVE = ("confirmed", "in_progress")
 
 
+def plausible(day: date | None) -> date | None:
+    """A date inside the years the API accepts, where date arithmetic cannot overflow; else nothing."""
+    return day if day is not None and EARLIEST_YEAR <= day.year <= LATEST_YEAR else None
+
+
 def parse_local(value: str | None, zone: Any) -> datetime | None:
-    """A `datetime-local` field: the center's wall-clock time, without an offset."""
+    """A `datetime-local` field: the center's wall-clock time, without an offset (years 2000-2199)."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    if plausible(parsed.date()) is None:
         return None
     return parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed.astimezone(zone)
 
@@ -132,6 +140,10 @@ def make_router(
             device_id = None
         week = values.get("week") or monday_of(clock().astimezone(zone).date())
         grid = await week_grid(user, class_id, device_id, week)
+        customers = []
+        if user.is_operator:  # the floor books for a customer, who must be qualified
+            async with pool.connection() as conn:
+                customers = [u for u in await list_users(conn) if u.role == Role.customer and u.active]
         classes = [(c, class_label(request, c)) for c in catalogue.classes]
         devices = [(d, catalogue.devices[d].name) for d in catalogue.class_devices(class_id)]
         return pages.render(
@@ -148,13 +160,16 @@ def make_router(
             following=week + timedelta(days=7),
             rules=catalogue.classes[class_id].rules,
             values=values,
+            customers=customers,
             **grid,
             **extra,
         )
 
     def read_values(form: Any) -> dict[str, Any]:
         start, end = parse_local(field(form, "start"), zone), parse_local(field(form, "end"), zone)
+        user_id = field(form, "user_id", "")
         return {
+            "user_id": int(user_id) if user_id.isdigit() and len(user_id) < 19 else None,
             "class_id": field(form, "class_id"),
             "device_id": field(form, "device_id") or None,
             "start": start,
@@ -164,14 +179,18 @@ def make_router(
 
     def request_of(values: dict[str, Any]) -> BookingRequest:
         return BookingRequest(
-            start=values["start"], end=values["end"], device_id=values["device_id"], class_id=values["class_id"]
+            start=values["start"],
+            end=values["end"],
+            device_id=values["device_id"],
+            class_id=values["class_id"],
+            user_id=values["user_id"],
         )
 
     def missing_times(request: Request, values: dict[str, Any]) -> list[str]:
         texts = pages.texts(request)
         problems = []
         if values["start"] is None or values["end"] is None:
-            problems.append(texts("Give a start and an end."))
+            problems.append(texts("Give a start and an end, in the years 2000 to 2199."))
         elif values["end"] <= values["start"]:
             problems.append(texts("The end must come after the start."))
         elif values["class_id"] not in catalogue.classes:
@@ -186,21 +205,23 @@ def make_router(
         device: str | None = None,
         week: str | None = None,
         start: str | None = None,
+        booked: str | None = None,
     ) -> HTMLResponse:
         values: dict[str, Any] = {"class_id": cls, "device_id": device}
         try:
-            values["week"] = monday_of(date.fromisoformat(week)) if week else None
+            values["week"] = monday_of(date.fromisoformat(week)) if plausible(date.fromisoformat(week or "")) else None
         except ValueError:
             values["week"] = None
         begin = parse_local(start, zone)
         if begin is not None and (cls or next(iter(catalogue.classes))) in catalogue.classes:
             rules = catalogue.classes[cls or next(iter(catalogue.classes))].rules
             values.update(start=begin, end=begin + rules.min_booking, week=values["week"] or monday_of(begin.date()))
-        return await book_page(request, user, values)
+        notice = pages.texts(request)("Booked.") if booked else None
+        return await book_page(request, user, values, notice=notice)
 
     @router.post("/book/quote")
     async def quote(request: Request, user: Booker) -> HTMLResponse:
-        values = read_values(await checked_form(request))
+        values = read_values(await sessions.csrf.checked_form(request))
         problems = missing_times(request, values)
         if problems:
             return await book_page(request, user, values, status=422, problems=problems)
@@ -214,7 +235,7 @@ def make_router(
 
     @router.post("/book")
     async def confirm(request: Request, user: Booker) -> Response:
-        values = read_values(await checked_form(request))
+        values = read_values(await sessions.csrf.checked_form(request))
         problems = missing_times(request, values)
         if problems:
             return await book_page(request, user, values, status=422, problems=problems)
@@ -242,9 +263,9 @@ def make_router(
             rows = await bookings.list(conn, user, now - timedelta(days=62), now + timedelta(days=62), limit=500)
         upcoming, past = [], []
         for b in sorted(rows, key=lambda r: r["start"]):
-            cls = catalogue.classes[b["class_id"]]
-            late = b["start"] - now < cls.rules.late_cancellation  # as Bookings.cancel decides it
-            fee = pricing.fee(b["net"], cls.rules.late_cancellation_fee_share) if late else pricing.ZERO
+            cls = catalogue.classes.get(b["class_id"])  # a class retired from devices.yaml keeps its bookings
+            late = cls is not None and b["start"] - now < cls.rules.late_cancellation  # as Bookings.cancel decides
+            fee = pricing.fee(b["net"], cls.rules.late_cancellation_fee_share) if cls and late else pricing.ZERO
             b = {**b, "late": late, "fee_if_cancelled": fee}
             (upcoming if b["end"] > now and b["status"] in STATUSES_LIVE else past).append(b)
         past = past[-20:][::-1]
@@ -280,7 +301,7 @@ def make_router(
 
     @router.post("/my-bookings/{booking_id}/cancel")
     async def cancel(request: Request, user: Customer, booking_id: RowId) -> Response:
-        await checked_form(request)
+        await sessions.csrf.checked_form(request)
         try:
             async with pool.connection() as conn, conn.transaction():
                 await bookings.cancel(conn, user, booking_id)
@@ -290,7 +311,7 @@ def make_router(
 
     @router.post("/my-bookings/calendar-link")
     async def calendar_link(request: Request, user: Customer) -> HTMLResponse:
-        await checked_form(request)
+        await sessions.csrf.checked_form(request)
         async with pool.connection() as conn, conn.transaction():
             secret = await rotate_calendar_secret(conn, user.id)
             await audit.record(conn, clock(), user, "rotate_calendar_secret", "app_user", user.id)

@@ -15,7 +15,7 @@ from booking.catalogue import Catalogue
 from booking.errors import BookingError
 from booking.routing import RowId
 from fabhub.web.render import Pages
-from fabhub.web.session import WebSessions, checked_form, field
+from fabhub.web.session import WebSessions, field
 from oee.invoices import Invoicing, first_of_month, next_month
 from oee.sqlfiles import QUERIES
 
@@ -103,7 +103,7 @@ def make_router(
 
     @router.post("/finance/drafts")
     async def draft(request: Request, user: Finance) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
 
         async def work(conn: Any, month: date) -> None:
             if datetime.combine(next_month(month), time(), zone) > clock():
@@ -114,12 +114,12 @@ def make_router(
 
     @router.post("/finance/invoices/{invoice_id}/issue")
     async def issue(request: Request, user: Finance, invoice_id: RowId) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
         return await act(request, user, field(form, "month"), lambda conn, _: invoicing.issue(conn, invoice_id, user))
 
     @router.post("/finance/invoices/{invoice_id}/credit-note")
     async def credit(request: Request, user: Finance, invoice_id: RowId) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
         reason = field(form, "reason", "")
         if len(reason) < 3 or len(reason) > 500 or "\x00" in reason:
             month = parse_month(field(form, "month")) or last_month()

@@ -116,6 +116,8 @@ ZH: dict[str, str] = {
     "Free nearby": "附近可约时段",
     "The slot was just taken.": "该时段刚被预约。",
     "Give a start and an end.": "请填写开始和结束时间。",
+    "Give a start and an end, in the years 2000 to 2199.": "请填写开始和结束时间（2000 至 2199 年）。",
+    "The note holds at most 500 characters.": "备注最多 500 个字符。",
     "The end must come after the start.": "结束时间须晚于开始时间。",
     "Choose a class of machines.": "请选择设备类别。",
     "credited": "已冲销",

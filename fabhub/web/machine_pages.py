@@ -16,7 +16,7 @@ from booking.errors import BookingError
 from fabhub.web import charts
 from fabhub.web.booking_pages import parse_local
 from fabhub.web.render import Pages
-from fabhub.web.session import WebSessions, checked_form, field
+from fabhub.web.session import WebSessions, field
 from oee import downtime
 from telemetry.reader import TelemetryReader
 
@@ -102,14 +102,15 @@ def make_router(
 
     @router.post("/machines/{device_id}/maintenance")
     async def put_into_maintenance(request: Request, user: Technician, device_id: str) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
         texts = pages.texts(request)
-        start = parse_local(field(form, "start"), zone) or clock()
+        written = field(form, "start")
+        start = parse_local(written, zone) if written else clock()  # no start: from now
         end = parse_local(field(form, "end"), zone)
         reason = field(form, "reason", "")
         problems = []
-        if end is None:
-            problems.append(texts("Give a start and an end."))
+        if start is None or end is None:
+            problems.append(texts("Give a start and an end, in the years 2000 to 2199."))
         elif end <= start:
             problems.append(texts("The end must come after the start."))
         elif end <= clock():
@@ -128,7 +129,7 @@ def make_router(
 
     @router.post("/machines/{device_id}/downtime")
     async def attach_reason(request: Request, user: Technician, device_id: str) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
         try:
             start = datetime.fromisoformat(field(form, "start", ""))
         except ValueError:
@@ -137,6 +138,9 @@ def make_router(
         if start.tzinfo is None:
             start = start.replace(tzinfo=zone)
         code, note = field(form, "code", ""), field(form, "note", "")
+        if "\x00" in note or len(note) > 500:
+            message = pages.texts(request)("The note holds at most 500 characters.")
+            return await machine_page(request, user, device_id, status=422, problems=[message])
         return await act(
             request,
             user,

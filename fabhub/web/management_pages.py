@@ -14,6 +14,7 @@ from accounts.model import Principal, Role
 from booking.bookings import Bookings
 from booking.catalogue import Catalogue
 from fabhub.web import charts
+from fabhub.web.booking_pages import plausible
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
 from oee import downtime
@@ -48,9 +49,12 @@ def make_router(
     ) -> HTMLResponse:
         texts = pages.texts(request)
         today = clock().astimezone(zone).date()
+        problems = []
+        if (since and not plausible(since)) or (until and not plausible(until)):
+            problems.append(texts("Choose up to 92 days, the first before the last."))
+            since = until = None
         last = min(until or today, today)
         first = since or last - timedelta(days=29)
-        problems = []
         if first > last or (last - first).days >= MAX_DAYS:
             problems.append(texts("Choose up to 92 days, the first before the last."))
             first = last - timedelta(days=29)
@@ -58,7 +62,7 @@ def make_router(
         end = datetime.combine(last + timedelta(days=1), time(), zone)
         devices = [d for d in catalogue.devices.values() if not d.retired]
         ids = [d.id for d in devices]
-        names = {d.id: charts.short(d.name) for d in devices}
+        names = {d.id: d.id for d in devices}  # unique and short; the machine page has the full name
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         labels = [f"{d:%m-%d}" for d in days]
         async with pool.connection() as conn:

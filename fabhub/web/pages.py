@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from accounts.auth import LoginRefused, public
+from accounts.auth import SESSION_COOKIE, LoginRefused, public
 from accounts.model import Principal
 from fabhub.web.i18n import LANGUAGES
 from fabhub.web.render import Pages, home_of
-from fabhub.web.session import LANG_COOKIE, WebSessions, checked_form, field, safe_next
+from fabhub.web.session import LANG_COOKIE, WebSessions, field, safe_next
 
 
 def make_router(pages: Pages, sessions: WebSessions) -> APIRouter:
@@ -28,7 +28,7 @@ def make_router(pages: Pages, sessions: WebSessions) -> APIRouter:
 
     @router.post("/login", dependencies=[Depends(public)])
     async def login(request: Request) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
         email, password = field(form, "email", ""), form.get("password", "")
         next_url = safe_next(field(form, "next"))
         texts = pages.texts(request)
@@ -47,18 +47,22 @@ def make_router(pages: Pages, sessions: WebSessions) -> APIRouter:
 
     @router.post("/logout", dependencies=[Depends(public)])
     async def logout(request: Request) -> Response:
-        await checked_form(request)
+        await sessions.csrf.checked_form(request)
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            await sessions.auth.revoke(token)  # a copy of the cookie is no good either
         response = RedirectResponse("/login", status_code=303)
         sessions.end(response)
         return response
 
     @router.post("/language", dependencies=[Depends(public)])
     async def switch_language(request: Request) -> Response:
-        form = await checked_form(request)
+        form = await sessions.csrf.checked_form(request)
         response = RedirectResponse(safe_next(field(form, "next")) or "/", status_code=303)
         lang = field(form, "lang")
         if lang in LANGUAGES:
-            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+            secure = sessions.csrf.secure
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=secure, path="/")
         return response
 
     return router

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accounts.model import Principal, Role
 from fabhub.web.i18n import Texts, language
-from fabhub.web.session import CSRF_FIELD, LANG_COOKIE, csrf_token
+from fabhub.web.session import CSRF_FIELD, LANG_COOKIE, Csrf
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,6 +36,7 @@ def home_of(role: Role) -> str:
 class Pages:
     zone: ZoneInfo
     center_name: str
+    csrf: Csrf
 
     def __post_init__(self) -> None:
         self.env = Environment(
@@ -62,7 +63,7 @@ class Pages:
             # where the language switch returns to: a page that answered a form has no address to GET again
             back=request.url.path if request.method == "GET" else "/",
             csrf_field=CSRF_FIELD,
-            csrf=csrf_token(request),
+            csrf=self.csrf.token(request),
             center=self.center_name,
             **context,
         )

@@ -6,11 +6,13 @@ test reads off it like the API's `allow(...)`."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request, Response
 from starlette.datastructures import FormData
@@ -45,21 +47,32 @@ def safe_next(url: str | None) -> str | None:
     return None
 
 
+def return_to(request: Request) -> str:
+    """Where to come back after logging in: this page, or for a form (which cannot be sent again by a
+    redirect) the page it was posted from."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    same_site = referer.netloc == request.url.netloc
+    return (safe_next(referer.path + (f"?{referer.query}" if referer.query else "")) if same_site else None) or "/"
+
+
 def login_url(next_url: str) -> str:
     return f"/login?next={quote(next_url, safe='/')}"
 
 
 class WebSessions:
-    def __init__(self, auth: Authenticator, ttl: timedelta) -> None:
+    def __init__(self, auth: Authenticator, ttl: timedelta, csrf: Csrf) -> None:
         self.auth = auth
         self.ttl = ttl
+        self.csrf = csrf
 
     def page(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
         allowed = frozenset(roles) or ALL_ROLES
 
         async def visitor(request: Request) -> Principal:
             token = request.cookies.get(SESSION_COOKIE)
-            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            here = return_to(request)
             if not token:
                 raise LoginRequired(here, expired=False)
             try:
@@ -87,7 +100,13 @@ class WebSessions:
 
     def start(self, response: Response, token: str) -> None:
         response.set_cookie(
-            SESSION_COOKIE, token, max_age=int(self.ttl.total_seconds()), httponly=True, samesite="lax", path="/"
+            SESSION_COOKIE,
+            token,
+            max_age=int(self.ttl.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=self.csrf.secure,
+            path="/",
         )
 
     @staticmethod
@@ -95,29 +114,45 @@ class WebSessions:
         response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-def csrf_token(request: Request) -> str:
-    """The browser's CSRF token: its cookie, or a new one that `issue_csrf_cookie` sets on the response."""
-    token = getattr(request.state, "csrf", None)
-    if token is None:
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        request.state.csrf = token
-    return token
+class Csrf:
+    """The token every form carries. With a session it is an HMAC of the session token under the app's key,
+    so a cookie planted by a neighbour (a sibling subdomain, a plain-HTTP hop) cannot forge it; before login
+    it is a random cookie the form must echo (double submit)."""
 
+    def __init__(self, secret: str, secure: bool) -> None:
+        self._key = hashlib.sha256(b"fabhub-csrf\0" + secret.encode()).digest()
+        self.secure = secure
 
-def issue_csrf_cookie(request: Request, response: Response) -> None:
-    token = getattr(request.state, "csrf", None)
-    if token is not None and request.cookies.get(CSRF_COOKIE) != token:
-        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", path="/")
+    def token(self, request: Request) -> str:
+        token = getattr(request.state, "csrf", None)
+        if token is None:
+            session = request.cookies.get(SESSION_COOKIE)
+            if session:
+                token = hmac.new(self._key, session.encode(), hashlib.sha256).hexdigest()
+            else:
+                token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+                request.state.anonymous_csrf = token
+            request.state.csrf = token
+        return token
 
+    def issue_cookie(self, request: Request, response: Response) -> None:
+        """Before login only: the random token's cookie, when the page just rendered made one."""
+        token = getattr(request.state, "anonymous_csrf", None)
+        if token is not None and request.cookies.get(CSRF_COOKIE) != token:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=self.secure, path="/")
 
-async def checked_form(request: Request) -> FormData:
-    """The posted form, once its CSRF token matches the browser's cookie."""
-    form = await request.form()
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    sent = form.get(CSRF_FIELD, "")
-    if not cookie or not isinstance(sent, str) or not secrets.compare_digest(cookie, sent):
-        raise PageForbidden("The form has expired; please try again.")
-    return form
+    async def checked_form(self, request: Request) -> FormData:
+        """The posted form, once its token is the one this browser's session (or cookie) calls for."""
+        form = await request.form()
+        sent = form.get(CSRF_FIELD, "")
+        session = request.cookies.get(SESSION_COOKIE)
+        if session:
+            wanted = hmac.new(self._key, session.encode(), hashlib.sha256).hexdigest()
+        else:
+            wanted = request.cookies.get(CSRF_COOKIE, "")
+        if not wanted or not isinstance(sent, str) or not hmac.compare_digest(wanted.encode(), sent.encode()):
+            raise PageForbidden("The form has expired; please try again.")
+        return form
 
 
 def field(form: FormData, name: str, default: Any = None) -> Any:

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from fabhub.web.render import HERE, Pages
-from fabhub.web.session import LoginRequired, PageForbidden, WebSessions, issue_csrf_cookie, login_url
+from fabhub.web.session import LoginRequired, PageForbidden, WebSessions, login_url
 
 
 def mount(app: FastAPI, pages: Pages, sessions: WebSessions, *routers: object) -> None:
@@ -19,9 +19,13 @@ def mount(app: FastAPI, pages: Pages, sessions: WebSessions, *routers: object) -
         app.include_router(router)  # type: ignore[arg-type]
 
     @app.middleware("http")
-    async def csrf_cookie(request: Request, call_next: Callable) -> Response:
+    async def page_headers(request: Request, call_next: Callable) -> Response:
         response = await call_next(request)
-        issue_csrf_cookie(request, response)
+        sessions.csrf.issue_cookie(request, response)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            # No page of ours is meant to be framed: a one-button form in a frame is a click away from misuse.
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
         return response
 
     @app.exception_handler(LoginRequired)
