@@ -100,7 +100,8 @@ class Authenticator:
     async def principal(self, token: str) -> Principal:
         claims = self._claims(token)
         async with autocommit(self._pool) as conn:
-            principal = await active_principal(conn, claims["sub"], claims.get("jti"))
+            issued_at = datetime.fromtimestamp(claims["iat"], UTC)
+            principal = await active_principal(conn, claims["sub"], claims.get("jti"), issued_at)
         if principal is None:
             raise _unauthorized("this account no longer exists or is deactivated")
         return principal

@@ -111,17 +111,21 @@ async def set_password(
     conn: AsyncConnection, user_id: int, *, password: str, at: datetime, actor: Principal | str
 ) -> None:
     """Audited as the fact of a change only: neither password nor hash is written to the log. A new password
-    also ends the calendar feed URL: whoever had the old credentials may have had it too."""
+    also ends the calendar feed URL and every token issued before it: whoever had the old credentials may
+    have had those too."""
     if not await QUERIES.set_password_hash(conn, id=user_id, password_hash=await _hash(password)):
         raise missing(user_id)
     await QUERIES.set_calendar_secret(conn, id=user_id, digest=None)
+    await QUERIES.end_sessions(conn, id=user_id, at=at)
     await audit.record(conn, at, actor, "password", ENTITY, user_id)
 
 
-async def active_principal(conn: AsyncConnection, user_id: int, jti: str | None = None) -> Principal | None:
-    """Who the user is acting as now, or None once the account or its organization is deactivated, or the
-    token `jti` was revoked."""
-    row = await QUERIES.principal(conn, id=user_id, jti=jti)
+async def active_principal(
+    conn: AsyncConnection, user_id: int, jti: str | None = None, issued_at: datetime | None = None
+) -> Principal | None:
+    """Who the user is acting as now, or None once the account or its organization is deactivated, the token
+    `jti` was revoked, or the password changed after the token was issued."""
+    row = await QUERIES.principal(conn, id=user_id, jti=jti, issued_at=issued_at)
     if row is None:
         return None
     user_id, email, name, role, organization_id = row

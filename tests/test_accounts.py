@@ -154,7 +154,7 @@ async def test_role_change_applies_to_the_existing_token(api, pool):
     ).status_code == 403
 
 
-async def test_change_own_password(api, pool):
+async def test_change_own_password(api, pool, clock):
     await make_user(pool, Role.customer, email="pw@example.com")
     headers = await login(api, "pw@example.com")
     wrong = await api.post(
@@ -170,11 +170,13 @@ async def test_change_own_password(api, pool):
     assert weak.status_code == 422
     assert "8 to 128 characters" in weak.text
     assert "short" not in weak.text
+    clock.advance(seconds=1)  # tokens carry whole seconds: ones from the second of the change still count
     ok = await api.post(
         "/api/v1/me/password", json={"current_password": PASSWORD, "new_password": "n3w password"}, headers=headers
     )
     assert ok.status_code == 204
     assert (await failed_login(api, "pw@example.com", PASSWORD)).status_code == 401
+    assert (await api.get("/api/v1/me", headers=headers)).status_code == 401  # tokens from before it are void
     await login(api, "pw@example.com", "n3w password")
 
 

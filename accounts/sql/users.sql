@@ -6,7 +6,13 @@
 SELECT u.id, u.email, u.name, u.role, u.organization_id
 FROM app_user u LEFT JOIN organization o ON o.id = u.organization_id
 WHERE u.id = :id AND u.active AND coalesce(o.active, true)
-  AND NOT EXISTS (SELECT 1 FROM revoked_token r WHERE r.jti = CAST(:jti AS text));
+  AND NOT EXISTS (SELECT 1 FROM revoked_token r WHERE r.jti = CAST(:jti AS text))
+  AND (u.tokens_valid_after IS NULL OR CAST(:issued_at AS timestamptz) IS NULL
+       OR CAST(:issued_at AS timestamptz) >= u.tokens_valid_after);
+
+-- name: end-sessions!
+-- Tokens carry their issue time in whole seconds: ones issued in the second of the change still count.
+UPDATE app_user SET tokens_valid_after = date_trunc('second', CAST(:at AS timestamptz)) WHERE id = :id;
 
 -- name: credentials^
 SELECT u.id, u.password_hash
