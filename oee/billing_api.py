@@ -77,8 +77,8 @@ class UsageOut(BaseModel):
     setup_s: float
     overrun_s: float
     offline_s: float
-    parts_total: float
-    parts_good: float | None
+    parts_total: int  # counted parts, whole
+    parts_good: int | None
     computed_at: datetime
 
 

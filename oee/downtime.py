@@ -69,7 +69,7 @@ class ParetoRow:
 @dataclass(frozen=True, slots=True)
 class Pareto:
     planned_only: bool
-    total_s: float
+    down_s: float  # seconds of down time in all, not money
     rows: list[ParetoRow]
 
 

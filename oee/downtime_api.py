@@ -37,7 +37,7 @@ class ParetoOut(BaseModel):
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")
     planned_only: bool = Field(description="clipped to planned busy time (opening hours minus maintenance)")
-    total_s: float
+    down_s: float  # seconds of down time in all, not money
     reasons: list[ParetoRow]
 
 
@@ -150,7 +150,7 @@ def make_router(
         async with pool.connection() as conn:
             found = await downtime.pareto(conn, ids, start, end, clock(), zone, planned_only=scope == "planned")
         return ParetoOut(
-            start=start, end=end, planned_only=found.planned_only, total_s=found.total_s, reasons=found.rows
+            start=start, end=end, planned_only=found.planned_only, down_s=found.down_s, reasons=found.rows
         )
 
     return router

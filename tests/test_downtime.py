@@ -103,7 +103,7 @@ async def test_intervals_reasons_and_the_pareto_worked_by_hand(day, any_pool):
         # machine_fault B + D = 2,700 + 1,800 = 4,500; unassigned A + F = 1,800 + 900 = 2,700;
         # material_shortage 1,800; tool_breakage 1,200; total 10,200.
         planned = await downtime.pareto(conn, ["cnc-01", "cnc-02"], t(0), t(24), NOW, ZONE)
-        assert planned.total_s == 10_200
+        assert planned.down_s == 10_200
         assert rows_of(planned) == [
             ("machine_fault", 4_500, 2, 0.4412, 0.4412),
             ("unassigned", 2_700, 2, 0.2647, 0.7059),
@@ -114,11 +114,11 @@ async def test_intervals_reasons_and_the_pareto_worked_by_hand(day, any_pool):
         # The same total as the OEE report's down time (both inside planned time).
         service = OeeService(*oee_facts(load_devices(REPO / "devices.yaml")), ZONE, lambda: NOW)
         live = await service.live(conn, ["cnc-01", "cnc-02"], t(0), t(24))
-        assert live["down_s"].sum() == planned.total_s
+        assert live["down_s"].sum() == planned.down_s
 
         # Every down second of the window: A 3,600, E 19:30 to NOW = 16,200. Ties go by code.
         everything = await downtime.pareto(conn, ["cnc-01", "cnc-02"], t(0), t(24), NOW, ZONE, planned_only=False)
-        assert everything.total_s == 26_400
+        assert everything.down_s == 26_400
         assert [(r.code, r.seconds) for r in everything.rows] == [
             ("material_shortage", 16_200),
             ("machine_fault", 4_500),
@@ -209,7 +209,7 @@ async def test_reasons_over_http_then_the_pareto(center):
     r = await client.get("/api/v1/losses/pareto", params=day, headers=finance)
     assert r.status_code == 200, r.text
     pareto = r.json()
-    assert (when(pareto["from"]), when(pareto["to"]), pareto["planned_only"], pareto["total_s"]) == (
+    assert (when(pareto["from"]), when(pareto["to"]), pareto["planned_only"], pareto["down_s"]) == (
         t(0),
         t(24),
         True,
@@ -221,7 +221,7 @@ async def test_reasons_over_http_then_the_pareto(center):
     ]
     assert pareto["reasons"][0]["name_zh"] == "未指定"
     r = await client.get("/api/v1/losses/pareto", params={**day, "class": "cnc", "scope": "all"}, headers=tech)
-    assert r.json()["total_s"] == 26_400 and r.json()["planned_only"] is False
+    assert r.json()["down_s"] == 26_400 and r.json()["planned_only"] is False
     r = await client.get("/api/v1/losses/pareto", params={**day, "device": "cnc-02"}, headers=tech)
     assert [(p["code"], p["seconds"]) for p in r.json()["reasons"]] == [("unassigned", 900)]
 
