@@ -122,9 +122,35 @@ async def _open_board(server: object, base: str) -> None:
 
 
 async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str) -> tuple[DemoAccount, ...]:
-    return await ensure_demo_accounts(
-        database, list(devices.classes), list(devices.subsidy_programs), datetime.now(UTC), settings.zone
+    """The demo's accounts, and a month of history on first start so every page has something to show."""
+    from fabhub.catalogue import catalogue_from
+    from fabhub.database import make_pool
+    from fabhub.demo_history import admin_principal, ensure_history
+
+    now = datetime.now(UTC)
+    accounts = await ensure_demo_accounts(
+        database, list(devices.classes), list(devices.subsidy_programs), now, settings.zone
     )
+    pool = make_pool(database, settings)
+    await pool.open(wait=True, timeout=30)
+    try:
+        async with pool.connection() as conn:
+            found = await list_users(conn)
+        admin = next(u for u in found if u.role == Role.admin and u.email.endswith("@demo.fabhub"))
+        customer = next(u for u in found if u.role == Role.customer and u.email.endswith("@demo.fabhub"))
+        if await ensure_history(
+            pool,
+            catalogue_from(devices),
+            settings.zone,
+            now,
+            admin_principal(admin.id, admin.email),
+            customer.id,
+            customer.organization_id,
+        ):
+            err.print("  a month of demo history written: last month's bookings, two under way now")
+    finally:
+        await pool.close()
+    return accounts
 
 
 def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tuple[DemoAccount, ...]) -> None:

@@ -149,8 +149,6 @@ def make_router(
         ids = devices(device_id, class_id)
         async with pool.connection() as conn:
             found = await downtime.pareto(conn, ids, start, end, clock(), zone, planned_only=scope == "planned")
-        return ParetoOut(
-            start=start, end=end, planned_only=found.planned_only, down_s=found.down_s, reasons=found.rows
-        )
+        return ParetoOut(start=start, end=end, planned_only=found.planned_only, down_s=found.down_s, reasons=found.rows)
 
     return router
