@@ -343,8 +343,9 @@ class Bookings:
             raise Conflict(f"booking {booking_id} has started; check it in or let it finish instead")
         if waive_fee_reason is not None and not principal.is_operator:
             raise Forbidden("only technicians and admins may waive a cancellation fee")
-        late = locked["start"] - now < locked["late_cancellation"]  # exactly at the threshold is not late
-        fee = pricing.fee(locked["net"], locked["late_cancellation_fee_share"]) if late else pricing.ZERO
+        late, fee = pricing.cancellation(
+            locked["start"], now, locked["net"], locked["late_cancellation"], locked["late_cancellation_fee_share"]
+        )
         if waive_fee_reason is not None:
             fee = pricing.ZERO
         before = await self.get(conn, booking_id)

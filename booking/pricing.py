@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from booking.catalogue import Program
@@ -77,3 +77,12 @@ def quote(
 def fee(net: Decimal, share: Decimal) -> Decimal:
     """Late-cancellation and no-show fees are a share of what the customer would have paid."""
     return money(net * share)
+
+
+def cancellation(
+    start: datetime, now: datetime, net: Decimal, window: timedelta, share: Decimal
+) -> tuple[bool, Decimal]:
+    """Whether cancelling at `now` is late (inside `window` before the start; exactly at it is not), and the
+    fee it carries: what the cancel charges and what a page shows before it."""
+    late = start - now < window
+    return late, fee(net, share) if late else ZERO

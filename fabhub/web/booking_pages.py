@@ -264,8 +264,13 @@ def make_router(
         upcoming, past = [], []
         for b in sorted(rows, key=lambda r: r["start"]):
             cls = catalogue.classes.get(b["class_id"])  # a class retired from devices.yaml keeps its bookings
-            late = cls is not None and b["start"] - now < cls.rules.late_cancellation  # as Bookings.cancel decides
-            fee = pricing.fee(b["net"], cls.rules.late_cancellation_fee_share) if cls and late else pricing.ZERO
+            late, fee = (
+                pricing.cancellation(
+                    b["start"], now, b["net"], cls.rules.late_cancellation, cls.rules.late_cancellation_fee_share
+                )
+                if cls is not None
+                else (False, pricing.ZERO)
+            )
             b = {**b, "late": late, "fee_if_cancelled": fee}
             (upcoming if b["end"] > now and b["status"] in STATUSES_LIVE else past).append(b)
         past = past[-20:][::-1]
