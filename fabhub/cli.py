@@ -7,12 +7,11 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -454,19 +453,18 @@ def invoices_draft(
 
     Safe to repeat: a draft is rebuilt, an issued invoice stays as it is. The month must be over in the
     center's calendar (exit 2 otherwise, or for a malformed month); finance reviews and issues the drafts."""
-    from oee.invoices import first_of_month, next_month
+    from oee.invoices import parse_month
 
     settings = _settings()
     devices = _devices(settings)
-    found = re.fullmatch(r"(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])", month)
-    if found is None:
+    first = parse_month(month)
+    if first is None:
         err.print(f"[red]--month {month!r}[/red]: give the month as YYYY-MM, e.g. 2027-03")
         raise typer.Exit(2)
-    first = first_of_month(date(int(found[1]), int(found[2]), 1))
-    if datetime.combine(next_month(first), time(), settings.zone) > datetime.now(UTC):
+    invoicing = _invoicing(settings, devices)
+    if not invoicing.month_over(first):
         err.print(f"[red]{month} is not over yet[/red] in the center's calendar ({settings.timezone})")
         raise typer.Exit(2)
-    invoicing = _invoicing(settings, devices)
     columns = (TextColumn(f"drafting {month}"), BarColumn(), TextColumn("{task.completed}/{task.total} customers"))
     with database_url(settings) as url, Progress(*columns, console=err) as progress:
         task = progress.add_task("draft", total=None)

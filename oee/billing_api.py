@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
-from booking.errors import Invalid, NotFound
+from booking.errors import NotFound
 from booking.routing import ID, GuardedRoute, RowId, Text
 from oee import exports
-from oee.invoices import Invoicing, next_month
+from oee.invoices import Invoicing, next_month, parse_month
 from oee.sqlfiles import QUERIES
 
 MONTH = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
@@ -102,8 +102,10 @@ def _download(data: bytes, media_type: str, filename: str) -> Response:
 
 
 def month_of(text: str) -> date:
-    year, month = text.split("-")
-    return date(int(year), int(month), 1)
+    """A month the route's pattern has checked already."""
+    found = parse_month(text)
+    assert found is not None, text
+    return found
 
 
 def make_router(
@@ -207,8 +209,6 @@ def make_router(
         """Drafts the month for every customer with something to bill (or one): idempotent, a draft is
         rebuilt, an issued invoice left alone."""
         month = month_of(body.month)
-        if datetime.combine(next_month(month), time(), zone) > clock():
-            raise Invalid(f"{body.month} is not over yet in the center's calendar")
         async with pool.connection() as conn:
             if body.organization_id is None:
                 ids = await invoicing.draft_month(conn, month, principal)

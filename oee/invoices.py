@@ -5,6 +5,7 @@ locked while it is read and added to, so a cap is never exceeded, not even by tw
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -17,7 +18,7 @@ from psycopg.rows import dict_row
 
 from accounts import audit
 from accounts.model import Principal
-from booking.errors import Conflict, NotFound
+from booking.errors import Conflict, Invalid, NotFound
 from oee.charges import money, usage_charge, vat_of
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
@@ -45,6 +46,12 @@ def next_month(month: date) -> date:
     return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+def parse_month(text: str | None) -> date | None:
+    """`YYYY-MM` in the years 2000-2199, as its first day; None for anything else."""
+    found = re.fullmatch(r"(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])", text or "")
+    return date(int(found[1]), int(found[2]), 1) if found else None
+
+
 class Invoicing:
     def __init__(self, oee: OeeService, vat_rate: Decimal, zone: ZoneInfo, clock: Callable[[], datetime]) -> None:
         self.oee = oee
@@ -54,6 +61,13 @@ class Invoicing:
 
     def _until(self, month: date) -> datetime:
         return datetime.combine(next_month(month), time(), self.zone)
+
+    def month_over(self, month: date) -> bool:
+        return self._until(first_of_month(month)) <= self.clock()
+
+    def _check_over(self, month: date) -> None:
+        if not self.month_over(month):
+            raise Invalid(f"{month:%Y-%m} is not over yet in the center's calendar")
 
     async def customers_to_bill(self, conn: AsyncConnection, month: date) -> list[int]:
         return [row[0] async for row in QUERIES.customers_to_bill(conn, until=self._until(month))]
@@ -65,6 +79,7 @@ class Invoicing:
         issued invoice's id when the month is already issued (left as it is), or None with nothing to bill."""
         now = self.clock()
         month = first_of_month(month)
+        self._check_over(month)
         async with conn.transaction():
             await QUERIES.lock_invoicing(conn, organization_id=organization_id)
             live = await QUERIES.live_invoice(conn, organization_id=organization_id, month=month)
@@ -219,6 +234,7 @@ class Invoicing:
     ) -> list[int]:
         """Drafts every customer with something to bill up to the end of `month`, one transaction each."""
         month = first_of_month(month)
+        self._check_over(month)
         customers = await self.customers_to_bill(conn, month)
         drafted = []
         for i, organization_id in enumerate(customers, 1):

@@ -16,17 +16,8 @@ from booking.errors import BookingError
 from booking.routing import RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
-from oee.invoices import Invoicing, first_of_month, next_month
+from oee.invoices import Invoicing, first_of_month, next_month, parse_month
 from oee.sqlfiles import QUERIES
-
-
-def parse_month(text: str | None) -> date | None:
-    try:
-        year, month = (text or "").split("-")
-        found = date(int(year), int(month), 1)
-    except ValueError:
-        return None
-    return found if 2000 <= found.year < 2200 else None
 
 
 async def invoices_of(conn: Any, month: date | None, organization_id: int | None, status: str | None) -> list[dict]:
@@ -67,7 +58,7 @@ def make_router(
             c["bookings"] += 1
             c["booked_s"] += u["booked_s"]
             c["running_s"] += u["running_s"]
-        month_over = end <= clock()
+        month_over = invoicing.month_over(month)
         return pages.render(
             request,
             "finance.html",
@@ -106,8 +97,6 @@ def make_router(
         form = await sessions.csrf.checked_form(request)
 
         async def work(conn: Any, month: date) -> None:
-            if datetime.combine(next_month(month), time(), zone) > clock():
-                raise BookingError(pages.texts(request)("The month is not over yet."))
             await invoicing.draft_month(conn, month, user)
 
         return await act(request, user, field(form, "month"), work)
