@@ -273,9 +273,8 @@ class Bookings:
         end = request.end + ALTERNATIVES_SPAN
         async with autocommit(self.pool) as conn:
             free = await availability.free_slots(conn, device_ids, start, end, now, cls.rules, self.zone)
-        horizon = now + timedelta(days=cls.rules.horizon_days)
-        slots = availability.nearest(free, request.end - request.start, request.start, cls.rules, self.zone, limit=10)
-        return [s for s in slots if s.start <= horizon][:5]
+        # free_slots ends at the horizon already: every slot it offers may be booked
+        return availability.nearest(free, request.end - request.start, request.start, cls.rules, self.zone, limit=5)
 
     # -- reading -----------------------------------------------------------------------------------------
 

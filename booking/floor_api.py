@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +23,7 @@ from booking import calendar, hours, maintenance
 from booking.catalogue import Catalogue
 from booking.errors import Invalid, NotFound
 from booking.routing import ID as DEVICE_ID
-from booking.routing import GuardedRoute, IdempotencyKey, Instant, Text, once
+from booking.routing import GuardedRoute, IdempotencyKey, Instant, RowId, Text, once
 
 MAX_WINDOW = timedelta(days=366)
 # Far-off dates are typing mistakes, and beyond year 9999 Python's own dates overflow.
@@ -31,7 +31,6 @@ EARLIEST = date(2000, 1, 1)
 LATEST = date(2199, 12, 31)
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
-DbId = Annotated[int, Path(gt=0, le=2**63 - 1)]
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID)]
 
 
@@ -190,7 +189,7 @@ def make_router(
         tags=["maintenance"],
         responses={404: {"description": "no such window"}, 409: {"description": "cancelled already or ended"}},
     )
-    async def cancel_maintenance(principal: Operator, window_id: DbId) -> MaintenanceOut:
+    async def cancel_maintenance(principal: Operator, window_id: RowId) -> MaintenanceOut:
         """Cancel a window that has not started; one under way ends now, keeping the time it blocked."""
         async with pool.connection() as conn:
             row = await maintenance.cancel(conn, principal, window_id, clock())

@@ -21,9 +21,6 @@ FROM organization
 WHERE CAST(:id AS bigint) IS NULL OR id = :id
 ORDER BY name, id;
 
--- name: uscc-taken$
-SELECT EXISTS (SELECT 1 FROM organization WHERE uscc = :uscc AND id <> :id);
-
 -- name: update-organization!
 UPDATE organization
 SET name = :name, uscc = :uscc, contact_name = :contact_name, contact_phone = :contact_phone,

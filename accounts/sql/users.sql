@@ -41,9 +41,6 @@ FROM app_user
 WHERE CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id
 ORDER BY id;
 
--- name: email-taken$
-SELECT EXISTS (SELECT 1 FROM app_user WHERE lower(email) = lower(:email) AND id <> :id);
-
 -- name: update-user!
 UPDATE app_user
 SET email = :email, name = :name, role = :role, organization_id = :organization_id, active = :active

@@ -158,7 +158,6 @@ def make_router(
             week=week,
             previous=week - timedelta(days=7),
             following=week + timedelta(days=7),
-            rules=catalogue.classes[class_id].rules,
             values=values,
             customers=customers,
             **grid,

@@ -61,8 +61,7 @@ def make_router(
         start = datetime.combine(first, time(), zone)
         end = datetime.combine(last + timedelta(days=1), time(), zone)
         devices = [d for d in catalogue.devices.values() if not d.retired]
-        ids = [d.id for d in devices]
-        names = {d.id: d.id for d in devices}  # unique and short; the machine page has the full name
+        ids = [d.id for d in devices]  # the charts' labels: unique and short (the machine page has the name)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         labels = [f"{d:%m-%d}" for d in days]
         async with pool.connection() as conn:
@@ -73,29 +72,29 @@ def make_router(
         by_key = {(r["device_id"], r["period"]): r for r in daily.to_dict("records")}
         trend = charts.line_chart(
             labels,
-            {names[i]: [_share(by_key.get((i, d), {}).get("oee")) for d in days] for i in ids},
+            {i: [_share(by_key.get((i, d), {}).get("oee")) for d in days] for i in ids},
             texts("OEE trend"),
         )
         heat = charts.heat_map(
-            [names[i] for i in ids],
+            ids,
             labels,
-            {(names[i], f"{d:%m-%d}"): _share(by_key.get((i, d), {}).get("utilisation")) for i in ids for d in days},
+            {(i, f"{d:%m-%d}"): _share(by_key.get((i, d), {}).get("utilisation")) for i in ids for d in days},
             texts("Utilisation"),
         )
         span = (end - gantt_start).total_seconds()
         bars = [
             charts.Bar(
-                names[b["device_id"]],
+                b["device_id"],
                 (b["start"] - gantt_start).total_seconds(),
                 (b["end"] - gantt_start).total_seconds(),
                 "booking",
                 f"{b['organization_name']} {texts.when(b['start'])}–{texts.clock(b['end'])}",
             )
             for b in booked
-            if b["device_id"] in names and b["status"] not in ("cancelled",)
+            if b["device_id"] in ids and b["status"] != "cancelled"
         ]
         for i in ids:
-            bars += charts.state_bars(names[i], await reader.timeline(i, gantt_start, end), gantt_start, texts)
+            bars += charts.state_bars(i, await reader.timeline(i, gantt_start, end), gantt_start, texts)
         ticks = [
             ((datetime.combine(d, time(), zone) - gantt_start).total_seconds(), f"{d:%m-%d}")
             for d in days
@@ -115,7 +114,7 @@ def make_router(
             last=last,
             trend=trend,
             heat=heat,
-            gantt=charts.gantt([names[i] for i in ids], span, ticks, bars, texts("Booked versus running")),
+            gantt=charts.gantt(ids, span, ticks, bars, texts("Booked versus running")),
             pareto=charts.pareto(pareto_items, texts("Down time by reason"), texts("hours")),
             pareto_rows=losses.rows,
         )
