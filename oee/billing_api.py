@@ -18,7 +18,7 @@ from accounts.model import Principal, Role
 from booking.errors import NotFound
 from booking.routing import ID, GuardedRoute, RowId, Text
 from oee import exports
-from oee.invoices import Invoicing, next_month, parse_month
+from oee.invoices import Invoicing, documents, lines_of, next_month, parse_month
 from oee.sqlfiles import QUERIES
 
 MONTH = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
@@ -130,13 +130,8 @@ def make_router(
         return principal.organization_id
 
     async def invoices(principal: Principal, **filters: Any) -> list[dict[str, Any]]:
-        params = {"month": None, "organization_id": None, "status": None, "id": None} | filters
-        params["organization_id"] = scope(principal, params["organization_id"])
-        if not principal.is_staff:
-            params["status"] = "issued"  # drafts are the center's work in progress
-        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(QUERIES.invoices.sql, params)
-            return await cur.fetchall()
+        async with pool.connection() as conn:
+            return await documents(conn, principal, **filters)
 
     @router.get(f"{prefix}/invoices")
     async def list_invoices(
@@ -152,7 +147,7 @@ def make_router(
 
     # The exports first: /invoices/7.pdf must not be taken for /invoices/{invoice_id}.
     async def readable(principal: Principal, invoice_id: int) -> None:
-        if not await invoices(principal, id=invoice_id):
+        if not await invoices(principal, invoice_id=invoice_id):
             raise NotFound(f"no invoice {invoice_id}")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}.pdf", response_class=Response, responses={404: {}})
@@ -197,12 +192,11 @@ def make_router(
     @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
     async def one_invoice(principal: Reader, invoice_id: RowId) -> InvoiceWithLines:
         """An invoice with its lines; another organization's, or a draft to a customer, is not found."""
-        found = await invoices(principal, id=invoice_id)
+        found = await invoices(principal, invoice_id=invoice_id)
         if not found:
             raise NotFound(f"no invoice {invoice_id}")
-        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
-            return InvoiceWithLines(**found[0], lines=await cur.fetchall())
+        async with pool.connection() as conn:
+            return InvoiceWithLines(**found[0], lines=await lines_of(conn, invoice_id))
 
     @router.post(f"{prefix}/invoices/drafts")
     async def draft(principal: Finance, body: DraftIn) -> dict[str, Any]:

@@ -194,7 +194,7 @@ async def _invoice(conn: AsyncConnection, invoice_id: int) -> tuple[dict[str, An
     invoice = await _one(conn, QUERIES.export_invoice.sql, {"id": invoice_id})
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}")
-    lines = await _rows(conn, QUERIES.export_invoice_lines.sql, {"invoice_id": invoice_id})
+    lines = await _rows(conn, QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
     return invoice, lines
 
 

@@ -52,6 +52,33 @@ def parse_month(text: str | None) -> date | None:
     return date(int(found[1]), int(found[2]), 1) if found else None
 
 
+async def documents(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    month: date | None = None,
+    organization_id: int | None = None,
+    status: str | None = None,
+    invoice_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Invoices and credit notes the principal may read, newest month first: staff every one, a customer its
+    own organization's issued ones (drafts are the center's work in progress)."""
+    if not principal.is_staff:
+        if organization_id not in (None, principal.organization_id):
+            raise NotFound(f"no organization {organization_id}")
+        organization_id, status = principal.organization_id, "issued"
+    params = {"month": month, "organization_id": organization_id, "status": status, "id": invoice_id}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(QUERIES.invoices.sql, params)
+        return await cur.fetchall()
+
+
+async def lines_of(conn: AsyncConnection, invoice_id: int) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
+        return await cur.fetchall()
+
+
 class Invoicing:
     def __init__(self, oee: OeeService, vat_rate: Decimal, zone: ZoneInfo, clock: Callable[[], datetime]) -> None:
         self.oee = oee

@@ -19,9 +19,9 @@ from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from booking.errors import BookingError
 from booking.routing import EARLIEST_YEAR, LATEST_YEAR, RowId
-from fabhub.web.finance_pages import invoices_of
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
+from oee.invoices import documents
 from oee.service import OeeService, group
 
 RULES_ZH = {
@@ -281,7 +281,7 @@ def make_router(
                     total = group(daily, "total")
                     if len(total):
                         usage[b["id"]] = total.iloc[0].to_dict()
-            issued = await invoices_of(conn, None, user.organization_id, "issued")
+            issued = await documents(conn, user)
         return pages.render(
             request,
             "my_bookings.html",

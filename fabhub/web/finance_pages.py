@@ -16,15 +16,8 @@ from booking.errors import BookingError
 from booking.routing import RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
-from oee.invoices import Invoicing, first_of_month, next_month, parse_month
+from oee.invoices import Invoicing, documents, first_of_month, lines_of, next_month, parse_month
 from oee.sqlfiles import QUERIES
-
-
-async def invoices_of(conn: Any, month: date | None, organization_id: int | None, status: str | None) -> list[dict]:
-    params = {"month": month, "organization_id": organization_id, "status": status, "id": None}
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(QUERIES.invoices.sql, params)
-        return await cur.fetchall()
 
 
 def make_router(
@@ -46,7 +39,7 @@ def make_router(
         start = datetime.combine(month, time(), zone)
         end = datetime.combine(next_month(month), time(), zone)
         async with pool.connection() as conn:
-            documents = await invoices_of(conn, month, None, None)
+            listed = await documents(conn, user, month=month)
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(QUERIES.usage_of_month.sql, {"start": start, "end": end, "organization_id": None})
                 usage = await cur.fetchall()
@@ -69,7 +62,7 @@ def make_router(
             previous=f"{first_of_month(month - timedelta(days=1)):%Y-%m}",
             following=f"{next_month(month):%Y-%m}",
             month_over=month_over,
-            documents=documents,
+            documents=listed,
             customers=sorted(customers.values(), key=lambda c: c["name"]),
             programs=sorted(catalogue.programs.values(), key=lambda p: p.id),
             **extra,
@@ -120,15 +113,11 @@ def make_router(
 
     @router.get("/finance/invoices/{invoice_id}")
     async def invoice(request: Request, user: Finance, invoice_id: RowId) -> HTMLResponse:
-        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                QUERIES.invoices.sql, {"month": None, "organization_id": None, "status": None, "id": invoice_id}
-            )
-            found = await cur.fetchone()
-            await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
-            lines = await cur.fetchall()
-        if found is None:
+        async with pool.connection() as conn:
+            found = await documents(conn, user, invoice_id=invoice_id)
+            lines = await lines_of(conn, invoice_id)
+        if not found:
             return pages.render(request, "error.html", user, status=404, message=pages.texts(request)("Not found."))
-        return pages.render(request, "invoice.html", user, invoice=found, lines=lines)
+        return pages.render(request, "invoice.html", user, invoice=found[0], lines=lines)
 
     return router

@@ -12,10 +12,6 @@ LEFT JOIN invoice c ON c.id = i.credits
 LEFT JOIN invoice cb ON cb.id = i.credited_by
 WHERE i.id = :id;
 
--- name: export-invoice-lines
-SELECT position, booking_id, kind, description, quantity, unit, unit_price, amount, subsidy_program
-FROM invoice_line WHERE invoice_id = :invoice_id ORDER BY position;
-
 -- name: export-usage
 -- Usage records of the bookings that start in the month (the center's calendar), oldest first. Hours are
 -- rounded in numeric (never float) to the hundredth; parts to whole parts.
