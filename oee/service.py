@@ -54,14 +54,22 @@ class OeeService:
             if first <= last:
                 stored = await self._stored(conn, device_ids, first, last)
                 parts = [stored]
-                # Days the summary lacks for some device (not summarized yet) are computed live for those.
+                # Days the summary lacks for some device (not summarized yet) are computed live for those, a
+                # run of consecutive days missing the same devices in one go (per-day results do not depend on
+                # the window's length).
                 have = set(zip(stored["device_id"], stored["day"], strict=True))
+                runs: list[tuple[date, date, list[str]]] = []
                 day = first
                 while day <= last:
                     missing = [d for d in device_ids if (d, day) not in have]
-                    if missing:
-                        parts.append(await self.live(conn, missing, self._midnight(day), self._midnight(day + ONE_DAY)))
+                    if missing and runs and runs[-1][2] == missing and runs[-1][1] == day - ONE_DAY:
+                        runs[-1] = (runs[-1][0], day, missing)
+                    elif missing:
+                        runs.append((day, day, missing))
                     day += ONE_DAY
+                for run_first, run_last, missing in runs:
+                    window = self._midnight(run_first), self._midnight(run_last + ONE_DAY)
+                    parts.append(await self.live(conn, missing, *window))
                 head = await self.live(conn, device_ids, start, self._midnight(first))
                 tail = await self.live(conn, device_ids, self._midnight(last + ONE_DAY), end)
                 return _in_order(metrics.figures(pd.concat([head, *parts, tail], ignore_index=True)))
@@ -108,11 +116,13 @@ class OeeService:
         params = {"device_ids": device_ids, "first": today - CATCH_UP, "last": today - ONE_DAY}
         days = {row[0] async for row in QUERIES.days_to_summarize(conn, **params)}
         days |= {today - ONE_DAY * i for i in range(1, RECOMPUTE + 1)}
-        for day in sorted(days):
-            raw = await self.live(conn, device_ids, self._midnight(day), self._midnight(day + ONE_DAY))
-            for row in self._complete(raw, device_ids, day).to_dict("records"):
-                await QUERIES.store_day(conn, **row, computed_at=now)
-        return sorted(days)
+        ordered = sorted(days)
+        if ordered:  # one live computation over the whole span, then the wanted days stored in one batch
+            raw = await self.live(conn, device_ids, self._midnight(ordered[0]), self._midnight(ordered[-1] + ONE_DAY))
+            rows = [row for day in ordered for row in self._complete(raw, device_ids, day).to_dict("records")]
+            async with conn.cursor() as cur:
+                await cur.executemany(QUERIES.store_day.sql, [{**row, "computed_at": now} for row in rows])
+        return ordered
 
     def _complete(self, raw: pd.DataFrame, device_ids: list[str], day: date) -> pd.DataFrame:
         index = pd.MultiIndex.from_product([device_ids, [day]], names=["device_id", "day"])
