@@ -6,6 +6,7 @@ A lost stream shows a banner and reconnects by itself, then fetches a fresh set 
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from booking.bookings import Bookings
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
 from gateway.live import RESYNC, LiveHub
+from telemetry.model import Sample
 from telemetry.reader import TelemetryReader
 
 # What a tile shows; everything else stays off the wire.
@@ -102,8 +104,30 @@ class Board:
         return list(groups.items())
 
 
+def _encoder() -> Callable[[list[Sample]], str]:
+    """Each batch goes to every open board: it is filtered and encoded once, for all of them (the hub hands
+    them the same list; the last few encodings are kept, holding their batches so an id is never reused)."""
+    recent: OrderedDict[int, tuple[list[Sample], str]] = OrderedDict()
+
+    def encoded(batch: list[Sample]) -> str:
+        found = recent.get(id(batch))
+        if found is None:
+            changes = [
+                [s.device_id, s.signal, s.value, s.time.isoformat()]
+                for s in batch
+                if shown(s.signal) and s.quality == 0
+            ]
+            found = recent[id(batch)] = (batch, json.dumps(changes) if changes else "")
+            if len(recent) > 16:
+                recent.popitem(last=False)
+        return found[1]
+
+    return encoded
+
+
 def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    encoded = _encoder()
     watchers = frozenset({Role.technician, Role.admin})
     Technician = Annotated[Principal, Depends(sessions.page(*watchers))]
 
@@ -146,13 +170,9 @@ def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub)
                     if batch == RESYNC:
                         yield ServerSentEvent(event="resync", data="{}")
                         continue
-                    changes = [
-                        [s.device_id, s.signal, s.value, s.time.isoformat()]
-                        for s in batch
-                        if shown(s.signal) and s.quality == 0
-                    ]
-                    if changes:
-                        yield ServerSentEvent(event="samples", data=json.dumps(changes))
+                    data = encoded(batch)
+                    if data:
+                        yield ServerSentEvent(event="samples", data=data)
 
         return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
 
