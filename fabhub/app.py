@@ -21,9 +21,9 @@ from booking.api import make_router as booking_router
 from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
 from booking.floor_api import make_router as floor_router
-from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
+from fabhub.domains import domains_for
 from fabhub.gateway_setup import build_gateway
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
@@ -47,8 +47,6 @@ from gateway.live import LiveHub
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
-from oee.invoices import Invoicing
-from oee.service import OeeService
 from telemetry.api import make_router as telemetry_router
 from telemetry.reader import TelemetryReader
 from telemetry.writer import utc_now
@@ -68,9 +66,8 @@ def create_app(
 ) -> FastAPI:
     metrics = Metrics()
     pool = make_pool(database_url, settings)
-    catalogue = catalogue_from(devices)
-    oee_service = OeeService(*oee_facts(devices), settings.zone, clock)
-    invoicing = Invoicing(oee_service, settings.vat_rate, settings.zone, clock)
+    domains = domains_for(settings, devices, clock)
+    catalogue, oee_service, invoicing = domains.catalogue, domains.oee, domains.invoicing
     jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
     secret = signing_key(settings)

@@ -35,8 +35,8 @@ from fabhub.settings import Settings
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
+    from fabhub.domains import Domains
     from fabhub.jobs import Job
-    from oee.invoices import Invoicing
 
 app = typer.Typer(help="FabHub: run a shared-equipment workshop.", no_args_is_help=True)
 devices_app = typer.Typer(help="Work with devices.yaml.", no_args_is_help=True)
@@ -92,7 +92,8 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
         for sim in sims:
             await sim.start()
         try:
-            application = create_app(settings, database, devices, mqtt_url=mqtt_url)
+            # The demo migrates before its accounts and history; the app then need not do it again.
+            application = create_app(settings, database, devices, mqtt_url=mqtt_url, run_migrations=speed is None)
             server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port))
             opener: asyncio.Task[None] | None = None
             if speed is not None:
@@ -349,21 +350,18 @@ def users_list() -> None:
 
 
 def _job_list(settings: Settings, devices: DeviceFile) -> list[Job]:
-    """The jobs `serve` schedules, wired as create_app wires them (keep the two in step)."""
-    from fabhub.catalogue import catalogue_from
+    """The jobs `serve` schedules, on the services create_app wires (fabhub.domains)."""
     from fabhub.jobs import jobs_for
 
-    invoicing = _invoicing(settings, devices)
-    return jobs_for(settings, catalogue_from(devices), invoicing.oee, invoicing)
+    d = _domains(settings, devices)
+    return jobs_for(settings, d.catalogue, d.oee, d.invoicing)
 
 
-def _invoicing(settings: Settings, devices: DeviceFile) -> Invoicing:
-    from fabhub.catalogue import oee_facts
-    from oee.invoices import Invoicing
-    from oee.service import OeeService
+def _domains(settings: Settings, devices: DeviceFile) -> Domains:
+    from fabhub.domains import domains_for
     from telemetry.writer import utc_now
 
-    return Invoicing(OeeService(*oee_facts(devices), settings.zone, utc_now), settings.vat_rate, settings.zone, utc_now)
+    return domains_for(settings, devices, utc_now)
 
 
 def _every(interval: timedelta) -> str:
@@ -461,7 +459,7 @@ def invoices_draft(
     if first is None:
         err.print(f"[red]--month {month!r}[/red]: give the month as YYYY-MM, e.g. 2027-03")
         raise typer.Exit(2)
-    invoicing = _invoicing(settings, devices)
+    invoicing = _domains(settings, devices).invoicing
     if not invoicing.month_over(first):
         err.print(f"[red]{month} is not over yet[/red] in the center's calendar ({settings.timezone})")
         raise typer.Exit(2)
