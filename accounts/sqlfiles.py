@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import aiosql
 from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
@@ -44,3 +45,11 @@ async def autocommit(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection
             yield conn
         finally:
             await conn.set_autocommit(False)
+
+
+async def dict_rows(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A named query's rows as dicts (the `.sql` of an aiosql query), the pooled connection's row factory left
+    alone: every domain reads its wide rows this way."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params or {})
+        return await cur.fetchall()

@@ -14,10 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
 from accounts import audit
 from accounts.model import Principal, Role
+from accounts.sqlfiles import dict_rows
 from booking.errors import Forbidden, Invalid, NotFound
 from booking.sqlfiles import QUERIES
 
@@ -92,14 +92,8 @@ def _check_admin(principal: Principal) -> None:
         raise Forbidden("only admins change opening hours and closed days")
 
 
-async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params or {})
-        return await cur.fetchall()
-
-
 async def opening_hours(conn: AsyncConnection) -> list[Opening]:
-    return [Opening(**row) for row in await _rows(conn, QUERIES.opening_hours.sql)]
+    return [Opening(**row) for row in await dict_rows(conn, QUERIES.opening_hours.sql)]
 
 
 async def open_time(
@@ -115,7 +109,7 @@ async def _outside(
 ) -> list[dict[str, Any]]:
     start, end = window or (None, None)
     params = {"now": now, "zone": zone.key, "window_start": start, "window_end": end}
-    return await _rows(conn, QUERIES.bookings_outside_hours.sql, params)
+    return await dict_rows(conn, QUERIES.bookings_outside_hours.sql, params)
 
 
 async def replace_opening_hours(
@@ -151,7 +145,7 @@ async def replace_opening_hours(
 
 async def closed_days(conn: AsyncConnection, start: date, end: date) -> list[dict[str, Any]]:
     """Closed days in [start, end)."""
-    return await _rows(conn, QUERIES.closed_days.sql, {"start": start, "end": end})
+    return await dict_rows(conn, QUERIES.closed_days.sql, {"start": start, "end": end})
 
 
 def _local_day(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -194,5 +188,5 @@ async def delete_closed_day(conn: AsyncConnection, principal: Principal, day: da
 
 
 async def _closed_day(conn: AsyncConnection, day: date) -> dict[str, Any] | None:
-    rows = await _rows(conn, QUERIES.closed_day.sql, {"day": day})
+    rows = await dict_rows(conn, QUERIES.closed_day.sql, {"day": day})
     return rows[0] if rows else None

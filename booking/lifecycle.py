@@ -8,13 +8,12 @@ changes nothing twice."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
 from accounts import audit
+from accounts.sqlfiles import dict_rows
 from booking import pricing
 from booking.catalogue import Catalogue
 from booking.sqlfiles import QUERIES
@@ -24,17 +23,11 @@ ACTIVE = frozenset({"running", "setup"})
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
-async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return await cur.fetchall()
-
-
 async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> dict[str, int]:
     """Run inside a transaction (the job runner's). Returns how many bookings moved to each status."""
     counts = {"in_progress": 0, "no_show": 0, "completed": 0}
     classes = list(catalogue.classes.values())
-    due = await _rows(
+    due = await dict_rows(
         conn,
         QUERIES.due_for_check_in.sql,
         {
@@ -86,7 +79,7 @@ async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zo
                 reason="the machine did not run or set up within the no-show threshold",
             )
             counts["no_show"] += 1
-    for booking in await _rows(conn, QUERIES.due_for_completion.sql, {"now": now}):
+    for booking in await dict_rows(conn, QUERIES.due_for_completion.sql, {"now": now}):
         await QUERIES.complete_booking(conn, id=booking["id"], finished_at=booking["end"])
         await audit.record(
             conn,

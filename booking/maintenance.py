@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
 from accounts import audit
 from accounts.model import Principal
+from accounts.sqlfiles import dict_rows
 from booking.errors import Conflict, Forbidden, Invalid, NotFound
 from booking.sqlfiles import QUERIES
 
@@ -36,14 +36,8 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
-async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> builtins.list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return await cur.fetchall()
-
-
 async def get(conn: AsyncConnection, window_id: int) -> dict[str, Any]:
-    rows = await _rows(conn, QUERIES.maintenance_row.sql, {"id": window_id})
+    rows = await dict_rows(conn, QUERIES.maintenance_row.sql, {"id": window_id})
     if not rows:
         raise NotFound(f"no maintenance window {window_id}")
     return rows[0]
@@ -83,11 +77,11 @@ async def create(
                     conn, **span, reason=reason, created_by=principal.id, now=now
                 )
         except psycopg.errors.ExclusionViolation:
-            others = await _rows(conn, QUERIES.overlapping_maintenance.sql, span)
+            others = await dict_rows(conn, QUERIES.overlapping_maintenance.sql, span)
             raise Conflict(
                 f"{device_id} already has a maintenance window overlapping this one", maintenance=others
             ) from None
-        in_the_way = await _rows(conn, QUERIES.live_bookings_in_window.sql, span)
+        in_the_way = await dict_rows(conn, QUERIES.live_bookings_in_window.sql, span)
         used = [b for b in in_the_way if b["status"] != "confirmed"]
         if used:
             # Time a customer has used (or is using) stays theirs: a window over it would erase it from
@@ -122,7 +116,7 @@ async def _cancel_booking(
 
 
 async def _booking_state(conn: AsyncConnection, booking_id: int) -> dict[str, Any]:
-    rows = await _rows(conn, QUERIES.booking_row.sql, {"id": booking_id, "organization_id": None})
+    rows = await dict_rows(conn, QUERIES.booking_row.sql, {"id": booking_id, "organization_id": None})
     return rows[0]
 
 
@@ -131,7 +125,7 @@ async def cancel(conn: AsyncConnection, principal: Principal, window_id: int, no
     record for utilisation figures); one that has ended is history and stays as it is."""
     _check_operator(principal)
     async with conn.transaction():
-        locked = await _rows(conn, QUERIES.lock_maintenance.sql, {"id": window_id})
+        locked = await dict_rows(conn, QUERIES.lock_maintenance.sql, {"id": window_id})
         if not locked:
             raise NotFound(f"no maintenance window {window_id}")
         row = locked[0]
@@ -155,6 +149,6 @@ async def list(
     conn: AsyncConnection, device_id: str | None, start: datetime, end: datetime, limit: int = 1000
 ) -> builtins.list[dict[str, Any]]:
     """Live (not cancelled) windows overlapping [start, end), earliest first."""
-    return await _rows(
+    return await dict_rows(
         conn, QUERIES.maintenance_rows.sql, {"device_id": device_id, "start": start, "end": end, "limit": limit}
     )

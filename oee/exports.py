@@ -27,7 +27,6 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -36,6 +35,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from accounts.sqlfiles import dict_rows
 from booking.errors import NotFound
 from oee.charges import money
 from oee.invoices import first_of_month, next_month
@@ -158,14 +158,8 @@ def _local(value: datetime, zone: ZoneInfo) -> datetime:
     return value.astimezone(zone).replace(tzinfo=None)
 
 
-async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
-        return await cur.fetchall()
-
-
 async def _one(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    rows = await _rows(conn, sql, params)
+    rows = await dict_rows(conn, sql, params)
     return rows[0] if rows else None
 
 
@@ -194,7 +188,7 @@ async def _invoice(conn: AsyncConnection, invoice_id: int) -> tuple[dict[str, An
     invoice = await _one(conn, QUERIES.export_invoice.sql, {"id": invoice_id})
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id}")
-    lines = await _rows(conn, QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
+    lines = await dict_rows(conn, QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
     return invoice, lines
 
 
@@ -272,7 +266,7 @@ async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo) -> Sh
             for c in USAGE_COLUMNS
         ],
     )
-    for row in await _rows(conn, QUERIES.export_usage.sql, {"since": since, "until": until}):
+    for row in await dict_rows(conn, QUERIES.export_usage.sql, {"since": since, "until": until}):
         sheet.rows.append(
             [
                 row["booking_id"],
@@ -336,7 +330,7 @@ async def _subsidy_sheet(conn: AsyncConnection, program_id: str, month: date) ->
         SUBSIDY_COLUMNS,
         total_row=True,
     )
-    rows = await _rows(
+    rows = await dict_rows(
         conn, QUERIES.export_subsidy_report.sql, {"program_id": program_id, "month": month, "year": month.year}
     )
     bookings, market, granted, used = 0, Decimal("0.00"), Decimal("0.00"), Decimal("0.00")

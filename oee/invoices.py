@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 
 from accounts import audit
 from accounts.model import Principal
+from accounts.sqlfiles import dict_rows
 from booking.errors import Conflict, Invalid, NotFound
 from oee.charges import money, usage_charge, vat_of
 from oee.service import OeeService
@@ -68,15 +69,11 @@ async def documents(
             raise NotFound(f"no organization {organization_id}")
         organization_id, status = principal.organization_id, "issued"
     params = {"month": month, "organization_id": organization_id, "status": status, "id": invoice_id}
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(QUERIES.invoices.sql, params)
-        return await cur.fetchall()
+    return await dict_rows(conn, QUERIES.invoices.sql, params)
 
 
 async def lines_of(conn: AsyncConnection, invoice_id: int) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
-        return await cur.fetchall()
+    return await dict_rows(conn, QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
 
 
 class Invoicing:
