@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from accounts import audit, checks, organizations, qualifications, users
 from accounts.audit import AuditEntry
 from accounts.auth import Authenticator, LoginRefused, public
-from accounts.errors import AccountsError, Conflict, Invalid, NotFound
+from accounts.errors import AccountsError, Invalid, NotFound
 from accounts.model import OPERATORS, STAFF, Principal, Role
 from accounts.organizations import Organization
 from accounts.qualifications import Qualification
@@ -29,7 +29,6 @@ CENTER_ZONE = ZoneInfo("Asia/Shanghai")
 MAX_ID = 2**63 - 1
 AUDIT_ENTITY = r"^[a-z][a-z0-9_.-]{0,63}$"
 AUDIT_ENTITY_ID = r"^[^\x00]{1,128}$"
-_STATUS: dict[type[AccountsError], int] = {NotFound: 404, Conflict: 409, Invalid: 422}
 
 
 class _Route(APIRoute):
@@ -42,8 +41,7 @@ class _Route(APIRoute):
             try:
                 return await handler(request)
             except AccountsError as exc:
-                status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
-                raise HTTPException(status, exc.reason) from None
+                raise HTTPException(exc.status, exc.reason) from None
 
         return translated
 
