@@ -1,8 +1,10 @@
 """A CNC machine tool behind an OPC UA server, laid out along the OPC 40501-1 (MachineTool 1.02) browse
 paths that the gateway reads. It only translates a `Machine`'s state: variables are written when the
 machine changes, so subscriptions fire on change, and alarms arrive as `MT:AlertType` events, as on a real
-umati machine. Fault-injection helpers give the gateway's tests bad status codes, wrongly typed values,
-counter resets and an unreachable server."""
+umati machine. The machine's state is also told the Machinery way (OPC 40001-1 MachineryItemState: CurrentState
+as text and its language-independent Id), and the enumerations carry their real DataTypes with EnumValues, as
+a server built from the companion NodeSets has them. Fault-injection helpers give the gateway's tests bad status
+codes, wrongly typed values, counter resets and an unreachable server."""
 
 from __future__ import annotations
 
@@ -27,6 +29,45 @@ DI_URI = "http://opcfoundation.org/UA/DI/"
 MA_URI = "http://opcfoundation.org/UA/Machinery/"
 MT_URI = "http://opcfoundation.org/UA/MachineTool/"
 
+# MachineryItemState_StateMachineType and its states as the Machinery NodeSet defines them: NodeIds in the
+# Machinery namespace, with their StateNumbers. Source: github.com/OPCFoundation/UA-Nodeset, file
+# Machinery/Opc.Ua.Machinery.NodeSet2.xml (Machinery 1.03.0 of 2023-08-01), commit
+# a2d4ae8b337ff9f014878fc88f9b6acda0ff3674: ns=1;i=1002 MachineryItemState_StateMachineType,
+# ns=1;i=5005 NotAvailable (StateNumber 0), ns=1;i=5004 OutOfService (1), ns=1;i=5007 NotExecuting (2),
+# ns=1;i=5006 Executing (3).
+MACHINERY_ITEM_STATE_TYPE = 1002
+MACHINERY_STATES = {  # name -> (NodeId, StateNumber, NodeId of its StateNumber property)
+    "NotAvailable": (5005, 0, 6039),
+    "OutOfService": (5004, 1, 6038),
+    "NotExecuting": (5007, 2, 6041),
+    "Executing": (5006, 3, 6040),
+}
+# The machine's phase as a MachineryItemState: a short stop, setup and idle perform no activity; a fault makes the
+# machine not functional. NotAvailable (switched off, energy saving) has no phase here.
+MACHINERY_ITEM_STATE = {
+    "running": "Executing",
+    "microstop": "NotExecuting",
+    "setup": "NotExecuting",
+    "idle": "NotExecuting",
+    "down": "OutOfService",
+}
+# Where MachineTool 1.02 puts it (MachineToolType/Monitoring/MachineTool, HasAddIn); the machine's
+# MA:MachineryBuildingBlocks folder references the same object, which is where Machinery (OPC 40001-1) looks.
+MACHINERY_ITEM_STATE_PATH = "MT:Monitoring/MT:MachineTool/MA:MachineryItemState"
+BUILDING_BLOCKS = "MA:MachineryBuildingBlocks"
+
+# Enumerations of the MachineTool NodeSet (same repository and commit, MachineTool/Opc.Ua.MachineTool.NodeSet2.xml):
+# key -> (DataType id in the MachineTool namespace, its EnumValues property's id, BrowseName, names by value).
+ENUMERATIONS: dict[str, tuple[int, int, str, tuple[str, ...]]] = {
+    "operation_mode": (
+        65,
+        320,
+        "MachineOperationMode",
+        ("Manual", "Automatic", "Setup", "AutoWithManualIntervention", "Service", "Other"),
+    ),
+    "channel_state": (64, 266, "ChannelState", ("Active", "Interrupted", "Reset")),
+}
+
 # key -> (browse path below Objects/MA:Machines/inst:<device_id>, variant type). `inst:` is the instance
 # namespace; vendor variables live there, as does the naming of channels, spindles and jobs.
 VARIABLES: dict[str, tuple[str, ua.VariantType]] = {
@@ -48,6 +89,8 @@ VARIABLES: dict[str, tuple[str, ua.VariantType]] = {
         ua.VariantType.UInt32,
     ),
     "parts_good": ("MT:Production/MT:ProductionPlan/inst:Job 1/MT:PartsGood", ua.VariantType.UInt32),
+    "machinery_state": (f"{MACHINERY_ITEM_STATE_PATH}/0:CurrentState", ua.VariantType.LocalizedText),
+    "machinery_state_id": (f"{MACHINERY_ITEM_STATE_PATH}/0:CurrentState/0:Id", ua.VariantType.NodeId),
 }
 MESSAGES = "MT:Notification/MT:Messages"
 
@@ -119,6 +162,7 @@ class OpcUaCnc:
         self._alarm: tuple[int, str, str] | None = None  # (changes, code, text) of the alarm being shown
         self._server: Server | None = None
         self._nodes: dict[str, Node] = {}
+        self._machinery_ns = 0  # index of the Machinery namespace, known once the address space is built
         self._alerts: list[EventGenerator] = []
         self._published: dict[str, Any] = {}
         self._raw: set[str] = set()  # keys holding a wrongly typed value (see write_raw)
@@ -204,6 +248,7 @@ class OpcUaCnc:
         elif advanced or not self._rpm:
             self._rpm = round(self._nominal_rpm * (1 + self._rng.uniform(-0.01, 0.01)), 1)
         text, number = PROGRAM_STATE[state.phase]
+        item_state = MACHINERY_ITEM_STATE[state.phase]
         return {
             "operation_mode": OPERATION_MODE[state.phase],
             "feed_override": self._feed,
@@ -217,6 +262,8 @@ class OpcUaCnc:
             "job": f"{state.program} #{self._job_count}" if state.program else "",
             "parts_completed": state.parts_total,
             "parts_good": state.parts_good,
+            "machinery_state": ua.LocalizedText(Text=item_state, Locale="en"),
+            "machinery_state_id": ua.NodeId(MACHINERY_STATES[item_state][0], self._machinery_ns),
         }
 
     def _knob(self) -> float:
@@ -309,6 +356,9 @@ class OpcUaCnc:
         for prefix, uri in (("DI", DI_URI), ("MA", MA_URI), ("MT", MT_URI), ("inst", self.namespace)):
             ns[prefix] = await server.register_namespace(uri)
         inst = ns["inst"]
+        self._machinery_ns = ns["MA"]
+        item_state_type = await _machinery_item_state_type(server, ns["MA"])
+        enum_types = {key: await _enumeration(server, ns["MT"], *spec) for key, spec in ENUMERATIONS.items()}
         machines = await server.nodes.objects.add_folder(
             ua.NodeId("Machines", ns["MA"]), ua.QualifiedName("Machines", ns["MA"])
         )
@@ -317,7 +367,9 @@ class OpcUaCnc:
         nodes: dict[str, Node] = {"": machine}
         variable_paths = {path for path, _ in VARIABLES.values()}
 
-        async def node_at(path: str, variant_type: ua.VariantType | None = None) -> Node:
+        async def node_at(
+            path: str, variant_type: ua.VariantType | None = None, data_type: ua.NodeId | None = None
+        ) -> Node:
             """The node at `path`, creating objects along the way and a variable (or, under a variable,
             a property) at the end when a type is given."""
             if path in nodes:
@@ -331,11 +383,30 @@ class OpcUaCnc:
                 node = await parent.add_object(nodeid, qname)
             else:
                 add = parent.add_property if parent_path in variable_paths else parent.add_variable
-                node = await add(nodeid, qname, ua.get_default_value(variant_type), variant_type)
+                node = await add(nodeid, qname, ua.get_default_value(variant_type), variant_type, data_type)
             nodes[path] = node
             return node
 
-        self._nodes = {key: await node_at(path, vtype) for key, (path, vtype) in VARIABLES.items()}
+        # The MachineryItemState is an instance of its state machine type, so CurrentState and its Id come from
+        # the type (FiniteStateMachineType's mandatory children), as on a server built from the NodeSet.
+        parent_path, _, last = MACHINERY_ITEM_STATE_PATH.rpartition("/")
+        item_state = await (await node_at(parent_path)).add_object(
+            ua.NodeId(f"{self.device_id}/{_plain(MACHINERY_ITEM_STATE_PATH)}", inst),
+            ua.QualifiedName(last.partition(":")[2], ns["MA"]),
+            objecttype=item_state_type,
+            instantiate_optional=False,
+        )
+        current_state = await item_state.get_child("0:CurrentState")
+        nodes[MACHINERY_ITEM_STATE_PATH] = item_state
+        nodes[f"{MACHINERY_ITEM_STATE_PATH}/0:CurrentState"] = current_state
+        nodes[f"{MACHINERY_ITEM_STATE_PATH}/0:CurrentState/0:Id"] = await current_state.get_child("0:Id")
+        building_blocks = await machine.add_folder(
+            ua.NodeId(f"{self.device_id}/{_plain(BUILDING_BLOCKS)}", inst),
+            ua.QualifiedName("MachineryBuildingBlocks", ns["MA"]),
+        )
+        await building_blocks.add_reference(item_state.nodeid, ua.ObjectIds.HasAddIn)
+
+        self._nodes = {key: await node_at(path, vtype, enum_types.get(key)) for key, (path, vtype) in VARIABLES.items()}
         messages = await node_at(MESSAGES)
         await machine.add_reference(messages.nodeid, ua.ObjectIds.HasNotifier)
 
@@ -352,6 +423,45 @@ class OpcUaCnc:
             gen.event.SourceName = self.device_id
             self._alerts.append(gen)
         return server
+
+
+async def _machinery_item_state_type(server: Server, ns: int) -> ua.NodeId:
+    """MachineryItemState_StateMachineType with its four states, under their NodeSet NodeIds, so a state's Id
+    leads a client to the state object (BrowseName, StateNumber) as on a real Machinery server."""
+    fsm = server.get_node(ua.ObjectIds.FiniteStateMachineType)
+    state_machine = await fsm.add_object_type(
+        ua.NodeId(MACHINERY_ITEM_STATE_TYPE, ns), ua.QualifiedName("MachineryItemState_StateMachineType", ns)
+    )
+    for name, (identifier, number, number_id) in MACHINERY_STATES.items():
+        # Made as a plain object and retyped: instantiating StateType would give its StateNumber a generated
+        # NodeId in this namespace, which may be the NodeSet's id of another state.
+        state = await state_machine.add_object(ua.NodeId(identifier, ns), ua.QualifiedName(name, ns))
+        await state.delete_reference(ua.ObjectIds.BaseObjectType, ua.ObjectIds.HasTypeDefinition, bidirectional=False)
+        await state.add_reference(ua.ObjectIds.StateType, ua.ObjectIds.HasTypeDefinition, bidirectional=False)
+        await state.add_property(
+            ua.NodeId(number_id, ns), ua.QualifiedName("StateNumber", 0), number, ua.VariantType.UInt32
+        )
+    return state_machine.nodeid
+
+
+async def _enumeration(
+    server: Server, ns: int, identifier: int, enum_values_id: int, name: str, names: tuple[str, ...]
+) -> ua.NodeId:
+    """An enumeration DataType with its EnumValues property and its definition, as the NodeSet declares it."""
+    dtype = await server.nodes.enum_data_type.add_data_type(ua.NodeId(identifier, ns), ua.QualifiedName(name, ns))
+    values = [ua.EnumValueType(Value=i, DisplayName=ua.LocalizedText(n)) for i, n in enumerate(names)]
+    await dtype.add_property(
+        ua.NodeId(enum_values_id, ns),
+        ua.QualifiedName("EnumValues", 0),
+        values,
+        ua.VariantType.ExtensionObject,
+        ua.NodeId(ua.ObjectIds.EnumValueType),
+    )
+    definition = ua.EnumDefinition(
+        Fields=[ua.EnumField(Value=i, DisplayName=ua.LocalizedText(n), Name=n) for i, n in enumerate(names)]
+    )
+    await dtype.write_data_type_definition(definition)
+    return dtype.nodeid
 
 
 def _plain(path: str) -> str:

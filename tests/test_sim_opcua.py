@@ -37,6 +37,8 @@ PATHS = {
     "job": "MT:Production/MT:ProductionPlan/inst:Job 1/MT:Identifier",
     "parts_completed": "MT:Production/MT:ProductionPlan/inst:Job 1/MT:PartsCompleted",
     "parts_good": "MT:Production/MT:ProductionPlan/inst:Job 1/MT:PartsGood",
+    "machinery_state": "MT:Monitoring/MT:MachineTool/MA:MachineryItemState/0:CurrentState",
+    "machinery_state_id": "MT:Monitoring/MT:MachineTool/MA:MachineryItemState/0:CurrentState/0:Id",
 }
 TYPES = {
     "operation_mode": ua.VariantType.Int32,
@@ -51,6 +53,16 @@ TYPES = {
     "job": ua.VariantType.String,
     "parts_completed": ua.VariantType.UInt32,
     "parts_good": ua.VariantType.UInt32,
+    "machinery_state": ua.VariantType.LocalizedText,
+    "machinery_state_id": ua.VariantType.NodeId,
+}
+# MachineryItemState_StateMachineType's states in the Machinery NodeSet (UA-Nodeset Machinery/Opc.Ua.Machinery.NodeSet2.xml):
+# name -> (NodeId in the Machinery namespace, StateNumber)
+MACHINERY_STATES = {
+    "NotAvailable": (5005, 0),
+    "OutOfService": (5004, 1),
+    "NotExecuting": (5007, 2),
+    "Executing": (5006, 3),
 }
 TIMEOUT = 5.0
 
@@ -81,6 +93,11 @@ async def resolve(client: Client, path: str, device: str = DEVICE) -> Node:
     segments = ["MA:Machines", f"inst:{device}", *(path.split("/") if path else [])]
     qnames = [f"{index[prefix]}:{name}" for prefix, _, name in (s.partition(":") for s in segments)]
     return await client.nodes.objects.get_child(qnames)
+
+
+async def machinery_state(client: Client, name: str) -> ua.NodeId:
+    """The NodeId of a MachineryItemState state, in the Machinery namespace as this server numbers it."""
+    return ua.NodeId(MACHINERY_STATES[name][0], (await client.get_namespace_array()).index(MA))
 
 
 async def read_all(client: Client, device: str = DEVICE) -> dict[str, Any]:
@@ -121,6 +138,8 @@ async def test_values_follow_machine(sim: OpcUaCnc, client: Client) -> None:
     assert values["spindle_speed"] > 0
     assert values["program"] == sim.machine.state.program
     assert values["job"].startswith(sim.machine.state.program)
+    assert values["machinery_state"].Text == "Executing"
+    assert values["machinery_state_id"] == await machinery_state(client, "Executing")
 
     sim.machine.force("idle", 3600)
     await sim.tick(10)
@@ -130,6 +149,55 @@ async def test_values_follow_machine(sim: OpcUaCnc, client: Client) -> None:
     assert values["operation_mode"] == 0
     assert values["program_state_number"] == 2
     assert values["spindle_speed"] == 0
+    assert values["machinery_state"].Text == "NotExecuting"
+    assert values["machinery_state_id"] == await machinery_state(client, "NotExecuting")
+
+    sim.machine.force("setup", 3600)
+    await sim.tick(10)
+    assert (await read_all(client))["machinery_state_id"] == await machinery_state(client, "NotExecuting")
+
+
+async def test_machinery_item_state_as_the_specs_place_it(sim: OpcUaCnc, client: Client) -> None:
+    """One MachineryItemState, where MachineTool 1.02 puts it and where Machinery's building blocks find it;
+    its CurrentState's Id is the state object of the Machinery NodeSet's state machine type."""
+    sim.machine.force("running", 3600)
+    await sim.tick(1)
+    in_monitoring = await resolve(client, "MT:Monitoring/MT:MachineTool/MA:MachineryItemState")
+    in_blocks = await resolve(client, "MA:MachineryBuildingBlocks/MA:MachineryItemState")
+    assert in_monitoring.nodeid == in_blocks.nodeid
+    ns = await client.get_namespace_array()
+    state_type = await in_blocks.read_type_definition()
+    assert (state_type.Identifier, ns[state_type.NamespaceIndex]) == (1002, MA)
+    assert await client.get_node(state_type).read_browse_name() == ua.QualifiedName(
+        "MachineryItemState_StateMachineType", ns.index(MA)
+    )
+    for name, (identifier, number) in MACHINERY_STATES.items():
+        state = client.get_node(ua.NodeId(identifier, ns.index(MA)))
+        assert await state.read_browse_name() == ua.QualifiedName(name, ns.index(MA))
+        assert await (await state.get_child("0:StateNumber")).read_value() == number
+        assert await state.read_type_definition() == ua.NodeId(ua.ObjectIds.StateType)
+    current = await in_blocks.get_child("0:CurrentState")
+    state_id = await (await current.get_child("0:Id")).read_value()
+    assert await client.get_node(state_id).read_browse_name() == ua.QualifiedName("Executing", ns.index(MA))
+    assert (await current.read_value()).Text == "Executing"
+
+
+async def test_enumerations_carry_their_data_types(client: Client) -> None:
+    """OperationMode and ChannelState hold Int32 values of the MachineTool NodeSet's enumerations, whose
+    EnumValues tell the names, as on a server built from the NodeSet."""
+    ns = await client.get_namespace_array()
+    expected = {
+        "operation_mode": (65, ["Manual", "Automatic", "Setup", "AutoWithManualIntervention", "Service", "Other"]),
+        "channel_state": (64, ["Active", "Interrupted", "Reset"]),
+    }
+    for key, (identifier, names) in expected.items():
+        data_type = await (await resolve(client, PATHS[key])).read_data_type()
+        assert (data_type.Identifier, ns[data_type.NamespaceIndex]) == (identifier, MT), key
+        node = client.get_node(data_type)
+        supertype = (await node.get_references(ua.ObjectIds.HasSubtype, ua.BrowseDirection.Inverse))[0].NodeId
+        assert supertype == ua.NodeId(ua.ObjectIds.Enumeration), key
+        enum_values = await (await node.get_child("0:EnumValues")).read_value()
+        assert [(v.Value, v.DisplayName.Text) for v in enum_values] == list(enumerate(names)), key
 
 
 async def test_alarm_events(sim: OpcUaCnc, client: Client) -> None:
@@ -151,6 +219,8 @@ async def test_alarm_events(sim: OpcUaCnc, client: Client) -> None:
     assert (await on_machine.until(lambda e: e.ErrorCode == code)).Active is True
     values = await read_all(client)
     assert (values["operation_mode"], values["channel_state"], values["program_state_number"]) == (4, 1, 3)
+    assert values["machinery_state"].Text == "OutOfService"
+    assert values["machinery_state_id"] == await machinery_state(client, "OutOfService")
 
     sim.machine.force("running", 3600)
     await sim.tick(1)
