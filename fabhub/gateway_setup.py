@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import os
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
@@ -11,19 +12,40 @@ from psycopg_pool import AsyncConnectionPool
 from fabhub.devices import DeviceFile
 from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
 from fabhub.settings import Settings
-from gateway.config import GatewayDevice
+from gateway.config import DEFAULT_RECONNECT_MAX, GatewayDevice, MissingSecret
 from gateway.service import Gateway
 from gateway.spool import Spool
 from telemetry.writer import BatchWriter
 
 
-def gateway_devices(devices: DeviceFile) -> list[GatewayDevice]:
+def gateway_devices(
+    devices: DeviceFile, environ: Mapping[str, str], reconnect_max: timedelta = DEFAULT_RECONNECT_MAX
+) -> list[GatewayDevice]:
+    """The devices the gateway serves, their secrets read from `environ` (MissingSecret names what is not
+    set: load_devices with the environment reports it with file and line first)."""
     out = []
     for d in devices.devices:
         if d.retired:
             continue
         settings = d.opcua if isinstance(d, OpcUaDevice) else d.modbus if isinstance(d, ModbusDevice) else d.mqtt
-        out.append(GatewayDevice(d.id, d.protocol, d.endpoint, settings, d.signals, d.states, d.heartbeat))
+        try:
+            settings = settings.resolved(environ)
+        except MissingSecret as exc:
+            raise MissingSecret(f"devices.{d.id}.{d.protocol}.{exc.key}", exc.variable) from None
+        out.append(
+            GatewayDevice(
+                d.id,
+                d.protocol,
+                d.endpoint,
+                settings,
+                d.signals,
+                d.states,
+                d.heartbeat,
+                d.ideal_cycle_time,
+                d.max_rate,
+                d.reconnect_max or reconnect_max,
+            )
+        )
     return out
 
 
@@ -34,6 +56,7 @@ def build_gateway(
     mqtt_url: str | None,
     clock: Callable[[], datetime],
     registry: CollectorRegistry,
+    environ: Mapping[str, str] = os.environ,
 ) -> Gateway:
     known = devices.device_ids.__contains__
 
@@ -47,10 +70,10 @@ def build_gateway(
             overflow=spool,
         )
 
-    if mqtt_url is None and any(isinstance(d, MqttDevice) for d in devices.devices):
+    if mqtt_url is None and any(isinstance(d, MqttDevice) and d.endpoint is None for d in devices.devices):
         raise ValueError("devices.yaml has MQTT devices: set FABHUB_MQTT_URL or let FabHub start a broker")
     return Gateway(
-        gateway_devices(devices),
+        gateway_devices(devices, environ, timedelta(seconds=settings.reconnect_max_s)),
         writer,
         settings.data_dir / "spool",
         mqtt_url=mqtt_url,

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     rollup_lookback_s: int = Field(300, ge=60, le=86_400)
     run_jobs: bool = Field(True, description="run scheduled jobs in this process")
     run_gateway: bool = Field(True, description="run the device gateway in this process")
+    reconnect_max_s: float = Field(
+        10.0, gt=0, le=3600, description="longest wait between a device's reconnects (devices may set their own)"
+    )
     spool_max_mb: int = Field(1024, ge=1, description="disk spool bound while the database is away")
     spool_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
 

@@ -5,10 +5,11 @@ file, line and key."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -17,6 +18,7 @@ from telemetry.model import SIGNAL as SIGNAL_NAME
 SIGNAL = SIGNAL_NAME.pattern
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+JSON_PATH = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 
 
 def parse_duration(value: Any) -> Any:
@@ -42,6 +44,70 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# -- secrets --------------------------------------------------------------------------------------
+
+ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable")]
+
+
+def _reference_only(value: str | None) -> str | None:
+    if value is not None and not ENV_REFERENCE.match(value):
+        raise ValueError("secrets come from the environment: write ${VARIABLE} (or password_env: VARIABLE)")
+    return value
+
+
+SecretReference = Annotated[str, BeforeValidator(_reference_only)]
+
+
+class MissingSecret(LookupError):
+    """A secret's environment variable is not set where the gateway runs."""
+
+    def __init__(self, key: str, variable: str) -> None:
+        self.key, self.variable = key, variable
+        super().__init__(f"{key}: the environment variable {variable} is not set")
+
+
+class Secrets(Strict):
+    """Fields that may name environment variables: `password_env: VAR`, or `${VAR}` in the value itself
+    (a password only ever so). Resolved where the gateway starts, never written to the file."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()  # fields taking ${VAR}
+    ENV_FIELDS: ClassVar[dict[str, str]] = {}  # `<x>_env` field -> the field it fills
+
+    def variables(self) -> dict[str, str]:
+        """Key in the file (dotted below this level) -> the environment variable it needs."""
+        out = {}
+        for name in self.SECRET_FIELDS:
+            match = ENV_REFERENCE.match(getattr(self, name) or "")
+            if match:
+                out[name] = match.group(1)
+        for name in self.ENV_FIELDS:
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        for name, nested in self._nested().items():
+            out.update({f"{name}.{k}": v for k, v in nested.variables().items()})
+        return out
+
+    def resolved(self, environ: Mapping[str, str]) -> Self:
+        """A copy holding the secrets themselves, for the adapter; MissingSecret names what is missing."""
+        update: dict[str, Any] = {}
+        for key, variable in self.variables().items():
+            if "." in key:
+                continue
+            if variable not in environ:
+                raise MissingSecret(key, variable)
+            update[self.ENV_FIELDS.get(key, key)] = environ[variable]
+        for name, nested in self._nested().items():
+            try:
+                update[name] = nested.resolved(environ)
+            except MissingSecret as exc:
+                raise MissingSecret(f"{name}.{exc.key}", exc.variable) from None
+        return self.model_copy(update=update)
+
+    def _nested(self) -> dict[str, Secrets]:
+        return {name: value for name in type(self).model_fields if isinstance(value := getattr(self, name), Secrets)}
+
+
 # -- signals --------------------------------------------------------------------------------------
 
 
@@ -52,16 +118,21 @@ class SignalCommon(Strict):
     offset: float = 0.0
     min: float | None = None
     max: float | None = None
-    counter: bool = False  # a cumulative counter: its deltas are emitted as <name>.delta
+    counter: bool = False  # a cumulative counter: the writer stores its deltas as <name>.delta
     rollover: int | None = Field(None, gt=1, description="where the counter wraps; default from its type")
+    max_per_s: float | None = Field(
+        None, gt=0, description="the most a counter can count per second; parts_* default from ideal_cycle_time"
+    )
+    reset_on: SignalName | None = Field(None, description="a signal (e.g. a job id) whose change restarts the count")
     deadband: float = Field(0.0, ge=0, description="report a number only when it moves more than this")
 
     @model_validator(mode="after")
     def _range(self) -> SignalCommon:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is larger than max")
-        if self.rollover is not None and not self.counter:
-            raise ValueError("rollover only applies to a counter")
+        for option in ("rollover", "max_per_s", "reset_on"):
+            if getattr(self, option) is not None and not self.counter:
+                raise ValueError(f"{option} only applies to a counter")
         return self
 
 
@@ -126,27 +197,30 @@ class OpcUaSignal(SignalCommon):
 
 
 class MqttSignal(SignalCommon):
-    json_path: str = Field(
-        alias="json", pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$", description="dotted payload path"
-    )
+    json_path: str = Field(alias="json", pattern=JSON_PATH, description="dotted payload path")
     type: Literal["number", "text", "bool"] = "number"
 
 
 # -- protocol settings ----------------------------------------------------------------------------
 
 
-class ModbusSettings(Strict):
+class ModbusSettings(Secrets):
     unit: int = Field(1, ge=0, le=247)
     poll_interval: Duration = timedelta(seconds=1)
     timeout: Duration = timedelta(seconds=1)
     max_gap: int = Field(0, ge=0, le=100, description="unused registers a coalesced read may span")
 
 
-class OpcUaSecurity(Strict):
+class OpcUaSecurity(Secrets):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("private_key_password",)
+    ENV_FIELDS: ClassVar[dict[str, str]] = {"private_key_password_env": "private_key_password"}
+
     mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     policy: Literal["Basic256Sha256"] = "Basic256Sha256"
     certificate: Path | None = None
     private_key: Path | None = None
+    private_key_password: SecretReference | None = None
+    private_key_password_env: EnvName | None = None
     server_certificate: Path | None = None
     application_uri: str = Field("urn:fabhub:gateway", description="must match the URI in our certificate")
 
@@ -174,14 +248,18 @@ DEFAULT_NAMESPACES = {
 }
 
 
-class OpcUaSettings(Strict):
+class OpcUaSettings(Secrets):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("username", "password")
+    ENV_FIELDS: ClassVar[dict[str, str]] = {"password_env": "password"}
+
     machine: str = Field(description="browse path from Objects to the machine, e.g. MA:Machines/inst:cnc-01")
     namespaces: dict[str, str] = Field(default_factory=dict, description="prefix -> namespace URI")
     publishing_interval: Duration = timedelta(milliseconds=500)
     poll_interval: Duration = timedelta(seconds=1)
     timeout: Duration = timedelta(seconds=4)
     username: str | None = None
-    password: str | None = None
+    password: SecretReference | None = None
+    password_env: EnvName | None = None
     security: OpcUaSecurity = OpcUaSecurity()
     events: list[OpcUaEvents] = []
 
@@ -190,13 +268,64 @@ class OpcUaSettings(Strict):
         return {**DEFAULT_NAMESPACES, **self.namespaces}
 
 
-class MqttSettings(Strict):
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _fingerprint(value: Any) -> Any:
+    """SHA-256 as printed by openssl (`AB:CD:...`) or plain hex, kept as lowercase hex."""
+    if isinstance(value, str):
+        text = value.replace(":", "").strip().lower()
+        if not SHA256_HEX.match(text):
+            raise ValueError("a SHA-256 fingerprint is 64 hex digits (colons allowed)")
+        return text
+    return value
+
+
+class MqttSettings(Secrets):
+    """A device on the site broker (no `endpoint`), or a device that is its own broker, as a Bambu printer
+    in LAN mode is (`endpoint: mqtts://<ip>:8883`): then it gets its own connection, credentials and TLS."""
+
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("username", "password")
+    ENV_FIELDS: ClassVar[dict[str, str]] = {"password_env": "password"}
+
     topic: str = "device/{serial}/report"
     serial: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     request_topic: str | None = "device/{serial}/request"
     pushall_on_connect: bool = True
+    pushall_every: Duration | None = Field(
+        timedelta(minutes=5), description="ask again for a full report now and then (P1/A1 send only deltas)"
+    )
     merge_deltas: bool = True
     offline_after: Duration = timedelta(seconds=10)
+    time_json: str | None = Field(None, pattern=JSON_PATH, description="where a report carries its own time")
+    username: str | None = None
+    password: SecretReference | None = None
+    password_env: EnvName | None = None
+    ca_file: Path | None = Field(None, description="PEM of the CA (or the certificate itself) to trust")
+    tls_fingerprint: Annotated[str | None, BeforeValidator(_fingerprint)] = Field(
+        None, description="SHA-256 of the device's certificate, pinned"
+    )
+    tls_verify_hostname: bool = True
+
+    @property
+    def pinned(self) -> bool:
+        return self.ca_file is not None or self.tls_fingerprint is not None
+
+    @property
+    def tls_options(self) -> list[str]:
+        fields = self.model_fields_set & {"ca_file", "tls_fingerprint", "tls_verify_hostname"}
+        return sorted(fields)
+
+    @model_validator(mode="after")
+    def _never_accept_anything(self) -> MqttSettings:
+        if not self.tls_verify_hostname and not self.pinned:
+            raise ValueError(
+                "tls_verify_hostname: false without ca_file or tls_fingerprint would accept any certificate:"
+                " pin the device's certificate (tls_fingerprint) or give the CA that signed it (ca_file)"
+            )
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("give password or password_env, not both")
+        return self
 
     @field_validator("topic", "request_topic")
     @classmethod
@@ -293,6 +422,20 @@ def derive_state(rules: list[StateRule], values: dict[str, Any]) -> str | None:
 
 
 @dataclass(frozen=True)
+class CounterRule:
+    """How the writer judges a counter's steps (telemetry.counters)."""
+
+    modulus: int | None = None
+    max_per_s: float | None = None
+    reset_on: str | None = None
+
+
+PART_COUNTER = "parts_"
+DEFAULT_MAX_RATE = 3.0
+DEFAULT_RECONNECT_MAX = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
 class GatewayDevice:
     """What the gateway needs of a device; the composition root builds it from devices.yaml."""
 
@@ -303,3 +446,22 @@ class GatewayDevice:
     signals: dict[str, OpcUaSignal] | dict[str, ModbusSignal] | dict[str, MqttSignal]
     states: list[StateRule]
     heartbeat: timedelta
+    ideal_cycle_time: timedelta | None = None
+    max_rate: float | None = DEFAULT_MAX_RATE  # a part counter faster than this times the ideal rate was reset
+    reconnect_max: timedelta = DEFAULT_RECONNECT_MAX
+
+    def counter_rules(self) -> dict[str, CounterRule]:
+        """Wrap-around from the register type unless stated; part counters may not outrun `max_rate` times
+        the ideal cycle (one part per ideal_cycle_time), other counters their own `max_per_s`."""
+        rules = {}
+        for name, spec in self.signals.items():
+            if not spec.counter:
+                continue
+            modulus = spec.rollover
+            if modulus is None and isinstance(spec, ModbusSignal) and spec.type in MODBUS_WIDTH:
+                modulus = 1 << (16 * MODBUS_WIDTH[spec.type])
+            max_per_s = spec.max_per_s
+            if max_per_s is None and name.startswith(PART_COUNTER) and self.ideal_cycle_time and self.max_rate:
+                max_per_s = self.max_rate / self.ideal_cycle_time.total_seconds()
+            rules[name] = CounterRule(modulus, max_per_s, spec.reset_on)
+        return rules

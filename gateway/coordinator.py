@@ -1,7 +1,8 @@
 """One coordinator per device (the Home Assistant pattern): it owns the adapter's connection, turns its
 readings into samples through the device's normalizer, and keeps one availability flag. A device that
-stops answering is marked offline at once, logged once, retried with capped, jittered backoff, and
-logged once more when it is back."""
+stops answering is marked offline at once, logged once, retried at once and then with jittered backoff
+capped at `reconnect_max` (so a machine back on the network is online within one such wait), and logged
+once more when it is back."""
 
 from __future__ import annotations
 
@@ -59,36 +60,47 @@ class DeviceCoordinator:
         status: DeviceStatus,
         sink: Sink,
         clock: Callable[[], datetime],
-        backoff_max: float = 30.0,
+        reconnect_max: float = 10.0,
     ) -> None:
         self.adapter = adapter
         self.normalizer = normalizer
         self.status = status
         self._sink = sink
         self._clock = clock
-        self._backoff_max = backoff_max
+        self._reconnect_max = reconnect_max
 
     async def run(self) -> None:
         failures = 0
+        loop = asyncio.get_running_loop()
         beat = asyncio.create_task(self._heartbeat())
         try:
             while True:
+                online_at: float | None = None
                 try:
                     await self.adapter.connect()
                     self._online()
-                    failures = 0
+                    online_at = loop.time()
                     await self.adapter.run(self._readings)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # any failure of the link: the device is unreachable
-                    failures += 1
+                    # a link that held for a while starts the backoff afresh; one that drops at once does not
+                    steady = online_at is not None and loop.time() - online_at >= self._reconnect_max
+                    failures = 1 if steady else failures + 1
                     await self._offline(exc)
                 finally:
                     await self.adapter.close()
-                delay = random.uniform(0, min(self._backoff_max, self.adapter.interval * 2 ** min(failures, 10)))
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.retry_delay(failures))
         finally:
             beat.cancel()
+
+    def retry_delay(self, failures: int) -> float:
+        """None before the first retry (a dropped packet costs nothing); then doubling from the poll interval
+        up to `reconnect_max`, each wait drawn from its upper half so many devices do not retry in step."""
+        if failures <= 1:
+            return 0.0
+        cap = min(self._reconnect_max, self.adapter.interval * 2 ** min(failures - 1, 20))
+        return random.uniform(cap / 2, cap)
 
     async def _readings(self, readings: list[Reading], rejected: list[Rejected]) -> None:
         """The adapter awaits this for every batch, so the sink's back-pressure reaches the adapter."""

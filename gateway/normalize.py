@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from gateway.config import SignalCommon, StateRule, derive_state
-from telemetry.model import Quality, Rejected, Sample, reject
+from gateway.config import CounterRule, SignalCommon, StateRule, derive_state
+from telemetry.model import Count, Quality, Rejected, Sample, reject
 
 log = logging.getLogger(__name__)
-DELTA_SUFFIX = ".delta"
 
 
 class Reading(NamedTuple):
@@ -34,10 +33,11 @@ Emit = Callable[[list[Reading], list[Rejected]], Awaitable[None]]
 class Output:
     samples: list[Sample] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    counts: list[Count] = field(default_factory=list)  # raw counter values, for the writer to count
 
-    def extend(self, other: Output) -> None:
-        self.samples.extend(other.samples)
-        self.rejected.extend(other.rejected)
+    @property
+    def items(self) -> list[Sample | Count | Rejected]:
+        return [*self.samples, *self.counts, *self.rejected]
 
 
 @dataclass
@@ -54,16 +54,18 @@ class DeviceNormalizer:
         signals: dict[str, SignalCommon],
         rules: list[StateRule],
         heartbeat: timedelta,
-        counter_widths: dict[str, int] | None = None,
+        counters: dict[str, CounterRule] | None = None,
     ) -> None:
         self.device_id = device_id
         self._signals = signals
         self._rules = rules
+        self._rule_signals = {name for rule in rules for name in rule.signals()}
         self._heartbeat = heartbeat
-        self._counter_widths = counter_widths or {}
+        self._counters = counters or {}
         self.values: dict[str, Any] = {}  # latest good value of each signal: what the state rules see
+        self._changed: dict[str, datetime] = {}  # when each value last changed: the time of a state it decides
         self._emitted: dict[str, _Emitted] = {}
-        self.counters: dict[str, int] = {}  # last raw value of each counter: the baseline of the next delta
+        self._counted: dict[str, int] = {}  # raw value of each counter as last handed on
         self.state: str | None = None
         self._state_time: datetime | None = None
 
@@ -76,14 +78,20 @@ class DeviceNormalizer:
     def process(self, readings: Iterable[Reading]) -> Output:
         out = Output()
         latest: datetime | None = None
+        counted: list[tuple[str, int, datetime]] = []
         for reading in readings:
-            self._one(reading, out)
+            counter = self._one(reading, out)
+            if counter is not None:
+                counted.append(counter)
             latest = reading.time if latest is None or reading.time > latest else latest
+        for signal, raw, time in counted:  # after the batch's other values, so a reset_on change is seen
+            self._count(signal, raw, time, out)
         if latest is not None:
             self._derive(latest, out)
         return out
 
-    def _one(self, r: Reading, out: Output) -> None:
+    def _one(self, r: Reading, out: Output) -> tuple[str, int, datetime] | None:
+        """Handle one reading; a counter's good raw value is returned, to be counted after the batch."""
         spec = self._signals.get(r.signal)
         value = r.value
         if r.quality != Quality.GOOD and value is None:
@@ -92,31 +100,41 @@ class DeviceNormalizer:
                 self._reject(out, r, "bad quality and no value")
             else:  # the device vouches for nothing: repeat what we had, marked with its quality
                 self._emit(out, r.signal, previous.value, r.quality, r.time)
-            return
+            return None
         if isinstance(value, bool):
             value = float(value)
         if isinstance(value, str):
             self._emit(out, r.signal, value, r.quality, r.time)
             if r.quality == Quality.GOOD:
-                self.values[r.signal] = value
-            return
+                self._keep(r.signal, value, r.time)
+            return None
         if not isinstance(value, int | float):
             self._reject(out, r, f"expected a number or text, got {type(value).__name__}")
-            return
+            return None
         if spec is not None and not spec.counter:
             value = value * spec.scale + spec.offset
         number = float(value)
         if not math.isfinite(number):
             self._reject(out, r, "value is not finite")
-            return
+            return None
         if spec is not None and not _in_range(number, spec):
             self._reject(out, r, f"out of range [{spec.min}, {spec.max}]")
-            return
-        if r.quality == Quality.GOOD:
-            self.values[r.signal] = number
-            if spec is not None and spec.counter:
-                self._count(r.signal, int(value), spec, r.time, out)
+            return None
         self._emit(out, r.signal, number, r.quality, r.time, spec.deadband if spec is not None else 0.0)
+        if r.quality != Quality.GOOD:
+            return None
+        self._keep(r.signal, number, r.time)
+        if spec is not None and spec.counter:
+            if number != int(number):
+                self._reject(out, r, "a counter must be a whole number")
+                return None
+            return r.signal, int(number), r.time
+        return None
+
+    def _keep(self, signal: str, value: float | str, time: datetime) -> None:
+        if signal not in self.values or self.values[signal] != value:
+            self._changed[signal] = time
+        self.values[signal] = value
 
     def _emit(
         self,
@@ -137,36 +155,35 @@ class DeviceNormalizer:
             out.samples.append(Sample(time, self.device_id, signal, value, quality))
             self._emitted[signal] = _Emitted(value, quality, time)
 
-    def _count(self, signal: str, raw: int, spec: SignalCommon, time: datetime, out: Output) -> None:
-        """A cumulative counter becomes production deltas. Going backwards is a reset (the count since
-        is the new value) unless the counter was near the top of its range: then it wrapped around."""
-        previous = self.counters.get(signal)
-        self.counters[signal] = raw
-        if previous is None or raw == previous:
+    def _count(self, signal: str, raw: int, time: datetime, out: Output) -> None:
+        """Hand a counter's value on when it changed (or is the first since start or recovery): the writer
+        counts it against the baseline stored in the database (telemetry.counters), never here."""
+        if self._counted.get(signal) == raw:
             return
-        modulus = spec.rollover or self._counter_widths.get(signal)
-        if raw > previous:
-            delta = raw - previous
-        elif modulus is not None and previous - raw > modulus // 2:
-            delta = modulus - previous + raw
-            log.info("%s %s wrapped around at %d", self.device_id, signal, modulus)
-        else:
-            delta = raw
-            log.info("%s %s was reset (%d -> %d)", self.device_id, signal, previous, raw)
-        if delta > 0:
-            out.samples.append(Sample(time, self.device_id, signal + DELTA_SUFFIX, float(delta), Quality.GOOD))
+        self._counted[signal] = raw
+        rule = self._counters.get(signal, CounterRule())
+        epoch = None if rule.reset_on is None else self.values.get(rule.reset_on)
+        epoch_text = None if epoch is None else str(epoch)
+        out.counts.append(Count(time, self.device_id, signal, raw, rule.modulus, rule.max_per_s, epoch_text))
 
     def _reject(self, out: Output, r: Reading, reason: str) -> None:
         out.rejected.append(reject((r.time, self.device_id, r.signal, r.value), reason))
 
     # -- state ------------------------------------------------------------------------------------
 
-    def _derive(self, time: datetime, out: Output) -> None:
+    def _derive(self, latest: datetime, out: Output) -> None:
         if self.state == "offline" and not self.values:
             return
         state = derive_state(self._rules, self.values)
-        if state is not None:
-            self._set_state(state, time, out)
+        if state is None:
+            return
+        if state != self.state:
+            # the state began when the values that decide it last changed (their source times), not when
+            # the newest reading of the batch was taken
+            decided = [self._changed[s] for s in self._rule_signals if s in self._changed]
+            self._set_state(state, max(decided, default=latest), out)
+        else:
+            self._set_state(state, latest, out)
 
     def _set_state(self, state: str, time: datetime, out: Output) -> None:
         stale = self._state_time is not None and time - self._state_time >= self._heartbeat
@@ -181,7 +198,9 @@ class DeviceNormalizer:
         Values are forgotten so the first readings after recovery decide the state afresh."""
         out = Output()
         self.values.clear()
+        self._changed.clear()
         self._emitted.clear()
+        self._counted.clear()
         if self.state != "offline":
             self._set_state("offline", time, out)
         return out

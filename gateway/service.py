@@ -4,8 +4,6 @@ writer with its disk spool, and the metrics. The composition root builds it and 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,9 +12,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.adapters.modbus import ModbusAdapter
-from gateway.adapters.mqtt import MqttAdapter, MqttHub
+from gateway.adapters.mqtt import BrokerLink, MqttAdapter, MqttHub
 from gateway.adapters.opcua import OpcUaAdapter
-from gateway.config import MODBUS_WIDTH, GatewayDevice, ModbusSettings, MqttSettings, OpcUaSettings
+from gateway.config import GatewayDevice, ModbusSettings, MqttSettings, OpcUaSettings
 from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
 from gateway.live import LiveHub
 from gateway.normalize import DeviceNormalizer, Output
@@ -62,17 +60,14 @@ class Gateway:
         spool_policy: Policy = "drop_oldest",
     ) -> None:
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
-        # Counter baselines outlive the process, so parts made while the gateway was down are still counted.
-        self._baselines = spool_dir.parent / "counter-baselines.json"
         self.writer = writer_factory(self.spool)
         self.metrics = GatewayMetrics(registry or CollectorRegistry())
         self.live = LiveHub()
         self._clock = clock
-        self.hub = MqttHub(mqtt_url) if mqtt_url and any(d.protocol == "mqtt" for d in devices) else None
-        if self.hub is not None:
-            self.hub.on_unknown = self._unknown_topic
+        shared = any(d.protocol == "mqtt" and d.endpoint is None for d in devices)
+        self.hub = self._hub(BrokerLink.from_url(mqtt_url)) if mqtt_url and shared else None
+        self.own_hubs: list[MqttHub] = []  # devices that are their own broker
         self.coordinators = [self._coordinator(d) for d in devices]
-        self._load_baselines()
         self._tasks: list[asyncio.Task[None]] = []
         # states, read when scraped
         self.metrics.spool_depth.set_function(lambda: self.spool.depth)
@@ -86,25 +81,39 @@ class Gateway:
     def statuses(self) -> list[DeviceStatus]:
         return [c.status for c in self.coordinators]
 
+    def _hub(self, link: BrokerLink) -> MqttHub:
+        hub = MqttHub(link)
+        hub.on_unknown = self._unknown_topic
+        return hub
+
+    @property
+    def hubs(self) -> list[MqttHub]:
+        return [*([self.hub] if self.hub is not None else []), *self.own_hubs]
+
     def _coordinator(self, device: GatewayDevice) -> DeviceCoordinator:
         status = DeviceStatus(device.id, device.protocol)
         adapter: Adapter
-        widths: dict[str, int] = {}
         settings = device.settings
         if isinstance(settings, ModbusSettings):
             adapter = ModbusAdapter(device.endpoint or "", settings, device.signals, status.errors, self._clock)
-            widths = {n: 1 << (16 * MODBUS_WIDTH.get(s.type, 1)) for n, s in device.signals.items() if s.counter}
         elif isinstance(settings, OpcUaSettings):
             endpoint = device.endpoint or ""
             adapter = OpcUaAdapter(device.id, endpoint, settings, device.signals, status.errors, self._clock)
+        elif isinstance(settings, MqttSettings) and device.endpoint is not None:
+            hub = self._hub(BrokerLink.for_device(device.id, device.endpoint, settings))
+            self.own_hubs.append(hub)
+            adapter = MqttAdapter(device.id, settings, device.signals, hub, self._clock, own=True)
         elif isinstance(settings, MqttSettings):
             if self.hub is None:
                 raise ValueError(f"{device.id} speaks MQTT but no broker is configured")
-            adapter = MqttAdapter(device.id, settings, device.signals, self.hub, status.errors, self._clock)
+            adapter = MqttAdapter(device.id, settings, device.signals, self.hub, self._clock)
         else:  # pragma: no cover - the config union has three members
             raise TypeError(settings)
-        normalizer = DeviceNormalizer(device.id, device.signals, device.states, device.heartbeat, widths)
-        return DeviceCoordinator(adapter, normalizer, status, self._sink_for(device.protocol), self._clock)
+        normalizer = DeviceNormalizer(
+            device.id, device.signals, device.states, device.heartbeat, device.counter_rules()
+        )
+        sink = self._sink_for(device.protocol)
+        return DeviceCoordinator(adapter, normalizer, status, sink, self._clock, device.reconnect_max.total_seconds())
 
     def _sink_for(self, protocol: str) -> Callable[[Output], Awaitable[None]]:
         samples_in = self.metrics.samples_in.labels(protocol)
@@ -118,7 +127,7 @@ class Gateway:
             if out.samples:  # the oldest sample of the batch: the lag a live view sees
                 lag.observe(max(0.0, (now - min(s.time for s in out.samples)).total_seconds()))
             self.live.publish(out.samples)
-            await self.writer.submit([*out.samples, *out.rejected])
+            await self.writer.submit(out.items)
 
         return sink
 
@@ -137,8 +146,9 @@ class Gateway:
     async def stop(self) -> None:
         """Stop listening, let the devices pass on what they already received, then stop them and the
         writer: what it cannot write goes to the spool. Idempotent."""
-        if self.hub is not None:
-            await self.hub.stop()
+        if self.hubs:
+            for hub in self.hubs:
+                await hub.stop()
             for _ in range(50):
                 if all(c.adapter.idle for c in self.coordinators if isinstance(c.adapter, MqttAdapter)):
                     break
@@ -149,37 +159,12 @@ class Gateway:
         self._tasks.clear()
         for c in self.coordinators:
             await c.adapter.close()
-        self._save_baselines()
         await self.writer.close(grace=5)
 
     async def _watch(self) -> None:
-        """The writer counts what it wrote, the metric follows it; counter baselines are saved now and then."""
+        """The writer counts what it wrote, the metric follows it."""
         written = 0
-        for tick in itertools.count():
+        while True:
             self.metrics.samples_written.inc(self.writer.stats.written - written)
             written = self.writer.stats.written
-            if tick % 10 == 9:
-                self._save_baselines()
             await asyncio.sleep(1)
-
-    def _load_baselines(self) -> None:
-        try:
-            saved = json.loads(self._baselines.read_text())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable counter baselines %s: %s", self._baselines, exc)
-            return
-        for c in self.coordinators:
-            entry = saved.get(c.status.device_id)
-            if isinstance(entry, dict):
-                c.normalizer.counters.update({k: int(v) for k, v in entry.items() if isinstance(v, int | float)})
-
-    def _save_baselines(self) -> None:
-        data = {c.status.device_id: c.normalizer.counters for c in self.coordinators if c.normalizer.counters}
-        tmp = self._baselines.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(data))
-            tmp.replace(self._baselines)
-        except OSError as exc:
-            log.warning("cannot save counter baselines to %s: %s", self._baselines, exc)

@@ -16,10 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from telemetry.model import Rejected, Sample
+from telemetry.model import Count, Rejected, Sample
 
 log = logging.getLogger(__name__)
-Item = Sample | Rejected
+Item = Sample | Count | Rejected
+KINDS: dict[str, type[Sample] | type[Count] | type[Rejected]] = {"s": Sample, "c": Count, "r": Rejected}
+KIND_OF = {cls: kind for kind, cls in KINDS.items()}
 Policy = Literal["drop_oldest", "drop_newest"]
 
 
@@ -135,7 +137,7 @@ class Spool:
 def _encode(batch: list[Item]) -> bytes:
     rows = [
         [
-            "r" if type(item) is Rejected else "s",
+            KIND_OF[type(item)],
             item[0].isoformat() if item[0] is not None else None,
             *item[1:],
         ]
@@ -148,7 +150,7 @@ def _read(path: Path) -> list[Item]:
     out: list[Item] = []
     for kind, time, *rest in json.loads(path.read_bytes()):
         when = datetime.fromisoformat(time) if time is not None else None
-        out.append(Rejected(when, *rest) if kind == "r" else Sample(when, *rest))  # type: ignore[arg-type]
+        out.append(KINDS[kind](when, *rest))  # type: ignore[arg-type]
     return out
 
 

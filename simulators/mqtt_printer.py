@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import random
+import ssl
 import zlib
 from collections.abc import Callable
 from typing import Any, Literal
@@ -112,9 +113,14 @@ class MqttPrinter:
         speed: float = 1.0,
         stringly: float = 0.0,
         seed: int | None = None,
+        tls: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         """`speed` 0 stops the clock: reports then come only from tick() and pushall. `seed` defaults to the
-        machine's, so one seed fixes the whole run."""
+        machine's, so one seed fixes the whole run. `tls`, `username` and `password` are for a broker that wants
+        them, such as the printer's own in LAN mode (simulators.printer_broker); without them the printer
+        connects in clear and anonymously, as to the site broker."""
         if mode not in ("full", "delta"):
             raise ValueError(f"mode must be 'full' or 'delta', not {mode!r}")
         self.serial = serial
@@ -140,6 +146,10 @@ class MqttPrinter:
         self._task: asyncio.Task[None] | None = None
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"fabhub-sim-{serial}")
         self._client.reconnect_delay_set(1, 5)
+        if tls is not None:
+            self._client.tls_set_context(tls)
+        if username is not None:
+            self._client.username_pw_set(username, password)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message

@@ -35,6 +35,19 @@ class Sample(NamedTuple):
     quality: int = Quality.GOOD
 
 
+class Count(NamedTuple):
+    """A cumulative counter's raw value. The writer turns it into a delta (`<signal>.delta`) against the
+    baseline stored in the database, in the transaction that stores the delta (see telemetry.counters)."""
+
+    time: datetime
+    device_id: str
+    signal: str
+    raw: int
+    modulus: int | None = None  # where the counter wraps around
+    max_per_s: float | None = None  # the most the machine can count per second: a larger step is a reset
+    epoch: str | None = None  # the value of the counter's reset_on signal: a change starts a new baseline
+
+
 class Rejected(NamedTuple):
     time: datetime | None
     device_id: str
@@ -51,6 +64,7 @@ class Partition:
     text: list[Sample] = field(default_factory=list)
     states: list[tuple[datetime, str, str, int]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    counts: list[Count] = field(default_factory=list)
     new_series: set[tuple[str, str, str]] = field(default_factory=set)
 
 
@@ -124,7 +138,7 @@ def _storable_text(value: str) -> bool:
 
 
 def partition(
-    samples: Iterable[Sample | Rejected],
+    samples: Iterable[Sample | Count | Rejected],
     now: datetime,
     cache: SeriesCache,
     max_future: timedelta = timedelta(minutes=5),
@@ -144,6 +158,9 @@ def partition(
     for s in samples:
         if type(s) is Rejected:  # refused upstream (the gateway), kept here with its reason
             out.rejected.append(s)
+            continue
+        if type(s) is Count:
+            _route_count(out, s, horizon, cache)
             continue
         time, device_id, signal, value, quality = s
         try:
@@ -194,6 +211,29 @@ def partition(
             reason = f"unsupported value type {type(value).__name__}"
         out.rejected.append(reject(s, reason))
     return out
+
+
+def _route_count(out: Partition, count: Count, horizon: datetime, cache: SeriesCache) -> None:
+    problem = cache.lookup(count.device_id, count.signal)
+    if type(problem) is str:
+        reason = problem
+    elif not isinstance(count.time, datetime) or count.time.tzinfo is None:
+        reason = "timestamp without time zone"
+    elif count.time > horizon:
+        reason = "timestamp in the future"
+    elif type(count.raw) is not int or count.raw < 0:
+        reason = "a counter is a whole number of at least 0"
+    else:
+        out.counts.append(count)
+        return
+    out.rejected.append(reject(count, reason))
+
+
+def register_numeric(out: Partition, cache: SeriesCache, device_id: str, signal: str) -> None:
+    """Note a numeric series the batch may be the first to write (the writer's derived series)."""
+    kinds = cache.lookup(device_id, signal)
+    if isinstance(kinds, set) and "numeric" not in kinds:
+        _register(out, kinds, device_id, signal, "numeric")
 
 
 def _register(out: Partition, kinds: set[str], device_id: str, signal: str, kind: str) -> None:

@@ -25,13 +25,14 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
-from telemetry.model import Partition, Rejected, Sample, SeriesCache, partition, reject
+from telemetry.counters import count_in_transaction
+from telemetry.model import Count, Partition, Rejected, Sample, SeriesCache, partition, reject
 from telemetry.sqlfiles import QUERIES
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-Item = Sample | Rejected
+Item = Sample | Count | Rejected
 WriteBatch = Callable[[list[Item]], Awaitable["WriteResult"]]
 NUMERIC_TYPES = ("timestamptz", "text", "text", "float8", "int2")
 TEXT_TYPES = ("timestamptz", "text", "text", "text", "int2")
@@ -283,28 +284,31 @@ class BatchWriter:
         """Write one batch exactly once, whatever was written before. Used by the run loop and by
         callers replaying a spool."""
         now = self._clock()
-        part = partition(samples, now, self._series)
+        part = rows = partition(samples, now, self._series)
         try:
             async with self._pool.connection() as conn:
                 try:
                     async with conn.transaction():
-                        await self._copy(conn, part, staged=False)
-                        written = len(part.numeric) + len(part.text) + len(part.states)
-                        await self._side_tables(conn, part, now)
+                        rows = await self._with_counts(conn, part)
+                        await self._copy(conn, rows, staged=False)
+                        written = len(rows.numeric) + len(rows.text) + len(rows.states)
+                        await self._side_tables(conn, rows, now)
                 except UniqueViolation:
                     self.stats.merges += 1
                     async with conn.transaction():
+                        rows = await self._with_counts(conn, part)
                         await QUERIES.create_staging(conn)
-                        await self._copy(conn, part, staged=True)
+                        await self._copy(conn, rows, staged=True)
                         written = (
                             await QUERIES.merge_staged_samples(conn)
                             + await QUERIES.merge_staged_text_samples(conn)
                             + await QUERIES.merge_staged_states(conn)
                         )
-                        await self._side_tables(conn, part, now)
+                        await self._side_tables(conn, rows, now)
         except BaseException:
-            self._series.forget(part.new_series)
+            self._series.forget(rows.new_series)
             raise
+        part = rows
         total = len(part.numeric) + len(part.text) + len(part.states)
         result = WriteResult(written, total - written, len(part.rejected))
         self.stats.batches += 1
@@ -320,6 +324,13 @@ class BatchWriter:
                 part.rejected[0].reason,
             )
         return result
+
+    async def _with_counts(self, conn: AsyncConnection, part: Partition) -> Partition:
+        """The batch plus the deltas of its counters, counted in this transaction (each attempt anew)."""
+        if not part.counts:
+            return part
+        counted = await count_in_transaction(conn, part.counts)
+        return counted.merged_into(part, self._series)
 
     async def _copy(self, conn: AsyncConnection, part: Partition, *, staged: bool) -> None:
         q = QUERIES

@@ -23,20 +23,27 @@ from simulators.machine import Machine, Profile
 from simulators.modbus_robot import ModbusRobot
 from simulators.mqtt_printer import MqttPrinter, printer_profile
 from simulators.opcua_cnc import OpcUaCnc
+from simulators.printer_broker import LanPrinter
 from tests.http import REPO
 
 FAST = {"poll_interval": timedelta(milliseconds=200), "timeout": timedelta(milliseconds=500)}
+CENTRAL = {"username": None, "password_env": None, "ca_file": None, "tls_verify_hostname": True}
+ACCESS_CODE_VARIABLE = "PRINTER_ACCESS_CODE"
+ACCESS_CODE = "31415926"  # what the gateway's environment holds in ACCESS_CODE_VARIABLE, unless a test says
+LAN = {"username": "bblp", "password_env": ACCESS_CODE_VARIABLE, "tls_verify_hostname": False}
 
 
 def devices_for(ids: list[str], ports: dict[str, int], overrides: dict[str, dict] | None = None) -> DeviceFile:
     """The shipped devices, only `ids`, with endpoints on the given ports and fast polling; `overrides` change
-    protocol settings per device, e.g. {"cnc-01": {"opcua": {"username": "x"}}}."""
+    protocol settings per device, e.g. {"cnc-01": {"opcua": {"username": "x"}}}, or the device's own fields,
+    e.g. {"robot-01": {"max_rate": 3.0}}. Tests move counters faster than machines can: the physical limit
+    on a counter's step is lifted (max_rate None) unless a test sets it."""
     shipped = load_devices(REPO / "devices.yaml")
     chosen = []
     for d in shipped.devices:
         if d.id not in ids:
             continue
-        update: dict[str, Any] = {"heartbeat": timedelta(seconds=30)}
+        update: dict[str, Any] = {"heartbeat": timedelta(seconds=30), "max_rate": None}
         if d.protocol == "modbus":
             update["endpoint"] = f"tcp://127.0.0.1:{ports[d.id]}"
             update["modbus"] = d.modbus.model_copy(update=FAST)
@@ -45,10 +52,14 @@ def devices_for(ids: list[str], ports: dict[str, int], overrides: dict[str, dict
             update["opcua"] = d.opcua.model_copy(
                 update={**FAST, "publishing_interval": timedelta(milliseconds=100), "timeout": timedelta(seconds=2)}
             )
-        else:
-            update["mqtt"] = d.mqtt.model_copy(update={"offline_after": timedelta(seconds=2)})
-        for section, changes in (overrides or {}).get(d.id, {}).items():
-            update[section] = update[section].model_copy(update=changes)
+        else:  # on the test's broker, unless a LanPrinter serves it (see rig)
+            update["endpoint"] = None
+            update["mqtt"] = d.mqtt.model_copy(update={"offline_after": timedelta(seconds=2), **CENTRAL})
+        for key, changes in (overrides or {}).get(d.id, {}).items():
+            if isinstance(changes, dict):
+                update[key] = update.get(key, getattr(d, key)).model_copy(update=changes)
+            else:
+                update[key] = changes
         chosen.append(d.model_copy(update=update))
     return shipped.model_copy(update={"devices": chosen})
 
@@ -117,17 +128,28 @@ async def rig(
     mqtt_url: str | None = None,
     pool_url: str | None = None,
     overrides: dict[str, dict] | None = None,
+    access_code: str = ACCESS_CODE,
     **settings: Any,
 ) -> AsyncIterator[Rig]:
-    """Start the simulators, then a gateway for exactly their devices; stop both afterwards."""
+    """Start the simulators, then a gateway for exactly their devices; stop both afterwards. A LanPrinter is
+    reached as a printer in LAN mode is: its own TLS broker, its certificate trusted (ca_file), the access code
+    from the gateway's environment (`access_code`)."""
     for sim in sims.values():
         await sim.start()
     ports = {i: s.port for i, s in sims.items() if hasattr(s, "port")}
-    devices = devices_for(list(sims), ports, overrides)
+    merged = {i: dict(o) for i, o in (overrides or {}).items()}
+    for i, sim in sims.items():
+        if isinstance(sim, LanPrinter):
+            own = merged.setdefault(i, {})
+            own["endpoint"] = sim.url
+            own["mqtt"] = {**LAN, "ca_file": sim.broker.cert_path, **own.get("mqtt", {})}
+    devices = devices_for(list(sims), ports, merged)
     config = Settings(data_dir=tmp_path, batch_max_age_s=0.05, **settings)
     async with AsyncConnectionPool(pool_url or db_url, min_size=1, max_size=6, open=False, timeout=3) as pool:
         await pool.open(wait=True)
-        gateway = build_gateway(config, devices, pool, mqtt_url, lambda: datetime.now(UTC), CollectorRegistry())
+        environ = {ACCESS_CODE_VARIABLE: access_code}
+        registry = CollectorRegistry()
+        gateway = build_gateway(config, devices, pool, mqtt_url, lambda: datetime.now(UTC), registry, environ)
         await gateway.start()
         try:
             yield Rig(pool, gateway, sims)

@@ -193,3 +193,101 @@ def test_serve_refuses_a_broken_devices_file(tmp_path):
     assert result.returncode == 2
     assert f"{path}:7:5: classes.cnc.billing_basis" in result.stderr
     assert not data.exists()  # refused before starting a database
+
+
+LAN = """\
+center: {name: x}
+classes:
+  printer: {name: P, hourly_rate: "30.00"}
+devices:
+  - id: printer-01
+    name: X1C
+    class: printer
+    protocol: mqtt
+    endpoint: mqtts://192.168.1.50:8883
+    mqtt: {serial: "00M09A350100001", username: bblp, password_env: BAMBU_X1C_ACCESS_CODE, tls_verify_hostname: false}
+  - id: printer-02
+    name: P1S
+    class: printer
+    protocol: mqtt
+    endpoint: mqtts://192.168.1.51:8883
+    mqtt: {serial: "01P00A391800002", password: "12345678", tls_fingerprint: "AB:CD"}
+  - id: printer-03
+    name: A1
+    class: printer
+    protocol: mqtt
+    mqtt: {serial: "03919A3B0500003", ca_file: bambu.pem}
+  - id: printer-04
+    name: A1 mini
+    class: printer
+    protocol: mqtt
+    endpoint: mqtt://192.168.1.53:1883
+    mqtt: {serial: "0300AA3B0500004", tls_fingerprint: "%s"}
+  - id: cnc-01
+    name: C
+    class: printer
+    protocol: opcua
+    endpoint: opc.tcp://10.0.0.1:4840
+    opcua: {machine: "MA:Machines/inst:cnc-01", username: "${CNC_USER}", password_env: CNC_PASSWORD,
+            security: {mode: Sign, certificate: gw.der, private_key: gw.pem, private_key_password_env: GW_KEY}}
+    signals:
+      parts_total: {path: "MT:Production/MT:PartsCompleted", counter: true, reset_on: job}
+""" % ("ab" * 32)
+
+
+def test_lan_printer_connections_are_checked_with_line_and_key(tmp_path):
+    path = tmp_path / "devices.yaml"
+    path.write_text(LAN, encoding="utf-8")
+    problems = {(p.line, p.path): p.message for p in check_file(path)}
+    assert problems == {
+        (10, "devices[0].mqtt"): "tls_verify_hostname: false without ca_file or tls_fingerprint would accept any"
+        " certificate: pin the device's certificate (tls_fingerprint) or give the CA that signed it (ca_file)",
+        (16, "devices[1].mqtt.password"): "secrets come from the environment: write ${VARIABLE} (or password_env:"
+        " VARIABLE)",
+        (16, "devices[1].mqtt.tls_fingerprint"): "a SHA-256 fingerprint is 64 hex digits (colons allowed)",
+        (17, "devices[2]"): "TLS and login options belong to a device that is its own broker (endpoint: mqtts://...);"
+        " the site broker's are in FABHUB_MQTT_URL",
+        (22, "devices[3]"): "tls_fingerprint: only with an mqtts:// endpoint",
+        (28, "devices[4]"): "signals.parts_total.reset_on names an undefined signal: job",
+    }
+
+
+def test_secrets_missing_from_the_environment_are_named_with_their_device_and_line(tmp_path):
+    text = LAN.split("  - id: printer-02")[0].replace("tls_verify_hostname: false", "ca_file: bambu.pem")
+    text += LAN[LAN.index("  - id: cnc-01") :].replace(", reset_on: job", "")
+    path = tmp_path / "devices.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert check_file(path) == []  # the file itself is fine: secrets are looked for where they are used
+    problems = [str(p) for p in check_file(path, {"CNC_USER": "operator"})]
+    assert problems == [
+        f"{path}:10:55: devices[0].mqtt.password_env: printer-01 needs the environment variable"
+        " BAMBU_X1C_ACCESS_CODE: not set",
+        f"{path}:16:74: devices[1].opcua.password_env: cnc-01 needs the environment variable CNC_PASSWORD: not set",
+        f"{path}:17:78: devices[1].opcua.security.private_key_password_env: cnc-01 needs the environment variable"
+        " GW_KEY: not set",
+    ]
+    environ = {"CNC_USER": "operator", "CNC_PASSWORD": "pw", "GW_KEY": "k", "BAMBU_X1C_ACCESS_CODE": "12345678"}
+    devices = load_devices(path, environ)
+    from fabhub.gateway_setup import gateway_devices
+
+    printer, cnc = gateway_devices(devices, environ)
+    assert printer.settings.password == "12345678" and printer.settings.username == "bblp"
+    assert (cnc.settings.username, cnc.settings.password) == ("operator", "pw")
+    assert cnc.settings.security.private_key_password == "k"
+    assert "12345678" not in path.read_text()
+
+
+def test_serve_names_a_missing_access_code_before_starting_anything(tmp_path):
+    import os
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FABHUB_", "BAMBU_"))}
+    result = fabhub("serve", env={**env, "FABHUB_DATA_DIR": str(data)})
+    assert result.returncode == 2
+    assert "devices[4].mqtt.password_env: printer-01 needs the environment variable BAMBU_PRINTER_01_ACCESS_CODE" in (
+        result.stderr
+    )
+    assert not data.exists()
+    check = fabhub("devices", "check", "devices.yaml", env=env)
+    assert check.returncode == 0 and check.stdout.strip() == "devices.yaml: ok"
+    assert "BAMBU_PRINTER_01_ACCESS_CODE: not set (needed where the gateway runs)" in check.stderr

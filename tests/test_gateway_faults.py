@@ -15,11 +15,24 @@ SERIAL = "01P00A391800002"
 
 
 async def stored_rows(r) -> int:
+    """Rows the gateway produced (the counters' deltas are the writer's: see counted_exactly)."""
     counts = await r.rows(
-        "SELECT (SELECT count(*) FROM telemetry_sample) + (SELECT count(*) FROM telemetry_text_sample) "
-        "+ (SELECT count(*) FROM telemetry_state)"
+        "SELECT (SELECT count(*) FROM telemetry_sample WHERE signal NOT LIKE '%%.delta')"
+        " + (SELECT count(*) FROM telemetry_text_sample) + (SELECT count(*) FROM telemetry_state)"
     )
     return counts[0][0]
+
+
+async def counted_exactly(r, device_id: str) -> None:
+    """Every step of the stored raw counter is in the deltas, once."""
+    [(first, last, deltas)] = await r.rows(
+        "SELECT (array_agg(value ORDER BY time))[1], (array_agg(value ORDER BY time DESC))[1],"
+        " (SELECT sum(value) FROM telemetry_sample WHERE device_id = %s AND signal = 'parts_total.delta')"
+        " FROM telemetry_sample WHERE device_id = %s AND signal = 'parts_total'",
+        device_id,
+        device_id,
+    )
+    assert last > first and deltas == last - first
 
 
 async def test_database_cut_for_30_seconds_loses_and_duplicates_nothing(db_url, pg_cluster, tmp_path, mosquitto):
@@ -47,6 +60,7 @@ async def test_database_cut_for_30_seconds_loses_and_duplicates_nothing(db_url, 
         stored = await stored_rows(r)
         produced = sum(s.samples for s in r.gateway.statuses)
         assert stored == produced
+        await counted_exactly(r, "robot-01")
         assert r.gateway.spool.stats.replayed == r.gateway.spool.stats.spooled
         assert r.gateway.spool.stats.dropped == 0
     await proxy.stop()

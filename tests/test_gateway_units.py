@@ -6,28 +6,37 @@ from datetime import timedelta
 import pytest
 
 from gateway.adapters.modbus import decode, plan_reads
-from gateway.config import ModbusSignal, SignalCommon, StateRule
+from gateway.config import CounterRule, ModbusSignal, SignalCommon, StateRule
 from gateway.normalize import DeviceNormalizer, Reading
 from gateway.spool import Spool
 from telemetry.model import Quality, Rejected, Sample
 from tests.samples import at
 
 
-def normalizer(signals=None, rules=None, heartbeat=60, widths=None):
-    return DeviceNormalizer("robot-01", signals or {}, rules or [], timedelta(seconds=heartbeat), widths)
+def normalizer(signals=None, rules=None, heartbeat=60, counters=None):
+    return DeviceNormalizer("robot-01", signals or {}, rules or [], timedelta(seconds=heartbeat), counters)
 
 
 def values(out, signal):
     return [s.value for s in out.samples if s.signal == signal]
 
 
-def test_counter_deltas_with_reset_and_rollover():
-    n = normalizer({"parts_total": SignalCommon(counter=True, rollover=1000)})
-    out = [n.process([Reading("parts_total", v, at(i))]) for i, v in enumerate([10, 13, 13, 2, 990, 5])]
-    deltas = [values(o, "parts_total.delta") for o in out]
-    # first sight sets the baseline; 10->13 is 3; no change; 13->2 is a reset (2 made since); 2->990 is 988;
-    # 990->5 wraps at 1000: 15
-    assert deltas == [[], [3.0], [], [2.0], [988.0], [15.0]]
+def test_counters_are_handed_on_when_they_change_with_their_rule_and_job():
+    """The normalizer does not count (the writer does, against the stored baseline): it hands on each new
+    raw value with the counter's rule and the value of its reset_on signal, read after the whole batch."""
+    rule = CounterRule(modulus=1000, max_per_s=0.5, reset_on="job")
+    n = normalizer({"parts_total": SignalCommon(counter=True)}, counters={"parts_total": rule})
+    out = [n.process([Reading("parts_total", v, at(i))]) for i, v in enumerate([10, 13, 13])]
+    assert [[(c.raw, c.modulus, c.max_per_s, c.epoch) for c in o.counts] for o in out] == [
+        [(10, 1000, 0.5, None)],
+        [(13, 1000, 0.5, None)],
+        [],
+    ]
+    both = n.process([Reading("parts_total", 0, at(5)), Reading("job", "J-2", at(5))])
+    assert [(c.raw, c.epoch) for c in both.counts] == [(0, "J-2")]
+    assert n.process([Reading("parts_total", 2.5, at(6))]).rejected[0].reason == "a counter must be a whole number"
+    n.offline(at(7))
+    assert [c.raw for c in n.process([Reading("parts_total", 0, at(8))]).counts] == [0]  # first after recovery
 
 
 def test_report_on_change_with_deadband_and_heartbeat():
@@ -66,6 +75,19 @@ def test_state_rules_first_match_wins_and_offline_is_its_own_state():
     assert values(n.offline(at(10)), "state") == ["offline"]
     assert values(n.offline(at(11)), "state") == []  # said once
     assert values(n.process([Reading("mode", 7, at(12))]), "state") == ["running"]
+
+
+def test_a_state_starts_when_the_values_deciding_it_changed_not_at_the_newest_reading():
+    """OPC UA hands over a batch of values with their source times: the state takes the time of the value
+    that changed it, even when the batch also carries newer, unrelated or unchanged readings."""
+    rules = [StateRule(state="running", when={"signal": "mode", "eq": 7}), StateRule(state="idle")]
+    n = normalizer({"speed": SignalCommon()}, rules=rules, heartbeat=3600)
+    first = n.process([Reading("mode", 5, at(0))])
+    assert [(s.time, s.value) for s in first.samples if s.signal == "state"] == [(at(0), "idle")]
+    out = n.process([Reading("speed", 100.0, at(9)), Reading("mode", 7, at(4)), Reading("mode", 7, at(8))])
+    assert [(s.time, s.value) for s in out.samples if s.signal == "state"] == [(at(4), "running")]
+    later = n.process([Reading("mode", 7, at(20)), Reading("mode", 5, at(15))])  # out of order in a batch
+    assert [(s.time, s.value) for s in later.samples if s.signal == "state"] == [(at(15), "idle")]
 
 
 def test_map_rule():

@@ -173,8 +173,8 @@ async def test_the_nightly_summary_matches_the_live_computation_and_answers_for_
 
 
 async def test_a_counter_reset_in_the_middle_of_a_job(any_pool):
-    """The robot's controller is restarted mid-job and its part counter starts again from 0: the gateway's
-    normalizer counts the parts made since, and OEE counts every part once."""
+    """The robot's controller is restarted mid-job and its part counter starts again from 0: the writer
+    counts the parts made since, and OEE counts every part once."""
     devices = load_devices(REPO / "devices.yaml")
     async with any_pool.connection() as conn, conn.transaction():
         await sync(conn, catalogue_from(devices), NOW)
@@ -182,7 +182,7 @@ async def test_a_counter_reset_in_the_middle_of_a_job(any_pool):
     normalizer = DeviceNormalizer("robot-01", {"parts_total": SignalCommon(counter=True)}, [], timedelta(minutes=1))
     samples = [Sample(t(9), "robot-01", "state", "running"), Sample(t(10), "robot-01", "state", "idle")]
     for minutes, raw in [(5, 100), (15, 110), (25, 120), (35, 3), (45, 13), (55, 23)]:  # reset after 120
-        samples += normalizer.process([Reading("parts_total", raw, t(9 + minutes / 60))]).samples
+        samples += normalizer.process([Reading("parts_total", raw, t(9 + minutes / 60))]).items
     await BatchWriter(any_pool, clock=lambda: NOW).write_batch(samples)
     service = OeeService(*oee_facts(devices), ZONE, lambda: NOW)
     async with any_pool.connection() as conn:

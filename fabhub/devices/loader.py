@@ -4,6 +4,7 @@ a bad endpoint, is reported at once with file, line and key path."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,19 +36,20 @@ class DeviceFileError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def load_devices(path: Path) -> DeviceFile:
-    """The validated file, or DeviceFileError listing every problem."""
-    model, problems = _load(path)
+def load_devices(path: Path, environ: Mapping[str, str] | None = None) -> DeviceFile:
+    """The validated file, or DeviceFileError listing every problem. With `environ`, the file is about to
+    be used for real: every secret it names must be set there."""
+    model, problems = _load(path, environ)
     if problems or model is None:
         raise DeviceFileError(problems)
     return model
 
 
-def check_file(path: Path) -> list[Problem]:
-    return _load(path)[1]
+def check_file(path: Path, environ: Mapping[str, str] | None = None) -> list[Problem]:
+    return _load(path, environ)[1]
 
 
-def _load(path: Path) -> tuple[DeviceFile | None, list[Problem]]:
+def _load(path: Path, environ: Mapping[str, str] | None = None) -> tuple[DeviceFile | None, list[Problem]]:
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -71,6 +73,9 @@ def _load(path: Path) -> tuple[DeviceFile | None, list[Problem]]:
         for err in exc.errors():
             loc = _without_union_tag(tuple(err["loc"]))
             message = err["msg"].removeprefix("Value error, ")
+            problems.append(Problem(name, *_position(data, loc), _dotted(loc), message))
+    if model is not None and environ is not None:
+        for loc, message in _missing_secrets(model, environ):
             problems.append(Problem(name, *_position(data, loc), _dotted(loc), message))
     problems.sort(key=lambda p: (p.line, p.column, p.path))
     return model, problems
@@ -99,6 +104,17 @@ def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
         cls = device.get("class")
         if isinstance(classes, dict) and isinstance(cls, str) and cls not in classes:
             found.append((("devices", i, "class"), f"unknown class {cls!r}; classes: {', '.join(classes)}"))
+    return found
+
+
+def _missing_secrets(model: DeviceFile, environ: Mapping[str, str]) -> list[tuple[tuple, str]]:
+    found = []
+    for i, device in enumerate(model.devices):
+        for key, variable in device.secret_variables().items():
+            if variable not in environ:
+                found.append(
+                    (("devices", i, *key.split(".")), f"{device.id} needs the environment variable {variable}: not set")
+                )
     return found
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from gateway.config import (
+    DEFAULT_MAX_RATE,
     Duration,
     ModbusSettings,
     ModbusSignal,
@@ -85,6 +86,13 @@ class DeviceBase(Strict):
     hourly_rate: Money | None = None
     retired: bool = False
     heartbeat: Duration = timedelta(seconds=60)
+    max_rate: float | None = Field(
+        DEFAULT_MAX_RATE,
+        ge=1,
+        le=1000,
+        description="a part counter faster than this times the ideal rate was reset; null: no such check",
+    )
+    reconnect_max: Duration | None = Field(None, description="longest wait between reconnects; default global")
     states: list[StateRule] = []
 
     @field_validator("endpoint")
@@ -115,7 +123,15 @@ class DeviceBase(Strict):
             unknown = rule.signals() - known
             if unknown:
                 raise ValueError(f"states[{i}] uses undefined signal(s): {', '.join(sorted(unknown))}")
+        for name, spec in getattr(self, "signals", {}).items():
+            if spec.reset_on is not None and spec.reset_on not in known:
+                raise ValueError(f"signals.{name}.reset_on names an undefined signal: {spec.reset_on}")
         return self
+
+    def secret_variables(self) -> dict[str, str]:
+        """Keys of this device (dotted, below the device) that name an environment variable -> the variable."""
+        settings = getattr(self, self.protocol)  # type: ignore[attr-defined]
+        return {f"{self.protocol}.{k}": v for k, v in settings.variables().items()}  # type: ignore[attr-defined]
 
 
 class OpcUaDevice(DeviceBase):
@@ -124,7 +140,8 @@ class OpcUaDevice(DeviceBase):
     signals: dict[SignalName, OpcUaSignal] = {}
 
     def signal_names(self) -> set[str]:
-        return set(self.signals) | {e.signal for e in self.opcua.events}
+        names = set(self.signals) | {e.signal for e in self.opcua.events}
+        return names | {f"{n}.name" for n in self.signals}  # enumeration names the OPC UA adapter adds
 
 
 class ModbusDevice(DeviceBase):
@@ -143,6 +160,19 @@ class MqttDevice(DeviceBase):
         templates = [self.mqtt.topic, self.mqtt.request_topic or ""]
         if any("{serial}" in t for t in templates) and self.mqtt.serial is None:
             raise ValueError("the topic uses {serial}: set mqtt.serial to the printer's serial number")
+        return self
+
+    @model_validator(mode="after")
+    def _connection(self) -> MqttDevice:
+        scheme = urlsplit(self.endpoint).scheme if self.endpoint else None
+        tls = self.mqtt.tls_options
+        if scheme is None and (tls or self.mqtt.username or self.mqtt.password or self.mqtt.password_env):
+            raise ValueError(
+                "TLS and login options belong to a device that is its own broker (endpoint: mqtts://...); "
+                "the site broker's are in FABHUB_MQTT_URL"
+            )
+        if scheme == "mqtt" and tls:
+            raise ValueError(f"{', '.join(tls)}: only with an mqtts:// endpoint")
         return self
 
     def topic(self, template: str) -> str:
