@@ -129,11 +129,12 @@ async def rig(
     pool_url: str | None = None,
     overrides: dict[str, dict] | None = None,
     access_code: str = ACCESS_CODE,
+    environ: dict[str, str] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Rig]:
     """Start the simulators, then a gateway for exactly their devices; stop both afterwards. A LanPrinter is
     reached as a printer in LAN mode is: its own TLS broker, its certificate trusted (ca_file), the access code
-    from the gateway's environment (`access_code`)."""
+    from the gateway's environment (`access_code`); `environ` holds the other secrets the devices name."""
     for sim in sims.values():
         await sim.start()
     ports = {i: s.port for i, s in sims.items() if hasattr(s, "port")}
@@ -147,7 +148,7 @@ async def rig(
     config = Settings(data_dir=tmp_path, batch_max_age_s=0.05, **settings)
     async with AsyncConnectionPool(pool_url or db_url, min_size=1, max_size=6, open=False, timeout=3) as pool:
         await pool.open(wait=True)
-        environ = {ACCESS_CODE_VARIABLE: access_code}
+        environ = {ACCESS_CODE_VARIABLE: access_code, **(environ or {})}
         registry = CollectorRegistry()
         gateway = build_gateway(config, devices, pool, mqtt_url, lambda: datetime.now(UTC), registry, environ)
         await gateway.start()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from asyncua import Client, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from fabhub.devservices import free_port
@@ -127,9 +128,21 @@ async def test_sign_and_encrypt_with_certificates(db_url, tmp_path):
         certificate=keys["server"][0], private_key=keys["server"][1],
     )  # fmt: skip
     sim.machine.force("running", 3600)
-    security = OpcUaSecurity(mode="SignAndEncrypt", certificate=keys["client"][0], private_key=keys["client"][1])
-    login = {"opcua": {"username": "operator", "password": "s3cret", "security": security}}
-    async with rig(db_url, tmp_path, {"cnc-01": sim}, overrides={"cnc-01": login}) as r:
+    # the gateway's key encrypted, as it is stored on site; its password, like the login, from the environment
+    key = serialization.load_pem_private_key(keys["client"][1].read_bytes(), None)
+    encryption = serialization.BestAvailableEncryption(b"key-password")
+    keys["client"][1].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    security = OpcUaSecurity(
+        mode="SignAndEncrypt",
+        certificate=keys["client"][0],
+        private_key=keys["client"][1],
+        private_key_password_env="GATEWAY_KEY_PASSWORD",
+    )
+    login = {"opcua": {"username": "${CNC_USER}", "password_env": "CNC_PASSWORD", "security": security}}
+    environ = {"CNC_USER": "operator", "CNC_PASSWORD": "s3cret", "GATEWAY_KEY_PASSWORD": "key-password"}
+    async with rig(db_url, tmp_path, {"cnc-01": sim}, overrides={"cnc-01": login}, environ=environ) as r:
         await sim.tick(1)
         await r.state_becomes("cnc-01", "running")
         assert r.gateway.statuses[0].connection == "online"

@@ -10,11 +10,10 @@ import math
 import re
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
 from fabhub.devservices import Mosquitto
 from simulators.machine import Machine
 from simulators.mqtt_printer import MqttPrinter, printer_profile
+from tests.mqtt_listener import Listener
 
 FIELDS = {
     "command",
@@ -56,49 +55,6 @@ NUMERIC = {
 }
 PUSHALL = json.dumps({"pushing": {"sequence_id": "0", "command": "pushall", "version": 1, "push_target": 1}})
 _ids = itertools.count()
-
-
-class Listener:
-    """A bare paho subscriber handing what arrives to the event loop."""
-
-    def __init__(self, broker: Mosquitto, *topics: str) -> None:
-        self.broker = broker
-        self.topics = topics
-        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self.subscribed = asyncio.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-listener-{next(_ids)}")
-
-    async def __aenter__(self) -> Listener:
-        loop = asyncio.get_running_loop()
-        self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in self.topics])
-        self.client.on_subscribe = lambda *_: loop.call_soon_threadsafe(self.subscribed.set)
-        self.client.on_message = lambda _c, _u, m: loop.call_soon_threadsafe(
-            self.queue.put_nowait, (m.topic, m.payload)
-        )
-        self.client.reconnect_delay_set(1, 2)
-        self.client.connect_async("127.0.0.1", self.broker.port)
-        self.client.loop_start()
-        await asyncio.wait_for(self.subscribed.wait(), 10)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
-
-    async def message(self) -> tuple[str, bytes]:
-        return await asyncio.wait_for(self.queue.get(), 10)
-
-    async def report(self) -> dict[str, Any]:
-        topic, payload = await self.message()
-        assert topic.endswith("/report")
-        return json.loads(payload)["print"]
-
-    async def reports_until(self, printer: MqttPrinter) -> list[dict[str, Any]]:
-        """Every report up to the printer's latest, which a tick may precede with reports of changes."""
-        reports = [await self.report()]
-        while reports[-1]["sequence_id"] != printer.state["sequence_id"]:
-            reports.append(await self.report())
-        return reports
 
 
 def make_printer(broker: Mosquitto, serial: str, machine: Machine | None = None, **kw: Any) -> MqttPrinter:

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from simulators.machine import Machine
 from simulators.mqtt_printer import MqttPrinter, printer_profile
 from simulators.printer_broker import LanPrinter, PrinterBroker
+from tests.mqtt_listener import Listener
 
 CODE = "31415926"
 PUSHALL = json.dumps({"pushing": {"sequence_id": "0", "command": "pushall", "version": 1, "push_target": 1}})
@@ -63,54 +64,29 @@ def try_connect(
     return outcome
 
 
-class Consumer:
-    """A paho subscriber on a printer's broker, as the gateway connects: pinned certificate, bblp + code."""
+def consumer(broker: PrinterBroker, context: ssl.SSLContext | None = None) -> Listener:
+    """A subscriber on a printer's broker, as the gateway connects: pinned certificate, bblp + code."""
+    return Listener(broker, broker.report_topic, tls=context or broker.client_ssl_context(), login=("bblp", CODE))
 
-    def __init__(self, broker: PrinterBroker, context: ssl.SSLContext | None = None) -> None:
-        self.broker = broker
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.subscribed = asyncio.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-consumer-{next(_ids)}")
-        self.client.tls_set_context(context or broker.client_ssl_context())
-        self.client.username_pw_set("bblp", CODE)
 
-    async def __aenter__(self) -> Consumer:
-        loop = asyncio.get_running_loop()
-        self.client.on_connect = lambda c, *_: c.subscribe(self.broker.report_topic, 1)
-        self.client.on_subscribe = lambda *_: loop.call_soon_threadsafe(self.subscribed.set)
-        self.client.on_message = lambda _c, _u, m: loop.call_soon_threadsafe(
-            self.queue.put_nowait, json.loads(m.payload)["print"]
-        )
-        self.client.reconnect_delay_set(1, 2)
-        self.client.connect_async(self.broker.host, self.broker.port)
-        self.client.loop_start()
-        await asyncio.wait_for(self.subscribed.wait(), 10)
-        return self
+async def pushall(listener: Listener, broker: PrinterBroker) -> dict[str, Any]:
+    listener.client.publish(broker.request_topic, PUSHALL, qos=1)
+    return await listener.report()
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
 
-    async def report(self, timeout: float = 10) -> dict[str, Any]:
-        return await asyncio.wait_for(self.queue.get(), timeout)
-
-    async def pushall(self) -> dict[str, Any]:
-        self.client.publish(self.broker.request_topic, PUSHALL, qos=1)
-        return await self.report()
-
-    async def pushall_until_answered(self, printer: MqttPrinter) -> dict[str, Any]:
-        """After a restart the printer may be back on its broker after this consumer, so ask until it answers;
-        then read on to the printer's latest report, as earlier questions may have been answered too."""
-        while True:
-            self.client.publish(self.broker.request_topic, PUSHALL, qos=1)
-            try:
-                report = await self.report(timeout=0.5)
-                break
-            except TimeoutError:
-                continue
-        while report["sequence_id"] != printer.state["sequence_id"]:
-            report = await self.report()
-        return report
+async def pushall_until_answered(listener: Listener, broker: PrinterBroker, printer: MqttPrinter) -> dict[str, Any]:
+    """After a restart the printer may be back on its broker after this consumer, so ask until it answers;
+    then read on to the printer's latest report, as earlier questions may have been answered too."""
+    while True:
+        listener.client.publish(broker.request_topic, PUSHALL, qos=1)
+        try:
+            report = await listener.report(timeout=0.5)
+            break
+        except TimeoutError:
+            continue
+    while report["sequence_id"] != printer.state["sequence_id"]:
+        report = await listener.report()
+    return report
 
 
 def lan_printer(serial: str, cert_dir: Path, **kw: Any) -> LanPrinter:
@@ -122,16 +98,16 @@ async def test_reports_and_pushall_reach_a_consumer_over_tls(tmp_path: Path) -> 
     serial = "01P00A451200001"
     async with lan_printer(serial, tmp_path, mode="delta") as p:
         assert p.url == f"mqtts://127.0.0.1:{p.broker.port}" and p.broker.port > 0
-        async with Consumer(p.broker) as consumer:
-            full = await consumer.pushall()
+        async with consumer(p.broker) as listener:
+            full = await pushall(listener, p.broker)
             assert full["command"] == "push_status" and full["gcode_state"] == "IDLE"
             assert full == p.printer.state
             p.printer.machine.force("running", 7200)
             await p.printer.tick(60)
-            delta = await consumer.report()
+            delta = await listener.report()
             assert delta["gcode_state"] == "RUNNING" and delta["sequence_id"] == p.printer.state["sequence_id"]
             assert set(delta) < set(full)  # a P1-style delta, while pushall still answers with everything
-            again = await consumer.pushall()
+            again = await pushall(listener, p.broker)
             assert set(again) == set(full) and again == p.printer.state
 
 
@@ -185,14 +161,14 @@ async def test_a_restarted_printer_keeps_its_certificate_and_address(tmp_path: P
     async with lan_printer(serial, tmp_path) as p:
         pinned = p.broker.client_ssl_context()  # what a consumer configured once
         url, fingerprint, pem = p.url, p.broker.fingerprint, p.broker.cert_path.read_bytes()
-        async with Consumer(p.broker, pinned) as consumer:
-            await consumer.pushall_until_answered(p.printer)
+        async with consumer(p.broker, pinned) as listener:
+            await pushall_until_answered(listener, p.broker, p.printer)
             await p.broker.stop()  # the printer reboots: every connection drops
             await p.broker.start()
             assert p.url == url and p.broker.fingerprint == fingerprint
             assert p.broker.cert_path.read_bytes() == pem
             # both the printer and the consumer came back on their own
-            report = await consumer.pushall_until_answered(p.printer)
+            report = await pushall_until_answered(listener, p.broker, p.printer)
             assert report == p.printer.state
 
     again = PrinterBroker(serial, CODE, tmp_path)  # the same printer, another process

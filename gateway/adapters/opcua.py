@@ -26,6 +26,7 @@ from typing import Any
 
 from asyncua import Client, Node, ua
 from asyncua.common.ua_utils import get_base_data_type
+from asyncua.crypto import security_policies
 
 from gateway.config import OpcUaEvents, OpcUaSettings, OpcUaSignal
 from gateway.normalize import Emit, Reading
@@ -118,10 +119,14 @@ class OpcUaAdapter:
         client.session_timeout = 60_000  # ms; a lost gateway's session should not linger on the machine for an hour
         if s.security.mode != "None":
             client.application_uri = s.security.application_uri
-            parts = [s.security.policy, s.security.mode, str(s.security.certificate), str(s.security.private_key)]
-            if s.security.server_certificate is not None:
-                parts.append(str(s.security.server_certificate))
-            await client.set_security_string(",".join(parts))
+            await client.set_security(
+                getattr(security_policies, f"SecurityPolicy{s.security.policy}"),
+                str(s.security.certificate),
+                str(s.security.private_key),
+                s.security.private_key_password,  # resolved from the environment by the composition root
+                str(s.security.server_certificate) if s.security.server_certificate is not None else None,
+                getattr(ua.MessageSecurityMode, s.security.mode),
+            )
         if s.username:
             client.set_user(s.username)
             client.set_password(s.password or "")
