@@ -180,3 +180,30 @@ async def test_a_printer_back_on_the_network_is_online_at_the_next_retry(db_url,
         await r.state_becomes("printer-01", "running")
         # at most the attempt already under way failed; the next one found it
         assert status(r, "printer-01").errors["ConnectionRefusedError"] <= failed + 1
+
+
+async def test_the_devices_route_of_the_running_app_names_a_refused_access_code(db_url, pool, tmp_path, monkeypatch):
+    from accounts.model import Role
+    from tests.accounts_rig import as_role
+    from tests.gateway_rig import ACCESS_CODE_VARIABLE, LAN, devices_for
+    from tests.http import serve
+
+    lan = lan_printer(X1C, tmp_path / "certs", code="11112222")
+    await lan.start()
+    monkeypatch.setenv(ACCESS_CODE_VARIABLE, "99998888")  # what the gateway's machine was given
+    mqtt = {**LAN, "ca_file": lan.broker.cert_path}
+    devices = devices_for(["printer-01"], {}, {"printer-01": {"endpoint": lan.url, "mqtt": mqtt}})
+    try:
+        async with serve(db_url, devices=devices, run_gateway=True, data_dir=tmp_path) as api:
+            api.headers.update(await as_role(pool, api, Role.technician))
+
+            async def refused() -> bool:
+                body = (await api.get("/api/v1/devices/printer-01")).json()
+                return "not authorized" in (body["last_error"] or "")
+
+            await eventually(refused)
+            body = (await api.get("/api/v1/devices/printer-01")).json()
+            assert body["connection"] == "offline" and body["protocol"] == "mqtt"
+            assert body["errors"]["LinkRefused"] >= 1
+    finally:
+        await lan.stop()
