@@ -1,49 +1,33 @@
 """HTTP routes of the accounts domain: login, the caller's own profile, organizations, users,
-qualifications and the audit log. Every route states the roles it allows through `auth.allow`, and the
-domain errors of all of them become HTTP answers in one place (`_Route`)."""
+qualifications and the audit log. Every route states the roles it allows through `auth.allow`; domain
+errors become problem details in the app's one handler (common.problems)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve the dependency aliases made in make_router.
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from accounts import audit, checks, organizations, qualifications, users
 from accounts.audit import AuditEntry
-from accounts.auth import Authenticator, LoginRefused, public
-from accounts.errors import AccountsError, Invalid, NotFound
+from accounts.auth import Authenticator, public
 from accounts.model import OPERATORS, STAFF, Principal, Role
 from accounts.organizations import Organization
 from accounts.qualifications import Qualification
 from accounts.users import User
+from common.errors import DomainError, Invalid, NotFound, Unauthorized
 
 # The center's zone when the app passes none (FABHUB_TIMEZONE's default): qualifications expire at its midnight.
 CENTER_ZONE = ZoneInfo("Asia/Shanghai")
 MAX_ID = 2**63 - 1
 AUDIT_ENTITY = r"^[a-z][a-z0-9_.-]{0,63}$"
 AUDIT_ENTITY_ID = r"^[^\x00]{1,128}$"
-
-
-class _Route(APIRoute):
-    """Answers the domain errors of every accounts route with their HTTP status and reason."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def translated(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AccountsError as exc:
-                raise HTTPException(exc.status, exc.reason) from None
-
-        return translated
 
 
 class TokenOut(BaseModel):
@@ -160,7 +144,7 @@ def make_router(
     *,
     zone: ZoneInfo = CENTER_ZONE,
 ) -> APIRouter:
-    router = APIRouter(tags=["accounts"], route_class=_Route)
+    router = APIRouter(tags=["accounts"])
     Anyone = Annotated[Principal, Depends(auth.allow())]
     Staff = Annotated[Principal, Depends(auth.allow(*STAFF))]
     Admin = Annotated[Principal, Depends(auth.allow(Role.admin))]
@@ -192,11 +176,7 @@ def make_router(
     )
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
         """OAuth2 password flow: the email as username. Failures are limited per account and per address."""
-        try:
-            token = await auth.login(form.username, form.password, _address(request))
-        except LoginRefused as exc:
-            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {"WWW-Authenticate": "Bearer"}
-            raise HTTPException(exc.status, exc.reason, headers=headers) from None
+        token = await auth.login(form.username, form.password, _address(request))
         return TokenOut(access_token=token.access_token, token_type=token.token_type, expires_in=token.expires_in)
 
     @router.get(f"{prefix}/me")
@@ -218,10 +198,8 @@ def make_router(
         """Needs the current password, counted against the login limits like a failed login."""
         try:
             await auth.confirm_password(principal, body.current_password, _address(request))
-        except LoginRefused as exc:
-            if exc.retry_after:
-                raise HTTPException(429, exc.reason, headers={"Retry-After": str(exc.retry_after)}) from None
-            raise HTTPException(400, "current_password is wrong") from None
+        except Unauthorized:
+            raise DomainError("current_password is wrong") from None
         async with pool.connection() as conn, conn.transaction():
             await users.set_password(conn, principal.id, password=body.new_password, at=clock(), actor=principal)
 

@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from accounts.model import Principal
-from accounts.sqlfiles import QUERIES, from_row
+from accounts.sqlfiles import QUERIES
+from common.rows import from_row
 
 
 class AuditEntry(BaseModel):

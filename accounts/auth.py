@@ -9,15 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from accounts import passwords
 from accounts.model import ALL_ROLES, Principal, Role
-from accounts.sqlfiles import QUERIES, autocommit
+from accounts.sqlfiles import QUERIES
 from accounts.users import active_principal
+from common.errors import Forbidden, TooManyRequests, Unauthorized
+from common.rows import autocommit
 
 ALGORITHM = "HS256"
 ISSUER = "fabhub"
@@ -39,16 +41,6 @@ class Token:
 
 SESSION_COOKIE = "fabhub_session"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-
-
-class LoginRefused(Exception):
-    """Wrong credentials (status 401) or too many failures (status 429, retry_after seconds)."""
-
-    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 class Authenticator:
@@ -110,7 +102,7 @@ class Authenticator:
         """Ends a token before its expiry (a logout): it is refused from now on. An invalid one ends anyway."""
         try:
             claims = self._claims(token)
-        except HTTPException:
+        except Unauthorized:
             return
         if claims.get("jti"):
             expires_at = datetime.fromtimestamp(claims["exp"], UTC)
@@ -142,7 +134,7 @@ class Authenticator:
             row = await QUERIES.credentials(conn, email=account)
         user_id, stored = row if row is not None else (None, None)
         if not await passwords.verify_password(stored, password):
-            raise LoginRefused(401, "wrong email or password")
+            raise _unauthorized("wrong email or password")
         async with self._pool.connection() as conn:
             await QUERIES.forget_login_attempt(conn, account=account, address=address, now=now)
             if passwords.needs_rehash(stored):
@@ -158,7 +150,7 @@ class Authenticator:
         ):
             if count >= limit:
                 retry = max(1, int((oldest + self.limits.window - now).total_seconds()) + 1)
-                raise LoginRefused(429, f"too many failed logins for {what}; try again in {retry} s", retry)
+                raise TooManyRequests(f"too many failed logins for {what}; try again in {retry} s", retry)
 
     # -- route dependencies ------------------------------------------------------------------------------
 
@@ -176,7 +168,7 @@ class Authenticator:
             principal = await self.principal(token)
             if principal.role not in allowed:
                 names = ", ".join(sorted(allowed))
-                raise HTTPException(403, f"a {principal.role} may not do this; it needs the role {names}")
+                raise Forbidden(f"a {principal.role} may not do this; it needs the role {names}")
             return principal
 
         authorized.roles = allowed  # type: ignore[attr-defined]
@@ -190,8 +182,8 @@ def public() -> None:
 public.roles = None  # type: ignore[attr-defined]
 
 
-def _unauthorized(reason: str) -> HTTPException:
-    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(reason: str) -> Unauthorized:
+    return Unauthorized(reason, headers={"WWW-Authenticate": "Bearer"})
 
 
 async def expire_logins(conn: AsyncConnection, now: datetime, window: timedelta) -> dict[str, int]:

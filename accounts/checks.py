@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from accounts.errors import Invalid
+from common.errors import Invalid
 
 NAME_MAX = 200
 PHONE_MAX = 50

@@ -11,9 +11,10 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel
 
 from accounts import audit, checks, uscc
-from accounts.errors import Conflict, Invalid, NotFound
 from accounts.model import Principal
-from accounts.sqlfiles import QUERIES, from_row, unique_or_conflict
+from accounts.sqlfiles import QUERIES
+from common.errors import Conflict, Invalid, NotFound
+from common.rows import from_row, unique_or_conflict
 
 ENTITY = "organization"
 # What an update may change; the rest is identity or history.

@@ -9,10 +9,11 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel
 
 from accounts import audit
-from accounts.errors import NotFound
 from accounts.model import Principal
-from accounts.sqlfiles import QUERIES, from_row
+from accounts.sqlfiles import QUERIES
 from accounts.users import missing as missing_user
+from common.errors import NotFound
+from common.rows import from_row
 
 # Audited under the user's id, so one filter (entity=qualification, entity_id=<user>) shows a person's history.
 ENTITY = "qualification"

@@ -11,9 +11,10 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel
 
 from accounts import audit, checks, passwords
-from accounts.errors import Conflict, Invalid, NotFound
 from accounts.model import Principal, Role
-from accounts.sqlfiles import QUERIES, from_row, unique_or_conflict
+from accounts.sqlfiles import QUERIES
+from common.errors import Conflict, Invalid, NotFound
+from common.rows import from_row, unique_or_conflict
 
 ENTITY = "user"
 EDITABLE = frozenset({"email", "name", "role", "organization_id", "active", "password"})

@@ -10,19 +10,20 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
-from accounts.sqlfiles import autocommit
 from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
-from booking.errors import Conflict, Invalid
-from booking.routing import ID, GuardedRoute, IdempotencyKey, Instant, RowId, Text, once
+from booking.routing import IdempotencyKey, once
+from common.errors import Conflict, Invalid, NotFound
+from common.http import ID, Instant, RowId, Text
+from common.rows import autocommit
 
 MAX_AVAILABILITY_WINDOW = timedelta(days=31)
 MAX_LIST_WINDOW = timedelta(days=400)
@@ -141,7 +142,7 @@ def make_router(
     clock: Callable[[], datetime],
     prefix: str,
 ) -> APIRouter:
-    router = APIRouter(tags=["booking"], route_class=GuardedRoute)
+    router = APIRouter(tags=["booking"])
     Anyone = Annotated[Principal, Depends(auth.allow())]
     Booker = Annotated[Principal, Depends(auth.allow(Role.customer, Role.technician, Role.admin))]
     catalogue = bookings.catalogue
@@ -195,16 +196,16 @@ def make_router(
     ) -> Response:
         """Free time per device, cut to the class's grid, from now on; one database round trip."""
         if end <= start:
-            raise HTTPException(422, "'to' must be after 'from'")
+            raise Invalid("'to' must be after 'from'")
         if end - start > MAX_AVAILABILITY_WINDOW:
-            raise HTTPException(422, f"the window is at most {MAX_AVAILABILITY_WINDOW.days} days")
+            raise Invalid(f"the window is at most {MAX_AVAILABILITY_WINDOW.days} days")
         cls = catalogue.classes.get(class_id)
         if cls is None:
-            raise HTTPException(404, f"no device class {class_id!r}")
+            raise NotFound(f"no device class {class_id!r}")
         device_ids = catalogue.class_devices(class_id)
         if device_id is not None:
             if device_id not in device_ids:
-                raise HTTPException(404, f"no bookable device {device_id!r} in class {class_id}")
+                raise NotFound(f"no bookable device {device_id!r} in class {class_id}")
             device_ids = [device_id]
         async with autocommit(pool) as conn:
             free = await availability.free_slots(conn, device_ids, start, end, clock(), cls.rules, zone)
@@ -265,7 +266,7 @@ def make_router(
     ) -> list[BookingOut]:
         """Bookings overlapping the window; customers get their own organization's only."""
         if end <= start or end - start > MAX_LIST_WINDOW:
-            raise HTTPException(422, f"'to' must be after 'from', at most {MAX_LIST_WINDOW.days} days later")
+            raise Invalid(f"'to' must be after 'from', at most {MAX_LIST_WINDOW.days} days later")
         async with pool.connection() as conn:
             rows = await bookings.list(
                 conn,

@@ -18,11 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from accounts import audit
 from accounts.model import Principal, Role
-from accounts.sqlfiles import autocommit
 from booking import availability, pricing, rules
 from booking.catalogue import Catalogue, DeviceClass
-from booking.errors import Conflict, Forbidden, Invalid, NotFound
 from booking.sqlfiles import QUERIES
+from common.errors import Conflict, Forbidden, Invalid, NotFound
+from common.rows import autocommit
 
 # How far around a taken slot the 409 looks for alternatives.
 ALTERNATIVES_SPAN = timedelta(days=3)

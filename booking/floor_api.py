@@ -1,6 +1,6 @@
 """HTTP routes for the shop floor's calendar: maintenance windows, opening hours, closed days and the
 personal iCalendar feed. Every route states its roles through `auth.allow` (the feed itself is `public`:
-its secret URL is the credential). A BookingError becomes its status with the error's body, in one place
+its secret URL is the credential). A DomainError becomes its status with the error's body, in one place
 (the route class), so no route can leak one as a 500."""
 
 import re
@@ -21,9 +21,10 @@ from accounts.calendar_secrets import principal_by_calendar_secret, rotate_calen
 from accounts.model import Principal, Role
 from booking import calendar, hours, maintenance
 from booking.catalogue import Catalogue
-from booking.errors import Invalid, NotFound
-from booking.routing import ID as DEVICE_ID
-from booking.routing import GuardedRoute, IdempotencyKey, Instant, RowId, Text, once
+from booking.routing import IdempotencyKey, once
+from common.errors import Invalid, NotFound
+from common.http import ID as DEVICE_ID
+from common.http import Instant, RowId, Text
 
 MAX_WINDOW = timedelta(days=366)
 # Far-off dates are typing mistakes, and beyond year 9999 Python's own dates overflow.
@@ -139,7 +140,7 @@ def make_router(
     clock: Callable[[], datetime],
     prefix: str,
 ) -> APIRouter:
-    router = APIRouter(route_class=GuardedRoute)
+    router = APIRouter()
     Anyone = Annotated[Principal, Depends(auth.allow())]
     Staff = Annotated[Principal, Depends(auth.allow(Role.technician, Role.finance, Role.admin))]
     Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]

@@ -17,9 +17,9 @@ from psycopg import AsyncConnection
 
 from accounts import audit
 from accounts.model import Principal, Role
-from accounts.sqlfiles import dict_rows
-from booking.errors import Forbidden, Invalid, NotFound
 from booking.sqlfiles import QUERIES
+from common.errors import Forbidden, Invalid, NotFound
+from common.rows import dict_rows
 
 MAX_INTERVALS = 100
 MAX_REASON = 200

@@ -16,8 +16,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from booking.errors import Invalid
 from booking.sqlfiles import QUERIES
+from common.errors import Invalid
 
 KEEP = timedelta(hours=24)
 Work = Callable[[AsyncConnection], Awaitable[tuple[int, Any]]]

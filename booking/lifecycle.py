@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 
 from accounts import audit
-from accounts.sqlfiles import dict_rows
 from booking import pricing
 from booking.catalogue import Catalogue
 from booking.sqlfiles import QUERIES
+from common.rows import dict_rows
 
 ACTOR = "job:booking-lifecycle"
 ACTIVE = frozenset({"running", "setup"})

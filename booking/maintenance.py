@@ -14,9 +14,9 @@ from psycopg import AsyncConnection
 
 from accounts import audit
 from accounts.model import Principal
-from accounts.sqlfiles import dict_rows
-from booking.errors import Conflict, Forbidden, Invalid, NotFound
 from booking.sqlfiles import QUERIES
+from common.errors import Conflict, Forbidden, Invalid, NotFound
+from common.rows import dict_rows
 
 MAX_WINDOW = timedelta(days=366)
 MAX_REASON = 500

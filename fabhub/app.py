@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -21,6 +22,10 @@ from booking.api import make_router as booking_router
 from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
 from booking.floor_api import make_router as floor_router
+from common import problems
+from common.bodies import BoundedBodies
+from common.problems import PROBLEM_RESPONSES as PROBLEMS
+from common.problems import problem
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for
@@ -63,7 +68,9 @@ def create_app(
     clock: Callable[[], datetime] = utc_now,
     run_migrations: bool = True,
     mqtt_url: str | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> FastAPI:
+    """`environ` holds the secrets devices.yaml names (access codes, passwords)."""
     metrics = Metrics()
     pool = make_pool(database_url, settings)
     domains = domains_for(settings, devices, clock)
@@ -85,7 +92,9 @@ def create_app(
     )
     bookings = Bookings(pool, catalogue, settings.zone, clock)
     gateway = (
-        build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry) if settings.run_gateway else None
+        build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry, environ)
+        if settings.run_gateway
+        else None
     )
 
     csrf = Csrf(secret, settings.secure_cookies)
@@ -150,18 +159,23 @@ def create_app(
             devices.subsidy_programs.__contains__,
             API,
             zone=settings.zone,
-        )
+        ),
+        responses=PROBLEMS,
     )
-    app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API))
-    app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API))
-    app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API))
-    app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API))
-    app.include_router(billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API))
+    app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
+    app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
+    app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API), responses=PROBLEMS)
+    app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(
-        telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"), dependencies=anyone
+        billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
+    )
+    app.include_router(
+        telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"),
+        dependencies=anyone,
+        responses=PROBLEMS,
     )
     if gateway is not None:
-        app.include_router(gateway_router(gateway, f"{API}/devices"), dependencies=anyone)
+        app.include_router(gateway_router(gateway, f"{API}/devices"), dependencies=anyone, responses=PROBLEMS)
 
     mount(
         app,
@@ -226,6 +240,9 @@ def create_app(
     @app.exception_handler(psycopg.OperationalError)
     async def database_away(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "database unavailable, try again shortly"}, status_code=503)
+        return problem(503, "database unavailable, try again shortly", headers={"Retry-After": "5"})
 
+    problems.install(app)
+    # outermost: a body is bounded before any route, dependency or token check sees it
+    app.add_middleware(BoundedBodies, limit=settings.max_body_bytes)
     return app

@@ -22,9 +22,9 @@ from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from accounts.errors import AccountsError
 from accounts.model import Role
 from accounts.users import User, create_user, list_users
+from common.errors import DomainError
 from fabhub.database import database_url
 from fabhub.demo_accounts import PASSWORD as DEMO_PASSWORD
 from fabhub.demo_accounts import DemoAccount, ensure_demo_accounts
@@ -303,8 +303,8 @@ def _with_accounts(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T
         except MigrationError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
-        except AccountsError as exc:
-            err.print(f"[red]{exc.reason}[/red]")
+        except DomainError as exc:
+            err.print(f"[red]{exc.detail}[/red]")
             raise typer.Exit(2) from None
 
 

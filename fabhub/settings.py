@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")
     db_pool_size: int = Field(10, ge=2, le=200)
     batch_size: int = Field(5000, ge=1, le=1_000_000)
     batch_max_age_s: float = Field(1.0, gt=0, le=60)

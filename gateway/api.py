@@ -2,9 +2,10 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
+from common.errors import NotFound
 from gateway.coordinator import DeviceStatus
 from gateway.service import Gateway
 from telemetry.model import DEVICE_ID
@@ -52,6 +53,6 @@ def make_router(gateway: Gateway, prefix: str) -> APIRouter:
         for status in gateway.statuses:
             if status.device_id == device_id:
                 return health(status)
-        raise HTTPException(404, f"unknown device '{device_id}'")
+        raise NotFound(f"unknown device '{device_id}'")
 
     return router

@@ -15,8 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 from accounts.auth import Authenticator
 from accounts.model import Principal
 from booking.catalogue import Catalogue
-from booking.errors import Invalid, NotFound
-from booking.routing import ID, GuardedRoute, Instant
+from common.errors import Invalid, NotFound
+from common.http import ID, Instant
 from oee import metrics
 from oee.service import OeeService, group
 from oee.sqlfiles import QUERIES
@@ -49,7 +49,7 @@ def make_router(
     clock: Callable[[], datetime],
     prefix: str,
 ) -> APIRouter:
-    router = APIRouter(tags=["oee"], route_class=GuardedRoute)
+    router = APIRouter(tags=["oee"])
     Anyone = Annotated[Principal, Depends(auth.allow())]
 
     async def table(principal: Principal, query: Filters) -> pd.DataFrame:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
-from booking.errors import NotFound
-from booking.routing import ID, GuardedRoute, RowId, Text
+from common.errors import NotFound
+from common.http import ID, RowId, Text
 from oee import exports
 from oee.invoices import Invoicing, documents, lines_of, next_month, parse_month
 from oee.sqlfiles import QUERIES
@@ -117,7 +117,7 @@ def make_router(
     clock: Callable[[], datetime],
     prefix: str,
 ) -> APIRouter:
-    router = APIRouter(tags=["billing"], route_class=GuardedRoute)
+    router = APIRouter(tags=["billing"])
     Reader = Annotated[Principal, Depends(auth.allow())]
     Finance = Annotated[Principal, Depends(auth.allow(Role.finance, Role.admin))]
 

@@ -18,7 +18,7 @@ from psycopg.types.range import Range
 
 from accounts import audit
 from accounts.model import Principal
-from booking.errors import Forbidden, Invalid, NotFound
+from common.errors import Forbidden, Invalid, NotFound
 from oee.sqlfiles import QUERIES
 
 MAX_NOTE = 500

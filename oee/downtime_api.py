@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal, Role
 from booking.catalogue import Catalogue
-from booking.errors import Invalid, NotFound
-from booking.routing import ID, GuardedRoute, Instant, Text
+from common.errors import Invalid, NotFound
+from common.http import ID, Instant, Text
 from oee import downtime
 from oee.downtime import DownInterval, ParetoRow, ReasonCode
 
@@ -49,7 +49,7 @@ def make_router(
     clock: Callable[[], datetime],
     prefix: str,
 ) -> APIRouter:
-    router = APIRouter(tags=["down time"], route_class=GuardedRoute)
+    router = APIRouter(tags=["down time"])
     Anyone = Annotated[Principal, Depends(auth.allow())]
     Staff = Annotated[Principal, Depends(auth.allow(Role.technician, Role.finance, Role.admin))]
     Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]

@@ -35,8 +35,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from accounts.sqlfiles import dict_rows
-from booking.errors import NotFound
+from common.errors import NotFound
+from common.rows import dict_rows
 from oee.charges import money
 from oee.invoices import first_of_month, next_month
 from oee.sqlfiles import QUERIES

@@ -18,8 +18,8 @@ from psycopg.rows import dict_row
 
 from accounts import audit
 from accounts.model import Principal
-from accounts.sqlfiles import dict_rows
-from booking.errors import Conflict, Invalid, NotFound
+from common.errors import Conflict, Invalid, NotFound
+from common.rows import dict_rows
 from oee.charges import money, usage_charge, vat_of
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES

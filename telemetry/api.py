@@ -5,9 +5,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel
 
+from common.errors import Invalid, NotFound
 from telemetry.model import DEVICE_ID, SIGNAL
 from telemetry.reader import BUCKETS, TelemetryReader
 
@@ -30,9 +31,9 @@ def window(
     end: Annotated[AwareDatetime, Query(alias="to", description="Window end (exclusive), with offset")],
 ) -> Window:
     if end <= start:
-        raise HTTPException(422, "window end ('to') must be after its start ('from')")
+        raise Invalid("window end ('to') must be after its start ('from')")
     if end - start > MAX_WINDOW:
-        raise HTTPException(422, f"window longer than {MAX_WINDOW.days} days")
+        raise Invalid(f"window longer than {MAX_WINDOW.days} days")
     return Window(start=start, end=end)
 
 
@@ -119,7 +120,7 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
 
     def device(device_id: DeviceId) -> str:
         if not known_device(device_id):
-            raise HTTPException(404, f"unknown device '{device_id}'")
+            raise NotFound(f"unknown device '{device_id}'")
         return device_id
 
     KnownDevice = Annotated[str, Depends(device)]
@@ -158,10 +159,10 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
             result["truncated"] = len(points) > limit
             return result
         if kind == "text":
-            raise HTTPException(422, f"signal '{signal}' holds text; buckets need numbers")
+            raise Invalid(f"signal '{signal}' holds text; buckets need numbers")
         width = BUCKETS[bucket]
         if (win.end - win.start) / width > MAX_BUCKETS:
-            raise HTTPException(422, f"more than {MAX_BUCKETS} buckets: choose a wider bucket or window")
+            raise Invalid(f"more than {MAX_BUCKETS} buckets: choose a wider bucket or window")
         result["buckets"] = await reader.bucketed_range(device_id, signal, win.start, win.end, width)
         return result
 

@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 SECRET = "test-signing-key-that-is-long-enough-0123456789"
+# What the gateway's machine would hold for the shipped devices' secrets (the printers' access codes): the
+# tests never read the developer's environment for them.
+SHIPPED_SECRETS = {
+    variable: "00000000"
+    for d in load_devices(REPO / "devices.yaml").devices
+    for variable in d.secret_variables().values()
+}
 
 
 @contextlib.asynccontextmanager
@@ -28,14 +35,14 @@ async def serve(
     devices: DeviceFile | None = None,
     mqtt_url: str | None = None,
     clock: Callable[[], datetime] = utc_now,
+    environ: dict[str, str] | None = None,
     **settings,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app on a free port; jobs and gateway off unless a test asks for them. The client carries no
     credentials: see tests/accounts_rig.py to create users and log in."""
     config = Settings(**{"run_jobs": False, "run_gateway": False, "secret_key": SECRET, **settings})
-    app = create_app(
-        config, database_url, devices or load_devices(REPO / "devices.yaml"), mqtt_url=mqtt_url, clock=clock
-    )
+    devices = devices or load_devices(REPO / "devices.yaml")
+    app = create_app(config, database_url, devices, mqtt_url=mqtt_url, clock=clock, environ={**SHIPPED_SECRETS, **(environ or {})})
     async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         yield client
 

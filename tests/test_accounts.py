@@ -59,7 +59,17 @@ async def test_wrong_password_and_unknown_email_are_the_same_401(api, pool):
     wrong = await failed_login(api, "tech@example.com")
     nobody = await failed_login(api, "nobody@example.com")
     assert wrong.status_code == nobody.status_code == 401
-    assert wrong.json() == nobody.json() == {"detail": "wrong email or password"}
+    assert (
+        wrong.json()
+        == nobody.json()
+        == {
+            "type": "urn:fabhub:problem:unauthorized",
+            "title": "Not authenticated",
+            "status": 401,
+            "detail": "wrong email or password",
+        }
+    )
+    assert wrong.headers["content-type"] == "application/problem+json"
     assert (await api.get("/api/v1/me")).status_code == 401
 
 

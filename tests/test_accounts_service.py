@@ -10,11 +10,11 @@ from accounts import audit, passwords
 from accounts.api import make_router
 from accounts.auth import Authenticator
 from accounts.calendar_secrets import principal_by_calendar_secret, rotate_calendar_secret
-from accounts.errors import Conflict, Invalid, NotFound
 from accounts.model import Principal, Role
 from accounts.organizations import create_organization, get_organization, update_organization
 from accounts.qualifications import grant_qualification, qualification_expiry, revoke_qualification
 from accounts.users import create_user, get_user, update_user
+from common.errors import Conflict, Invalid, NotFound
 from tests.accounts_rig import PASSWORD, make_org, make_user
 from tests.http import SECRET
 

@@ -116,7 +116,7 @@ async def test_who_may_see_and_manage_users(api, pool, admin):
     for other in (a2, b1, 999_999):
         r = await api.get(f"{USERS}/{other}", headers=customer)
         assert r.status_code == 404
-        assert r.json() == {"detail": f"no user {other}"}
+        assert r.json()["detail"] == f"no user {other}" and r.json()["status"] == 404
     assert (await api.get(USERS, headers=customer)).status_code == 403
     body = {"email": "x@example.com", "name": "X", "role": "technician", "password": PASSWORD}
     for role in (Role.customer, Role.technician, Role.finance):
@@ -263,7 +263,7 @@ async def test_qualifications_of_others_look_missing_to_customers(api, pool):
     assert (await api.get(f"{USERS}/{me}/qualifications", headers=headers)).status_code == 200
     r = await api.get(f"{USERS}/{colleague}/qualifications", headers=headers)
     assert r.status_code == 404
-    assert r.json() == {"detail": f"no user {colleague}"}
+    assert r.json()["detail"] == f"no user {colleague}" and r.json()["status"] == 404
 
 
 # -- audit -------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from fabhub.devices import load_devices
 from fabhub.settings import Settings
 from tests.accounts_rig import Clock, as_role
 from tests.booking_rig import NOW, customer, slot
-from tests.http import REPO, SECRET, serve
+from tests.http import REPO, SECRET, SHIPPED_SECRETS, serve
 
 C, T, F, A = Role.customer, Role.technician, Role.finance, Role.admin
 EVERYONE = frozenset({C, T, F, A})
@@ -137,9 +137,8 @@ def declared_roles(dependant) -> list:
 
 def app_routes() -> dict[tuple[str, str], list]:
     settings = Settings(secret_key=SECRET, run_jobs=False, run_gateway=True)
-    app = create_app(
-        settings, "postgresql://unused", load_devices(REPO / "devices.yaml"), mqtt_url="mqtt://127.0.0.1:1"
-    )
+    devices = load_devices(REPO / "devices.yaml")
+    app = create_app(settings, "postgresql://unused", devices, mqtt_url="mqtt://127.0.0.1:1", environ=SHIPPED_SECRETS)
     routes = {}
     for context in iter_route_contexts(app.routes):
         if isinstance(context.route, APIRoute):

@@ -20,8 +20,8 @@ from accounts.model import Principal, Role
 from accounts.users import active_principal
 from booking import calendar, hours, lifecycle, maintenance
 from booking.catalogue import Catalogue, sync
-from booking.errors import Conflict, Forbidden, Invalid, NotFound
 from booking.sqlfiles import QUERIES
+from common.errors import Conflict, Forbidden, Invalid, NotFound
 from fabhub.catalogue import catalogue_from
 from fabhub.devices import load_devices
 from tests.accounts_rig import make_org, make_user

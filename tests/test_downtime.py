@@ -11,7 +11,7 @@ import pytest
 from accounts import audit
 from accounts.model import Principal, Role
 from booking.catalogue import sync
-from booking.errors import NotFound
+from common.errors import NotFound
 from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.devices import load_devices
 from oee import downtime

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from accounts.model import Role
-from booking.errors import NotFound
+from common.errors import NotFound
 from oee import exports
 from tests.accounts_rig import make_org, make_user
 from tests.test_invoices import MARCH, ZONE, book, center, finance, month_of, setup, t

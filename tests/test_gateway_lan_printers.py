@@ -97,6 +97,19 @@ async def test_a_certificate_issued_to_another_serial_or_not_by_the_trusted_ca_i
         assert "certificate mismatch" in status(r, "printer-01").last_error
 
 
+async def test_an_unreadable_ca_file_is_the_devices_error_not_the_gateways(db_url, tmp_path, mosquitto):
+    lan = lan_printer(X1C, tmp_path / "certs")
+    site = printer(P1S, mosquitto.port, mode="full")
+    site.machine.force("running", 3600)
+    missing = {"printer-01": {"mqtt": {"ca_file": tmp_path / "nowhere" / "bambu.pem"}}}
+    sims = {"printer-01": lan, "printer-02": site}
+    async with rig(db_url, tmp_path, sims, mqtt_url=mosquitto.url, overrides=missing, reconnect_max_s=1) as r:
+        await eventually(lambda: status(r, "printer-01").errors["LinkRefused"] >= 2)
+        assert "nowhere/bambu.pem: cannot be read" in status(r, "printer-01").last_error
+        await site.tick(60)
+        await r.state_becomes("printer-02", "running")  # the others are served all the same
+
+
 async def test_the_access_code_is_never_sent_to_a_device_failing_the_pin(tmp_path):
     """The pin is checked inside the handshake, before CONNECT: an impostor presenting another certificate
     receives not one byte of MQTT, so never the access code."""
@@ -182,7 +195,7 @@ async def test_a_printer_back_on_the_network_is_online_at_the_next_retry(db_url,
         assert status(r, "printer-01").errors["ConnectionRefusedError"] <= failed + 1
 
 
-async def test_the_devices_route_of_the_running_app_names_a_refused_access_code(db_url, pool, tmp_path, monkeypatch):
+async def test_the_devices_route_of_the_running_app_names_a_refused_access_code(db_url, pool, tmp_path):
     from accounts.model import Role
     from tests.accounts_rig import as_role
     from tests.gateway_rig import ACCESS_CODE_VARIABLE, LAN, devices_for
@@ -190,11 +203,11 @@ async def test_the_devices_route_of_the_running_app_names_a_refused_access_code(
 
     lan = lan_printer(X1C, tmp_path / "certs", code="11112222")
     await lan.start()
-    monkeypatch.setenv(ACCESS_CODE_VARIABLE, "99998888")  # what the gateway's machine was given
+    environ = {ACCESS_CODE_VARIABLE: "99998888"}  # what the gateway's machine was given
     mqtt = {**LAN, "ca_file": lan.broker.cert_path}
     devices = devices_for(["printer-01"], {}, {"printer-01": {"endpoint": lan.url, "mqtt": mqtt}})
     try:
-        async with serve(db_url, devices=devices, run_gateway=True, data_dir=tmp_path) as api:
+        async with serve(db_url, devices=devices, run_gateway=True, data_dir=tmp_path, environ=environ) as api:
             api.headers.update(await as_role(pool, api, Role.technician))
 
             async def refused() -> bool:

@@ -1,6 +1,7 @@
 """The MQTT path end to end: Bambu-style printer simulator -> Mosquitto -> gateway -> TimescaleDB."""
 
 import json
+from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 
@@ -95,7 +96,10 @@ async def test_messages_sent_while_fabhub_was_away_are_delivered(db_url, tmp_pat
     witness.publish(f"device/{SERIAL}/report", json.dumps(payload), qos=1).wait_for_publish(10)
     witness.disconnect()
     witness.loop_stop()
-    async with rig(db_url, tmp_path, {"printer-02": Silent()}, mqtt_url=mosquitto.url) as r:
+    # the printer stays silent after that report: give it time before it counts as offline, so the state the
+    # report set is still the latest when the test looks (on a loaded machine, 2 s may pass before it does)
+    patient = {"printer-02": {"mqtt": {"offline_after": timedelta(minutes=1)}}}
+    async with rig(db_url, tmp_path, {"printer-02": Silent()}, mqtt_url=mosquitto.url, overrides=patient) as r:
         await r.until(
             "SELECT value FROM telemetry_sample WHERE device_id = 'printer-02' AND signal = 'print_error'",
             lambda rows: (50348044.0,) in rows,

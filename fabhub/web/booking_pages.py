@@ -17,8 +17,8 @@ from accounts.users import list_users
 from booking import availability, hours, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
-from booking.errors import BookingError
-from booking.routing import EARLIEST_YEAR, LATEST_YEAR, RowId
+from common.errors import DomainError
+from common.http import EARLIEST_YEAR, LATEST_YEAR, RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 from oee.invoices import documents
@@ -77,12 +77,12 @@ def make_router(
         cls = catalogue.classes[class_id]
         return (cls.name_zh or cls.name) if pages.texts(request).lang == "zh" else cls.name
 
-    def problem_texts(request: Request, exc: BookingError) -> list[str]:
+    def problem_texts(request: Request, exc: DomainError) -> list[str]:
         texts = pages.texts(request)
         zh = texts.lang == "zh"
         found = exc.extra.get("problems") or []
         if not found:
-            return [texts.error(exc.message)]
+            return [texts.error(exc.detail)]
         return [f"{RULES_ZH.get(p['rule'], p['rule'])}: {p['message']}" if zh else p["message"] for p in found]
 
     async def week_grid(user: Principal, class_id: str, device_id: str | None, monday: date) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def make_router(
             return await book_page(request, user, values, status=422, problems=problems)
         try:
             price, broken = await bookings.quote(user, request_of(values))
-        except BookingError as exc:
+        except DomainError as exc:
             return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
         texts = pages.texts(request)
         shown = [f"{RULES_ZH.get(v.rule, v.rule)}: {v.message}" if texts.lang == "zh" else v.message for v in broken]
@@ -251,7 +251,7 @@ def make_router(
                 problems=[pages.texts(request)("The slot was just taken.")],
                 alternatives=others,
             )
-        except BookingError as exc:
+        except DomainError as exc:
             return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
         target = "/my-bookings" if user.role == Role.customer else f"/book?cls={values['class_id']}"
         return RedirectResponse(f"{target}{'&' if '?' in target else '?'}booked={row['id']}", status_code=303)
@@ -309,8 +309,8 @@ def make_router(
         try:
             async with pool.connection() as conn, conn.transaction():
                 await bookings.cancel(conn, user, booking_id)
-        except BookingError as exc:
-            return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.message)])
+        except DomainError as exc:
+            return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
         return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
 
     @router.post("/my-bookings/calendar-link")

@@ -12,8 +12,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from accounts.model import Principal, Role
 from booking.catalogue import Catalogue
-from booking.errors import BookingError
-from booking.routing import RowId
+from common.errors import DomainError
+from common.http import RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 from oee.invoices import Invoicing, documents, first_of_month, lines_of, next_month, parse_month
@@ -79,9 +79,9 @@ def make_router(
         try:
             async with pool.connection() as conn:
                 await work(conn, month)
-        except BookingError as exc:
+        except DomainError as exc:
             return await finance_page(
-                request, user, month, status=exc.status, problems=[pages.texts(request).error(exc.message)]
+                request, user, month, status=exc.status, problems=[pages.texts(request).error(exc.detail)]
             )
         return RedirectResponse(f"/finance?month={month:%Y-%m}&done=1", status_code=303)
 

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from accounts.model import Principal, Role
 from booking import maintenance
 from booking.catalogue import Catalogue
-from booking.errors import BookingError
+from common.errors import DomainError
 from fabhub.web import charts
 from fabhub.web.booking_pages import parse_local
 from fabhub.web.render import Pages
@@ -94,9 +94,9 @@ def make_router(
         try:
             async with pool.connection() as conn, conn.transaction():
                 await work(conn)
-        except BookingError as exc:
+        except DomainError as exc:
             return await machine_page(
-                request, user, device_id, status=exc.status, problems=[pages.texts(request).error(exc.message)]
+                request, user, device_id, status=exc.status, problems=[pages.texts(request).error(exc.detail)]
             )
         return RedirectResponse(f"/machines/{device_id}?done=1", status_code=303)
 

@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from accounts.auth import SESSION_COOKIE, LoginRefused, public
+from accounts.auth import SESSION_COOKIE, public
 from accounts.model import Principal
+from common.errors import TooManyRequests, Unauthorized
 from fabhub.web.i18n import LANGUAGES
 from fabhub.web.render import Pages, home_of
 from fabhub.web.session import LANG_COOKIE, WebSessions, field, safe_next
@@ -35,8 +36,8 @@ def make_router(pages: Pages, sessions: WebSessions) -> APIRouter:
         address = request.client.host if request.client else "unknown"
         try:
             token = await sessions.auth.login(email, str(password), address, sessions.ttl)
-        except LoginRefused as exc:
-            message = texts("Wrong email or password.") if exc.status == 401 else exc.reason
+        except (Unauthorized, TooManyRequests) as exc:
+            message = texts("Wrong email or password.") if exc.status == 401 else exc.detail
             return pages.render(
                 request, "login.html", None, status=exc.status, email=email, next=next_url, problems=[message]
             )

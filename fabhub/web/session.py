@@ -14,11 +14,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from starlette.datastructures import FormData
 
 from accounts.auth import SESSION_COOKIE, Authenticator
 from accounts.model import ALL_ROLES, Principal, Role
+from common.errors import Unauthorized
 
 CSRF_COOKIE = "fabhub_csrf"
 LANG_COOKIE = "fabhub_lang"
@@ -77,7 +78,7 @@ class WebSessions:
                 raise LoginRequired(here, expired=False)
             try:
                 principal = await self.auth.principal(token)
-            except HTTPException as exc:
+            except Unauthorized as exc:
                 raise LoginRequired(here, expired=True) from exc
             if principal.role not in allowed:
                 raise PageForbidden("You may not open this page.")
@@ -94,7 +95,7 @@ class WebSessions:
             return False
         try:
             principal = await self.auth.principal(token)
-        except HTTPException:
+        except Unauthorized:
             return False
         return principal.role in roles
 

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -61,7 +62,7 @@ class BrokerLink:
     host: str
     port: int
     client_id: str
-    tls: Any = None  # ssl.SSLContext
+    tls: Callable[[], ssl.SSLContext] | None = None  # made per connection: a CA file may appear or change
     username: str | None = None
     password: str | None = None
 
@@ -74,7 +75,7 @@ class BrokerLink:
             parts.hostname or "127.0.0.1",
             parts.port or (8883 if tls else 1883),
             client_id,
-            tls_context(MqttSettings()) if tls else None,
+            partial(tls_context, MqttSettings()) if tls else None,
             unquote(parts.username) if parts.username else None,
             unquote(parts.password) if parts.password else None,
         )
@@ -84,12 +85,11 @@ class BrokerLink:
         """A device that is its own broker, with its settings' secrets already resolved."""
         parts = urlsplit(endpoint)
         tls = parts.scheme == "mqtts"
-        context = tls_context(settings, expected_cn=settings.serial) if tls else None
         return cls(
             parts.hostname or "127.0.0.1",
             parts.port or (8883 if tls else 1883),
             f"fabhub-{device_id}",
-            context,
+            partial(tls_context, settings, expected_cn=settings.serial) if tls else None,
             settings.username,
             settings.password,
         )
@@ -143,7 +143,7 @@ class MqttHub:
         if self.link.username is not None:
             client.username_pw_set(self.link.username, self.link.password)
         if self.link.tls is not None:
-            client.tls_set_context(self.link.tls)
+            client.tls_set_context(self.link.tls())
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -167,7 +167,10 @@ class MqttHub:
     async def open(self, answer_within: float) -> None:
         """A device's own connection, now: raises why it cannot be had (unreachable, certificate, refused
         login) for the coordinator to show and retry; paho does not reconnect it behind our back."""
-        client = self._new_client(reconnect=False)
+        try:
+            client = self._new_client(reconnect=False)
+        except ValueError as exc:  # a CA file that cannot be read: this device's problem, retried like others
+            raise LinkRefused(str(exc)) from exc
         loop = asyncio.get_running_loop()
         self._connack = loop.create_future()
         client.connect_timeout = answer_within
