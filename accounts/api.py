@@ -1,5 +1,5 @@
 """HTTP routes of the accounts domain: login, the caller's own profile, organizations, users,
-qualifications and the audit log. Every route states the roles it allows through `auth.allow`; domain
+qualifications and the audit log. Every route takes its caller through `auth.caller` (roles: fabhub/policy.py); domain
 errors become problem details in the app's one handler (common.problems)."""
 
 # No `from __future__ import annotations`: FastAPI must resolve the dependency aliases made in make_router.
@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from accounts import audit, checks, organizations, qualifications, users
 from accounts.audit import AuditEntry
-from accounts.auth import Authenticator, public
-from accounts.model import OPERATORS, STAFF, Principal, Role
+from accounts.auth import Authenticator, client_address, public
+from accounts.model import Principal, Role
 from accounts.organizations import Organization
 from accounts.qualifications import Qualification
 from accounts.users import User
@@ -145,11 +145,7 @@ def make_router(
     zone: ZoneInfo = CENTER_ZONE,
 ) -> APIRouter:
     router = APIRouter(tags=["accounts"])
-    Anyone = Annotated[Principal, Depends(auth.allow())]
-    Staff = Annotated[Principal, Depends(auth.allow(*STAFF))]
-    Admin = Annotated[Principal, Depends(auth.allow(Role.admin))]
-    Operator = Annotated[Principal, Depends(auth.allow(*OPERATORS))]
-    Auditor = Annotated[Principal, Depends(auth.allow(Role.admin, Role.finance))]
+    Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
     OrgId = Annotated[int, Path(gt=0, le=MAX_ID)]
     UserId = Annotated[int, Path(gt=0, le=MAX_ID)]
     DeviceClass = Annotated[str, Path(pattern=checks.ID.pattern, description="a device class of devices.yaml")]
@@ -176,11 +172,11 @@ def make_router(
     )
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
         """OAuth2 password flow: the email as username. Failures are limited per account and per address."""
-        token = await auth.login(form.username, form.password, _address(request))
+        token = await auth.login(form.username, form.password, client_address(request))
         return TokenOut(access_token=token.access_token, token_type=token.token_type, expires_in=token.expires_in)
 
     @router.get(f"{prefix}/me")
-    async def me(principal: Anyone) -> Me:
+    async def me(principal: Caller) -> Me:
         return Me(
             id=principal.id,
             email=principal.email,
@@ -194,10 +190,10 @@ def make_router(
         status_code=204,
         responses={400: {"description": "the current password is wrong"}, 429: {"description": "too many failures"}},
     )
-    async def change_my_password(request: Request, principal: Anyone, body: PasswordChange) -> None:
+    async def change_my_password(request: Request, principal: Caller, body: PasswordChange) -> None:
         """Needs the current password, counted against the login limits like a failed login."""
         try:
-            await auth.confirm_password(principal, body.current_password, _address(request))
+            await auth.confirm_password(principal, body.current_password, client_address(request))
         except Unauthorized:
             raise DomainError("current_password is wrong") from None
         async with pool.connection() as conn, conn.transaction():
@@ -206,28 +202,28 @@ def make_router(
     # -- organizations -----------------------------------------------------------------------------------
 
     @router.get(f"{prefix}/organizations")
-    async def list_organizations(principal: Anyone) -> list[Organization]:
+    async def list_organizations(principal: Caller) -> list[Organization]:
         """Staff see every organization; a customer sees its own."""
         own = None if principal.is_staff else principal.organization_id
         async with pool.connection() as conn:
             return await organizations.list_organizations(conn, organization_id=own)
 
     @router.post(f"{prefix}/organizations", status_code=201)
-    async def create_organization(principal: Admin, body: OrganizationIn) -> Organization:
+    async def create_organization(principal: Caller, body: OrganizationIn) -> Organization:
         check_programs(body.subsidy_programs)
         async with pool.connection() as conn, conn.transaction():
             new_id = await organizations.create_organization(conn, **body.model_dump(), at=clock(), actor=principal)
             return await organizations.get_organization(conn, new_id)
 
     @router.get(f"{prefix}/organizations/{{organization_id}}")
-    async def get_organization(principal: Anyone, organization_id: OrgId) -> Organization:
+    async def get_organization(principal: Caller, organization_id: OrgId) -> Organization:
         if not principal.sees_organization(organization_id):
             raise organizations.missing(organization_id)
         async with pool.connection() as conn:
             return await organizations.get_organization(conn, organization_id)
 
     @router.patch(f"{prefix}/organizations/{{organization_id}}")
-    async def update_organization(principal: Admin, organization_id: OrgId, body: OrganizationPatch) -> Organization:
+    async def update_organization(principal: Caller, organization_id: OrgId, body: OrganizationPatch) -> Organization:
         check_programs(body.subsidy_programs)
         async with pool.connection() as conn, conn.transaction():
             return await organizations.update_organization(
@@ -238,25 +234,25 @@ def make_router(
 
     @router.get(f"{prefix}/users")
     async def list_users(
-        principal: Staff, organization_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
+        principal: Caller, organization_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
     ) -> list[User]:
         async with pool.connection() as conn:
             return await users.list_users(conn, organization_id=organization_id)
 
     @router.post(f"{prefix}/users", status_code=201)
-    async def create_user(principal: Admin, body: UserIn) -> User:
+    async def create_user(principal: Caller, body: UserIn) -> User:
         async with pool.connection() as conn, conn.transaction():
             new_id = await users.create_user(conn, **body.model_dump(), at=clock(), actor=principal)
             return await users.get_user(conn, new_id)
 
     @router.get(f"{prefix}/users/{{user_id}}")
-    async def get_user(principal: Anyone, user_id: UserId) -> User:
+    async def get_user(principal: Caller, user_id: UserId) -> User:
         visible_user(principal, user_id)
         async with pool.connection() as conn:
             return await users.get_user(conn, user_id)
 
     @router.patch(f"{prefix}/users/{{user_id}}")
-    async def update_user(principal: Admin, user_id: UserId, body: UserPatch) -> User:
+    async def update_user(principal: Caller, user_id: UserId, body: UserPatch) -> User:
         """A new role or deactivation applies to the user's existing tokens at their next request."""
         async with pool.connection() as conn, conn.transaction():
             return await users.update_user(conn, user_id, body.changes(), at=clock(), actor=principal)
@@ -264,7 +260,7 @@ def make_router(
     # -- qualifications ----------------------------------------------------------------------------------
 
     @router.get(f"{prefix}/users/{{user_id}}/qualifications")
-    async def list_qualifications(principal: Anyone, user_id: UserId) -> list[QualificationOut]:
+    async def list_qualifications(principal: Caller, user_id: UserId) -> list[QualificationOut]:
         visible_user(principal, user_id)
         async with pool.connection() as conn:
             await users.get_user(conn, user_id)
@@ -274,7 +270,7 @@ def make_router(
 
     @router.put(f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}")
     async def grant_qualification(
-        principal: Operator, user_id: UserId, device_class: DeviceClass, body: QualificationIn
+        principal: Caller, user_id: UserId, device_class: DeviceClass, body: QualificationIn
     ) -> QualificationOut:
         """Grants the class, or renews it with the new expiry."""
         if not known_class(device_class):
@@ -293,7 +289,7 @@ def make_router(
 
     @router.delete(f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}", status_code=204)
     async def revoke_qualification(
-        principal: Operator,
+        principal: Caller,
         user_id: UserId,
         device_class: DeviceClass,
         reason: Annotated[str | None, Query(max_length=500, description="kept in the audit log")] = None,
@@ -308,7 +304,7 @@ def make_router(
 
     @router.get(f"{prefix}/audit")
     async def audit_log(
-        principal: Auditor,
+        principal: Caller,
         entity: Annotated[
             str | None, Query(pattern=AUDIT_ENTITY, description="organization, user, qualification, …")
         ] = None,
@@ -322,7 +318,3 @@ def make_router(
         return AuditPage(entries=found, next_before_id=found[-1].id if len(found) == limit else None)
 
     return router
-
-
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"

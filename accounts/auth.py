@@ -1,9 +1,10 @@
-"""OAuth2 password flow with short-lived JWT access tokens, login rate limiting, and the dependencies that
-state which roles a route allows. A token names a user; the user is loaded on every request, so a
-deactivated account or a changed role takes effect at once rather than when the token expires."""
+"""OAuth2 password flow with short-lived JWT access tokens, login rate limiting, and the dependency that
+admits a caller to a route in one of the roles the app's policy (one table, fabhub/policy.py) gives that
+route. A token names a user; the user is loaded on every request, so a deactivated account or a changed role
+takes effect at once rather than when the token expires."""
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from accounts import passwords
-from accounts.model import ALL_ROLES, Principal, Role
+from accounts.model import Principal, Role
 from accounts.sqlfiles import QUERIES
 from accounts.users import active_principal
 from common.errors import Forbidden, TooManyRequests, Unauthorized
@@ -42,6 +43,22 @@ class Token:
 SESSION_COOKIE = "fabhub_session"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
+# The roles each route admits, by (method, path as declared); None: open to anyone, no login (`public`).
+Policy = Mapping[tuple[str, str], frozenset[Role] | None]
+
+
+def client_address(request: Request) -> str:
+    """The address login limits count against: the scope's client, which the app's outermost middleware
+    (common.proxies.TrustedProxies) has set from X-Forwarded-For when, and only when, the peer is a trusted
+    proxy."""
+    return request.client.host if request.client else "unknown"
+
+
+def roles_of(policy: Policy, request: Request) -> frozenset[Role]:
+    """The roles `policy` gives the route `request` matched; none for a route without a line (refused)."""
+    route = request.scope.get("route")
+    return policy.get((request.method, getattr(route, "path", "")), None) or frozenset()
+
 
 class Authenticator:
     def __init__(
@@ -53,7 +70,9 @@ class Authenticator:
         token_ttl: timedelta = timedelta(minutes=15),
         limits: LoginLimits = LoginLimits(),
         token_url: str = "/api/v1/auth/token",
+        policy: Policy | None = None,
     ) -> None:
+        """`policy`: the roles of every route (fabhub.policy.ROLES); a route without a line admits no one."""
         if len(secret) < 32:
             raise ValueError("the token signing secret needs at least 32 characters")
         self._pool = pool
@@ -62,6 +81,8 @@ class Authenticator:
         self.token_ttl = token_ttl
         self.limits = limits
         self.scheme = OAuth2PasswordBearer(tokenUrl=token_url, auto_error=False)
+        self.policy: Policy = policy or {}
+        self.caller = self._caller()
 
     # -- tokens ------------------------------------------------------------------------------------------
 
@@ -154,25 +175,26 @@ class Authenticator:
 
     # -- route dependencies ------------------------------------------------------------------------------
 
-    def allow(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
-        """A dependency that authenticates the caller and admits only `roles` (all roles when none given).
-        The returned function carries `.roles`, which the authorization matrix test reads off each route."""
-        allowed = frozenset(roles) or ALL_ROLES
+    def _caller(self) -> Callable[..., Awaitable[Principal]]:
+        """The dependency every API route that needs a login takes (`Depends(auth.caller)`): it authenticates
+        the caller and admits it only in a role the policy gives the matched route. It carries `.policy`,
+        which the authorization matrix test reads off each route."""
 
-        async def authorized(request: Request, bearer: Annotated[str | None, Depends(self.scheme)]) -> Principal:
+        async def caller(request: Request, bearer: Annotated[str | None, Depends(self.scheme)]) -> Principal:
             # The web pages' session cookie counts for reading only: a request that changes something must
             # carry a bearer token, which a cross-site form cannot (the pages' own forms check a CSRF token).
             token = bearer or (request.cookies.get(SESSION_COOKIE) if request.method in SAFE_METHODS else None)
             if not token:
                 raise _unauthorized("not authenticated: log in at /api/v1/auth/token")
             principal = await self.principal(token)
+            allowed = roles_of(self.policy, request)
             if principal.role not in allowed:
-                names = ", ".join(sorted(allowed))
+                names = ", ".join(sorted(allowed)) or "none"
                 raise Forbidden(f"a {principal.role} may not do this; it needs the role {names}")
             return principal
 
-        authorized.roles = allowed  # type: ignore[attr-defined]
-        return authorized
+        caller.policy = self.policy  # type: ignore[attr-defined]
+        return caller
 
 
 def public() -> None:

@@ -1,6 +1,6 @@
-"""HTTP routes for the catalogue, availability, quotes and bookings. Each route states its roles through
-`auth.allow`; a customer only ever sees its own organization's bookings, and asking for another one's
-answers exactly like asking for one that does not exist."""
+"""HTTP routes for the catalogue, availability, quotes and bookings. Each route takes its caller through
+`auth.caller`, whose roles fabhub/policy.py states; a customer only ever sees its own organization's
+bookings, and asking for another one's answers exactly like asking for one that does not exist."""
 
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
-from accounts.model import Principal, Role
+from accounts.model import Principal
 from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
@@ -143,8 +143,7 @@ def make_router(
     prefix: str,
 ) -> APIRouter:
     router = APIRouter(tags=["booking"])
-    Anyone = Annotated[Principal, Depends(auth.allow())]
-    Booker = Annotated[Principal, Depends(auth.allow(Role.customer, Role.technician, Role.admin))]
+    Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
     catalogue = bookings.catalogue
 
     def local(t: datetime | None) -> datetime | None:
@@ -167,7 +166,7 @@ def make_router(
         return Conflict(exc.reason, alternatives=alternatives)
 
     @router.get(f"{prefix}/classes")
-    async def classes(principal: Anyone) -> list[ClassOut]:
+    async def classes(principal: Caller) -> list[ClassOut]:
         """Device classes with their rates, rules and bookable devices."""
         return [
             ClassOut(
@@ -188,7 +187,7 @@ def make_router(
         responses={404: {"description": "unknown class or device"}},
     )
     async def available(
-        principal: Anyone,
+        principal: Caller,
         class_id: Annotated[str, Query(alias="class", pattern=ID)],
         start: Annotated[Instant, Query(alias="from")],
         end: Annotated[Instant, Query(alias="to")],
@@ -229,7 +228,7 @@ def make_router(
         return Response(orjson.dumps(body), media_type="application/json")
 
     @router.post(f"{prefix}/quotes", responses={404: {}, 422: {}})
-    async def quote(principal: Booker, body: BookingIn) -> QuoteAnswer:
+    async def quote(principal: Caller, body: BookingIn) -> QuoteAnswer:
         """The subsidized price of a booking as it would be made now, and the rules it would break."""
         price, problems = await bookings.quote(principal, body.request())
         return QuoteAnswer(
@@ -244,7 +243,7 @@ def make_router(
         response_model=BookingOut,
         responses={409: {"description": "slot taken; nearest free alternatives attached"}, 422: {}, 404: {}},
     )
-    async def create(principal: Booker, body: BookingIn, request: Request, key: IdempotencyKey = None) -> Any:
+    async def create(principal: Caller, body: BookingIn, request: Request, key: IdempotencyKey = None) -> Any:
         """Book a device, or any free device of a class. Retries with the same Idempotency-Key are safe."""
         payload = body.model_dump(mode="json")
 
@@ -255,7 +254,7 @@ def make_router(
 
     @router.get(f"{prefix}/bookings")
     async def listing(
-        principal: Anyone,
+        principal: Caller,
         start: Annotated[Instant, Query(alias="from")],
         end: Annotated[Instant, Query(alias="to")],
         organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1)] = None,
@@ -282,11 +281,11 @@ def make_router(
         return [out(r) for r in rows]
 
     @router.get(f"{prefix}/bookings/{{booking_id}}", responses={404: {}})
-    async def one(principal: Anyone, booking_id: RowId) -> BookingOut:
+    async def one(principal: Caller, booking_id: RowId) -> BookingOut:
         async with pool.connection() as conn:
             return out(await bookings.get(conn, booking_id, principal))
 
-    def transition(name: str, action: str, doc: str, who: Any) -> None:
+    def transition(name: str, action: str, doc: str) -> None:
         @router.post(
             f"{prefix}/bookings/{{booking_id}}/{name}",
             response_model=BookingOut,
@@ -295,7 +294,7 @@ def make_router(
             description=doc,
         )
         async def move(
-            principal: who,
+            principal: Caller,
             booking_id: RowId,
             request: Request,
             body: CancelIn | None = None,
@@ -314,12 +313,11 @@ def make_router(
 
             return await _answer(principal, key, request, payload, work)
 
-    Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]
-    transition("cancel", "cancel", "Cancel a confirmed booking; late cancellations carry the class's fee.", Booker)
+    transition("cancel", "cancel", "Cancel a confirmed booking; late cancellations carry the class's fee.")
     # The machine's state checks bookings in; a person only vouches for it when the machine cannot tell, and
     # that is a technician at the machine, not the customer who would avoid a no-show fee by it.
-    transition("check-in", "check_in", "A technician checks a booking in when the machine cannot tell.", Operator)
-    transition("finish", "finish", "Finish a booking in progress early, freeing the machine.", Booker)
+    transition("check-in", "check_in", "A technician checks a booking in when the machine cannot tell.")
+    transition("finish", "finish", "Finish a booking in progress early, freeing the machine.")
 
     async def _answer(principal: Principal, key: str | None, request: Request, payload: Any, work: Any) -> Any:
         try:

@@ -4,7 +4,7 @@ requests, trying the next free device when a concurrent request took the first."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,6 +29,8 @@ ALTERNATIVES_SPAN = timedelta(days=3)
 # Beyond any class's max_booking, even overridden: refused before the database spends time on it.
 LONGEST = timedelta(days=31)
 CHECK_IN_EARLY = timedelta(minutes=15)
+# Per device, the half-open spans an organization holds it (Bookings.held).
+Held = dict[str, list[tuple[datetime, datetime]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,20 @@ class Bookings:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(QUERIES.booking_rows.sql, params)
             return await cur.fetchall()
+
+    async def held(
+        self, organization_id: int | None, device_ids: Sequence[str], start: datetime, end: datetime
+    ) -> Held:
+        """The spans of [start, end) in which the organization holds each device: its bookings that hold their
+        slot (confirmed, in progress, completed), half-open, in time order; none without an organization. Only
+        within them does a customer see a machine's detailed telemetry (fabhub hands this to telemetry.sight)."""
+        params = {"organization_id": organization_id, "device_ids": list(device_ids), "start": start, "end": end}
+        found: Held = {}
+        async with autocommit(self.pool) as conn, conn.cursor() as cur:
+            await cur.execute(QUERIES.held_spans.sql, params)
+            for device_id, span_start, span_end in await cur.fetchall():
+                found.setdefault(device_id, []).append((span_start, span_end))
+        return found
 
     # -- life cycle --------------------------------------------------------------------------------------
 

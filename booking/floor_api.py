@@ -1,7 +1,7 @@
 """HTTP routes for the shop floor's calendar: maintenance windows, opening hours, closed days and the
-personal iCalendar feed. Every route states its roles through `auth.allow` (the feed itself is `public`:
-its secret URL is the credential). A DomainError becomes its status with the error's body, in one place
-(the route class), so no route can leak one as a 500."""
+personal iCalendar feed. Every route takes its caller through `auth.caller`, whose roles fabhub/policy.py
+states (the feed is `public`: its secret URL is the credential). A DomainError becomes its status with the
+error's body, in one place (the route class), so no route can leak one as a 500."""
 
 import re
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts import audit
 from accounts.auth import Authenticator, public
 from accounts.calendar_secrets import principal_by_calendar_secret, rotate_calendar_secret
-from accounts.model import Principal, Role
+from accounts.model import Principal
 from booking import calendar, hours, maintenance
 from booking.catalogue import Catalogue
 from booking.routing import IdempotencyKey, once
@@ -141,17 +141,14 @@ def make_router(
     prefix: str,
 ) -> APIRouter:
     router = APIRouter()
-    Anyone = Annotated[Principal, Depends(auth.allow())]
-    Staff = Annotated[Principal, Depends(auth.allow(Role.technician, Role.finance, Role.admin))]
-    Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]
-    Admin = Annotated[Principal, Depends(auth.allow(Role.admin))]
+    Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
     errors: dict[int | str, dict[str, Any]] = {422: {"description": "invalid input, with the reason"}}
 
     # -- maintenance windows -----------------------------------------------------------------------------
 
     @router.get(f"{prefix}/maintenance", tags=["maintenance"], responses=errors)
     async def list_maintenance(
-        principal: Staff,
+        principal: Caller,
         device_id: Annotated[str | None, Query(pattern=DEVICE_ID)] = None,
         start: Annotated[Instant | None, Query(alias="from", description="default: now")] = None,
         end: Annotated[Instant | None, Query(alias="to", description="default: 31 days after 'from'")] = None,
@@ -172,7 +169,7 @@ def make_router(
         responses=errors | {409: {"description": "another window or live bookings overlap (listed)"}},
     )
     async def create_maintenance(
-        principal: Operator, body: MaintenanceIn, request: Request, key: IdempotencyKey = None
+        principal: Caller, body: MaintenanceIn, request: Request, key: IdempotencyKey = None
     ) -> MaintenanceCreated:
         """Block a device for maintenance. Live bookings in the way refuse the window (409, listed) unless
         `cancel_bookings` is set: then they are cancelled without a fee, and audited."""
@@ -190,7 +187,7 @@ def make_router(
         tags=["maintenance"],
         responses={404: {"description": "no such window"}, 409: {"description": "cancelled already or ended"}},
     )
-    async def cancel_maintenance(principal: Operator, window_id: RowId) -> MaintenanceOut:
+    async def cancel_maintenance(principal: Caller, window_id: RowId) -> MaintenanceOut:
         """Cancel a window that has not started; one under way ends now, keeping the time it blocked."""
         async with pool.connection() as conn:
             row = await maintenance.cancel(conn, principal, window_id, clock())
@@ -199,14 +196,14 @@ def make_router(
     # -- opening hours and closed days -------------------------------------------------------------------
 
     @router.get(f"{prefix}/opening-hours", tags=["opening hours"])
-    async def get_opening_hours(principal: Anyone) -> OpeningHoursOut:
+    async def get_opening_hours(principal: Caller) -> OpeningHoursOut:
         """The weekly pattern in the center's local time zone."""
         async with pool.connection() as conn:
             pattern = await hours.opening_hours(conn)
         return OpeningHoursOut(zone=zone.key, intervals=[OpeningInterval(**asdict(o)) for o in pattern])
 
     @router.put(f"{prefix}/opening-hours", tags=["opening hours"], responses=errors)
-    async def put_opening_hours(principal: Admin, body: OpeningHoursIn) -> OpeningHoursChanged:
+    async def put_opening_hours(principal: Caller, body: OpeningHoursIn) -> OpeningHoursChanged:
         """Replace the whole weekly pattern. Confirmed bookings ahead that it no longer covers are listed;
         they stay booked."""
         pattern = [hours.Opening(i.weekday, i.opens, i.closes) for i in body.intervals]
@@ -220,7 +217,7 @@ def make_router(
 
     @router.get(f"{prefix}/closed-days", tags=["opening hours"], responses=errors)
     async def list_closed_days(
-        principal: Anyone,
+        principal: Caller,
         start: Annotated[date | None, Query(alias="from", description="default: today")] = None,
         end: Annotated[date | None, Query(alias="to", description="exclusive; default: a year after 'from'")] = None,
     ) -> list[ClosedDayOut]:
@@ -238,7 +235,7 @@ def make_router(
         return [ClosedDayOut(**row) for row in rows]
 
     @router.put(f"{prefix}/closed-days/{{day}}", tags=["opening hours"], responses=errors)
-    async def put_closed_day(principal: Admin, day: date, body: ClosedDayIn) -> ClosedDayChanged:
+    async def put_closed_day(principal: Caller, day: date, body: ClosedDayIn) -> ClosedDayChanged:
         """Close the center on a day (or change the reason). Confirmed bookings on it are listed; they stay
         booked."""
         _check_day(day, "day")
@@ -252,7 +249,7 @@ def make_router(
         tags=["opening hours"],
         responses={404: {"description": "not a closed day"}},
     )
-    async def delete_closed_day(principal: Admin, day: date) -> Response:
+    async def delete_closed_day(principal: Caller, day: date) -> Response:
         _check_day(day, "day")
         async with pool.connection() as conn:
             await hours.delete_closed_day(conn, principal, day, clock())
@@ -261,7 +258,7 @@ def make_router(
     # -- calendar feed -----------------------------------------------------------------------------------
 
     @router.post(f"{prefix}/calendar/feed", tags=["calendar"])
-    async def new_calendar_feed(principal: Anyone, request: Request) -> FeedUrl:
+    async def new_calendar_feed(principal: Caller, request: Request) -> FeedUrl:
         """A new secret feed URL for the caller's calendar app; the previous URL stops working."""
         async with pool.connection() as conn, conn.transaction():
             secret = await rotate_calendar_secret(conn, principal.id)

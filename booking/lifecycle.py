@@ -99,3 +99,14 @@ async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zo
 async def expire_idempotency_keys(conn: AsyncConnection, now: datetime) -> int:
     """Idempotency keys are honoured for a day; older ones are deleted. Returns how many."""
     return await QUERIES.expire_idempotency_keys(conn, before=now - IDEMPOTENCY_TTL)
+
+
+async def next_occupation(
+    conn: AsyncConnection, device_id: str, after: datetime, until: datetime, booking_id: int | None = None
+) -> datetime | None:
+    """When `device_id` is next taken at or after `after` (and before `until`): the start of its next booking
+    that is not cancelled, other than `booking_id`, or of its next maintenance window; `after` itself when one
+    is under way then; None when nothing is planned. Billing ends a booking's overrun here (DESIGN.md: the
+    overage basis never runs into the device's next booking or maintenance), so it reads the booking
+    domain's calendar through this function rather than its tables."""
+    return await QUERIES.next_occupation(conn, device_id=device_id, after=after, until=until, booking_id=booking_id)

@@ -1,6 +1,11 @@
 """Price quotes: market rate x duration, minus the subsidy of the one eligible program that saves the
 customer most, never beyond what is left of that program's annual cap for the organization. Money is
-Decimal quantized to 0.01 CNY with half-up rounding (the fen is the unit on an invoice)."""
+Decimal quantized to 0.01 CNY with half-up rounding (the fen is the unit on an invoice).
+
+The quote fixes the booking's program and share; its subsidy amount is an estimate, and the pages say so.
+The invoice grants the share of the amount actually billed (metered and overage classes bill measured
+time), within what is left of the program's annual cap when it is drafted (the subsidy ledger, granted in
+date order; see oee.invoices). A quote without a subsidy means none on the invoice either."""
 
 from __future__ import annotations
 

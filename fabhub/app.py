@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 
 import psycopg
 from fastapi import Depends, FastAPI, Request, Response
@@ -18,6 +19,7 @@ from psycopg_pool import PoolTimeout
 
 from accounts.api import make_router as accounts_router
 from accounts.auth import Authenticator, LoginLimits, public
+from accounts.model import Principal
 from booking.api import make_router as booking_router
 from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
@@ -26,6 +28,7 @@ from common import problems
 from common.bodies import BoundedBodies
 from common.problems import PROBLEM_RESPONSES as PROBLEMS
 from common.problems import problem
+from common.proxies import TrustedProxies
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for
@@ -33,6 +36,8 @@ from fabhub.gateway_setup import build_gateway
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.migrations import migrate
+from fabhub.policy import ROLES
+from fabhub.policy import check as check_policy
 from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
@@ -54,6 +59,7 @@ from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
 from telemetry.api import make_router as telemetry_router
 from telemetry.reader import TelemetryReader
+from telemetry.sight import EVERYTHING, Sight
 from telemetry.writer import utc_now
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,7 @@ def create_app(
             timedelta(minutes=settings.login_window_minutes),
         ),
         token_url=f"{API}/auth/token",
+        policy=ROLES,
     )
     bookings = Bookings(pool, catalogue, settings.zone, clock)
     gateway = (
@@ -148,8 +155,19 @@ def create_app(
     app.state.gateway = gateway
     app.state.auth = auth
 
-    # Every route states who may call it; the authorization matrix test enumerates them.
-    anyone = [Depends(auth.allow())]
+    # Every route takes its caller through auth.caller (or sessions.visitor, or is public), which admits the
+    # roles fabhub/policy.py gives it; check_policy below refuses a route without its line there.
+    signed_in = Depends(auth.caller)  # a default, not an Annotated alias: this module's annotations are strings
+
+    async def sight(principal: Principal = signed_in) -> Sight:
+        """A machine's detailed telemetry: staff see everything, a customer its organization's bookings."""
+        if principal.is_staff:
+            return EVERYTHING
+        return Sight(partial(bookings.held, principal.organization_id))
+
+    async def staff(principal: Principal = signed_in) -> bool:
+        return principal.is_staff
+
     app.include_router(
         accounts_router(
             pool,
@@ -170,12 +188,13 @@ def create_app(
         billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
     )
     app.include_router(
-        telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry"),
-        dependencies=anyone,
+        telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry", sight, clock),
+        dependencies=[signed_in],
         responses=PROBLEMS,
     )
     if gateway is not None:
-        app.include_router(gateway_router(gateway, f"{API}/devices"), dependencies=anyone, responses=PROBLEMS)
+        devices_router = gateway_router(gateway, f"{API}/devices", staff)
+        app.include_router(devices_router, dependencies=[signed_in], responses=PROBLEMS)
 
     mount(
         app,
@@ -242,7 +261,10 @@ def create_app(
         log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
         return problem(503, "database unavailable, try again shortly", headers={"Retry-After": "5"})
 
+    check_policy(app)
     problems.install(app)
     # outermost: a body is bounded before any route, dependency or token check sees it
     app.add_middleware(BoundedBodies, limit=settings.max_body_bytes)
+    # the client behind trusted proxies (FABHUB_TRUSTED_PROXIES), for every route and the login limits alike
+    app.add_middleware(TrustedProxies, trusted=settings.trusted_networks)
     return app

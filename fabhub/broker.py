@@ -8,7 +8,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fabhub.devservices import Mosquitto, free_port
+from fabhub.devservices import PORT_ATTEMPTS, Mosquitto, free_port
 from fabhub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,22 @@ async def mqtt_broker(settings: Settings) -> AsyncIterator[str]:
             broker.stop()
         return
     from amqtt.broker import Broker  # imported here: only the fallback needs it
+    from amqtt.errors import BrokerError
 
-    port = free_port()
-    embedded = Broker(
-        {
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-        }
-    )
-    await embedded.start()
+    for attempt in range(PORT_ATTEMPTS):  # amqtt needs a port number: one may be taken before it binds
+        port = free_port()
+        embedded = Broker(
+            {
+                "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            }
+        )
+        try:
+            await embedded.start()
+            break
+        except BrokerError as exc:
+            if attempt == PORT_ATTEMPTS - 1 or "already in use" not in str(exc):
+                raise
     log.info("FABHUB_MQTT_URL unset: started the embedded amqtt broker on 127.0.0.1:%d", port)
     try:
         yield f"mqtt://127.0.0.1:{port}"

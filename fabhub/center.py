@@ -26,6 +26,17 @@ class Simulator(Protocol):
     async def stop(self) -> None: ...
 
 
+def at_speed(devices: DeviceFile, speed: float) -> DeviceFile:
+    """The devices as a gateway reading simulators at `speed` must see them: the machines make parts `speed`
+    times faster than real ones, so the physical limit on a counter's step grows with it."""
+    if speed <= 1:
+        return devices
+    scaled = [
+        d.model_copy(update={"max_rate": d.max_rate * speed}) if d.max_rate is not None else d for d in devices.devices
+    ]
+    return devices.model_copy(update={"devices": scaled})
+
+
 def demo_access_codes(devices: DeviceFile, environ: MutableMapping[str, str]) -> list[str]:
     """The demo's embedded default for what a site sets: an access code for every simulated printer whose
     variable is unset (the simulator and the gateway then read the same one). Returns the variables set."""

@@ -86,7 +86,7 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
 
     from fabhub.app import create_app
     from fabhub.broker import mqtt_broker
-    from fabhub.center import simulators_for
+    from fabhub.center import at_speed, simulators_for
 
     async with mqtt_broker(settings) as mqtt_url:
         sims = simulators_for(devices, mqtt_url, speed, os.environ) if speed is not None else []
@@ -94,8 +94,13 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
             await sim.start()
         try:
             # The demo migrates before its accounts and history; the app then need not do it again.
-            application = create_app(settings, database, devices, mqtt_url=mqtt_url, run_migrations=speed is None)
-            server = uvicorn.Server(uvicorn.Config(application, host=settings.host, port=settings.port))
+            # the gateway reads machines that run `speed` times faster than real ones
+            served = at_speed(devices, speed) if speed is not None else devices
+            application = create_app(settings, database, served, mqtt_url=mqtt_url, run_migrations=speed is None)
+            # proxy_headers off: uvicorn would take X-Forwarded-For from FORWARDED_ALLOW_IPS (127.0.0.1 unless
+            # set); the app applies FABHUB_TRUSTED_PROXIES itself (common.proxies), the one rule for the client.
+            config = uvicorn.Config(application, host=settings.host, port=settings.port, proxy_headers=False)
+            server = uvicorn.Server(config)
             opener: asyncio.Task[None] | None = None
             if speed is not None:
                 await migrate(database, timescaledb=settings.timescaledb)

@@ -36,9 +36,40 @@ _PG_SETTINGS = {
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on now. Racy by nature: the port is free again once this returns, and
+    another process may take it first. Prefer `listening_socket()` where a server takes a socket, or port 0
+    where it reports the port it got; a server that needs a number retries on `port_taken` (see below)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a port the kernel picked and already listening, so the port is held until the server
+    it is handed to (uvicorn's `serve(sockets=[...])`, asyncio's `start_server(sock=...)`) closes it."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(128)
+    return sock
+
+
+PORT_ATTEMPTS = 5
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def _port_taken(log: Path) -> bool:
+    """Whether a server's log says its port was taken between free_port() and its bind."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return "Address already in use" in text or "could not bind" in text
 
 
 def _wait_for_port(port: int, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
@@ -90,23 +121,25 @@ class PostgresCluster:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         )
-        settings = dict(_PG_SETTINGS, port=str(self.port), unix_socket_directories=str(self.dir))
+        settings = dict(_PG_SETTINGS, unix_socket_directories=str(self.dir))
         if self.timescaledb:
             settings["shared_preload_libraries"] = "timescaledb"
         with (self.data / "postgresql.auto.conf").open("a") as conf:
             for key, value in settings.items():
                 conf.write(f"{key} = '{value}'\n")
-        self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.dir / "log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        # PostgreSQL needs a port number, so one from free_port() may be taken before it binds: then another.
+        log = self.dir / "log"
+        for attempt in range(PORT_ATTEMPTS):
+            with (self.data / "postgresql.auto.conf").open("a") as conf:
+                conf.write(f"port = '{self.port}'\n")  # the last line wins
+            log.unlink(missing_ok=True)
+            try:
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(log), "-w", "-t", "60", "start")
+                return self
+            except subprocess.CalledProcessError:
+                if attempt == PORT_ATTEMPTS - 1 or not _port_taken(log):
+                    raise
+                self.port = free_port()
         return self
 
     def stop(self) -> None:
@@ -138,6 +171,11 @@ class Mosquitto:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="fabhub-mqtt-"))
         self._proc: subprocess.Popen | None = None
+        self._started = False
+        self._extra = extra
+        self._configure()
+
+    def _configure(self) -> None:
         conf = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
@@ -148,7 +186,7 @@ class Mosquitto:
         ]
         if os.geteuid() == 0:
             conf.append("user root")
-        conf.extend(extra)
+        conf.extend(self._extra)
         (self.dir / "mosquitto.conf").write_text("\n".join(conf) + "\n")
 
     @property
@@ -156,13 +194,36 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> Mosquitto:
-        log = (self.dir / "log").open("ab")
-        # its own session: a Ctrl-C meant for FabHub must not stop the broker before FabHub has let go of it
-        self._proc = subprocess.Popen(
-            [self.binary, "-c", str(self.dir / "mosquitto.conf")], stdout=log, stderr=log, start_new_session=True
-        )
-        _wait_for_port(self.port, 15, "mosquitto", self._proc)
-        return self
+        """Mosquitto needs a port number, so one from free_port() may be taken before it binds: the first
+        start then moves to another; a restart keeps its port, as the sessions of its clients expect."""
+        log_path = self.dir / "log"
+        for attempt in range(1 if self._started else PORT_ATTEMPTS):
+            if not self._started and _listening(self.port):
+                self.port = free_port()
+                self._configure()
+                continue
+            with log_path.open("ab") as log:
+                # its own session: a Ctrl-C meant for FabHub must not stop the broker before FabHub let go of it
+                self._proc = subprocess.Popen(
+                    [self.binary, "-c", str(self.dir / "mosquitto.conf")],
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            try:
+                _wait_for_port(self.port, 15, "mosquitto", self._proc)
+                time.sleep(0.05)  # a broker that lost the port to another process exits at once
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited with code {self._proc.returncode}")
+            except RuntimeError:
+                if self._started or attempt == PORT_ATTEMPTS - 1 or not _port_taken(log_path):
+                    raise
+                self.port = free_port()
+                self._configure()
+                continue
+            self._started = True
+            return self
+        raise RuntimeError(f"mosquitto found no free port in {PORT_ATTEMPTS} attempts")
 
     def stop(self, *, keep_files: bool = False) -> None:
         if self._proc is not None:

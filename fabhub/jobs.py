@@ -5,6 +5,7 @@ the jobs themselves are idempotent, so a run that follows another changes nothin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
 from fabhub.sqlfiles import QUERIES
+from oee import results
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry.maintenance import apply_retention, roll_up
@@ -55,10 +57,19 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicin
         return await oee.summarize(conn, sorted(catalogue.devices), now)
 
     async def booking_lifecycle(conn: AsyncConnection, now: datetime) -> Any:
-        return await lifecycle.advance(conn, now, catalogue, settings.zone)
+        moved: dict[str, int] = await lifecycle.advance(conn, now, catalogue, settings.zone)
+        # Completing a booking is what makes its results due: they are frozen here once it is over and its
+        # data is in (oee.results: its overrun settled, late batches given time), long before raw retention.
+        moved["results_frozen"] = await results.freeze_due(conn, oee, now)
+        return moved
 
     return [
-        Job("booking-lifecycle", timedelta(minutes=1), booking_lifecycle, "mark no-shows, start and finish bookings"),
+        Job(
+            "booking-lifecycle",
+            timedelta(minutes=1),
+            booking_lifecycle,
+            "mark no-shows, start and finish bookings, freeze finished bookings' results",
+        ),
         Job("idempotency-expiry", timedelta(hours=1), lifecycle.expire_idempotency_keys, "forget day-old keys"),
         # Hourly rather than at a set hour: each run stores the past days still missing and redoes the last
         # two, so yesterday is summarized within an hour of midnight whenever the process started.
@@ -83,16 +94,31 @@ class JobRunner:
         self._clock = clock
         self._metrics = metrics
         self._scheduler: AsyncIOScheduler | None = None
+        if metrics is not None:
+            for name in self.jobs:  # every job listed from the start
+                metrics.job_running.labels(job=name).set(0)
 
     async def run(self, name: str) -> tuple[bool, Any]:
-        """Run a job now. Returns (False, None) when another process holds it."""
+        """Run a job now. Returns (False, None) when another process holds it; a failure is counted (and its
+        time kept for /metrics), then raised."""
         job = self.jobs[name]
-        async with self._pool.connection() as conn, conn.transaction():
-            if not await QUERIES.try_job_lock(conn, name=name):
-                self._count(name, "skipped")
-                return False, None
-            result = await job.run(conn, self._clock())
-        self._count(name, "ok")
+        started = time.monotonic()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                if not await QUERIES.try_job_lock(conn, name=name):
+                    self._count(name, "skipped")
+                    return False, None
+                if self._metrics is not None:
+                    self._metrics.job_running.labels(job=name).set(1)
+                result = await job.run(conn, self._clock())
+        except Exception:
+            self._finished(name, started, ok=False)
+            raise
+        except BaseException:  # cancelled (shutting down): not a failure, but not running either
+            if self._metrics is not None:
+                self._metrics.job_running.labels(job=name).set(0)
+            raise
+        self._finished(name, started, ok=True)
         return True, result
 
     async def _scheduled(self, name: str) -> None:
@@ -101,12 +127,20 @@ class JobRunner:
             if ran:
                 log.debug("job %s: %s", name, result)
         except Exception:
-            self._count(name, "failed")
             log.exception("job %s failed", name)
 
     def _count(self, name: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.job_runs.labels(job=name, outcome=outcome).inc()
+
+    def _finished(self, name: str, started: float, *, ok: bool) -> None:
+        """After a run (committed, or failed anywhere, the lock included): its outcome, time and duration."""
+        self._count(name, "ok" if ok else "failed")
+        if self._metrics is not None:
+            self._metrics.job_running.labels(job=name).set(0)
+            self._metrics.job_duration.labels(job=name).set(time.monotonic() - started)
+            last = self._metrics.job_last_success if ok else self._metrics.job_last_failure
+            last.labels(job=name).set(self._clock().timestamp())
 
     def start(self) -> None:
         self._scheduler = AsyncIOScheduler()

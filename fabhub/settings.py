@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.proxies import IPNetwork, parse_networks
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FABHUB_", extra="ignore", frozen=True)
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     login_failures_per_account: int = Field(5, ge=1, description="failed logins per account before a pause")
     login_failures_per_address: int = Field(20, ge=1, description="failed logins per client address")
     login_window_minutes: int = Field(15, ge=1)
+    trusted_proxies: str = Field(
+        "",
+        description="comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and"
+        " X-Forwarded-Proto are believed; unset: none, the connection's peer is the client",
+    )
     timezone: str = "Asia/Shanghai"
     timescaledb: Literal["auto", "require", "off"] = Field(
         "auto", description="auto: use the extension when the server has it preloaded; require: fail without"
@@ -63,6 +70,16 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @cached_property
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @cached_property
     def zone(self) -> ZoneInfo:

@@ -4,6 +4,7 @@ file, line and key."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,27 +22,37 @@ _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 JSON_PATH = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 
 
+MAX_DURATION = timedelta(days=366)
+
+
 def parse_duration(value: Any) -> Any:
-    """`250ms`, `90s`, `30m`, `1.5h`, `2d` or plain seconds."""
+    """`250ms`, `90s`, `30m`, `1.5h`, `2d` or plain seconds, up to MAX_DURATION: a larger one is a typo,
+    and would overflow the date arithmetic it feeds (timedelta ends near 10^9 days)."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or text like 500ms, 90s, 30m, 1.5h, 2d")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds: float = value
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
             raise ValueError(f"{value!r} is not a duration like 500ms, 90s, 30m, 1.5h or 2d")
-        return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
-    return value
+        seconds = float(match.group(1)) * _UNIT[match.group(2)]  # float(): inf beyond 1e308, never an error
+    else:
+        return value
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration")
+    if not 0 <= seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is out of range: a duration is positive and at most {MAX_DURATION.days}d")
+    return timedelta(seconds=seconds)
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), Field(gt=timedelta(0))]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), Field(gt=timedelta(0), le=MAX_DURATION)]
 SignalName = Annotated[str, Field(pattern=SIGNAL)]
 State = Literal["running", "setup", "idle", "down", "maintenance", "offline"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # -- secrets --------------------------------------------------------------------------------------
@@ -119,9 +130,12 @@ class SignalCommon(Strict):
     min: float | None = None
     max: float | None = None
     counter: bool = False  # a cumulative counter: the writer stores its deltas as <name>.delta
-    rollover: int | None = Field(None, gt=1, description="where the counter wraps; default from its type")
+    rollover: int | None = Field(None, gt=1, le=2**64, description="where the counter wraps; default from its type")
     max_per_s: float | None = Field(
-        None, gt=0, description="the most a counter can count per second; parts_* default from ideal_cycle_time"
+        None,
+        gt=0,
+        le=1e9,
+        description="the most a counter can count per second; parts_* default from ideal_cycle_time",
     )
     reset_on: SignalName | None = Field(None, description="a signal (e.g. a job id) whose change restarts the count")
     deadband: float = Field(0.0, ge=0, description="report a number only when it moves more than this")

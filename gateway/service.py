@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from gateway.adapters.modbus import ModbusAdapter
 from gateway.adapters.mqtt import BrokerLink, MqttAdapter, MqttHub
@@ -44,6 +47,30 @@ class GatewayMetrics:
             registry=registry,
         )
         self.online = Gauge("fabhub_gateway_devices_online", "Devices answering", ["protocol"], registry=registry)
+        self._registry = registry
+
+    def follow_spool(self, spool: Spool) -> None:
+        """The spool's own counts (SpoolStats), read when scraped."""
+        self._registry.register(_SpoolCounts(spool))
+
+
+class _SpoolCounts(Collector):
+    """Counters that follow SpoolStats rather than being counted twice: what went to disk while the database
+    was away, what came back from it, what a full spool dropped, and failed replays."""
+
+    HELP: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("spooled", "Samples written to the disk spool while the database was away"),
+        ("replayed", "Samples replayed from the disk spool to the database"),
+        ("dropped", "Samples dropped because the disk spool was full (FABHUB_SPOOL_POLICY)"),
+        ("replay_failures", "Replays of a spooled batch that failed and will be retried"),
+    )
+
+    def __init__(self, spool: Spool) -> None:
+        self._spool = spool
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, text in self.HELP:
+            yield CounterMetricFamily(f"fabhub_gateway_spool_{name}", text, value=getattr(self._spool.stats, name))
 
 
 class Gateway:
@@ -71,6 +98,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         # states, read when scraped
         self.metrics.spool_depth.set_function(lambda: self.spool.depth)
+        self.metrics.follow_spool(self.spool)
         for protocol in ("opcua", "modbus", "mqtt"):
             self.metrics.online.labels(protocol).set_function(lambda p=protocol: self._online(p))
 

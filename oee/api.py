@@ -1,23 +1,26 @@
 """HTTP routes for OEE and utilisation. Staff see every device, or one customer's view (its bookings as the
 planned time); a customer sees only its own view. Shares are fractions (0.8029 is 80.29 %), times seconds;
-a figure that is undefined (no planned time, no parts, no ideal cycle time) is null, never a made-up 0."""
+a figure that is undefined (no planned time, no parts, no ideal cycle time) is null, never a made-up 0.
+A customer's completed bookings are read from their frozen results (oee.results), which only an audited
+recompute by finance or an admin changes."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query, Response
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
 from accounts.model import Principal
 from booking.catalogue import Catalogue
 from common.errors import Invalid, NotFound
-from common.http import ID, Instant
-from oee import metrics
+from common.http import ID, Instant, RowId, Text
+from oee import metrics, results
 from oee.service import OeeService, group
 from oee.sqlfiles import QUERIES
 
@@ -27,6 +30,11 @@ TIME_COLUMNS = [f"{name}_s" for name in metrics.TIMES]
 FIGURES = ["availability", "performance", "quality", "oee", "utilisation", "actual_utilisation"]
 LOSSES = ["loss_down_s", "loss_setup_s", "loss_micro_stop_s", "loss_reduced_speed_s", "loss_scrap_s"]
 UTILISATION = ["planned_s", "booked_s", "running_s", "utilisation", "actual_utilisation"]
+
+
+class RecomputeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text = Field(min_length=3, max_length=500, description="why, for the audit log")
 
 
 @dataclass
@@ -50,7 +58,7 @@ def make_router(
     prefix: str,
 ) -> APIRouter:
     router = APIRouter(tags=["oee"])
-    Anyone = Annotated[Principal, Depends(auth.allow())]
+    Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
     async def table(principal: Principal, query: Filters) -> pd.DataFrame:
         start, end, device_id, class_id = query.start, query.end, query.device_id, query.class_id
@@ -73,7 +81,7 @@ def make_router(
         return group(daily, by)
 
     @router.get(f"{prefix}/oee")
-    async def oee(principal: Anyone, query: Annotated[Filters, Depends()]) -> Response:
+    async def oee(principal: Caller, query: Annotated[Filters, Depends()]) -> Response:
         """Availability, performance, quality and OEE per device and period, with the times behind them and
         the six big losses. `performance_suspect` flags a performance above 1 (the ideal cycle time is wrong)."""
         found = await table(principal, query)
@@ -81,15 +89,15 @@ def make_router(
         return _json(found, [*columns, *FIGURES, "performance_suspect", *LOSSES])
 
     @router.get(f"{prefix}/utilisation")
-    async def utilisation(principal: Anyone, query: Annotated[Filters, Depends()]) -> Response:
+    async def utilisation(principal: Caller, query: Annotated[Filters, Depends()]) -> Response:
         """Booked and running time against the planned (available) time, per device and period."""
         found = await table(principal, query)
         return _json(found, ["device_id", "period", *UTILISATION])
 
     @router.get(f"{prefix}/oee/bookings/{{booking_id}}", responses={404: {}})
-    async def booking_oee(principal: Anyone, booking_id: Annotated[int, Path(gt=0, le=2**63 - 1)]) -> Response:
-        """One booking's OEE: its slot as the planned time (cut to now while it runs). Another
-        organization's booking is not found."""
+    async def booking_oee(principal: Caller, booking_id: Annotated[int, Path(gt=0, le=2**63 - 1)]) -> Response:
+        """One booking's OEE: its slot as the planned time (cut to now while it runs; frozen once it is
+        completed and its data is in). Another organization's booking is not found."""
         async with pool.connection() as conn:
             span = await QUERIES.booking_span(conn, id=booking_id)
             if span is None or not principal.sees_organization(span[1]):
@@ -99,6 +107,15 @@ def make_router(
         found = group(daily, "total")
         columns = ["device_id", *TIME_COLUMNS, "parts_total", "parts_good", "ideal_cycle_s"]
         return _json(found.assign(booking_id=booking_id), ["booking_id", *columns, *FIGURES, *LOSSES])
+
+    @router.post(f"{prefix}/oee/bookings/{{booking_id}}/recompute", responses={404: {}, 409: {}, 422: {}})
+    async def recompute_booking(principal: Caller, booking_id: RowId, body: RecomputeIn) -> dict[str, Any]:
+        """Compute a completed booking's frozen results (its usage and per-day OEE) again from the telemetry,
+        say after late data arrived; audited with the reason and the usage before and after. Answers the new
+        usage. 409 while an issued invoice bills the booking (credit it first), once raw-data retention has
+        dropped the booking's samples, or before its overrun is over."""
+        async with pool.connection() as conn:
+            return await results.recompute(conn, service, booking_id, principal, body.reason, clock())
 
     return router
 

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
-from accounts.model import Principal, Role
+from accounts.model import Principal
 from common.errors import NotFound
 from common.http import ID, RowId, Text
 from oee import exports
@@ -118,8 +118,7 @@ def make_router(
     prefix: str,
 ) -> APIRouter:
     router = APIRouter(tags=["billing"])
-    Reader = Annotated[Principal, Depends(auth.allow())]
-    Finance = Annotated[Principal, Depends(auth.allow(Role.finance, Role.admin))]
+    Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
     def scope(principal: Principal, organization_id: int | None) -> int | None:
         """A customer's view is its own organization; asking for another's finds nothing."""
@@ -135,7 +134,7 @@ def make_router(
 
     @router.get(f"{prefix}/invoices")
     async def list_invoices(
-        principal: Reader,
+        principal: Caller,
         month: Month | None = None,
         organization_id: OrgId = None,
         status: Annotated[str | None, Query(pattern="^(draft|issued)$")] = None,
@@ -151,7 +150,7 @@ def make_router(
             raise NotFound(f"no invoice {invoice_id}")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}.pdf", response_class=Response, responses={404: {}})
-    async def invoice_pdf(principal: Reader, invoice_id: RowId) -> Response:
+    async def invoice_pdf(principal: Caller, invoice_id: RowId) -> Response:
         """The invoice as PDF, with the center's and the customer's names in Chinese."""
         await readable(principal, invoice_id)
         async with pool.connection() as conn:
@@ -159,7 +158,7 @@ def make_router(
         return _download(pdf, "application/pdf", f"invoice-{invoice_id}.pdf")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}/lines.{{fmt}}", response_class=Response, responses={404: {}})
-    async def invoice_lines(principal: Reader, invoice_id: RowId, fmt: Format) -> Response:
+    async def invoice_lines(principal: Caller, invoice_id: RowId, fmt: Format) -> Response:
         """The invoice's lines as CSV (UTF-8 with BOM, for Excel) or XLSX."""
         await readable(principal, invoice_id)
         async with pool.connection() as conn:
@@ -168,7 +167,7 @@ def make_router(
         return _download(data, MEDIA[fmt], f"invoice-{invoice_id}-lines.{fmt}")
 
     @router.get(f"{prefix}/usage.{{fmt}}", response_class=Response)
-    async def usage_export(principal: Finance, fmt: Format, month: Month) -> Response:
+    async def usage_export(principal: Caller, fmt: Format, month: Month) -> Response:
         """The month's usage of every customer, for finance."""
         async with pool.connection() as conn:
             export = exports.usage_csv if fmt == "csv" else exports.usage_xlsx
@@ -177,7 +176,7 @@ def make_router(
 
     @router.get(f"{prefix}/subsidy-report.{{fmt}}", response_class=Response, responses={404: {}})
     async def subsidy_report(
-        principal: Finance,
+        principal: Caller,
         fmt: Format,
         month: Month,
         program: Annotated[str, Query(pattern=ID)],
@@ -190,7 +189,7 @@ def make_router(
         return _download(data, MEDIA[fmt], f"subsidy-{program}-{month}.{fmt}")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
-    async def one_invoice(principal: Reader, invoice_id: RowId) -> InvoiceWithLines:
+    async def one_invoice(principal: Caller, invoice_id: RowId) -> InvoiceWithLines:
         """An invoice with its lines; another organization's, or a draft to a customer, is not found."""
         found = await invoices(principal, invoice_id=invoice_id)
         if not found:
@@ -199,7 +198,7 @@ def make_router(
             return InvoiceWithLines(**found[0], lines=await lines_of(conn, invoice_id))
 
     @router.post(f"{prefix}/invoices/drafts")
-    async def draft(principal: Finance, body: DraftIn) -> dict[str, Any]:
+    async def draft(principal: Caller, body: DraftIn) -> dict[str, Any]:
         """Drafts the month for every customer with something to bill (or one): idempotent, a draft is
         rebuilt, an issued invoice left alone."""
         month = month_of(body.month)
@@ -212,21 +211,21 @@ def make_router(
         return {"month": body.month, "invoices": ids}
 
     @router.post(f"{prefix}/invoices/{{invoice_id}}/issue", responses={404: {}, 409: {}})
-    async def issue(principal: Finance, invoice_id: RowId) -> dict[str, Any]:
+    async def issue(principal: Caller, invoice_id: RowId) -> dict[str, Any]:
         """Gives the draft the next number of the year; from then on it never changes."""
         async with pool.connection() as conn:
             number = await invoicing.issue(conn, invoice_id, principal)
         return {"id": invoice_id, "number": number}
 
     @router.post(f"{prefix}/invoices/{{invoice_id}}/credit-note", responses={404: {}, 409: {}})
-    async def credit(principal: Finance, invoice_id: RowId, body: CreditIn) -> dict[str, Any]:
+    async def credit(principal: Caller, invoice_id: RowId, body: CreditIn) -> dict[str, Any]:
         """Cancels an issued invoice with a numbered credit note; its bookings can then be drafted again."""
         async with pool.connection() as conn:
             note = await invoicing.credit(conn, invoice_id, principal, body.reason)
         return {"id": invoice_id, "credit_note": note}
 
     @router.get(f"{prefix}/usage")
-    async def usage(principal: Reader, month: Month, organization_id: OrgId = None) -> list[UsageOut]:
+    async def usage(principal: Caller, month: Month, organization_id: OrgId = None) -> list[UsageOut]:
         """The measured usage of the month's bookings (recorded by the draft runs)."""
         first = month_of(month)
         params = {

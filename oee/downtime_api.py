@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.auth import Authenticator
-from accounts.model import Principal, Role
+from accounts.model import Principal
 from booking.catalogue import Catalogue
 from common.errors import Invalid, NotFound
 from common.http import ID, Instant, Text
@@ -50,9 +50,7 @@ def make_router(
     prefix: str,
 ) -> APIRouter:
     router = APIRouter(tags=["down time"])
-    Anyone = Annotated[Principal, Depends(auth.allow())]
-    Staff = Annotated[Principal, Depends(auth.allow(Role.technician, Role.finance, Role.admin))]
-    Operator = Annotated[Principal, Depends(auth.allow(Role.technician, Role.admin))]
+    Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
     DeviceQuery = Annotated[str | None, Query(alias="device", pattern=ID)]
     ClassQuery = Annotated[str | None, Query(alias="class", pattern=ID)]
     DevicePath = Annotated[str, Path(pattern=ID)]
@@ -80,14 +78,14 @@ def make_router(
             raise NotFound(f"no device {device_id!r}")
 
     @router.get(f"{prefix}/downtime/codes")
-    async def list_codes(principal: Anyone) -> list[ReasonCode]:
+    async def list_codes(principal: Caller) -> list[ReasonCode]:
         """The reason codes a down interval can be given, 'other' last."""
         async with pool.connection() as conn:
             return await downtime.reason_codes(conn)
 
     @router.get(f"{prefix}/downtime", responses=errors)
     async def list_downtime(
-        principal: Staff,
+        principal: Caller,
         response: Response,
         device_id: DeviceQuery = None,
         class_id: ClassQuery = None,
@@ -112,7 +110,7 @@ def make_router(
         f"{prefix}/downtime/{{device_id}}/{{start}}",
         responses=errors | {404: {"description": "no down interval of the device starts at that instant"}},
     )
-    async def put_reason(principal: Operator, device_id: DevicePath, start: StartPath, body: ReasonIn) -> DownInterval:
+    async def put_reason(principal: Caller, device_id: DevicePath, start: StartPath, body: ReasonIn) -> DownInterval:
         """Attach or change the reason of the down interval starting exactly at `start`; audited."""
         known_device(device_id)
         async with pool.connection() as conn:
@@ -123,7 +121,7 @@ def make_router(
         status_code=204,
         responses={404: {"description": "no reason is set there"}},
     )
-    async def delete_reason(principal: Operator, device_id: DevicePath, start: StartPath) -> Response:
+    async def delete_reason(principal: Caller, device_id: DevicePath, start: StartPath) -> Response:
         """Remove the reason of the down interval starting at `start`; audited."""
         known_device(device_id)
         async with pool.connection() as conn:
@@ -132,7 +130,7 @@ def make_router(
 
     @router.get(f"{prefix}/losses/pareto", responses=errors)
     async def loss_pareto(
-        principal: Staff,
+        principal: Caller,
         start: Annotated[Instant, Query(alias="from")],
         end: Annotated[Instant, Query(alias="to")],
         device_id: DeviceQuery = None,

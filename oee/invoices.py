@@ -1,7 +1,18 @@
 """Invoices per customer and month: a draft run (idempotent: a draft is rebuilt, an issued invoice left
 alone), issuing with a gapless number per year assigned in the issuing transaction, and correction only
 through a credit note. Subsidies are granted line by line in date order from the ledger, whose cap row is
-locked while it is read and added to, so a cap is never exceeded, not even by two runs at once."""
+locked while it is read and added to, so a cap is never exceeded, not even by two runs at once.
+
+The subsidy rule (what the booking pages tell the customer, next to the quoted subsidy shown as an estimate):
+the invoice grants the booking's program share of the amount actually billed (the usage line, by the class's
+billing basis from the measured usage), within what is left of the program's annual cap for the customer when
+the invoice is drafted. The quote cannot fix it: the metered and overage bases bill what the machine measured,
+and the cap is shared with every other booking of the year, which the ledger grants in date order. A booking
+quoted without a subsidy gets none.
+
+Usage comes from the booking's frozen results (oee.results): a draft freezes a completed booking that is due
+and not frozen yet, leaves one whose overrun is still open for the next run, and never measures a frozen
+booking again, so drafting again bills the same usage, whatever raw-data retention dropped meanwhile."""
 
 from __future__ import annotations
 
@@ -20,6 +31,7 @@ from accounts import audit
 from accounts.model import Principal
 from common.errors import Conflict, Invalid, NotFound
 from common.rows import dict_rows
+from oee import results
 from oee.charges import money, usage_charge, vat_of
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
@@ -115,7 +127,17 @@ class Invoicing:
                 await cur.execute(
                     QUERIES.bookings_to_bill.sql, {"organization_id": organization_id, "until": self._until(month)}
                 )
-                bookings = await cur.fetchall()
+                found = await cur.fetchall()
+            # Usage first: a completed booking whose overrun is still open waits for the next run.
+            bookings, usage = [], {}
+            for booking in found:
+                if booking["status"] == "completed":
+                    of_customer = {**booking, "organization_id": organization_id}
+                    measured = await results.freeze(conn, self.oee, of_customer, now)
+                    if measured is None:
+                        continue
+                    usage[booking["id"]] = measured
+                bookings.append(booking)
             if not bookings:
                 return None
             invoice_id = await QUERIES.insert_invoice(
@@ -131,7 +153,7 @@ class Invoicing:
             position = 0
             total = ZERO
             for booking in bookings:
-                for line in await self._lines(conn, booking, organization_id, now):
+                for line in await self._lines(conn, booking, organization_id, usage.get(booking["id"])):
                     position += 1
                     line_id = await QUERIES.insert_line(
                         conn,
@@ -165,7 +187,7 @@ class Invoicing:
         return invoice_id
 
     async def _lines(
-        self, conn: AsyncConnection, booking: dict[str, Any], organization_id: int, now: datetime
+        self, conn: AsyncConnection, booking: dict[str, Any], organization_id: int, usage: dict[str, Any] | None
     ) -> list[Line]:
         start, end = booking["start"], booking["end"]
         when = f"{start.astimezone(self.zone):%Y-%m-%d %H:%M}–{end.astimezone(self.zone):%H:%M}"
@@ -181,7 +203,7 @@ class Invoicing:
             return [
                 Line(booking["id"], "late_cancellation", f"Late cancellation: {what}", Decimal(1), "booking", fee, fee)
             ]
-        usage = await self.usage(conn, booking, organization_id, now)
+        assert usage is not None, booking["id"]  # frozen by the draft for every completed booking it bills
         charge = usage_charge(
             booking["billing_basis"],
             booking["hourly_rate"],
@@ -225,29 +247,6 @@ class Invoicing:
         used = await QUERIES.subsidy_used(conn, **key)
         cap, _ = await QUERIES.program_cap(conn, id=program)
         return max(ZERO, min(wanted, cap - used))
-
-    async def usage(
-        self, conn: AsyncConnection, booking: dict[str, Any], organization_id: int, now: datetime
-    ) -> dict[str, Any]:
-        """Measured inside the booking (the customer's view of the device), stored as the booking's usage."""
-        raw = await self.oee.live(conn, [booking["device_id"]], booking["start"], booking["end"], organization_id)
-        sums = raw.sum(numeric_only=True)
-        overrun = await QUERIES.overrun(conn, device_id=booking["device_id"], end=booking["end"], now=now)
-        record = {
-            "booking_id": booking["id"],
-            "booked_s": float(sums.get("booked_s", 0.0)),
-            "running_s": float(sums.get("running_s", 0.0)),
-            "setup_s": float(sums.get("setup_s", 0.0)),
-            "overrun_s": float(overrun or 0.0),
-            "offline_s": float(sums.get("offline_s", 0.0)),
-            "parts_total": float(sums.get("parts_total", 0.0)),
-            "parts_good": float(raw["parts_good"].sum()) if raw["parts_good"].notna().any() else None,
-            "energy_kwh": await QUERIES.energy(
-                conn, device_id=booking["device_id"], start=booking["start"], end=booking["end"]
-            ),
-        }
-        await QUERIES.store_usage(conn, **record, now=now)
-        return record
 
     async def draft_month(
         self,

@@ -1,6 +1,7 @@
 """OEE and utilisation from the telemetry state table and the bookings: the database cuts the state spans
 to each device's planned time and to local days (the data is large), pandas does the arithmetic (where it
-is clearest). Per device: planned = opening hours minus maintenance; per customer: its bookings."""
+is clearest). Per device: planned = opening hours minus maintenance; per customer: its bookings, where a
+completed booking's days are read from its frozen results (oee.results) and only the rest is computed live."""
 
 from __future__ import annotations
 
@@ -48,7 +49,10 @@ class OeeService:
     ) -> pd.DataFrame:
         """One row per device and local day: seconds per state inside the planned time, booked seconds,
         parts, and the figures. With `organization_id`, the planned time is that customer's bookings.
-        Whole past days come from the nightly summary where it has them; the rest is computed live."""
+        Whole past days come from the nightly summary where it has them; the rest is computed live.
+        For a customer, the days of its bookings with frozen results come from those (so raw-data retention
+        never changes them), where the window holds the whole of that day's piece of the slot; the rest of its
+        planned time is computed live."""
         if organization_id is None:
             first, last = self._whole_past_days(start, end)
             if first <= last:
@@ -73,7 +77,13 @@ class OeeService:
                 head = await self.live(conn, device_ids, start, self._midnight(first))
                 tail = await self.live(conn, device_ids, self._midnight(last + ONE_DAY), end)
                 return _in_order(metrics.figures(pd.concat([head, *parts, tail], ignore_index=True)))
-        return _in_order(metrics.figures(await self.live(conn, device_ids, start, end, organization_id)))
+        frozen = await self._frozen(conn, device_ids, start, end, organization_id)
+        fresh = await self.live(conn, device_ids, start, end, organization_id, leave_out_frozen=True)
+        if frozen.empty:
+            return _in_order(metrics.figures(fresh))
+        if fresh.empty:
+            return _in_order(metrics.figures(_per_day(frozen)))
+        return _in_order(metrics.figures(_per_day(pd.concat([frozen, fresh], ignore_index=True))))
 
     async def live(
         self,
@@ -82,17 +92,23 @@ class OeeService:
         start: datetime,
         end: datetime,
         organization_id: int | None = None,
+        *,
+        leave_out_frozen: bool = False,
     ) -> pd.DataFrame:
-        """The raw table (COLUMNS) computed from the state table and the samples."""
+        """The raw table (COLUMNS) computed from the state table and the samples. `leave_out_frozen`: a
+        customer's planned time without the pieces `_frozen` reads from the stored results."""
         if end <= start or not device_ids:
             return _empty()
         params = {"device_ids": device_ids, "start": start, "end": end, "zone": self.zone.key}
         if organization_id is None:
             cur = await conn.execute(QUERIES.device_planned_time.sql, params)
         else:
-            cur = await conn.execute(QUERIES.customer_planned_time.sql, params | {"organization_id": organization_id})
+            cur = await conn.execute(
+                QUERIES.customer_planned_time.sql,
+                params | {"organization_id": organization_id, "leave_out_frozen": leave_out_frozen},
+            )
         planned: dict[str, Multirange] = dict(await cur.fetchall())
-        ids = [d for d in device_ids if d in planned]
+        ids = [d for d in device_ids if planned.get(d)]  # none, or nothing left once the frozen pieces are out
         if not ids:
             return _empty()
         params |= {
@@ -141,6 +157,23 @@ class OeeService:
         cur = await conn.execute(QUERIES.stored_days.sql, {"device_ids": device_ids, "first": first, "last": last})
         return pd.DataFrame(await cur.fetchall(), columns=COLUMNS).astype({c: float for c in COLUMNS[2:]})
 
+    async def _frozen(
+        self, conn: AsyncConnection, device_ids: list[str], start: datetime, end: datetime, organization_id: int
+    ) -> pd.DataFrame:
+        """The customer's frozen per-day booking results inside [start, end) (see `daily`)."""
+        if end <= start or not device_ids:
+            return _empty()
+        params = {
+            "organization_id": organization_id,
+            "device_ids": device_ids,
+            "start": start,
+            "end": end,
+            "first_day": start.astimezone(self.zone).date(),
+            "last_day": end.astimezone(self.zone).date(),
+        }
+        cur = await conn.execute(QUERIES.frozen_days.sql, params)
+        return pd.DataFrame(await cur.fetchall(), columns=COLUMNS).astype({c: float for c in COLUMNS[2:]})
+
     def _midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(), self.zone)
 
@@ -186,6 +219,16 @@ def group(daily: pd.DataFrame, by: str, keys: tuple[str, ...] = ("device_id",)) 
     else:
         table["period"] = None
     return metrics.rollup(table.fillna({"period": ""}), [*keys, "period"])
+
+
+def _per_day(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per device and day again, where frozen booking results and live pieces (or several bookings)
+    share a day: times and counts summed, good parts unknown only if unknown in every piece."""
+    grouped = table.groupby(["device_id", "day"], sort=False)
+    summed = grouped[[f"{c}_s" for c in metrics.TIMES] + ["parts_total"]].sum()
+    summed["parts_good"] = grouped["parts_good"].sum(min_count=1)
+    summed["ideal_cycle_s"] = grouped["ideal_cycle_s"].first()
+    return summed.reset_index()[COLUMNS]
 
 
 def _in_order(table: pd.DataFrame) -> pd.DataFrame:

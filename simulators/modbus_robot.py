@@ -103,9 +103,9 @@ def _i16(value: float) -> int:
 
 
 class ModbusRobot:
-    """A UR robot on `host:port` whose registers follow `machine`. The table is published at each tick, so
-    after changing the machine directly (force, set_counters) call `tick(0)`; `speed` 0 means no background
-    ticking, time then moves only by `tick()`."""
+    """A UR robot on `host:port` (port 0: a free one, in `port` once started) whose registers follow
+    `machine`. The table is published at each tick, so after changing the machine directly (force,
+    set_counters) call `tick(0)`; `speed` 0 means no background ticking, time then moves only by `tick()`."""
 
     def __init__(
         self,
@@ -144,6 +144,8 @@ class ModbusRobot:
         device = SimDevice(0, simdata=(bits(), bits(), registers(), registers()), action=self._on_access)
         self._server = ModbusTcpServer(device, address=(self.host, self.port))  # device 0 answers any unit id
         await self._server.serve_forever(background=True)
+        if self.port == 0:  # the kernel's pick, held from the start; a restart comes back on it
+            self.port = self._server.transport.sockets[0].getsockname()[1]
         if self.speed > 0:
             self._ticker = asyncio.create_task(self._run(), name=f"modbus-robot-{self.device_id}")
 

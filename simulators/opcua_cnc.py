@@ -121,7 +121,8 @@ class _OneUser:
 
 
 class OpcUaCnc:
-    """The OPC UA face of one `Machine`. With `speed` > 0 a background task steps the machine
+    """The OPC UA face of one `Machine`, on `host:port` (port 0: a free one, in `port` and `endpoint` once
+    started). With `speed` > 0 a background task steps the machine
     `tick_s * speed` simulated seconds every `tick_s` real seconds; with `speed=0` only explicit `tick()`
     calls move it, which is what makes test runs repeatable."""
 
@@ -189,6 +190,8 @@ class OpcUaCnc:
                 await self._server.start()
             else:
                 await self._server.bserver.start()
+            assert self._server.bserver is not None
+            self.port = self._server.bserver.port  # port 0: the kernel's pick, kept across stop/start
         self._running = True
         if self.speed > 0:
             self._task = asyncio.create_task(self._run(), name=f"opcua-cnc {self.device_id}")

@@ -1,7 +1,10 @@
 """HTTP routes over the telemetry reader. Every parameter is checked here, at the edge: a bad device id,
-an inverted or unbounded window or an unknown bucket gets a 4xx that says what is wrong."""
+an inverted or unbounded window or an unknown bucket gets a 4xx that says what is wrong. Every answer is
+cut to what the caller may see (telemetry.sight): staff everything, a customer a device's values, program
+names, parts and state timeline only inside its organization's bookings, half-open [start, end); outside
+them the answer is empty (200), as for a time without data."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -9,8 +12,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel
 
 from common.errors import Invalid, NotFound
+from telemetry import sight as seen
 from telemetry.model import DEVICE_ID, SIGNAL
 from telemetry.reader import BUCKETS, TelemetryReader
+from telemetry.sight import Sight
 
 MAX_WINDOW = timedelta(days=400)
 MAX_BUCKETS = 20_000
@@ -115,8 +120,16 @@ class SeriesInfo(BaseModel):
     kind: str
 
 
-def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], prefix: str) -> APIRouter:
+def make_router(
+    reader: TelemetryReader,
+    known_device: Callable[[str], bool],
+    prefix: str,
+    sight: Callable[..., Awaitable[Sight]],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    """`sight`: a dependency that answers what the calling user may see (the composition root's)."""
     router = APIRouter(prefix=prefix, tags=["telemetry"])
+    Seen = Annotated[Sight, Depends(sight)]
 
     def device(device_id: DeviceId) -> str:
         if not known_device(device_id):
@@ -127,11 +140,15 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
 
     @router.get("/latest", response_model=Latest, summary="Latest value of every signal and state")
     async def latest(
+        viewer: Seen,
         device_id: Annotated[str | None, Query(alias="device", pattern=DEVICE_ID.pattern)] = None,
     ) -> dict:
+        """Every device's latest state, for everyone. Latest values and texts (program names): staff all; a
+        customer those of a device its organization's booking holds right now, taken since that booking
+        began (the lists leave the other devices out)."""
         if device_id is not None:
             device(device_id)
-        return await reader.latest(device_id)
+        return await seen.latest(reader, viewer, device_id, clock())
 
     @router.get("/devices/{device_id}/signals", response_model=list[SeriesInfo])
     async def signals(device_id: KnownDevice) -> list[dict]:
@@ -144,17 +161,21 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
         summary="Raw samples, or min/max/avg/last per bucket of good samples",
     )
     async def signal_range(
+        viewer: Seen,
         device_id: KnownDevice,
         signal: Signal,
         win: TimeWindow,
         bucket: Annotated[Bucket | None, Query(description="Bucket width; raw samples when absent")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_RAW_POINTS)] = 10_000,
     ) -> dict:
+        """Samples in [from, to). A customer gets only those inside its organization's bookings of the
+        device (a bucket aggregates those only); outside them, no points and no buckets."""
         kinds = {s["kind"] for s in await reader.series(device_id) if s["signal"] == signal}
         kind = "text" if kinds == {"text"} else "numeric"
         result: dict = {"device_id": device_id, "signal": signal, "kind": kind, "bucket": bucket}
         if bucket is None:
-            points = await reader.raw_range(device_id, signal, win.start, win.end, limit + 1, text=kind == "text")
+            text = kind == "text"
+            points = await seen.raw_range(reader, viewer, device_id, signal, win.start, win.end, limit + 1, text=text)
             result["points"] = points[:limit]
             result["truncated"] = len(points) > limit
             return result
@@ -163,7 +184,7 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
         width = BUCKETS[bucket]
         if (win.end - win.start) / width > MAX_BUCKETS:
             raise Invalid(f"more than {MAX_BUCKETS} buckets: choose a wider bucket or window")
-        result["buckets"] = await reader.bucketed_range(device_id, signal, win.start, win.end, width)
+        result["buckets"] = await seen.bucketed_range(reader, viewer, device_id, signal, win.start, win.end, width)
         return result
 
     @router.get(
@@ -171,10 +192,12 @@ def make_router(reader: TelemetryReader, known_device: Callable[[str], bool], pr
         response_model=list[StateSpan],
         summary="State intervals, clipped to the window",
     )
-    async def states(device_id: KnownDevice, win: TimeWindow) -> list[dict]:
-        return await reader.timeline(device_id, win.start, win.end)
+    async def states(viewer: Seen, device_id: KnownDevice, win: TimeWindow) -> list[dict]:
+        """The state intervals in [from, to) and before now. A customer gets those inside its organization's
+        bookings of the device, cut at their edges; the current state of every device is in /latest."""
+        return await seen.timeline(reader, viewer, device_id, win.start, win.end)
 
-    @router.get("/quarantine", response_model=list[QuarantinedSample], summary="Refused samples")
+    @router.get("/quarantine", response_model=list[QuarantinedSample], summary="Refused samples (staff)")
     async def quarantine(
         device_id: Annotated[str | None, Query(alias="device", pattern=DEVICE_ID.pattern)] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,

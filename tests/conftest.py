@@ -22,6 +22,19 @@ from fabhub.migrations import migrate
 REPO = Path(__file__).resolve().parent.parent
 _names = itertools.count()
 
+# The developer's FABHUB_* variables (a database URL, a time zone, a secret...) must not reach any Settings()
+# a test builds nor any command a test runs: they leave the environment before collection, come back after.
+_OWN_ENVIRONMENT: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in [n for n in os.environ if n.startswith("FABHUB_")]:
+        _OWN_ENVIRONMENT[name] = os.environ.pop(name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    os.environ.update(_OWN_ENVIRONMENT)
+
 
 @dataclass
 class Backend:

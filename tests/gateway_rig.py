@@ -15,7 +15,6 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from fabhub.devices import DeviceFile, load_devices
-from fabhub.devservices import free_port
 from fabhub.gateway_setup import build_gateway
 from fabhub.settings import Settings
 from gateway.service import Gateway
@@ -99,7 +98,7 @@ class Rig:
 
 
 def robot(device_id: str, seed: int = 1) -> ModbusRobot:
-    return ModbusRobot(device_id, free_port(), Machine(seed, Profile(ideal_cycle_s=90)), speed=0)
+    return ModbusRobot(device_id, 0, Machine(seed, Profile(ideal_cycle_s=90)), speed=0)
 
 
 async def running_robot(device_id: str, counters: tuple[int, int] | None = None) -> ModbusRobot:
@@ -113,7 +112,7 @@ async def running_robot(device_id: str, counters: tuple[int, int] | None = None)
 
 
 def cnc(device_id: str, seed: int = 2) -> OpcUaCnc:
-    return OpcUaCnc(device_id, free_port(), Machine(seed, Profile(ideal_cycle_s=240)), speed=0)
+    return OpcUaCnc(device_id, 0, Machine(seed, Profile(ideal_cycle_s=240)), speed=0)
 
 
 def printer(serial: str, port: int, seed: int = 3, mode: str = "delta") -> MqttPrinter:

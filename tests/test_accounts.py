@@ -351,3 +351,102 @@ async def test_nul_and_control_characters_are_refused_not_a_500(api, pool):
         assert reason in r.text
     r = await api.post("/api/v1/auth/token", data={"username": "a\u0000@example.com", "password": PASSWORD})
     assert r.status_code == 401
+
+
+# -- the client's address behind proxies -------------------------------------------------------------------
+
+TOKEN = "/api/v1/auth/token"
+
+
+async def page_login(api, email, headers):
+    """A login through the web page's form, with the CSRF token of the anonymous form."""
+    import re
+
+    form = (await api.get("/login")).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    data = {"csrf": csrf, "email": email, "password": "wrong password!"}
+    return await api.post("/login", data=data, headers=headers)
+
+
+async def test_a_spoofed_forwarded_for_does_not_escape_the_address_limit(db_url, pool):
+    """No proxy is trusted (the default): X-Forwarded-For is the client's own word, and counts for nothing."""
+    await make_user(pool, Role.customer, email="e@example.com")
+    async with serve(db_url, login_failures_per_address=3, login_failures_per_account=100) as api:
+        auth = await as_role(pool, api, Role.customer)  # nor the scheme it claims, for the URLs the app writes
+        r = await api.post("/api/v1/calendar/feed", headers={**auth, "X-Forwarded-Proto": "https"})
+        assert r.json()["url"].startswith("http://127.0.0.1:")
+        for i in range(3):
+            spoofed = {"X-Forwarded-For": f"203.0.113.{i}"}
+            r = await api.post(TOKEN, data={"username": "e@example.com", "password": "nope!"}, headers=spoofed)
+            assert r.status_code == 401
+        for spoofed in ({"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "127.0.0.1, 10.0.0.1"}, {}):
+            r = await api.post(TOKEN, data={"username": "e@example.com", "password": PASSWORD}, headers=spoofed)
+            assert r.status_code == 429 and "your address" in r.json()["detail"], spoofed
+        r = await page_login(api, "e@example.com", {"X-Forwarded-For": "198.51.100.8"})  # the same rule
+        assert r.status_code == 429
+
+
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(db_url, pool):
+    """The test client connects from 127.0.0.1: as a trusted proxy, its X-Forwarded-For names the client,
+    the right-most entry that is not a trusted proxy itself; what the client wrote further left is ignored."""
+    await make_user(pool, Role.customer, email="f@example.com")
+    settings = {"login_failures_per_address": 3, "login_failures_per_account": 100}
+    async with serve(db_url, trusted_proxies="127.0.0.1, 10.0.0.0/8", **settings) as api:
+        client = {"X-Forwarded-For": "203.0.113.9"}
+        for _ in range(3):
+            r = await api.post(TOKEN, data={"username": "f@example.com", "password": "nope!"}, headers=client)
+            assert r.status_code == 401
+        # the client again, through a second proxy of ours, or claiming to be someone else further left
+        for same in ("203.0.113.9, 10.1.2.3", "198.51.100.1, 203.0.113.9", "198.51.100.1,203.0.113.9, 10.0.0.7"):
+            r = await api.post(
+                TOKEN, data={"username": "f@example.com", "password": PASSWORD}, headers={"X-Forwarded-For": same}
+            )
+            assert r.status_code == 429 and "your address" in r.json()["detail"], same
+        r = await page_login(api, "f@example.com", client)
+        assert r.status_code == 429
+        # another client behind the same proxy, and the proxy's own host, have their own counts
+        for other in ({"X-Forwarded-For": "203.0.113.10"}, {}):
+            r = await api.post(TOKEN, data={"username": "f@example.com", "password": PASSWORD}, headers=other)
+            assert r.status_code == 200, other
+        # the scheme the proxy saw, for the URLs the app writes
+        auth = await as_role(pool, api, Role.customer)
+        r = await api.post("/api/v1/calendar/feed", headers={**auth, "X-Forwarded-Proto": "https"})
+        assert r.json()["url"].startswith("https://")
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        ("203.0.113.1", ["198.51.100.1"], "203.0.113.1"),  # not a proxy of ours: its header is ignored
+        ("10.0.0.1", [], "10.0.0.1"),
+        ("10.0.0.1", ["198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.1", ["1.1.1.1, 198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.1", ["198.51.100.1, 10.0.0.2"], "198.51.100.1"),
+        ("10.0.0.1", ["198.51.100.1", "10.0.0.2"], "198.51.100.1"),  # the header given twice
+        ("10.0.0.1", ["10.0.0.3, 10.0.0.2"], "10.0.0.3"),  # proxies all the way: the farthest
+        ("10.0.0.1", ["unknown, 10.0.0.2"], "10.0.0.2"),  # garbage where the client should be: the proxy
+        ("10.0.0.1", ["198.51.100.1:4711"], "198.51.100.1"),
+        ("10.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("::ffff:10.0.0.1", ["198.51.100.1"], "198.51.100.1"),  # IPv4 peer on a dual-stack socket
+        (None, ["198.51.100.1"], None),
+    ],
+)
+def test_client_address_rule(peer, forwarded, client):
+    from common.proxies import client_address, parse_networks
+
+    assert client_address(peer, forwarded, parse_networks("10.0.0.0/8")) == client
+
+
+def test_trusted_proxies_setting_is_checked():
+    from pydantic import ValidationError
+
+    from fabhub.settings import Settings
+
+    assert [str(n) for n in Settings(trusted_proxies="10.0.0.1, 192.168.0.0/16,::1").trusted_networks] == [
+        "10.0.0.1/32",
+        "192.168.0.0/16",
+        "::1/128",
+    ]
+    assert Settings().trusted_networks == ()
+    with pytest.raises(ValidationError, match=r"'proxy\.example' is not an IP address or network"):
+        Settings(trusted_proxies="10.0.0.1, proxy.example")

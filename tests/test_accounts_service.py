@@ -1,5 +1,5 @@
 """The accounts service functions that the API, the CLI and the booking package call directly, and the
-roles every accounts route declares."""
+access dependency every accounts route takes."""
 
 import hashlib
 from datetime import UTC, date, datetime
@@ -8,13 +8,14 @@ import pytest
 
 from accounts import audit, passwords
 from accounts.api import make_router
-from accounts.auth import Authenticator
+from accounts.auth import Authenticator, public
 from accounts.calendar_secrets import principal_by_calendar_secret, rotate_calendar_secret
 from accounts.model import Principal, Role
 from accounts.organizations import create_organization, get_organization, update_organization
 from accounts.qualifications import grant_qualification, qualification_expiry, revoke_qualification
 from accounts.users import create_user, get_user, update_user
 from common.errors import Conflict, Invalid, NotFound
+from fabhub.policy import ROLES
 from tests.accounts_rig import PASSWORD, make_org, make_user
 from tests.http import SECRET
 
@@ -170,46 +171,26 @@ async def test_calendar_secret(pool):
 
 # -- the roles of every accounts route ---------------------------------------------------------------------
 
-ANY = frozenset(Role)
-STAFF = frozenset({Role.technician, Role.finance, Role.admin})
-ADMIN = frozenset({Role.admin})
-OPERATORS = frozenset({Role.technician, Role.admin})
-ROUTES = {
-    ("POST", "/api/v1/auth/token"): None,
-    ("GET", "/api/v1/me"): ANY,
-    ("POST", "/api/v1/me/password"): ANY,
-    ("GET", "/api/v1/organizations"): ANY,
-    ("POST", "/api/v1/organizations"): ADMIN,
-    ("GET", "/api/v1/organizations/{organization_id}"): ANY,
-    ("PATCH", "/api/v1/organizations/{organization_id}"): ADMIN,
-    ("GET", "/api/v1/users"): STAFF,
-    ("POST", "/api/v1/users"): ADMIN,
-    ("GET", "/api/v1/users/{user_id}"): ANY,
-    ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
-    ("GET", "/api/v1/users/{user_id}/qualifications"): ANY,
-    ("PUT", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
-    ("DELETE", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
-    ("GET", "/api/v1/audit"): frozenset({Role.admin, Role.finance}),
-}
 
-
-def _declared_roles(dependant):
-    """The roles of the first auth.allow (or public) dependency found, depth first."""
+def _access(dependant) -> list:
+    """The access dependencies found, depth first: auth.caller (carries `.policy`) or public (`.roles`)."""
+    found = []
     for dep in dependant.dependencies:
-        if hasattr(dep.call, "roles"):
-            return [dep.call.roles]
-        found = _declared_roles(dep)
-        if found:
-            return found
-    return []
+        if hasattr(dep.call, "policy") or hasattr(dep.call, "roles"):
+            found.append(dep.call)
+        found += _access(dep)
+    return found
 
 
-def test_every_accounts_route_declares_its_roles():
-    auth = Authenticator(None, SECRET, lambda: AT)  # never called: only the declared roles are read
+def test_every_accounts_route_takes_its_roles_from_the_policy():
+    """The roles themselves are fabhub/policy.py's (tests/test_authorization.py calls every route as every
+    role); here: each route of the router alone has its line there and one access dependency."""
+    auth = Authenticator(None, SECRET, lambda: AT, policy=ROLES)  # never called: only the dependencies are read
     router = make_router(None, auth, lambda: AT, {"cnc"}.__contains__, set().__contains__, "/api/v1")
-    declared = {
-        (method, route.path): _declared_roles(route.dependant) for route in router.routes for method in route.methods
-    }
-    assert set(declared) == set(ROUTES)
-    for key, roles in ROUTES.items():
-        assert declared[key] == [roles], key
+    for route in router.routes:
+        for method in route.methods:
+            [access] = _access(route.dependant)
+            if ROLES[(method, route.path)] is None:
+                assert access is public, route.path
+            else:
+                assert access is auth.caller, route.path

@@ -1,10 +1,14 @@
-"""The authorization matrix. MATRIX is the policy: every route of the app, with the roles it admits. The
-tests enumerate the app's routes, so a route added without a line here fails; they check that each route
-declares exactly the roles of its line, then call every route as every role over HTTP: anonymous callers
-get 401, roles outside the line 403, and a customer asking for another organization's objects gets the
-same 404 as for objects that do not exist."""
+"""The authorization matrix, read from the app's one table of roles (fabhub/policy.py). The tests enumerate
+the app's routes and check that each has exactly one line there and takes its roles from it (or is public
+exactly where its line says so), then call every route as every role over HTTP: anonymous callers get 401,
+roles outside the line 403, and a customer asking for another organization's objects gets the same 404 as
+for objects that do not exist. Inside the answers a customer sees a machine's values, program names, parts
+and state timeline only inside its organization's bookings, half-open [start, end): the last part calls every
+telemetry, device, OEE and billing route a customer may call, with two organizations booked back to back."""
 
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -12,126 +16,27 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from accounts.model import Role
 from fabhub.app import create_app
 from fabhub.devices import load_devices
+from fabhub.policy import PUBLIC, ROLES
 from fabhub.settings import Settings
-from tests.accounts_rig import Clock, as_role
-from tests.booking_rig import NOW, customer, slot
+from telemetry import BatchWriter, Sample
+from tests.accounts_rig import Clock, as_role, login
+from tests.booking_rig import NOW, Customer, customer, local, slot
 from tests.http import REPO, SECRET, SHIPPED_SECRETS, serve
-
-C, T, F, A = Role.customer, Role.technician, Role.finance, Role.admin
-EVERYONE = frozenset({C, T, F, A})
-STAFF = frozenset({T, F, A})
-BOOKERS = frozenset({C, T, A})
-OPERATORS = frozenset({T, A})
-ADMIN = frozenset({A})
-PUBLIC = None
-
-MATRIX = {
-    ("POST", "/api/v1/auth/token"): PUBLIC,
-    ("GET", "/api/v1/me"): EVERYONE,
-    ("POST", "/api/v1/me/password"): EVERYONE,
-    # Organizations: customers see their own (others answer 404); admins manage them.
-    ("GET", "/api/v1/organizations"): EVERYONE,
-    ("POST", "/api/v1/organizations"): ADMIN,
-    ("GET", "/api/v1/organizations/{organization_id}"): EVERYONE,
-    ("PATCH", "/api/v1/organizations/{organization_id}"): ADMIN,
-    # Users: staff read, admins manage; a customer sees only itself.
-    ("GET", "/api/v1/users"): STAFF,
-    ("POST", "/api/v1/users"): ADMIN,
-    ("GET", "/api/v1/users/{user_id}"): EVERYONE,
-    ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
-    ("GET", "/api/v1/users/{user_id}/qualifications"): EVERYONE,
-    ("PUT", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
-    ("DELETE", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
-    ("GET", "/api/v1/audit"): frozenset({F, A}),
-    # Booking: finance reads, customers and floor staff book; customers only for their organization.
-    ("GET", "/api/v1/classes"): EVERYONE,
-    ("GET", "/api/v1/availability"): EVERYONE,
-    ("POST", "/api/v1/quotes"): BOOKERS,
-    ("POST", "/api/v1/bookings"): BOOKERS,
-    ("GET", "/api/v1/bookings"): EVERYONE,
-    ("GET", "/api/v1/bookings/{booking_id}"): EVERYONE,
-    ("POST", "/api/v1/bookings/{booking_id}/cancel"): BOOKERS,
-    ("POST", "/api/v1/bookings/{booking_id}/check-in"): OPERATORS,  # the machine's state, else a technician
-    ("POST", "/api/v1/bookings/{booking_id}/finish"): BOOKERS,
-    # The floor: technicians manage maintenance; admins the center's hours.
-    ("GET", "/api/v1/maintenance"): STAFF,
-    ("POST", "/api/v1/maintenance"): OPERATORS,
-    ("DELETE", "/api/v1/maintenance/{window_id}"): OPERATORS,
-    ("GET", "/api/v1/opening-hours"): EVERYONE,
-    ("PUT", "/api/v1/opening-hours"): ADMIN,
-    ("GET", "/api/v1/closed-days"): EVERYONE,
-    ("PUT", "/api/v1/closed-days/{day}"): ADMIN,
-    ("DELETE", "/api/v1/closed-days/{day}"): ADMIN,
-    ("POST", "/api/v1/calendar/feed"): EVERYONE,
-    ("GET", "/api/v1/calendar/{secret}.ics"): PUBLIC,  # the secret in the URL is the credential
-    # Live machine data is the center's, not a customer's: every signed-in user may watch it.
-    ("GET", "/api/v1/telemetry/latest"): EVERYONE,
-    ("GET", "/api/v1/telemetry/devices/{device_id}/signals"): EVERYONE,
-    ("GET", "/api/v1/telemetry/devices/{device_id}/signals/{signal}"): EVERYONE,
-    ("GET", "/api/v1/telemetry/devices/{device_id}/states"): EVERYONE,
-    ("GET", "/api/v1/telemetry/quarantine"): EVERYONE,
-    ("GET", "/api/v1/devices"): EVERYONE,
-    ("GET", "/api/v1/devices/{device_id}"): EVERYONE,
-    # OEE: a customer gets its own view (its bookings as the planned time), staff every device.
-    ("GET", "/api/v1/oee"): EVERYONE,
-    ("GET", "/api/v1/utilisation"): EVERYONE,
-    ("GET", "/api/v1/oee/bookings/{booking_id}"): EVERYONE,
-    # Down time is the center's own: staff read it, floor staff explain it; anyone may read the codes.
-    ("GET", "/api/v1/downtime"): STAFF,
-    ("GET", "/api/v1/downtime/codes"): EVERYONE,
-    ("PUT", "/api/v1/downtime/{device_id}/{start}"): OPERATORS,
-    ("DELETE", "/api/v1/downtime/{device_id}/{start}"): OPERATORS,
-    ("GET", "/api/v1/losses/pareto"): STAFF,
-    # Billing: finance and admins draft, issue and credit; customers read their own issued invoices.
-    ("GET", "/api/v1/invoices"): EVERYONE,
-    ("GET", "/api/v1/invoices/{invoice_id}"): EVERYONE,
-    ("POST", "/api/v1/invoices/drafts"): frozenset({F, A}),
-    ("POST", "/api/v1/invoices/{invoice_id}/issue"): frozenset({F, A}),
-    ("POST", "/api/v1/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
-    ("GET", "/api/v1/usage"): EVERYONE,
-    ("GET", "/api/v1/invoices/{invoice_id}.pdf"): EVERYONE,
-    ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): EVERYONE,
-    ("GET", "/api/v1/usage.{fmt}"): frozenset({F, A}),
-    ("GET", "/api/v1/subsidy-report.{fmt}"): frozenset({F, A}),
-    # Web pages: the same roles through the session cookie; anonymous visitors are sent to the login form.
-    ("GET", "/"): EVERYONE,
-    ("GET", "/login"): PUBLIC,
-    ("POST", "/login"): PUBLIC,
-    ("POST", "/logout"): PUBLIC,
-    ("POST", "/language"): PUBLIC,
-    ("GET", "/board"): OPERATORS,
-    ("GET", "/board/tiles"): OPERATORS,
-    ("GET", "/board/events"): OPERATORS,
-    ("GET", "/book"): BOOKERS,
-    ("POST", "/book/quote"): BOOKERS,
-    ("POST", "/book"): BOOKERS,
-    ("GET", "/my-bookings"): frozenset({C}),
-    ("POST", "/my-bookings/{booking_id}/cancel"): frozenset({C}),
-    ("POST", "/my-bookings/calendar-link"): frozenset({C}),
-    ("GET", "/finance"): frozenset({F, A}),
-    ("POST", "/finance/drafts"): frozenset({F, A}),
-    ("POST", "/finance/invoices/{invoice_id}/issue"): frozenset({F, A}),
-    ("POST", "/finance/invoices/{invoice_id}/credit-note"): frozenset({F, A}),
-    ("GET", "/finance/invoices/{invoice_id}"): frozenset({F, A}),
-    ("GET", "/management"): frozenset({F, A}),
-    ("GET", "/machines/{device_id}"): OPERATORS,
-    ("POST", "/machines/{device_id}/maintenance"): OPERATORS,
-    ("POST", "/machines/{device_id}/downtime"): OPERATORS,
-    ("GET", "/healthz"): PUBLIC,
-    ("GET", "/metrics"): PUBLIC,
-}
+from tests.samples import fixed_clock
 
 
 def is_page(path: str) -> bool:
     return not path.startswith("/api/") and path not in ("/healthz", "/metrics")
 
 
-def declared_roles(dependant) -> list:
+def access_of(dependant) -> list:
+    """The access dependencies of a route, depth first: auth.caller or sessions.visitor (they carry the
+    policy they read) or public (it carries `roles = None`)."""
     found = []
     for dependency in dependant.dependencies:
-        if hasattr(dependency.call, "roles"):
-            found.append(dependency.call.roles)
-        found += declared_roles(dependency)
+        if hasattr(dependency.call, "policy") or hasattr(dependency.call, "roles"):
+            found.append(dependency.call)
+        found += access_of(dependency)
     return found
 
 
@@ -143,16 +48,21 @@ def app_routes() -> dict[tuple[str, str], list]:
     for context in iter_route_contexts(app.routes):
         if isinstance(context.route, APIRoute):
             for method in context.methods:
-                routes[(method, context.path)] = declared_roles(context.dependant)
+                routes[(method, context.path)] = access_of(context.dependant)
     return routes
 
 
-def test_every_route_declares_exactly_the_roles_of_the_matrix():
+def test_every_route_has_one_line_in_the_policy_and_takes_its_roles_from_it():
     routes = app_routes()
-    assert set(routes) == set(MATRIX), "routes and matrix differ: add the route to MATRIX with its roles"
-    for key, declared in routes.items():
-        assert len(declared) == 1, f"{key} declares its roles {len(declared)} times"
-        assert declared[0] == MATRIX[key], f"{key} admits {declared[0]}, the matrix says {MATRIX[key]}"
+    assert set(routes) == set(ROLES), "routes and fabhub/policy.py differ: give the route its line there"
+    for key, found in routes.items():
+        access = set(found)  # one dependency may appear twice (a route's and its sight's): it runs once
+        assert len(access) == 1, f"{key} has {len(access)} access dependencies"
+        [call] = access
+        if ROLES[key] is PUBLIC:
+            assert getattr(call, "roles", "") is None, f"{key} is public in the policy but asks for a login"
+        else:
+            assert getattr(call, "policy", None) is ROLES, f"{key} states its own roles instead of the policy's"
 
 
 @pytest.fixture
@@ -185,7 +95,7 @@ async def test_every_route_as_every_role(center):
         "fmt": "csv",
     }
     wrong = []
-    for (method, path), allowed in MATRIX.items():
+    for (method, path), allowed in ROLES.items():
         if allowed is PUBLIC or is_page(path):
             continue
         url = path.format(**values)
@@ -218,7 +128,7 @@ async def test_every_page_as_every_role(center):
         token = (await as_role(pool, client, role))["Authorization"].removeprefix("Bearer ")
         callers[role] = {"fabhub_session": token}
     wrong = []
-    for (method, path), allowed in MATRIX.items():
+    for (method, path), allowed in ROLES.items():
         if allowed is PUBLIC or not is_page(path):
             continue
         for caller, cookies in callers.items():
@@ -294,3 +204,351 @@ async def test_another_organizations_objects_look_missing(center):
     # And the booking is still there, untouched.
     r = await client.get(f"/api/v1/bookings/{booking['id']}", headers=owner.headers)
     assert r.json()["status"] == "confirmed"
+
+
+# -- what a customer sees inside the answers ---------------------------------------------------------------
+#
+# Tuesday 2 March 2027: organization A has cnc-01 from 10:00 to 12:00, B from 12:00 to 14:00, and A has
+# cnc-02 from 14:00 to 16:00. cnc-01 reports from 09:00 to 15:00, including a sample exactly at 12:00 (B's)
+# and one a microsecond before (A's). The clock stands at 15:00.
+
+DAY = 1
+TICK = timedelta(microseconds=1)
+C = Role.customer
+# Routes with machine data or money in their answers; the customer-readable ones each have a check below.
+PRIVATE = ("/api/v1/telemetry", "/api/v1/devices", "/api/v1/oee", "/api/v1/utilisation", "/api/v1/downtime")
+PRIVATE += ("/api/v1/losses", "/api/v1/usage", "/api/v1/invoices", "/api/v1/subsidy-report")
+
+
+def t(hour: float, minutes: float = 0) -> datetime:
+    return local(DAY, hour) + timedelta(minutes=minutes)
+
+
+SPINDLE = [Sample(t(9, 10 * i), "cnc-01", "spindle_speed", 10.0 * i) for i in range(37)]  # value: minutes since 9
+SPINDLE.append(Sample(t(12) - TICK, "cnc-01", "spindle_speed", 179.5))
+PROGRAMS = [
+    (t(9, 55), "CENTER-WARMUP"),
+    (t(10), "A-BRACKET"),
+    (t(11, 30), "A-FLANGE"),
+    (t(12), "B-SECRET-GEAR"),
+    (t(14) - TICK, "B-LAST"),
+    (t(14), "AFTER-B"),
+]
+STATES = [(t(9), "idle"), (t(10, 5), "running"), (t(11, 50), "idle"), (t(12), "running"), (t(13, 30), "idle")]
+STATES.append((t(14, 30), "down"))
+CNC_02 = [
+    Sample(t(13), "cnc-02", "state", "idle"),
+    Sample(t(13, 50), "cnc-02", "program", "CENTER-TEST"),  # before A's slot there: not A's to read
+    Sample(t(14, 10), "cnc-02", "spindle_speed", 1410.0),
+]
+WINDOW = {"from": t(9).isoformat(), "to": t(15).isoformat()}
+DAY_WINDOW = {"from": t(0).isoformat(), "to": t(24).isoformat(), "device": "cnc-01", "group": "total"}
+
+
+@dataclass
+class Tenants:
+    client: object
+    pool: object
+    clock: Clock
+    a: Customer
+    b: Customer
+    staff: dict[str, str]
+    bookings: dict[str, int]
+
+    async def get(self, who: dict[str, str], path: str, status: int = 200, **params) -> object:
+        r = await self.client.get(path, params=params, headers=who)
+        assert r.status_code == status, (path, r.status_code, r.text[:300])
+        return r.json() if r.headers.get("content-type", "").startswith("application/json") else r
+
+    async def log_in_again(self) -> None:
+        """After the clock moved past the tokens' lifetime."""
+        self.a.headers = await login(self.client, self.a.email)
+        self.b.headers = await login(self.client, self.b.email)
+        self.staff = await as_role(self.pool, self.client, Role.technician)
+
+
+@pytest.fixture
+async def tenants(db_url, pool, mosquitto):
+    clock = Clock(NOW)
+    async with serve(
+        db_url, mqtt_url=mosquitto.url, clock=clock, run_gateway=True, access_token_minutes=24 * 60
+    ) as client:
+        a, b = await customer(pool, client), await customer(pool, client)
+        bookings = {}
+        for name, who, device, start, end in (
+            ("a", a, "cnc-01", 10, 12),
+            ("b", b, "cnc-01", 12, 14),
+            ("a2", a, "cnc-02", 14, 16),
+        ):
+            r = await client.post("/api/v1/bookings", json=slot(DAY, start, end, device_id=device), headers=who.headers)
+            assert r.status_code == 201, r.text
+            bookings[name] = r.json()["id"]
+        samples = [*SPINDLE, *CNC_02]
+        samples += [Sample(at, "cnc-01", "program", text) for at, text in PROGRAMS]
+        samples += [Sample(at, "cnc-01", "state", state) for at, state in STATES]
+        assert (await BatchWriter(pool, clock=fixed_clock(t(16))).write_batch(samples)).quarantined == 0
+        clock.now = t(15)
+        tenants = Tenants(client, pool, clock, a, b, {}, bookings)
+        await tenants.log_in_again()
+        yield tenants
+
+
+def times(rows: list[dict], key: str = "time") -> list[datetime]:
+    return [datetime.fromisoformat(r[key]) for r in rows]
+
+
+def spans(rows: list[dict]) -> list[tuple[str, datetime, datetime]]:
+    return [(r["state"], datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"])) for r in rows]
+
+
+async def latest(z: Tenants) -> None:
+    """At 15:00 nobody holds cnc-01 and A holds cnc-02 since 14:00: every state for everyone, A the values of
+    cnc-02 taken since 14:00, B nothing."""
+    path = "/api/v1/telemetry/latest"
+    staff, mine, theirs = [await z.get(who, path) for who in (z.staff, z.a.headers, z.b.headers)]
+
+    def values(body: dict) -> set[tuple]:
+        return {(r["device_id"], r["signal"], r["value"]) for r in body["numeric"] + body["text"]}
+
+    assert {("cnc-01", "spindle_speed", 360.0), ("cnc-01", "program", "AFTER-B")} <= values(staff)
+    assert {("cnc-02", "spindle_speed", 1410.0), ("cnc-02", "program", "CENTER-TEST")} <= values(staff)
+    assert values(mine) == {("cnc-02", "spindle_speed", 1410.0)}
+    assert values(theirs) == set()
+    for body in (mine, theirs):
+        assert {s["device_id"] for s in body["states"]} == {s["device_id"] for s in staff["states"]}
+    one = await z.get(z.a.headers, path, device="cnc-01")
+    assert one["numeric"] == one["text"] == [] and [s["device_id"] for s in one["states"]] == ["cnc-01"]
+
+
+async def signals(z: Tenants) -> None:
+    """A device's signal names are the machine's, not a customer's."""
+    path = "/api/v1/telemetry/devices/cnc-01/signals"
+    staff = await z.get(z.staff, path)
+    assert {s["signal"] for s in staff} >= {"spindle_speed", "program"}
+    assert await z.get(z.a.headers, path) == await z.get(z.b.headers, path) == staff
+
+
+async def signal_range(z: Tenants) -> None:
+    """Raw samples, texts and buckets: each organization exactly its own slot; 12:00:00 is B's."""
+    path = "/api/v1/telemetry/devices/cnc-01/signals/{}"
+    a_times = [t(10, 10 * i) for i in range(12)] + [t(12) - TICK]
+    b_times = [t(12, 10 * i) for i in range(12)]
+    for who, expected in (
+        (z.a.headers, a_times),
+        (z.b.headers, b_times),
+        (z.staff, [s.time for s in SPINDLE if s.time < t(15)]),
+    ):
+        body = await z.get(who, path.format("spindle_speed"), **WINDOW)
+        assert sorted(times(body["points"])) == sorted(expected) and not body["truncated"]
+    texts = {
+        who: [p["value"] for p in (await z.get(h, path.format("program"), **WINDOW))["points"]]
+        for who, h in (("a", z.a.headers), ("b", z.b.headers), ("staff", z.staff))
+    }
+    assert texts == {
+        "a": ["A-BRACKET", "A-FLANGE"],
+        "b": ["B-SECRET-GEAR", "B-LAST"],
+        "staff": [text for _, text in PROGRAMS],
+    }
+    outside = await z.get(z.a.headers, path.format("program"), **{"from": t(12).isoformat(), "to": t(14).isoformat()})
+    assert outside["points"] == [] and not outside["truncated"]
+    hourly = {**WINDOW, "bucket": "1h"}
+
+    def buckets(body: dict) -> list[tuple]:
+        return [
+            (datetime.fromisoformat(r["bucket"]), r["count"], r["min"], r["max"], r["last"]) for r in body["buckets"]
+        ]
+
+    assert buckets(await z.get(z.a.headers, path.format("spindle_speed"), **hourly)) == [
+        (t(10), 6, 60.0, 110.0, 110.0),
+        (t(11), 7, 120.0, 179.5, 179.5),
+    ]
+    assert buckets(await z.get(z.b.headers, path.format("spindle_speed"), **hourly)) == [
+        (t(12), 6, 180.0, 230.0, 230.0),
+        (t(13), 6, 240.0, 290.0, 290.0),
+    ]
+    assert len((await z.get(z.staff, path.format("spindle_speed"), **hourly))["buckets"]) == 6
+
+
+async def states(z: Tenants) -> None:
+    path = "/api/v1/telemetry/devices/cnc-01/states"
+    assert spans(await z.get(z.a.headers, path, **WINDOW)) == [
+        ("idle", t(10), t(10, 5)),
+        ("running", t(10, 5), t(11, 50)),
+        ("idle", t(11, 50), t(12)),
+    ]
+    assert spans(await z.get(z.b.headers, path, **WINDOW)) == [
+        ("running", t(12), t(13, 30)),
+        ("idle", t(13, 30), t(14)),
+    ]
+    assert spans(await z.get(z.staff, path, **WINDOW)) == [
+        ("idle", t(9), t(10, 5)),
+        ("running", t(10, 5), t(11, 50)),
+        ("idle", t(11, 50), t(12)),
+        ("running", t(12), t(13, 30)),
+        ("idle", t(13, 30), t(14, 30)),
+        ("down", t(14, 30), t(15)),
+    ]
+
+
+STAFF_ONLY = ("last_sample", "samples", "quarantined", "reconnects", "last_error", "errors")
+
+
+async def devices(z: Tenants) -> None:
+    """Connection and state of every device for everyone; traffic, errors and the spool for staff."""
+    staff = await z.get(z.staff, "/api/v1/devices")
+    assert isinstance(staff["spool_depth"], int) and all(isinstance(d["samples"], int) for d in staff["devices"])
+    for who in (z.a.headers, z.b.headers):
+        body = await z.get(who, "/api/v1/devices")
+        assert [d["device_id"] for d in body["devices"]] == [d["device_id"] for d in staff["devices"]]
+        assert body["spool_depth"] is body["spool_dropped"] is body["writer_pending"] is None
+        for device in body["devices"]:
+            assert device["connection"] and all(device[k] is None for k in STAFF_ONLY), device
+
+
+async def one_device(z: Tenants) -> None:
+    staff = await z.get(z.staff, "/api/v1/devices/cnc-01")
+    mine = await z.get(z.a.headers, "/api/v1/devices/cnc-01")
+    assert isinstance(staff["samples"], int) and all(mine[k] is None for k in STAFF_ONLY)
+    assert {k: mine[k] for k in ("device_id", "connection", "state")} == {
+        k: staff[k] for k in ("device_id", "connection", "state")
+    }
+
+
+async def oee(z: Tenants) -> None:
+    """A customer's OEE is its own bookings' time: A ran 10:05-11:50, B 12:00-13:30."""
+
+    def running(body: list[dict]) -> float:
+        [row] = body
+        return row["running_s"]
+
+    assert running(await z.get(z.a.headers, "/api/v1/oee", **DAY_WINDOW)) == 105 * 60
+    assert running(await z.get(z.b.headers, "/api/v1/oee", **DAY_WINDOW)) == 90 * 60
+    assert running(await z.get(z.staff, "/api/v1/oee", **DAY_WINDOW)) == 195 * 60
+    await z.get(z.a.headers, "/api/v1/oee", 404, **DAY_WINDOW, organization_id=z.b.org_id)
+
+
+async def utilisation(z: Tenants) -> None:
+    [row] = await z.get(z.a.headers, "/api/v1/utilisation", **DAY_WINDOW)
+    assert (row["booked_s"], row["running_s"]) == (7200, 105 * 60)
+    await z.get(z.a.headers, "/api/v1/utilisation", 404, **DAY_WINDOW, organization_id=z.b.org_id)
+
+
+async def booking_oee(z: Tenants) -> None:
+    [mine] = await z.get(z.a.headers, f"/api/v1/oee/bookings/{z.bookings['a']}")
+    assert mine["running_s"] == 105 * 60
+    await z.get(z.a.headers, f"/api/v1/oee/bookings/{z.bookings['b']}", 404)
+
+
+async def downtime_codes(z: Tenants) -> None:
+    """The reason codes are the center's list, the same for everyone."""
+    assert await z.get(z.a.headers, "/api/v1/downtime/codes") == await z.get(z.staff, "/api/v1/downtime/codes")
+
+
+MACHINES = {
+    ("GET", "/api/v1/telemetry/latest"): latest,
+    ("GET", "/api/v1/telemetry/devices/{device_id}/signals"): signals,
+    ("GET", "/api/v1/telemetry/devices/{device_id}/signals/{signal}"): signal_range,
+    ("GET", "/api/v1/telemetry/devices/{device_id}/states"): states,
+    ("GET", "/api/v1/devices"): devices,
+    ("GET", "/api/v1/devices/{device_id}"): one_device,
+    ("GET", "/api/v1/oee"): oee,
+    ("GET", "/api/v1/utilisation"): utilisation,
+    ("GET", "/api/v1/oee/bookings/{booking_id}"): booking_oee,
+    ("GET", "/api/v1/downtime/codes"): downtime_codes,
+}
+
+
+async def bill_b(z: Tenants) -> int:
+    """March is over and B's booking completed: finance drafts and issues B's invoice."""
+    async with z.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE booking SET status = 'completed', finished_at = upper(during) WHERE id = ANY(%s)",
+            [[z.bookings["a"], z.bookings["b"], z.bookings["a2"]]],
+        )
+    z.clock.now = datetime(2027, 4, 2, 9, 0, tzinfo=NOW.tzinfo)
+    await z.log_in_again()
+    finance = await as_role(z.pool, z.client, Role.finance)
+    r = await z.client.post(
+        "/api/v1/invoices/drafts", json={"month": "2027-03", "organization_id": z.b.org_id}, headers=finance
+    )
+    assert r.status_code == 200, r.text
+    [invoice_id] = r.json()["invoices"]
+    r = await z.client.post(f"/api/v1/invoices/{invoice_id}/issue", headers=finance)
+    assert r.status_code == 200, r.text
+    return invoice_id
+
+
+async def invoices(z: Tenants, invoice_id: int) -> None:
+    assert [i["id"] for i in await z.get(z.b.headers, "/api/v1/invoices")] == [invoice_id]
+    assert await z.get(z.a.headers, "/api/v1/invoices") == []
+    await z.get(z.a.headers, "/api/v1/invoices", 404, organization_id=z.b.org_id)
+
+
+async def one_invoice(z: Tenants, invoice_id: int) -> None:
+    await z.get(z.b.headers, f"/api/v1/invoices/{invoice_id}")
+    await z.get(z.a.headers, f"/api/v1/invoices/{invoice_id}", 404)
+
+
+async def invoice_pdf(z: Tenants, invoice_id: int) -> None:
+    await z.get(z.b.headers, f"/api/v1/invoices/{invoice_id}.pdf")
+    await z.get(z.a.headers, f"/api/v1/invoices/{invoice_id}.pdf", 404)
+
+
+async def invoice_lines(z: Tenants, invoice_id: int) -> None:
+    await z.get(z.b.headers, f"/api/v1/invoices/{invoice_id}/lines.csv")
+    await z.get(z.a.headers, f"/api/v1/invoices/{invoice_id}/lines.csv", 404)
+
+
+async def usage(z: Tenants, invoice_id: int) -> None:
+    """B's measured usage is its slot's: 90 minutes running, none of A's."""
+    rows = await z.get(z.b.headers, "/api/v1/usage", month="2027-03")
+    assert [(u["booking_id"], u["running_s"]) for u in rows] == [(z.bookings["b"], 90 * 60)]
+    assert await z.get(z.a.headers, "/api/v1/usage", month="2027-03") == []
+    await z.get(z.a.headers, "/api/v1/usage", 404, month="2027-03", organization_id=z.b.org_id)
+
+
+MONEY = {
+    ("GET", "/api/v1/invoices"): invoices,
+    ("GET", "/api/v1/invoices/{invoice_id}"): one_invoice,
+    ("GET", "/api/v1/invoices/{invoice_id}.pdf"): invoice_pdf,
+    ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): invoice_lines,
+    ("GET", "/api/v1/usage"): usage,
+}
+
+
+async def test_customers_see_machine_data_only_in_their_own_bookings(tenants):
+    """Every route with machine data or money in its answer that a customer may call (the policy's lines) is
+    called as A, as B and as staff; a new such route fails here until it has its check."""
+    readable = {key for key, roles in ROLES.items() if roles and C in roles and key[1].startswith(PRIVATE)}
+    assert readable == set(MACHINES) | set(MONEY), "give the new route a privacy check here"
+    for check in MACHINES.values():
+        await check(tenants)
+    invoice_id = await bill_b(tenants)
+    for check in MONEY.values():
+        await check(tenants, invoice_id)
+
+
+async def test_a_no_shows_slot_booked_again_is_the_new_bookers(db_url, pool):
+    """A does not come; B books the rest of A's slot and runs the machine: A's OEE and telemetry hold none of
+    B's time (a no-show frees its slot, so it holds no telemetry either)."""
+    clock = Clock(NOW)
+    async with serve(db_url, clock=clock, access_token_minutes=24 * 60) as client:
+        a, b = await customer(pool, client), await customer(pool, client)
+        r = await client.post("/api/v1/bookings", json=slot(DAY, 10, 12, device_id="cnc-01"), headers=a.headers)
+        mine = r.json()["id"]
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE booking SET status = 'no_show', fee = 0 WHERE id = %s", [mine])
+        r = await client.post("/api/v1/bookings", json=slot(DAY, 10.5, 12, device_id="cnc-01"), headers=b.headers)
+        assert r.status_code == 201, r.text
+        states = [Sample(t(10), "cnc-01", "state", "running"), Sample(t(12), "cnc-01", "state", "idle")]
+        await BatchWriter(pool, clock=fixed_clock(t(16))).write_batch(
+            [*states, Sample(t(11), "cnc-01", "program", "B-SECRET")]
+        )
+        clock.now = t(13)
+        a.headers = await login(client, a.email)
+        [row] = (await client.get(f"/api/v1/oee/bookings/{mine}", headers=a.headers)).json()
+        assert row["running_s"] == 30 * 60  # 10:00-10:30, before B's booking
+        [row] = (await client.get("/api/v1/oee", params=DAY_WINDOW, headers=a.headers)).json()
+        assert row["running_s"] == 30 * 60
+        r = await client.get("/api/v1/telemetry/devices/cnc-01/signals/program", params=WINDOW, headers=a.headers)
+        assert r.json()["points"] == []

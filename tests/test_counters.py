@@ -159,8 +159,8 @@ async def test_gateway_killed_at_random_instants_counts_every_part_exactly_once(
     """`kill -9` of the gateway process 20 times while the robot counts: parts made while it was down are
     counted when it is back, and none made before a crash is counted again."""
     sim = await running_robot("robot-01", (1_000, 1_000))
+    await sim.start()  # on a free port, known once it listens
     (tmp_path / "devices.yaml").write_text(DEVICES_YAML.format(port=sim.port))
-    await sim.start()
     made = 1_000
     counting = True
 

@@ -128,13 +128,22 @@ def test_missing_file(tmp_path):
         load_devices(tmp_path / "nope.yaml")
 
 
+def environment(**variables: str) -> dict[str, str]:
+    """This process's environment without any FABHUB_ variable (tests/conftest.py removes them anyway), plus
+    `variables`: what a command the tests run sees, stated explicitly."""
+    import os
+
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("FABHUB_")}, **variables}
+
+
 def fabhub(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own, with `env` or else `environment()`."""
     return subprocess.run(
         [sys.executable, "-m", "fabhub.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=env,
+        env=environment() if env is None else env,
         cwd=REPO,
     )
 
@@ -163,11 +172,10 @@ def test_every_command_has_help(command):
 
 
 def test_cli_migrate_against_a_real_database(timescale_backend):
-    import os
 
     name, url = timescale_backend.create()
     try:
-        result = fabhub("migrate", env={**os.environ, "FABHUB_DATABASE_URL": url, "FABHUB_TIMESCALEDB": "require"})
+        result = fabhub("migrate", env=environment(FABHUB_DATABASE_URL=url, FABHUB_TIMESCALEDB="require"))
         assert result.returncode == 0, result.stderr
         assert "nothing to apply; TimescaleDB active" in result.stderr  # the template is migrated already
     finally:
@@ -175,21 +183,19 @@ def test_cli_migrate_against_a_real_database(timescale_backend):
 
 
 def test_cli_rejects_a_bad_setting():
-    import os
 
-    result = fabhub("migrate", env={**os.environ, "FABHUB_TIMEZONE": "Mars/Olympus"})
+    result = fabhub("migrate", env=environment(FABHUB_TIMEZONE="Mars/Olympus"))
     assert result.returncode == 2
     assert "FABHUB_TIMEZONE" in result.stderr
     assert "unknown time zone" in result.stderr
 
 
 def test_serve_refuses_a_broken_devices_file(tmp_path):
-    import os
 
     path = tmp_path / "devices.yaml"
     path.write_text(BROKEN, encoding="utf-8")
     data = tmp_path / "data"
-    result = fabhub("serve", env={**os.environ, "FABHUB_DEVICES": str(path), "FABHUB_DATA_DIR": str(data)})
+    result = fabhub("serve", env=environment(FABHUB_DEVICES=str(path), FABHUB_DATA_DIR=str(data)))
     assert result.returncode == 2
     assert f"{path}:7:5: classes.cnc.billing_basis" in result.stderr
     assert not data.exists()  # refused before starting a database
@@ -291,3 +297,121 @@ def test_serve_names_a_missing_access_code_before_starting_anything(tmp_path):
     check = fabhub("devices", "check", "devices.yaml", env=env)
     assert check.returncode == 0 and check.stdout.strip() == "devices.yaml: ok"
     assert "BAMBU_PRINTER_01_ACCESS_CODE: not set (needed where the gateway runs)" in check.stderr
+
+
+OUT_OF_RANGE = """\
+center: {name: x}
+classes:
+  cnc:
+    name: C
+    hourly_rate: "10.00"
+    rules: {late_cancellation: 99999999999d, max_future_hours_per_org: 99999999999999999999}
+subsidy_programs:
+  p: {name: P, share: 0.2, classes: [cnc], valid_from: 2025-13-45, valid_to: 2025-12-31, annual_cap: 1e400}
+devices:
+  - id: robot-01
+    name: R
+    class: cnc
+    protocol: modbus
+    endpoint: tcp://10.0.0.9:502
+    heartbeat: .inf
+    ideal_cycle_time: -99999999999999999999999
+    modbus: {poll_interval: 1e400, timeout: .nan, unit: 0x1ffffffffffffffffffffffff}
+    signals:
+      parts_total: {address: 1, counter: true, max_per_s: 1e999, scale: .nan}
+      robot_mode: {address: %s, min: -.inf}
+    states:
+      - {state: running, when: {signal: robot_mode, gt: .nan}}
+""" % ("9" * 5000)  # more digits than Python turns into an int
+
+
+def test_values_out_of_range_are_problems_with_line_and_key(tmp_path):
+    path = tmp_path / "devices.yaml"
+    path.write_text(OUT_OF_RANGE, encoding="utf-8")
+    problems = {(p.line, p.column, p.path): p.message for p in check_file(path)}
+    assert problems == {
+        (6, 13, "classes.cnc.rules.late_cancellation"): "'99999999999d' is out of range: a duration is positive and"
+        " at most 366d",
+        (6, 46, "classes.cnc.rules.max_future_hours_per_org"): "Input should be less than or equal to 100000",
+        (8, 44, "subsidy_programs.p.valid_from"): "Input should be a valid date or datetime, month value is outside"
+        " expected range of 1-12",
+        (8, 90, "subsidy_programs.p.annual_cap"): "Input should be a finite number",
+        (15, 5, "devices[0].heartbeat"): "inf is not a finite duration",
+        (16, 5, "devices[0].ideal_cycle_time"): "-99999999999999999999999 is out of range: a duration is positive and"
+        " at most 366d",
+        (17, 14, "devices[0].modbus.poll_interval"): "inf is not a finite duration",
+        (17, 36, "devices[0].modbus.timeout"): "nan is not a finite duration",
+        (17, 51, "devices[0].modbus.unit"): "Input should be less than or equal to 247",
+        (19, 48, "devices[0].signals.parts_total.max_per_s"): "Input should be a finite number",
+        (19, 66, "devices[0].signals.parts_total.scale"): "Input should be a finite number",
+        (20, 20, "devices[0].signals.robot_mode.address"): "Unable to parse input string as an integer, exceeded"
+        " maximum size",
+        (20, 5031, "devices[0].signals.robot_mode.min"): "Input should be a finite number",
+        (22, 53, "devices[0].states[0].when.gt"): "Input should be a finite number",
+    }
+
+
+DEVICE = "devices:\n  - {id: r1, name: R, class: cnc, protocol: modbus, endpoint: 'tcp://h:502', %s}\n"
+HEAD = "center: {name: x}\nclasses:\n  cnc: {name: C, hourly_rate: '10'}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (HEAD + DEVICE % "heartbeat: 2025-02-30", "5:78: devices[0].heartbeat", "'2025-02-30' is not a duration"),
+        (HEAD + DEVICE % "heartbeat: !!int abc", "5:78: devices[0].heartbeat", "'abc' is not a duration"),
+        (HEAD + DEVICE % "retired: !!bool maybe", "5:78: devices[0].retired", "valid boolean"),
+        (HEAD + DEVICE % "name: !!binary aGk=", "5:78: devices[0].name", "unsupported YAML tag !!binary"),
+        (HEAD + DEVICE % "modbus: !local {unit: 1}", "5:78: devices[0].modbus", "unsupported YAML tag !local"),
+        (HEAD + DEVICE % "states: !!set {a}", "5:78: devices[0].states", "unsupported YAML tag !!set"),
+        (HEAD + "devices: &a\n  - *a\n", "4:10: devices[0]", "an alias (*) inside its own anchor (&): a loop"),
+        (HEAD + "x-a: &a {<<: *a}\n" + DEVICE % "", "4:10: x-a.<<", "an alias (*) inside its own anchor (&)"),
+        (HEAD + DEVICE % "states: &s [{state: idle, all: *s}]", "5:104: devices[0].states[0].all", "a loop"),
+        (HEAD + "devices:\n  - {id: [1], class: {a: 1}}\n  - {id: [1]}\n", "5:5: devices[0]", "discriminator"),
+        (HEAD + "devices: " + "[" * 3000 + "]" * 3000 + "\n", "4:3009", "YAML: nested too deeply"),
+    ],
+)
+def test_yaml_oddities_are_problems_with_line_and_key(tmp_path, text, where, message):
+    path = tmp_path / "devices.yaml"
+    path.write_text(text, encoding="utf-8")
+    problems = [str(p) for p in check_file(path)]
+    assert any(p.startswith(f"{path}:{where}: ") and message in p for p in problems), problems
+
+
+PROBLEM_LINE = r"^\s*{path}:\d+:\d+: [\w.\[\]-]+: \S.*$"
+
+
+def test_cli_check_and_serve_report_values_out_of_range_without_a_traceback(tmp_path):
+    import re
+
+    path = tmp_path / "devices.yaml"
+    path.write_text(OUT_OF_RANGE, encoding="utf-8")
+    check = fabhub("devices", "check", str(path))
+    assert check.returncode == 1
+    assert "Traceback" not in check.stdout + check.stderr
+    lines = check.stdout.splitlines()
+    assert len(lines) == 14
+    assert all(re.match(PROBLEM_LINE.format(path=re.escape(str(path))), line) for line in lines), lines
+    assert f"{path}:6:13: classes.cnc.rules.late_cancellation: '99999999999d' is out of range" in check.stdout
+
+    data = tmp_path / "data"
+    serve = fabhub("serve", env=environment(FABHUB_DEVICES=str(path), FABHUB_DATA_DIR=str(data)))
+    assert serve.returncode == 2
+    assert "Traceback" not in serve.stdout + serve.stderr
+    problems = serve.stderr.splitlines()[1:]
+    assert len(problems) == 14
+    assert all(re.match(PROBLEM_LINE.format(path=re.escape(str(path))), line) for line in problems), problems
+    assert not data.exists()
+
+
+@pytest.mark.parametrize(
+    "value", ["99999999999d", "1e400", ".nan", "-.inf", "9" * 30, "2025-13-45", "!!binary aGk=", "!x 1", "&a [*a]"]
+)
+def test_cli_check_never_prints_a_traceback_for_a_bad_duration(tmp_path, value):
+    path = tmp_path / "devices.yaml"
+    path.write_text(HEAD + DEVICE % f"heartbeat: {value}", encoding="utf-8")
+    result = fabhub("devices", "check", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith(f"{path}:5:"), result.stdout  # the key, or the list an alias loops in
+    assert ": devices[0].heartbeat" in result.stdout

@@ -5,7 +5,6 @@ import asyncio
 
 import psycopg
 
-from fabhub.devservices import free_port
 from simulators.faultproxy import FaultProxy
 from simulators.machine import Machine, Profile
 from simulators.modbus_robot import ModbusRobot
@@ -39,7 +38,7 @@ async def test_database_cut_for_30_seconds_loses_and_duplicates_nothing(db_url, 
     proxy = FaultProxy("127.0.0.1", pg_cluster.port)
     await proxy.start()
     via_proxy = psycopg.conninfo.make_conninfo(db_url, port=proxy.port)
-    busy = ModbusRobot("robot-01", free_port(), Machine(5, Profile(ideal_cycle_s=20)), speed=120, tick_s=0.1)
+    busy = ModbusRobot("robot-01", 0, Machine(5, Profile(ideal_cycle_s=20)), speed=120, tick_s=0.1)
     busy.machine.force("running", 10_000)
     sims = {"robot-01": busy, "printer-02": printer(SERIAL, mosquitto.port, mode="delta")}
     sims["printer-02"].speed = 0
@@ -80,3 +79,42 @@ async def test_broker_restart_resumes_without_duplicates(db_url, tmp_path, mosqu
         await r.state_becomes("printer-02", "running")
         await r.gateway.stop()
         assert await stored_rows(r) == sum(s.samples for s in r.gateway.statuses)
+
+
+async def test_metrics_follow_the_spool(db_url, tmp_path):
+    """Scraped from the running app: a spool an earlier run left behind is replayed at start and counted as
+    replayed; what a full spool cannot take is counted as dropped."""
+    import httpx
+
+    from gateway.spool import Spool
+    from tests.gateway_rig import devices_for
+    from tests.http import app_for, serving
+    from tests.samples import series
+
+    left = Spool(tmp_path / "spool")
+    await left.put(series("robot-01", "power_kw", [1.0, 2.0, 3.0]))
+    await left.put(series("robot-01", "power_kw", [4.0, 5.0], start=10))
+    devices = devices_for(["robot-01"], {"robot-01": 9})  # nobody answers there: offline, beside the point
+    app = app_for(db_url, devices, run_gateway=True, data_dir=tmp_path, batch_max_age_s=0.05)
+    async with serving(app) as base, httpx.AsyncClient(base_url=base) as client:
+
+        async def scrape() -> str:
+            return (await client.get("/metrics")).text
+
+        await eventually(lambda: _replayed(scrape), timeout=30)
+        text = await scrape()
+        assert "fabhub_gateway_spool_replayed_total 5.0" in text
+        assert "fabhub_gateway_spool_dropped_total 0.0" in text
+        assert "fabhub_gateway_spool_depth 0.0" in text
+
+        spool = app.state.gateway.spool
+        spool.max_bytes = 10  # full: a batch that does not fit is dropped, counted and logged
+        await spool.put(series("robot-01", "power_kw", [6.0, 7.0], start=20))
+        text = await scrape()
+        assert "fabhub_gateway_spool_dropped_total 2.0" in text
+        assert "fabhub_gateway_spool_spooled_total 0.0" in text
+        assert "fabhub_gateway_spool_replay_failures_total 0.0" in text
+
+
+async def _replayed(scrape) -> bool:
+    return "fabhub_gateway_spool_replayed_total 5.0" in await scrape()

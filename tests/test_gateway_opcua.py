@@ -10,7 +10,6 @@ from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from fabhub.devservices import free_port
 from gateway.adapters.opcua import CLOCK_AHEAD_ERROR
 from gateway.config import OpcUaSecurity, OpcUaSignal, StateRule
 from simulators.machine import Machine, Profile
@@ -99,7 +98,7 @@ async def test_server_restart_is_offline_then_back(db_url, tmp_path):
 
 async def test_username_and_password(db_url, tmp_path):
     def server() -> OpcUaCnc:
-        sim = OpcUaCnc("cnc-01", free_port(), Machine(2, Profile()), speed=0, username="operator", password="s3cret")
+        sim = OpcUaCnc("cnc-01", 0, Machine(2, Profile()), speed=0, username="operator", password="s3cret")
         sim.machine.force("running", 3600)
         return sim
 
@@ -124,7 +123,7 @@ async def test_sign_and_encrypt_with_certificates(db_url, tmp_path):
         await setup_self_signed_certificate(key, cert, uri, "localhost", [use], {"organizationName": "FabHub"})
         keys[role] = (cert, key)
     sim = OpcUaCnc(
-        "cnc-01", free_port(), Machine(2, Profile()), speed=0, username="operator", password="s3cret",
+        "cnc-01", 0, Machine(2, Profile()), speed=0, username="operator", password="s3cret",
         certificate=keys["server"][0], private_key=keys["server"][1],
     )  # fmt: skip
     sim.machine.force("running", 3600)
@@ -198,7 +197,7 @@ class SourceClock:
 
 
 def cnc_with(clock: SourceClock) -> OpcUaCnc:
-    return OpcUaCnc("cnc-01", free_port(), Machine(2, Profile(ideal_cycle_s=240)), speed=0, clock=clock)
+    return OpcUaCnc("cnc-01", 0, Machine(2, Profile(ideal_cycle_s=240)), speed=0, clock=clock)
 
 
 async def text_becomes(r: Any, signal: str, value: str) -> datetime:

@@ -164,3 +164,14 @@ async def test_spool_keeps_order_survives_restart_and_applies_its_policy(tmp_pat
         await small.put(b * 2)
     assert small.stats.dropped > 0
     assert small.size <= 200
+
+
+def test_the_demo_lifts_the_counters_physical_limit_by_its_speed():
+    from fabhub.center import at_speed
+    from fabhub.devices import load_devices
+    from tests.http import REPO
+
+    shipped = load_devices(REPO / "devices.yaml")
+    fast = at_speed(shipped, 60)
+    assert [d.max_rate for d in fast.devices] == [d.max_rate * 60 for d in shipped.devices]
+    assert at_speed(shipped, 1) is shipped

@@ -46,3 +46,47 @@ def test_mosquitto_delivers(mosquitto):
         assert payloads == [b"hello"]
     finally:
         sub.loop_stop()
+
+
+def test_no_fabhub_variable_reaches_the_tests():
+    """Whatever the developer's shell holds: tests/conftest.py takes FABHUB_* out for the run."""
+    import os
+
+    from fabhub.settings import Settings
+
+    assert not [name for name in os.environ if name.startswith("FABHUB_")]
+    settings = Settings()
+    assert (settings.timezone, settings.database_url, settings.port) == ("Asia/Shanghai", None, 8000)
+
+
+def test_a_hostile_environment_changes_nothing(tmp_path):
+    """The test above, run by a pytest whose environment names a time zone on Mars and a database nowhere."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "FABHUB_TIMEZONE": "Mars/Olympus",
+        "FABHUB_DATABASE_URL": "postgresql://127.0.0.1:1/nowhere",
+        "FABHUB_PORT": "1",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'inner'}",
+            f"{__file__}::test_no_fabhub_variable_reaches_the_tests",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

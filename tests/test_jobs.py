@@ -71,3 +71,62 @@ async def test_scheduler_registers_every_job(pool):
         "telemetry-rollup": timedelta(minutes=1),
         "telemetry-retention": timedelta(hours=1),
     }
+
+
+def metric(text: str, line_start: str) -> float | None:
+    """The value of the first sample line of a /metrics scrape that starts with `line_start`."""
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_metrics_show_each_jobs_state(db_url):
+    """Scraped from the running app: every job listed as not running, then a job under way, its last success,
+    and the last failure of a job that raised."""
+    import asyncio
+
+    import httpx
+    import pytest
+
+    from fabhub.jobs import Job
+    from tests.http import app_for, serving
+
+    app = app_for(db_url, clock=fixed_clock(NOW))
+    runner: JobRunner = app.state.jobs
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(conn, now):
+        started.set()
+        await release.wait()
+
+    async def broken(conn, now):
+        raise RuntimeError("the job's own bug")
+
+    runner.jobs["slow"] = Job("slow", timedelta(hours=1), slow, "waits for the test")
+    runner.jobs["broken"] = Job("broken", timedelta(hours=1), broken, "always fails")
+    async with serving(app) as base, httpx.AsyncClient(base_url=base) as client:
+        scrape = (await client.get("/metrics")).text
+        for name in ("booking-lifecycle", "invoice-drafts", "oee-summary", "telemetry-rollup"):
+            assert metric(scrape, f'fabhub_job_running{{job="{name}"}}') == 0
+        assert metric(scrape, "fabhub_job_last_success_timestamp_seconds") is None  # nothing has run yet
+
+        assert (await runner.run("telemetry-rollup"))[0] is True
+        running = asyncio.create_task(runner.run("slow"))
+        await started.wait()
+        scrape = (await client.get("/metrics")).text
+        assert metric(scrape, 'fabhub_job_running{job="slow"}') == 1
+        assert metric(scrape, 'fabhub_job_running{job="telemetry-rollup"}') == 0
+        assert metric(scrape, 'fabhub_job_last_success_timestamp_seconds{job="telemetry-rollup"}') == NOW.timestamp()
+        assert metric(scrape, 'fabhub_job_runs_total{job="telemetry-rollup",outcome="ok"}') == 1
+        assert metric(scrape, 'fabhub_job_last_duration_seconds{job="telemetry-rollup"}') >= 0
+        release.set()
+        await running
+
+        with pytest.raises(RuntimeError, match="own bug"):
+            await runner.run("broken")
+        scrape = (await client.get("/metrics")).text
+        assert metric(scrape, 'fabhub_job_running{job="slow"}') == 0
+        assert metric(scrape, 'fabhub_job_last_failure_timestamp_seconds{job="broken"}') == NOW.timestamp()
+        assert metric(scrape, 'fabhub_job_last_success_timestamp_seconds{job="broken"}') is None
+        assert metric(scrape, 'fabhub_job_runs_total{job="broken",outcome="failed"}') == 1

@@ -26,7 +26,6 @@ from psycopg_pool import AsyncConnectionPool
 from accounts.model import Role
 from accounts.qualifications import grant_qualification
 from fabhub.catalogue import catalogue_from, oee_facts
-from fabhub.devservices import free_port
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.settings import Settings
 from oee.charges import vat_of
@@ -186,7 +185,7 @@ def timeline(bookings: list[Booking], april: Booking) -> list[tuple[datetime, in
 async def center(db_url: str, pool: AsyncConnectionPool, mosquitto: Any, tmp_path: Any):
     clock = Clock(NOW)
     sims: dict[str, Any] = {
-        CNC: OpcUaCnc(CNC, free_port(), Machine(2, Profile(ideal_cycle_s=240)), speed=0, clock=clock),
+        CNC: OpcUaCnc(CNC, 0, Machine(2, Profile(ideal_cycle_s=240)), speed=0, clock=clock),
         ROBOT: robot(ROBOT),
         PRINTER: printer(PRINTER_SERIAL, mosquitto.port, mode="full"),
     }

@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from telemetry import BatchWriter, Quality, Sample
+from telemetry import BatchWriter, Quality, Sample, sight
 from telemetry.maintenance import apply_retention, roll_up
 from telemetry.reader import TelemetryReader
+from telemetry.sight import Sight
 from tests.samples import T0, at, fixed_clock, series
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -232,3 +233,35 @@ async def test_retention_waits_for_late_data_to_be_rolled_up(any_pool):
     result = await job(any_pool, apply_retention, now, raw_age=timedelta(days=30))
     assert result.cutoff == T0  # the writer marked these samples late; they are not rolled up yet
     assert len(await reader(any_pool, now).raw_range("cnc-01", "power_kw", T0, now, 10)) == 3
+
+
+async def test_a_customers_pieces_of_one_bucket_are_aggregated_together(any_pool):
+    """telemetry.sight: two bookings inside one 5-minute bucket (values 3..8 and 21..26 of SPINDLE, in
+    [30 s, 90 s) and [210 s, 270 s)) make one bucket of their samples only; raw samples and the timeline keep
+    to the same pieces, and the raw limit counts across them."""
+    await write(
+        any_pool, [*SPINDLE, Sample(at(0), "cnc-01", "state", "idle"), Sample(at(60), "cnc-01", "state", "running")]
+    )
+    r = reader(any_pool)
+
+    async def holdings(devices, start, end):
+        return {"cnc-01": [(at(210), at(270)), (at(30), at(90))]} if "cnc-01" in devices else {}
+
+    customer = Sight(holdings)
+    five = timedelta(minutes=5)
+    [bucket] = await sight.bucketed_range(r, customer, "cnc-01", "spindle_speed", at(0), at(600), five)
+    values = [*range(3, 9), *range(21, 27)]
+    assert bucket == {"bucket": at(0), "count": 12, "min": 3.0, "max": 26.0, "avg": sum(values) / 12, "last": 26.0}
+    raw = await sight.raw_range(r, customer, "cnc-01", "spindle_speed", at(0), at(600), 8)
+    assert [p["value"] for p in raw] == [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 21.0, 22.0]
+    spans = await sight.timeline(r, customer, "cnc-01", at(0), at(600))
+    assert [(s["state"], s["start"], s["end"]) for s in spans] == [
+        ("idle", at(30), at(60)),
+        ("running", at(60), at(90)),
+        ("running", at(210), at(270)),
+    ]
+    assert await sight.raw_range(r, customer, "cnc-02", "spindle_speed", at(0), at(600), 8) == []
+    assert sight.merged([(at(0), at(10)), (at(10), at(20)), (at(30), at(40))], at(5), at(35)) == [
+        (at(5), at(20)),
+        (at(30), at(35)),
+    ]

@@ -8,7 +8,6 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
-from fabhub.devservices import free_port
 from simulators.faultproxy import FaultProxy
 from simulators.machine import Machine, Profile
 from simulators.modbus_robot import BLOCKS, ModbusRobot
@@ -30,7 +29,7 @@ def machine():
 
 @pytest.fixture
 async def robot(machine):
-    async with ModbusRobot("ur-1", free_port(), machine, speed=0) as robot:
+    async with ModbusRobot("ur-1", 0, machine, speed=0) as robot:
         yield robot
 
 
@@ -70,7 +69,7 @@ async def test_flags_and_robot_mode_follow_the_phase(robot, machine, client):
 
 async def test_an_estop_alarm_sets_the_emergency_flag():
     machine = Machine(seed=1, profile=Profile(alarms=(("ESTOP-1", "Emergency stop pressed"),)))
-    async with ModbusRobot("ur-2", free_port(), machine, speed=0) as robot:
+    async with ModbusRobot("ur-2", 0, machine, speed=0) as robot:
         machine.force("down", 600)
         await robot.tick(1)
         client = await _client(robot.port)
@@ -236,7 +235,7 @@ async def test_restart_keeps_the_port_and_counters(robot, machine):
 async def test_same_seed_same_registers():
     async def run() -> list[int]:
         machine = Machine(seed=42)
-        async with ModbusRobot("ur-3", free_port(), machine, speed=0) as robot:
+        async with ModbusRobot("ur-3", 0, machine, speed=0) as robot:
             for _ in range(120):
                 await robot.tick(120)  # four hours of shifts, jobs and stops
             client = await _client(robot.port)
@@ -251,7 +250,7 @@ async def test_same_seed_same_registers():
 
 async def test_background_ticking_runs_until_stopped():
     machine = Machine(seed=3)
-    robot = ModbusRobot("ur-4", free_port(), machine, speed=600, tick_s=0.01)
+    robot = ModbusRobot("ur-4", 0, machine, speed=600, tick_s=0.01)
     await robot.start()
     for _ in range(500):  # liveness only: wait for simulated time to pass, however slowly
         if machine.state.sim_time_s >= 60:

@@ -15,7 +15,6 @@ from asyncua import Client, Node, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from fabhub.devservices import free_port
 from simulators.machine import Machine
 from simulators.opcua_cnc import OpcUaCnc
 
@@ -106,7 +105,7 @@ async def read_all(client: Client, device: str = DEVICE) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def sim() -> AsyncIterator[OpcUaCnc]:
-    async with OpcUaCnc(DEVICE, free_port(), Machine(seed=7), speed=0) as server:
+    async with OpcUaCnc(DEVICE, 0, Machine(seed=7), speed=0) as server:
         yield server
 
 
@@ -320,7 +319,7 @@ async def test_stop_refuses_and_restart_keeps_counters(sim: OpcUaCnc) -> None:
 
 
 async def test_same_seed_same_values() -> None:
-    sims = [OpcUaCnc(f"twin-{i}", free_port(), Machine(seed=42), speed=0) for i in range(2)]
+    sims = [OpcUaCnc(f"twin-{i}", 0, Machine(seed=42), speed=0) for i in range(2)]
     for s in sims:
         await s.start()
     try:
@@ -339,7 +338,7 @@ async def test_same_seed_same_values() -> None:
 
 
 async def test_username_and_certificates(tmp_path: Path) -> None:
-    port = free_port()
+    port = 0  # a free one, held from the start
     keys = {}
     for role, use in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
         key, cert = tmp_path / f"{role}.pem", tmp_path / f"{role}.der"

@@ -101,3 +101,13 @@ UPDATE booking SET status = 'completed', finished_at = :now WHERE id = :id;
 -- name: booked-for^
 -- The customer a staff member books for.
 SELECT organization_id, role, active FROM app_user WHERE id = :id;
+
+-- name: held-spans
+-- The time an organization holds each device inside [:start, :end): its bookings in the statuses that hold
+-- their slot (those of the no-overlap constraint, so two organizations' spans never overlap; a no-show's
+-- slot may be booked again, a cancelled one is free), clipped to the window, half-open like `during`.
+SELECT device_id, greatest(lower(during), :start) AS start, least(upper(during), :end) AS "end"
+FROM booking
+WHERE organization_id = :organization_id AND device_id = ANY(:device_ids)
+  AND status IN ('confirmed', 'in_progress', 'completed') AND during && tstzrange(:start, :end)
+ORDER BY device_id, lower(during);

@@ -54,3 +54,18 @@ UPDATE booking SET status = 'completed', finished_at = :finished_at WHERE id = :
 -- name: expire-idempotency-keys$
 WITH gone AS (DELETE FROM idempotency_key WHERE created_at < :before RETURNING 1)
 SELECT count(*) FROM gone;
+
+-- name: next-occupation$
+-- When the device is next taken from :after on, looking no further than :until: the start of its next
+-- booking that is not cancelled (other than :booking_id; no-shows keep their slot here) or of its next
+-- maintenance window that is not cancelled. One under way at :after counts from :after. Null when nothing
+-- is planned. Billing stops a booking's overrun there: what the machine does later belongs to that booking.
+SELECT min(greatest(lower(o.during), CAST(:after AS timestamptz)))
+FROM (
+    SELECT during::tstzrange AS during FROM booking
+    WHERE device_id = :device_id AND status <> 'cancelled' AND id IS DISTINCT FROM CAST(:booking_id AS bigint)
+      AND during && tstzrange(:after, :until)
+    UNION ALL
+    SELECT during::tstzrange FROM maintenance_window
+    WHERE device_id = :device_id AND cancelled_at IS NULL AND during && tstzrange(:after, :until)
+) AS o;

@@ -40,7 +40,7 @@ Share = Annotated[Decimal, BeforeValidator(_decimal), Field(ge=0, le=1, decimal_
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BookingRules(Strict):
@@ -50,7 +50,7 @@ class BookingRules(Strict):
     max_booking: Duration = timedelta(hours=8)
     granularity: Duration = timedelta(minutes=30)
     horizon_days: int = Field(30, ge=1, le=366)
-    max_future_hours_per_org: int = Field(40, ge=1)
+    max_future_hours_per_org: int = Field(40, ge=1, le=100_000)
     late_cancellation: Duration = timedelta(hours=24)
     no_show_after: Duration = timedelta(minutes=30)
     late_cancellation_fee_share: Share = Decimal("0.5")

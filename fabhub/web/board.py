@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from accounts.model import Principal, Role
+from accounts.model import Principal
 from booking.bookings import Bookings
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
@@ -128,8 +128,7 @@ def _encoder() -> Callable[[list[Sample]], str]:
 def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     encoded = _encoder()
-    watchers = frozenset({Role.technician, Role.admin})
-    Technician = Annotated[Principal, Depends(sessions.page(*watchers))]
+    Visitor = Annotated[Principal, Depends(sessions.visitor)]  # roles: fabhub/policy.py
 
     def class_name(request: Request, class_id: str) -> str:
         en, zh = board.class_names.get(class_id, (class_id, class_id))
@@ -142,15 +141,15 @@ def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub)
         return {"groups": groups, "labels": labels, "now": board.clock()}
 
     @router.get("/board")
-    async def page(request: Request, user: Technician) -> HTMLResponse:
+    async def page(request: Request, user: Visitor) -> HTMLResponse:
         return pages.render(request, "board.html", user, **await context(request, user))
 
     @router.get("/board/tiles")
-    async def tiles(request: Request, user: Technician) -> HTMLResponse:
+    async def tiles(request: Request, user: Visitor) -> HTMLResponse:
         return pages.render(request, "tiles.html", user, **await context(request, user))
 
     @router.get("/board/events")
-    async def events(request: Request, user: Technician) -> EventSourceResponse:
+    async def events(request: Request, user: Visitor) -> EventSourceResponse:
         async def stream() -> AsyncIterator[ServerSentEvent]:
             recheck_at = time.monotonic() + RECHECK_S
             async with hub.subscribe() as queue:
@@ -161,7 +160,7 @@ def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub)
                     except TimeoutError:
                         batch = None
                     if time.monotonic() >= recheck_at:
-                        if not await sessions.still_admits(request, watchers):
+                        if not await sessions.still_admits(request):
                             yield ServerSentEvent(event="expired", data="{}")
                             return
                         recheck_at = time.monotonic() + RECHECK_S

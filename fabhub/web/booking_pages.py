@@ -70,8 +70,7 @@ def make_router(
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     zone = pages.zone
-    Booker = Annotated[Principal, Depends(sessions.page(Role.customer, Role.technician, Role.admin))]
-    Customer = Annotated[Principal, Depends(sessions.page(Role.customer))]
+    Visitor = Annotated[Principal, Depends(sessions.visitor)]  # roles: fabhub/policy.py
 
     def class_label(request: Request, class_id: str) -> str:
         cls = catalogue.classes[class_id]
@@ -199,7 +198,7 @@ def make_router(
     @router.get("/book")
     async def book(
         request: Request,
-        user: Booker,
+        user: Visitor,
         cls: str | None = None,
         device: str | None = None,
         week: str | None = None,
@@ -219,7 +218,7 @@ def make_router(
         return await book_page(request, user, values, notice=notice)
 
     @router.post("/book/quote")
-    async def quote(request: Request, user: Booker) -> HTMLResponse:
+    async def quote(request: Request, user: Visitor) -> HTMLResponse:
         values = read_values(await sessions.csrf.checked_form(request))
         problems = missing_times(request, values)
         if problems:
@@ -233,7 +232,7 @@ def make_router(
         return await book_page(request, user, values, quote=price, problems=shown, bookable=not broken)
 
     @router.post("/book")
-    async def confirm(request: Request, user: Booker) -> Response:
+    async def confirm(request: Request, user: Visitor) -> Response:
         values = read_values(await sessions.csrf.checked_form(request))
         problems = missing_times(request, values)
         if problems:
@@ -297,14 +296,14 @@ def make_router(
 
     @router.get("/my-bookings")
     async def mine(
-        request: Request, user: Customer, booked: int | None = None, cancelled: int | None = None
+        request: Request, user: Visitor, booked: int | None = None, cancelled: int | None = None
     ) -> HTMLResponse:
         texts = pages.texts(request)
         notice = texts("Booked.") if booked else texts("Cancelled.") if cancelled else None
         return await my_page(request, user, notice=notice)
 
     @router.post("/my-bookings/{booking_id}/cancel")
-    async def cancel(request: Request, user: Customer, booking_id: RowId) -> Response:
+    async def cancel(request: Request, user: Visitor, booking_id: RowId) -> Response:
         await sessions.csrf.checked_form(request)
         try:
             async with pool.connection() as conn, conn.transaction():
@@ -314,7 +313,7 @@ def make_router(
         return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
 
     @router.post("/my-bookings/calendar-link")
-    async def calendar_link(request: Request, user: Customer) -> HTMLResponse:
+    async def calendar_link(request: Request, user: Visitor) -> HTMLResponse:
         await sessions.csrf.checked_form(request)
         async with pool.connection() as conn, conn.transaction():
             secret = await rotate_calendar_secret(conn, user.id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from psycopg_pool import AsyncConnectionPool
 
-from accounts.model import Principal, Role
+from accounts.model import Principal
 from booking.bookings import Bookings
 from booking.catalogue import Catalogue
 from fabhub.web import charts
@@ -41,11 +41,11 @@ def make_router(
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     zone = pages.zone
-    Manager = Annotated[Principal, Depends(sessions.page(Role.finance, Role.admin))]
+    Visitor = Annotated[Principal, Depends(sessions.visitor)]  # roles: fabhub/policy.py
 
     @router.get("/management")
     async def management(
-        request: Request, user: Manager, since: date | None = None, until: date | None = None
+        request: Request, user: Visitor, since: date | None = None, until: date | None = None
     ) -> HTMLResponse:
         texts = pages.texts(request)
         today = clock().astimezone(zone).date()

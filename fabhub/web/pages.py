@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from accounts.auth import SESSION_COOKIE, public
+from accounts.auth import SESSION_COOKIE, client_address, public
 from accounts.model import Principal
 from common.errors import TooManyRequests, Unauthorized
 from fabhub.web.i18n import LANGUAGES
@@ -15,7 +15,7 @@ from fabhub.web.session import LANG_COOKIE, WebSessions, field, safe_next
 
 def make_router(pages: Pages, sessions: WebSessions) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    Visitor = Annotated[Principal, Depends(sessions.page())]
+    Visitor = Annotated[Principal, Depends(sessions.visitor)]  # roles: fabhub/policy.py
 
     @router.get("/")
     async def home(user: Visitor) -> Response:
@@ -33,9 +33,8 @@ def make_router(pages: Pages, sessions: WebSessions) -> APIRouter:
         email, password = field(form, "email", ""), form.get("password", "")
         next_url = safe_next(field(form, "next"))
         texts = pages.texts(request)
-        address = request.client.host if request.client else "unknown"
         try:
-            token = await sessions.auth.login(email, str(password), address, sessions.ttl)
+            token = await sessions.auth.login(email, str(password), client_address(request), sessions.ttl)
         except (Unauthorized, TooManyRequests) as exc:
             message = texts("Wrong email or password.") if exc.status == 401 else exc.detail
             return pages.render(

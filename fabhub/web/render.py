@@ -13,18 +13,22 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accounts.model import Principal, Role
+from fabhub.policy import ROLES
 from fabhub.web.i18n import Texts, language
 from fabhub.web.session import CSRF_FIELD, LANG_COOKIE, Csrf
 
 HERE = Path(__file__).resolve().parent
 
-# (path, label, roles): each role sees only its pages.
+# (path, label, roles): each role sees only the pages the policy lets it open.
 NAV = [
-    ("/board", "Live board", {Role.technician, Role.admin}),
-    ("/book", "Book a machine", {Role.customer, Role.technician, Role.admin}),
-    ("/my-bookings", "My bookings", {Role.customer}),
-    ("/finance", "Finance", {Role.finance, Role.admin}),
-    ("/management", "Management", {Role.finance, Role.admin}),
+    (path, label, ROLES[("GET", path)] or frozenset())
+    for path, label in (
+        ("/board", "Live board"),
+        ("/book", "Book a machine"),
+        ("/my-bookings", "My bookings"),
+        ("/finance", "Finance"),
+        ("/management", "Management"),
+    )
 ]
 
 

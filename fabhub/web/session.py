@@ -1,8 +1,8 @@
 """Browser sessions. The access token rides in an HttpOnly, SameSite=Lax cookie that lasts a working day;
 every form carries a double-submit CSRF token (a random cookie the server echoes into the form; a POST must
 bring both, equal). The account is read on every request, as for API tokens, so a deactivation or a role
-change applies at once. A page route states its roles through `page(...)`, which the authorization matrix
-test reads off it like the API's `allow(...)`."""
+change applies at once. A page takes its visitor through `visitor`, which admits the roles the app's policy
+(fabhub/policy.py, through the Authenticator) gives the page, like the API's `auth.caller`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
-from accounts.auth import SESSION_COOKIE, Authenticator
-from accounts.model import ALL_ROLES, Principal, Role
+from accounts.auth import SESSION_COOKIE, Authenticator, roles_of
+from accounts.model import Principal
 from common.errors import Unauthorized
 
 CSRF_COOKIE = "fabhub_csrf"
@@ -67,9 +67,10 @@ class WebSessions:
         self.auth = auth
         self.ttl = ttl
         self.csrf = csrf
+        self.visitor = self._visitor()
 
-    def page(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
-        allowed = frozenset(roles) or ALL_ROLES
+    def _visitor(self) -> Callable[..., Awaitable[Principal]]:
+        """The dependency of every page that needs a login (`Depends(sessions.visitor)`)."""
 
         async def visitor(request: Request) -> Principal:
             token = request.cookies.get(SESSION_COOKIE)
@@ -80,16 +81,16 @@ class WebSessions:
                 principal = await self.auth.principal(token)
             except Unauthorized as exc:
                 raise LoginRequired(here, expired=True) from exc
-            if principal.role not in allowed:
+            if principal.role not in roles_of(self.auth.policy, request):
                 raise PageForbidden("You may not open this page.")
             return principal
 
-        visitor.roles = allowed  # type: ignore[attr-defined]
+        visitor.policy = self.auth.policy  # type: ignore[attr-defined]
         return visitor
 
-    async def still_admits(self, request: Request, roles: frozenset[Role]) -> bool:
-        """For a response that lasts (the board's event stream): does the session still hold, in one of `roles`?
-        A deactivation, a role change or the end of the session then ends the stream too."""
+    async def still_admits(self, request: Request) -> bool:
+        """For a response that lasts (the board's event stream): does the session still hold, in a role the
+        page admits? A deactivation, a role change or the end of the session then ends the stream too."""
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
             return False
@@ -97,7 +98,7 @@ class WebSessions:
             principal = await self.auth.principal(token)
         except Unauthorized:
             return False
-        return principal.role in roles
+        return principal.role in roles_of(self.auth.policy, request)
 
     def start(self, response: Response, token: str) -> None:
         response.set_cookie(

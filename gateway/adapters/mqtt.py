@@ -21,6 +21,7 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -42,6 +43,7 @@ MAX_AHEAD = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # a report time further ahead than this is a device clock gone wrong
 Clock = Callable[[], datetime]
 PUSHALL = {"pushing": {"sequence_id": "0", "command": "pushall"}}
+CONNECTING = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mqtt-connect")
 
 
 class DeviceSilent(ConnectionError):
@@ -175,7 +177,9 @@ class MqttHub:
         self._connack = loop.create_future()
         client.connect_timeout = answer_within
         try:
-            await asyncio.to_thread(client.connect, self.host, self.port, 30)
+            # its own threads: a printer that accepts TCP and never finishes TLS holds one for answer_within
+            # seconds, and must not starve the default pool the spool writes through
+            await loop.run_in_executor(CONNECTING, client.connect, self.host, self.port, 30)
         except ssl.SSLError as exc:  # a certificate we do not trust, or a handshake that failed
             raise LinkRefused(describe(exc)) from exc
         self._begin(client)

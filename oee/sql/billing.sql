@@ -52,15 +52,26 @@ RETURNING id;
 -- name: set-totals!
 UPDATE invoice SET total = :total, vat = :vat WHERE id = :id;
 
--- name: overrun$
--- How long the machine ran on past the booked end: until its first change to another state (a day at most).
-SELECT CASE WHEN (SELECT state FROM telemetry_state WHERE device_id = :device_id AND time <= :end
-                  ORDER BY time DESC LIMIT 1) = 'running'
-            THEN extract(epoch FROM coalesce(
-                     (SELECT min(time) FROM telemetry_state WHERE device_id = :device_id AND time > :end
-                        AND time <= CAST(:end AS timestamptz) + interval '1 day' AND state <> 'running'),
-                     least(CAST(:end AS timestamptz) + interval '1 day', :now)) - :end)
-            ELSE 0 END;
+-- name: overrun^
+-- How long the machine ran on past the booked end :end, and from when that is known (settles_at). The run
+-- lasts until the device's first change to another state, but never past :stop: the start of the device's
+-- next booking or maintenance window (what it does from then on belongs to that booking) or a day after the
+-- end, whichever comes first (oee.results computes :stop); and while it still runs, never past :now. Not
+-- running at the end: no overrun, known at the end.
+WITH at_end AS (
+    SELECT state FROM telemetry_state WHERE device_id = :device_id AND time <= :end ORDER BY time DESC LIMIT 1
+), stopped AS (
+    SELECT min(time) AS at FROM telemetry_state
+    WHERE device_id = :device_id AND time > :end AND time < :stop AND state <> 'running'
+), run AS (
+    SELECT coalesce((SELECT state FROM at_end) = 'running', false) AS running,
+           coalesce((SELECT at FROM stopped), CAST(:stop AS timestamptz)) AS until
+)
+SELECT CASE WHEN running
+            THEN greatest(0, extract(epoch FROM least(until, CAST(:now AS timestamptz)) - CAST(:end AS timestamptz)))
+            ELSE 0 END::double precision AS seconds,
+       CASE WHEN running THEN until ELSE CAST(:end AS timestamptz) END AS settles_at
+FROM run;
 
 -- name: energy$
 -- The energy meter (cumulative kWh) at the end minus at the start; null without readings or across a reset.

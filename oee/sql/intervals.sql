@@ -94,8 +94,21 @@ WHERE d.id = ANY(:device_ids)
 ORDER BY d.id;
 
 -- name: customer-planned-time
--- A customer's planned busy time on each device: its live bookings (and no-shows: booked, not used).
-SELECT b.device_id, range_agg(b.during::tstzrange) * tstzmultirange(tstzrange(:start, :end)) AS planned
+-- A customer's planned busy time on each device: its live bookings (and no-shows: booked, not used). With
+-- :leave_out_frozen, minus the pieces of its bookings whose results are frozen and lie wholly inside the
+-- window: those are read from booking_result instead (frozen-days, with the same condition). A no-show's
+-- slot may be booked again: another organization's booking there is that organization's time, not this one's.
+SELECT b.device_id,
+       range_agg(b.during::tstzrange) * tstzmultirange(tstzrange(:start, :end))
+       - CASE WHEN CAST(:leave_out_frozen AS boolean) THEN coalesce(
+             (SELECT range_agg(r.during) FROM booking_result r JOIN booking f ON f.id = r.booking_id
+              WHERE f.organization_id = :organization_id AND r.device_id = b.device_id
+                AND r.during <@ tstzrange(:start, :end)), '{}')
+         ELSE '{}' END
+       - coalesce((SELECT range_agg(o.during::tstzrange) FROM booking o
+                   WHERE o.device_id = b.device_id AND o.organization_id <> :organization_id
+                     AND o.status IN ('confirmed', 'in_progress', 'completed')
+                     AND o.during && tstzrange(:start, :end)), '{}') AS planned
 FROM booking b
 WHERE b.organization_id = :organization_id AND b.device_id = ANY(:device_ids)
   AND b.status IN ('confirmed', 'in_progress', 'completed', 'no_show') AND b.during && tstzrange(:start, :end)
