@@ -24,9 +24,9 @@ test: $(STAMP) system
 
 bench: $(STAMP) system
 	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/gateway.py
-	$(BIN)/python bench/booking.py
-	$(BIN)/python bench/oee.py
+	$(BIN)/python bench/gateway_paths.py
+	$(BIN)/python bench/bookings.py
+	$(BIN)/python bench/oee_daily.py
 	$(BIN)/python bench/live.py
 
 lint: $(STAMP)

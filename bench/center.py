@@ -51,10 +51,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-# Run as a script, this file's folder comes first on sys.path, where bench/gateway.py would shadow the gateway
-# package that fabhub imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import httpx
 import paho.mqtt.client as mqtt
 import psutil
@@ -815,7 +811,7 @@ async def _measure(
             "writer_pending": health.get("writer_pending"),
         },
     }
-    return {  # the headline figures first (bench/gateway.py prints the keys one per line), then the rest
+    return {  # the headline figures first (bench/gateway_paths.py prints the keys one per line), then the rest
         "devices": dict(COUNTS),
         "duration_s": round(elapsed, 1),
         "gateway_cpu_pct": round(100 * cpu["gateway"] / elapsed, 1),

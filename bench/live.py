@@ -43,10 +43,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and bench/gateway.py would shadow the gateway
-# package.
+# Run as a script, this file's folder is on sys.path, the repository (for the tests' rigs) is not.
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() not in (REPO / "bench", REPO)]
+sys.path.insert(0, str(REPO))
 
 import httpx
 from psycopg_pool import AsyncConnectionPool

@@ -23,7 +23,7 @@ center (bench/center.py).
 The gateway side hands its samples to a counting stand-in for the telemetry writer: the database path has its own
 benchmark (bench/ingest.py), and here only the gateway's own cost is compared.
 
-    .venv/bin/python bench/gateway.py [--seconds 5] [--messages 20000] [--tls-printers 50] [--tls-messages 20000]
+    .venv/bin/python bench/gateway_paths.py [--seconds 5] [--messages 20000] [--tls-printers 50] [--tls-messages 20000]
         [--rounds 2] [--protocols mqtt,opcua,modbus,lan] [--center-seconds 60] [--center-lan-printers 80 | --no-center]
 """
 
@@ -38,7 +38,6 @@ import logging
 import multiprocessing
 import ssl
 import statistics
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,9 +46,6 @@ from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-
-# Run as a script, this file's folder comes first on sys.path, and this file would shadow the gateway package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import paho.mqtt.client as mqtt
 import psutil

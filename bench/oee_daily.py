@@ -29,7 +29,7 @@ exactly), and the history must equal the live answer, micro-stops aside: the sum
 midnight before judging it short, so those differ; the bench counts by how much. A second, smaller data set
 stores a true row every second (no change detection) for H devices over N days, timed the same way.
 
-    .venv/bin/python bench/oee.py [--devices 50] [--days 30] [--runs 3] [--hz-devices 10] [--hz-days 3] [--jit]
+    .venv/bin/python bench/oee_daily.py [--devices 50] [--days 30] [--runs 3] [--hz-devices 10] [--hz-days 3] [--jit]
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -47,9 +46,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-# Run as a script, this file's folder comes first on sys.path, and this file would shadow the oee package.
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() not in (REPO / "bench", REPO)]
 
 import pandas as pd
 import psycopg
