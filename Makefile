@@ -20,6 +20,8 @@ demo: $(STAMP)
 
 test: $(STAMP) system
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 bench: $(STAMP) system

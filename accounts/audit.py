@@ -42,12 +42,11 @@ async def record(
     reason: str | None = None,
 ) -> None:
     """`actor` is the person, or a system actor's name such as 'devices.yaml' or 'job:no-shows'."""
-    person = isinstance(actor, Principal)
     await QUERIES.record_audit(
         conn,
         at=at,
-        actor_id=actor.id if person else None,
-        actor=actor.label if person else actor,
+        actor_id=actor.id if isinstance(actor, Principal) else None,
+        actor=actor.label if isinstance(actor, Principal) else actor,
         action=action,
         entity=entity,
         entity_id=str(entity_id),

@@ -153,9 +153,11 @@ class Authenticator:
             self._refuse_if_limited(now, *counts)
             await QUERIES.record_login_failure(conn, account=account, address=address, now=now, since=since)
             row = await QUERIES.credentials(conn, email=account)
-        user_id, stored = row if row is not None else (None, None)
-        if not await passwords.verify_password(stored, password):
+        # Without an account the hash check still runs (on a dummy), so timing does not tell which emails exist.
+        verified = await passwords.verify_password(row[1] if row is not None else None, password)
+        if row is None or not verified:
             raise _unauthorized("wrong email or password")
+        user_id, stored = row
         async with self._pool.connection() as conn:
             await QUERIES.forget_login_attempt(conn, account=account, address=address, now=now)
             if passwords.needs_rehash(stored):

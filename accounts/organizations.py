@@ -93,7 +93,7 @@ async def update_organization(
     if row is None:
         raise missing(organization_id)
     before = from_row(Organization, row)
-    current = before.model_dump(include=EDITABLE)
+    current = before.model_dump(include=set(EDITABLE))
     merged = {**current, **_clean({**current, **changes})}
     if merged == current:
         return before

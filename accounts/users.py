@@ -89,7 +89,7 @@ async def update_user(
     if row is None:
         raise missing(user_id)
     before = from_row(User, row)
-    merged = before.model_dump(include=EDITABLE) | {k: v for k, v in changes.items() if k != "password"}
+    merged = before.model_dump(include=set(EDITABLE)) | {k: v for k, v in changes.items() if k != "password"}
     merged.update(email=checks.email(merged["email"]), name=checks.name(merged["name"], "a user's name"))
     merged["role"] = _role(merged["role"])
     demoted = merged["role"] is not Role.admin or not merged["active"]
@@ -99,7 +99,7 @@ async def update_user(
         await _check_membership(conn, merged["role"], merged["organization_id"])
     if "password" in changes:
         await set_password(conn, user_id, password=changes["password"], at=at, actor=actor)
-    if merged == before.model_dump(include=EDITABLE):
+    if merged == before.model_dump(include=set(EDITABLE)):
         return before
     async with unique_or_conflict(conn, _taken(merged["email"])):
         await QUERIES.update_user(conn, id=user_id, **merged)

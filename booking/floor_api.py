@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -165,12 +166,13 @@ def make_router(
     @router.post(
         f"{prefix}/maintenance",
         status_code=201,
+        response_model=MaintenanceCreated,
         tags=["maintenance"],
         responses=errors | {409: {"description": "another window or live bookings overlap (listed)"}},
     )
     async def create_maintenance(
         principal: Caller, body: MaintenanceIn, request: Request, key: IdempotencyKey = None
-    ) -> MaintenanceCreated:
+    ) -> JSONResponse:
         """Block a device for maintenance. Live bookings in the way refuse the window (409, listed) unless
         `cancel_bookings` is set: then they are cancelled without a fee, and audited."""
 

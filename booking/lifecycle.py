@@ -3,11 +3,14 @@ booking whose no-show threshold has passed is under way when the device ran (run
 start or within the threshold, and a no-show otherwise, charged the class's no-show fee; a booking under
 way whose slot has ended is completed. Every change is audited as the job. The pass is idempotent: each
 update is guarded by the status it moves from, so a second run (or one racing a customer's own check-in)
-changes nothing twice."""
+changes nothing twice. What the machine did comes from telemetry, which booking may not read (DESIGN.md's
+package table): the composition root passes telemetry's `activity_after_start` in as `activity`."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
@@ -23,7 +26,24 @@ ACTIVE = frozenset({"running", "setup"})
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
-async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zone: ZoneInfo) -> dict[str, int]:
+class Activity(Protocol):
+    """What a machine did around a booking's start (telemetry.activity.Activity)."""
+
+    @property
+    def state_at_start(self) -> str | None: ...  # the state at the start (None: no state row yet)
+    @property
+    def first_active(self) -> datetime | None: ...  # the first running/setup row within [start, until]
+    @property
+    def online_after_start(self) -> bool: ...  # any state other than offline within (start, until]
+
+
+# (conn, [(device_id, start, until), ...]) -> one Activity per span, in order.
+ActivityLookup = Callable[[AsyncConnection, Sequence[tuple[str, datetime, datetime]]], Awaitable[Sequence[Activity]]]
+
+
+async def advance(
+    conn: AsyncConnection, now: datetime, catalogue: Catalogue, zone: ZoneInfo, activity: ActivityLookup
+) -> dict[str, int]:
     """Run inside a transaction (the job runner's). Returns how many bookings moved to each status."""
     counts = {"in_progress": 0, "no_show": 0, "completed": 0}
     classes = list(catalogue.classes.values())
@@ -37,13 +57,12 @@ async def advance(conn: AsyncConnection, now: datetime, catalogue: Catalogue, zo
             "no_show_fee_share": [c.rules.no_show_fee_share for c in classes],
         },
     )
-    for booking in due:
-        running_at_start = booking["state_at_start"] in ACTIVE
-        unknown = booking["state_at_start"] in (None, "offline") and not booking["online_after_start"]
-        if running_at_start or booking["first_active"] is not None or unknown:
-            checked_in_at = (
-                booking["first_active"] if booking["first_active"] and not running_at_start else booking["start"]
-            )
+    seen = await activity(conn, [(b["device_id"], b["start"], b["threshold_end"]) for b in due])
+    for booking, machine in zip(due, seen, strict=True):
+        running_at_start = machine.state_at_start in ACTIVE
+        unknown = machine.state_at_start in (None, "offline") and not machine.online_after_start
+        if running_at_start or machine.first_active is not None or unknown:
+            checked_in_at = machine.first_active if machine.first_active and not running_at_start else booking["start"]
             await QUERIES.start_booking(conn, id=booking["id"], checked_in_at=checked_in_at)
             if unknown:
                 # No data is not evidence of absence: no no-show fee on a machine nobody could see.

@@ -78,7 +78,7 @@ class TrustedProxies:
         self.app = app
         self.trusted = tuple(trusted)
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket") and self.trusted and scope.get("client"):
             peer_host = scope["client"][0]
             if _trusted(_address(peer_host), self.trusted):

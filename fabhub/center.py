@@ -9,7 +9,7 @@ import secrets
 import zlib
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from fabhub.devices import DeviceFile
@@ -19,6 +19,8 @@ from simulators.modbus_robot import ModbusRobot
 from simulators.mqtt_printer import MqttPrinter, printer_profile
 from simulators.opcua_cnc import OpcUaCnc
 from simulators.printer_broker import LanPrinter
+
+ReportMode = Literal["full", "delta"]  # a simulated printer's: full reports (X1) or deltas (P1)
 
 
 class Simulator(Protocol):
@@ -50,7 +52,7 @@ def demo_access_codes(devices: DeviceFile, environ: MutableMapping[str, str]) ->
     return made
 
 
-def _lan_printer(d: MqttDevice, seed: int, mode: str, speed: float, environ: Mapping[str, str]) -> LanPrinter:
+def _lan_printer(d: MqttDevice, seed: int, mode: ReportMode, speed: float, environ: Mapping[str, str]) -> LanPrinter:
     endpoint = urlsplit(d.endpoint or "")
     serial = d.mqtt.serial or d.id
     ca_file = d.mqtt.ca_file
@@ -78,7 +80,7 @@ def simulators_for(
         seed = zlib.crc32(d.id.encode())
         cycle = d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None
         if isinstance(d, MqttDevice):
-            mode = "delta" if n % 2 else "full"  # P1-style deltas and X1-style full reports side by side
+            mode: ReportMode = "delta" if n % 2 else "full"  # P1-style deltas and X1-style full reports side by side
             if d.endpoint is not None:
                 sims.append(_lan_printer(d, seed, mode, speed, environ or {}))
                 continue

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import psycopg
 import typer
@@ -51,7 +51,7 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -144,6 +144,7 @@ async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str)
             found = await list_users(conn)
         admin = next(u for u in found if u.role == Role.admin and u.email.endswith("@demo.fabhub"))
         customer = next(u for u in found if u.role == Role.customer and u.email.endswith("@demo.fabhub"))
+        assert customer.organization_id is not None  # a customer is always some organization's
         if await ensure_history(
             pool,
             catalogue_from(devices),
@@ -501,4 +502,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -17,6 +17,7 @@ from booking.bookings import BookingRequest, Bookings
 from booking.catalogue import Catalogue, sync
 from oee.invoices import first_of_month
 from telemetry import BatchWriter, Sample
+from telemetry.activity import activity_after_start
 
 ACTOR_REASON = "demo history"
 # (device, day of the month, local start hour, hours, minutes of it running; 0 = nobody came)
@@ -50,7 +51,9 @@ async def ensure_history(
     """Returns whether it wrote the history (False when the demo SME has bookings already)."""
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM booking WHERE organization_id = %s)", (organization_id,))
-        if (await cur.fetchone())[0]:
+        row = await cur.fetchone()
+        assert row is not None  # EXISTS always answers
+        if row[0]:
             return False
         async with conn.transaction():
             await sync(conn, catalogue, now)
@@ -97,7 +100,7 @@ async def ensure_history(
                 await bookings.create(conn, admin, request)
         for _ in range(2):  # check in (or mark the no-show), then complete
             async with conn.transaction():
-                await lifecycle.advance(conn, now, catalogue, zone)
+                await lifecycle.advance(conn, now, catalogue, zone, activity_after_start)
     return True
 
 

@@ -24,6 +24,7 @@ from fabhub.sqlfiles import QUERIES
 from oee import results
 from oee.invoices import Invoicing
 from oee.service import OeeService
+from telemetry.activity import activity_after_start
 from telemetry.maintenance import apply_retention, roll_up
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicin
         return await oee.summarize(conn, sorted(catalogue.devices), now)
 
     async def booking_lifecycle(conn: AsyncConnection, now: datetime) -> Any:
-        moved: dict[str, int] = await lifecycle.advance(conn, now, catalogue, settings.zone)
+        moved: dict[str, int] = await lifecycle.advance(conn, now, catalogue, settings.zone, activity_after_start)
         # Completing a booking is what makes its results due: they are frozen here once it is over and its
         # data is in (oee.results: its overrun settled, late batches given time), long before raw retention.
         moved["results_frozen"] = await results.freeze_due(conn, oee, now)

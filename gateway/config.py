@@ -179,7 +179,10 @@ class ModbusSignal(SignalCommon):
         """Registers (or coils) the field occupies."""
         if self.table in ("coil", "discrete"):
             return 1
-        return self.length if self.type == "string" else MODBUS_WIDTH[self.type]
+        if self.type == "string":
+            assert self.length is not None  # _shape requires a string's length
+            return self.length
+        return MODBUS_WIDTH[self.type]
 
     @model_validator(mode="after")
     def _shape(self) -> ModbusSignal:

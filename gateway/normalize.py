@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -51,7 +51,7 @@ class DeviceNormalizer:
     def __init__(
         self,
         device_id: str,
-        signals: dict[str, SignalCommon],
+        signals: Mapping[str, SignalCommon],
         rules: list[StateRule],
         heartbeat: timedelta,
         counters: dict[str, CounterRule] | None = None,

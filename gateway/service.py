@@ -4,11 +4,12 @@ writer with its disk spool, and the metrics. The composition root builds it and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -17,7 +18,15 @@ from prometheus_client.registry import Collector
 from gateway.adapters.modbus import ModbusAdapter
 from gateway.adapters.mqtt import BrokerLink, MqttAdapter, MqttHub
 from gateway.adapters.opcua import OpcUaAdapter
-from gateway.config import GatewayDevice, ModbusSettings, MqttSettings, OpcUaSettings
+from gateway.config import (
+    GatewayDevice,
+    ModbusSettings,
+    ModbusSignal,
+    MqttSettings,
+    MqttSignal,
+    OpcUaSettings,
+    OpcUaSignal,
+)
 from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
 from gateway.live import LiveHub
 from gateway.normalize import DeviceNormalizer, Output
@@ -100,7 +109,7 @@ class Gateway:
         self.metrics.spool_depth.set_function(lambda: self.spool.depth)
         self.metrics.follow_spool(self.spool)
         for protocol in ("opcua", "modbus", "mqtt"):
-            self.metrics.online.labels(protocol).set_function(lambda p=protocol: self._online(p))
+            self.metrics.online.labels(protocol).set_function(functools.partial(self._online, protocol))
 
     def _online(self, protocol: str) -> int:
         return sum(1 for s in self.statuses if s.protocol == protocol and s.connection == "online")
@@ -122,19 +131,25 @@ class Gateway:
         status = DeviceStatus(device.id, device.protocol)
         adapter: Adapter
         settings = device.settings
+        # A device's signals are of its settings' protocol (the config loader pairs them), which the type of
+        # GatewayDevice does not say: hence the casts.
         if isinstance(settings, ModbusSettings):
-            adapter = ModbusAdapter(device.endpoint or "", settings, device.signals, status.errors, self._clock)
+            signals = cast("dict[str, ModbusSignal]", device.signals)
+            adapter = ModbusAdapter(device.endpoint or "", settings, signals, status.errors, self._clock)
         elif isinstance(settings, OpcUaSettings):
             endpoint = device.endpoint or ""
-            adapter = OpcUaAdapter(device.id, endpoint, settings, device.signals, status.errors, self._clock)
+            opcua_signals = cast("dict[str, OpcUaSignal]", device.signals)
+            adapter = OpcUaAdapter(device.id, endpoint, settings, opcua_signals, status.errors, self._clock)
         elif isinstance(settings, MqttSettings) and device.endpoint is not None:
             hub = self._hub(BrokerLink.for_device(device.id, device.endpoint, settings))
             self.own_hubs.append(hub)
-            adapter = MqttAdapter(device.id, settings, device.signals, hub, self._clock, own=True)
+            mqtt_signals = cast("dict[str, MqttSignal]", device.signals)
+            adapter = MqttAdapter(device.id, settings, mqtt_signals, hub, self._clock, own=True)
         elif isinstance(settings, MqttSettings):
             if self.hub is None:
                 raise ValueError(f"{device.id} speaks MQTT but no broker is configured")
-            adapter = MqttAdapter(device.id, settings, device.signals, self.hub, self._clock)
+            mqtt_signals = cast("dict[str, MqttSignal]", device.signals)
+            adapter = MqttAdapter(device.id, settings, mqtt_signals, self.hub, self._clock)
         else:  # pragma: no cover - the config union has three members
             raise TypeError(settings)
         normalizer = DeviceNormalizer(

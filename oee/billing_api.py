@@ -132,13 +132,13 @@ def make_router(
         async with pool.connection() as conn:
             return await documents(conn, principal, **filters)
 
-    @router.get(f"{prefix}/invoices")
+    @router.get(f"{prefix}/invoices", response_model=list[InvoiceOut])
     async def list_invoices(
         principal: Caller,
         month: Month | None = None,
         organization_id: OrgId = None,
         status: Annotated[str | None, Query(pattern="^(draft|issued)$")] = None,
-    ) -> list[InvoiceOut]:
+    ) -> list[dict[str, Any]]:
         """Invoices and credit notes, newest month first. Customers see their issued ones only."""
         return await invoices(
             principal, month=month_of(month) if month else None, organization_id=organization_id, status=status
@@ -224,8 +224,8 @@ def make_router(
             note = await invoicing.credit(conn, invoice_id, principal, body.reason)
         return {"id": invoice_id, "credit_note": note}
 
-    @router.get(f"{prefix}/usage")
-    async def usage(principal: Caller, month: Month, organization_id: OrgId = None) -> list[UsageOut]:
+    @router.get(f"{prefix}/usage", response_model=list[UsageOut])
+    async def usage(principal: Caller, month: Month, organization_id: OrgId = None) -> list[dict[str, Any]]:
         """The measured usage of the month's bookings (recorded by the draft runs)."""
         first = month_of(month)
         params = {

@@ -26,6 +26,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 from psycopg import AsyncConnection
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -114,6 +115,7 @@ def _check_exact(value: Decimal) -> None:
 def _to_xlsx(sheet: Sheet) -> bytes:
     book = Workbook()
     ws = book.active
+    assert isinstance(ws, Worksheet)  # a new workbook's one sheet
     ws.title = sheet.name[:31]
     bold = Font(bold=True)
     row_no = 1
@@ -145,7 +147,7 @@ def _to_xlsx(sheet: Sheet) -> bytes:
             widths[col - 1] = max(widths[col - 1], min(_display_width(value) + 2, 60))
     for col, width in enumerate(widths, 1):
         ws.column_dimensions[get_column_letter(col)].width = width
-    ws.freeze_panes = ws.cell(row=header + 1, column=1)
+    ws.freeze_panes = ws.cell(row=header + 1, column=1).coordinate
     last_row = header + len(sheet.rows) - (1 if sheet.total_row else 0)
     ws.auto_filter.ref = f"A{header}:{get_column_letter(len(sheet.columns))}{max(last_row, header)}"
     out = io.BytesIO()

@@ -68,7 +68,7 @@ async def overrun(conn: AsyncConnection, booking: dict[str, Any], now: datetime)
 
 
 def settled(booking: dict[str, Any], run: Overrun, now: datetime) -> bool:
-    return booking["status"] == "completed" and now >= max(booking["end"], run.settles_at) + SETTLE_AFTER
+    return bool(booking["status"] == "completed" and now >= max(booking["end"], run.settles_at) + SETTLE_AFTER)
 
 
 async def freeze(

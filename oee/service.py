@@ -158,9 +158,15 @@ class OeeService:
         return pd.DataFrame(await cur.fetchall(), columns=COLUMNS).astype({c: float for c in COLUMNS[2:]})
 
     async def _frozen(
-        self, conn: AsyncConnection, device_ids: list[str], start: datetime, end: datetime, organization_id: int
+        self,
+        conn: AsyncConnection,
+        device_ids: list[str],
+        start: datetime,
+        end: datetime,
+        organization_id: int | None,
     ) -> pd.DataFrame:
-        """The customer's frozen per-day booking results inside [start, end) (see `daily`)."""
+        """The customer's frozen per-day booking results inside [start, end) (see `daily`); none without a
+        customer (`organization_id` None matches no booking)."""
         if end <= start or not device_ids:
             return _empty()
         params = {

@@ -145,7 +145,8 @@ class ModbusRobot:
         self._server = ModbusTcpServer(device, address=(self.host, self.port))  # device 0 answers any unit id
         await self._server.serve_forever(background=True)
         if self.port == 0:  # the kernel's pick, held from the start; a restart comes back on it
-            self.port = self._server.transport.sockets[0].getsockname()[1]
+            # pymodbus annotates `transport` as a BaseTransport, but a listener's is the asyncio.Server it created.
+            self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         if self.speed > 0:
             self._ticker = asyncio.create_task(self._run(), name=f"modbus-robot-{self.device_id}")
 

@@ -20,6 +20,7 @@ from typing import Any
 from asyncua import Node, Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.event_generator import EventGenerator
+from asyncua.server.user_managers import UserManager
 
 from simulators.machine import Machine, MachineState
 
@@ -106,10 +107,10 @@ PROGRAM_STATE = {  # ProductionProgramStateMachineType: CurrentState and its Sta
 ALARM_SEVERITY, CLEARED_SEVERITY = 700, 100
 
 
-class _OneUser:
+class _OneUser(UserManager):
     """asyncua user manager that admits a single username/password and nobody else."""
 
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, username: str, password: str | None) -> None:
         self.username, self.password = username, password
 
     def get_user(
@@ -266,7 +267,7 @@ class OpcUaCnc:
             "parts_completed": state.parts_total,
             "parts_good": state.parts_good,
             "machinery_state": ua.LocalizedText(Text=item_state, Locale="en"),
-            "machinery_state_id": ua.NodeId(MACHINERY_STATES[item_state][0], self._machinery_ns),
+            "machinery_state_id": _nodeid(MACHINERY_STATES[item_state][0], self._machinery_ns),
         }
 
     def _knob(self) -> float:
@@ -279,7 +280,7 @@ class OpcUaCnc:
             if key not in self._raw and key in self._published and self._published[key] == value:
                 continue
             variant = ua.Variant(value, VARIABLES[key][1])
-            await self._store(key, ua.DataValue(variant, SourceTimestamp=now, ServerTimestamp=now))
+            await self._store(key, _stamped(now, variant))
             self._published[key] = value
         alarm = None
         if state.phase == "down" and state.alarm_code:
@@ -302,16 +303,13 @@ class OpcUaCnc:
 
     async def set_status(self, key: str, status_code: int | ua.StatusCode) -> None:
         """Publish a bad quality (the value becomes null) on one variable until its value next changes."""
-        code = status_code if isinstance(status_code, ua.StatusCode) else ua.StatusCode(status_code)
-        now = self.clock()
-        await self._store(key, ua.DataValue(StatusCode=code, SourceTimestamp=now, ServerTimestamp=now))
+        code = status_code if isinstance(status_code, ua.StatusCode) else ua.StatusCode(ua.UInt32(status_code))
+        await self._store(key, _stamped(self.clock(), status=code))
 
     async def write_raw(self, key: str, value: Any, variant_type: ua.VariantType) -> None:
         """Publish a value of the wrong type (e.g. a String in a Double) until the variable's value next
         changes. asyncua refuses such writes (BadTypeMismatch), so this one goes round its type check."""
-        now = self.clock()
-        dv = ua.DataValue(ua.Variant(value, variant_type), SourceTimestamp=now, ServerTimestamp=now)
-        await self._store(key, dv, raw=True)
+        await self._store(key, _stamped(self.clock(), ua.Variant(value, variant_type)), raw=True)
 
     async def _store(self, key: str, dv: ua.DataValue, *, raw: bool = False) -> None:
         if self._server is None:
@@ -320,7 +318,10 @@ class OpcUaCnc:
         if raw or key in self._raw:
             # What AddressSpace.write_attribute_value does, minus the type check that would refuse a wrongly
             # typed value, and that would refuse the correct type again while a wrong one is stored.
-            attr = self._server.iserver.aspace.get(node.nodeid).attributes[ua.AttributeIds.Value]
+            data = self._server.iserver.aspace.get(node.nodeid)
+            if data is None:
+                raise KeyError(f"{key}: node {node.nodeid} is not in the address space")
+            attr = data.attributes[ua.AttributeIds.Value]
             attr.value = dv
             for handle, callback in list(attr.datachange_callbacks.items()):
                 try:
@@ -363,9 +364,9 @@ class OpcUaCnc:
         item_state_type = await _machinery_item_state_type(server, ns["MA"])
         enum_types = {key: await _enumeration(server, ns["MT"], *spec) for key, spec in ENUMERATIONS.items()}
         machines = await server.nodes.objects.add_folder(
-            ua.NodeId("Machines", ns["MA"]), ua.QualifiedName("Machines", ns["MA"])
+            _nodeid("Machines", ns["MA"]), ua.QualifiedName("Machines", ns["MA"])
         )
-        machine = await machines.add_object(ua.NodeId(self.device_id, inst), ua.QualifiedName(self.device_id, inst))
+        machine = await machines.add_object(_nodeid(self.device_id, inst), ua.QualifiedName(self.device_id, inst))
 
         nodes: dict[str, Node] = {"": machine}
         variable_paths = {path for path, _ in VARIABLES.values()}
@@ -381,7 +382,7 @@ class OpcUaCnc:
             parent = await node_at(parent_path)
             prefix, _, name = last.partition(":")
             qname = ua.QualifiedName(name, ns[prefix])
-            nodeid = ua.NodeId(f"{self.device_id}/{_plain(path)}", inst)
+            nodeid = _nodeid(f"{self.device_id}/{_plain(path)}", inst)
             if variant_type is None:
                 node = await parent.add_object(nodeid, qname)
             else:
@@ -394,7 +395,7 @@ class OpcUaCnc:
         # the type (FiniteStateMachineType's mandatory children), as on a server built from the NodeSet.
         parent_path, _, last = MACHINERY_ITEM_STATE_PATH.rpartition("/")
         item_state = await (await node_at(parent_path)).add_object(
-            ua.NodeId(f"{self.device_id}/{_plain(MACHINERY_ITEM_STATE_PATH)}", inst),
+            _nodeid(f"{self.device_id}/{_plain(MACHINERY_ITEM_STATE_PATH)}", inst),
             ua.QualifiedName(last.partition(":")[2], ns["MA"]),
             objecttype=item_state_type,
             instantiate_optional=False,
@@ -404,7 +405,7 @@ class OpcUaCnc:
         nodes[f"{MACHINERY_ITEM_STATE_PATH}/0:CurrentState"] = current_state
         nodes[f"{MACHINERY_ITEM_STATE_PATH}/0:CurrentState/0:Id"] = await current_state.get_child("0:Id")
         building_blocks = await machine.add_folder(
-            ua.NodeId(f"{self.device_id}/{_plain(BUILDING_BLOCKS)}", inst),
+            _nodeid(f"{self.device_id}/{_plain(BUILDING_BLOCKS)}", inst),
             ua.QualifiedName("MachineryBuildingBlocks", ns["MA"]),
         )
         await building_blocks.add_reference(item_state.nodeid, ua.ObjectIds.HasAddIn)
@@ -421,7 +422,7 @@ class OpcUaCnc:
         )
         # asyncua delivers an event only to subscribers of the node that emits it, so both emit it.
         for emitter in (messages, machine):
-            gen = await server.get_event_generator(alert_type, emitter)
+            gen = await server.get_event_generator(alert_type, emitter.nodeid)
             gen.event.SourceNode = machine.nodeid
             gen.event.SourceName = self.device_id
             self._alerts.append(gen)
@@ -433,16 +434,16 @@ async def _machinery_item_state_type(server: Server, ns: int) -> ua.NodeId:
     leads a client to the state object (BrowseName, StateNumber) as on a real Machinery server."""
     fsm = server.get_node(ua.ObjectIds.FiniteStateMachineType)
     state_machine = await fsm.add_object_type(
-        ua.NodeId(MACHINERY_ITEM_STATE_TYPE, ns), ua.QualifiedName("MachineryItemState_StateMachineType", ns)
+        _nodeid(MACHINERY_ITEM_STATE_TYPE, ns), ua.QualifiedName("MachineryItemState_StateMachineType", ns)
     )
     for name, (identifier, number, number_id) in MACHINERY_STATES.items():
         # Made as a plain object and retyped: instantiating StateType would give its StateNumber a generated
         # NodeId in this namespace, which may be the NodeSet's id of another state.
-        state = await state_machine.add_object(ua.NodeId(identifier, ns), ua.QualifiedName(name, ns))
+        state = await state_machine.add_object(_nodeid(identifier, ns), ua.QualifiedName(name, ns))
         await state.delete_reference(ua.ObjectIds.BaseObjectType, ua.ObjectIds.HasTypeDefinition, bidirectional=False)
         await state.add_reference(ua.ObjectIds.StateType, ua.ObjectIds.HasTypeDefinition, bidirectional=False)
         await state.add_property(
-            ua.NodeId(number_id, ns), ua.QualifiedName("StateNumber", 0), number, ua.VariantType.UInt32
+            _nodeid(number_id, ns), ua.QualifiedName("StateNumber", 0), number, ua.VariantType.UInt32
         )
     return state_machine.nodeid
 
@@ -451,20 +452,35 @@ async def _enumeration(
     server: Server, ns: int, identifier: int, enum_values_id: int, name: str, names: tuple[str, ...]
 ) -> ua.NodeId:
     """An enumeration DataType with its EnumValues property and its definition, as the NodeSet declares it."""
-    dtype = await server.nodes.enum_data_type.add_data_type(ua.NodeId(identifier, ns), ua.QualifiedName(name, ns))
+    dtype = await server.nodes.enum_data_type.add_data_type(_nodeid(identifier, ns), ua.QualifiedName(name, ns))
     values = [ua.EnumValueType(Value=i, DisplayName=ua.LocalizedText(n)) for i, n in enumerate(names)]
     await dtype.add_property(
-        ua.NodeId(enum_values_id, ns),
+        _nodeid(enum_values_id, ns),
         ua.QualifiedName("EnumValues", 0),
         values,
         ua.VariantType.ExtensionObject,
-        ua.NodeId(ua.ObjectIds.EnumValueType),
+        _nodeid(ua.ObjectIds.EnumValueType),
     )
     definition = ua.EnumDefinition(
         Fields=[ua.EnumField(Value=i, DisplayName=ua.LocalizedText(n), Name=n) for i, n in enumerate(names)]
     )
     await dtype.write_data_type_definition(definition)
     return dtype.nodeid
+
+
+def _nodeid(identifier: int | str, ns: int = 0) -> ua.NodeId:
+    """A NodeId from a plain int or str identifier and namespace index."""
+    # asyncua annotates NodeId's fields with its wire types (ua.Int32 | ua.String, ua.Int16) but takes plain ints
+    # and strs, as its own examples and servers do.
+    return ua.NodeId(identifier, ns)  # type: ignore[arg-type]
+
+
+def _stamped(now: datetime, value: ua.Variant | None = None, status: ua.StatusCode | None = None) -> ua.DataValue:
+    """A DataValue with both timestamps at `now` (and asyncua's default Good status unless `status`)."""
+    # asyncua annotates the timestamps with its ua.DateTime subclass but takes plain datetimes, as its own server
+    # stamps values with datetime.now(timezone.utc).
+    code = ua.StatusCode() if status is None else status
+    return ua.DataValue(value, code, SourceTimestamp=now, ServerTimestamp=now)  # type: ignore[arg-type]
 
 
 def _plain(path: str) -> str:

@@ -24,6 +24,7 @@ from booking.sqlfiles import QUERIES
 from common.errors import Conflict, Forbidden, Invalid, NotFound
 from fabhub.catalogue import catalogue_from
 from fabhub.devices import load_devices
+from telemetry.activity import activity_after_start
 from tests.accounts_rig import make_org, make_user
 
 REPO = Path(__file__).resolve().parent.parent
@@ -460,7 +461,7 @@ async def test_lifecycle_checks_in_from_machine_state_marks_no_shows_and_complet
         )
 
     async with c.pool.connection() as conn, conn.transaction():
-        counts = await lifecycle.advance(conn, now, c.catalogue, ZONE)
+        counts = await lifecycle.advance(conn, now, c.catalogue, ZONE, activity_after_start)
     # long_past goes confirmed -> in_progress -> completed in one pass.
     assert counts == {"in_progress": 4, "no_show": 2, "completed": 2}
 
@@ -495,7 +496,11 @@ async def test_lifecycle_checks_in_from_machine_state_marks_no_shows_and_complet
         assert no_show_entry.after == {"status": "no_show", "fee": "360.00"} and no_show_entry.actor_id is None
 
     async with c.pool.connection() as conn, conn.transaction():
-        assert await lifecycle.advance(conn, now, c.catalogue, ZONE) == {"in_progress": 0, "no_show": 0, "completed": 0}
+        assert await lifecycle.advance(conn, now, c.catalogue, ZONE, activity_after_start) == {
+            "in_progress": 0,
+            "no_show": 0,
+            "completed": 0,
+        }
     async with c.pool.connection() as conn:
         assert {name: await booking(conn, b) for name, b in [("no_show", no_show), ("late_start", late_start)]} == {
             "no_show": got["no_show"],
@@ -504,7 +509,7 @@ async def test_lifecycle_checks_in_from_machine_state_marks_no_shows_and_complet
 
     later = now + h + m
     async with c.pool.connection() as conn, conn.transaction():
-        counts = await lifecycle.advance(conn, later, c.catalogue, ZONE)
+        counts = await lifecycle.advance(conn, later, c.catalogue, ZONE, activity_after_start)
     # printer-02 never reported a state: unknown is not absence, so no no-show fee; it is trusted and, its
     # slot being over, completed.
     assert counts == {"in_progress": 1, "no_show": 0, "completed": 4}
@@ -528,8 +533,8 @@ async def test_lifecycle_takes_the_threshold_from_the_catalogue(center):
         )
         await states(conn, ("printer-01", now - timedelta(hours=1), "idle"))  # online, and not used
     async with c.pool.connection() as conn, conn.transaction():
-        assert (await lifecycle.advance(conn, now, c.catalogue, ZONE))["no_show"] == 0
-        assert (await lifecycle.advance(conn, now, catalogue, ZONE))["no_show"] == 1
+        assert (await lifecycle.advance(conn, now, c.catalogue, ZONE, activity_after_start))["no_show"] == 0
+        assert (await lifecycle.advance(conn, now, catalogue, ZONE, activity_after_start))["no_show"] == 1
     async with c.pool.connection() as conn:
         assert (await booking(conn, b))["status"] == "no_show"
 

@@ -16,16 +16,16 @@ SELECT count(*) FROM (
 -- name: booking-context^
 -- Everything a booking decision needs, in one round trip.
 SELECT
-    (SELECT expires_on FROM qualification WHERE user_id = :user_id AND device_class = :class_id) AS qualified_until,
-    (SELECT active FROM organization WHERE id = :organization_id) AS organization_active,
-    (SELECT subsidy_programs FROM organization WHERE id = :organization_id) AS organization_programs,
+    (SELECT expires_on FROM qualification_grant WHERE user_id = :user_id AND device_class = :class_id) AS qualified_until,
+    (SELECT active FROM org_profile WHERE id = :organization_id) AS organization_active,
+    (SELECT subsidy_programs FROM org_profile WHERE id = :organization_id) AS organization_programs,
     (SELECT coalesce(sum(upper(b.during) - greatest(lower(b.during), CAST(:now AS timestamptz))), interval '0')
      FROM booking b JOIN device d ON d.id = b.device_id
      WHERE b.organization_id = :organization_id AND d.class_id = :class_id
        AND b.status IN ('confirmed', 'in_progress') AND upper(b.during) > :now) AS future_booked,
     used.programs AS used_programs,
     used.amounts AS used_amounts,
-    (SELECT name FROM organization WHERE id = :organization_id) AS organization_name,
+    (SELECT name FROM org_profile WHERE id = :organization_id) AS organization_name,
     booking_open_hours(:start, :end, :zone) @> tstzrange(:start, :end) AS within_opening_hours,
     (SELECT array_agg(m.device_id) FROM maintenance_window m
      WHERE m.device_id = ANY(:device_ids) AND m.cancelled_at IS NULL
@@ -100,7 +100,7 @@ UPDATE booking SET status = 'completed', finished_at = :now WHERE id = :id;
 
 -- name: booked-for^
 -- The customer a staff member books for.
-SELECT organization_id, role, active FROM app_user WHERE id = :id;
+SELECT organization_id, role, active FROM user_profile WHERE id = :id;
 
 -- name: held-spans
 -- The time an organization holds each device inside [:start, :end): its bookings in the statuses that hold

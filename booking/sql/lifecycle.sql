@@ -1,10 +1,10 @@
 -- The scheduled life-cycle pass: no-shows, automatic check-in from the machine's own state, completion.
--- Reads telemetry_state (telemetry's migrations always run before booking's).
+-- What the machine did comes from telemetry (booking may not read its tables), through a function the
+-- composition root passes in (booking.lifecycle.advance's `activity`).
 
 -- name: due-for-check-in
--- Confirmed bookings past their no-show threshold, with what the machine did around the start: the first
--- running/setup state row within [start, start + threshold], and the state it was in at the start (the
--- last state row at or before it; a state holds until the next row). The class rules come from the
+-- Confirmed bookings past their no-show threshold, with the threshold itself (:no_show_after of the class):
+-- the machine's activity within [start, start + threshold] decides. The class rules come from the
 -- catalogue in memory (:class_ids / :no_show_after / :no_show_fee_share), falling back to the synced
 -- device_class row for a class that has since left devices.yaml. Locked, so a check-in or cancellation
 -- happening right now waits and is re-checked.
@@ -15,17 +15,7 @@ WITH rules AS (
 )
 SELECT b.id, b.device_id, lower(b.during) AS start, upper(b.during) AS "end", b.net,
        coalesce(r.no_show_fee_share, dc.no_show_fee_share) AS no_show_fee_share,
-       (SELECT s.state FROM telemetry_state s
-        WHERE s.device_id = b.device_id AND s.time <= lower(b.during)
-        ORDER BY s.time DESC LIMIT 1) AS state_at_start,
-       (SELECT min(s.time) FROM telemetry_state s
-        WHERE s.device_id = b.device_id AND s.state IN ('running', 'setup')
-          AND s.time >= lower(b.during)
-          AND s.time <= lower(b.during) + coalesce(r.no_show_after, dc.no_show_after)) AS first_active,
-       -- Whether the machine was seen online at all then; offline is "unknown", never "not used".
-       EXISTS (SELECT 1 FROM telemetry_state s
-               WHERE s.device_id = b.device_id AND s.state <> 'offline' AND s.time > lower(b.during)
-                 AND s.time <= lower(b.during) + coalesce(r.no_show_after, dc.no_show_after)) AS online_after_start
+       lower(b.during) + coalesce(r.no_show_after, dc.no_show_after) AS threshold_end
 FROM booking b
 JOIN device d ON d.id = b.device_id
 JOIN device_class dc ON dc.id = d.class_id

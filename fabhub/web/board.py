@@ -20,7 +20,7 @@ from accounts.model import Principal
 from booking.bookings import Bookings
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
-from gateway.live import RESYNC, LiveHub
+from gateway.live import LiveHub
 from telemetry.model import Sample
 from telemetry.reader import TelemetryReader
 
@@ -166,7 +166,7 @@ def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub)
                         recheck_at = time.monotonic() + RECHECK_S
                     if batch is None:
                         continue
-                    if batch == RESYNC:
+                    if isinstance(batch, str):  # RESYNC, the one str the hub sends
                         yield ServerSentEvent(event="resync", data="{}")
                         continue
                     data = encoded(batch)

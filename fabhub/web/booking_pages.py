@@ -207,7 +207,8 @@ def make_router(
     ) -> HTMLResponse:
         values: dict[str, Any] = {"class_id": cls, "device_id": device}
         try:
-            values["week"] = monday_of(date.fromisoformat(week)) if plausible(date.fromisoformat(week or "")) else None
+            day = date.fromisoformat(week or "")
+            values["week"] = monday_of(day) if plausible(day) else None
         except ValueError:
             values["week"] = None
         begin = parse_local(start, zone)
@@ -259,7 +260,8 @@ def make_router(
         now = clock()
         async with pool.connection() as conn:
             rows = await bookings.list(conn, user, now - timedelta(days=62), now + timedelta(days=62), limit=500)
-        upcoming, past = [], []
+        upcoming: list[dict[str, Any]] = []
+        past: list[dict[str, Any]] = []
         for b in sorted(rows, key=lambda r: r["start"]):
             cls = catalogue.classes.get(b["class_id"])  # a class retired from devices.yaml keeps its bookings
             late, fee = (

@@ -68,8 +68,8 @@ def line_chart(
             if len(run) > 1:
                 body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(run)}"/>')
             elif run:
-                x, y = run[0].split(",")
-                body.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{color}"/>')
+                cx, cy = run[0].split(",")
+                body.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{color}"/>')
         ly = top + 14 * j + 6
         body.append(f'<rect x="{left + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{color}"/>')
         body.append(f'<text x="{left + plot_w + 24}" y="{ly + 1}">{escape(name)}</text>')

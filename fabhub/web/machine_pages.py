@@ -119,6 +119,8 @@ def make_router(
             problems.append(texts("Give a reason of 3 to 500 characters."))
         if problems:
             return await machine_page(request, user, device_id, status=422, problems=problems)
+        assert start is not None  # else a problem above
+        assert end is not None
         cancel = field(form, "cancel_bookings") == "on"
         return await act(
             request,

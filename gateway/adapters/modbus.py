@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -59,7 +59,7 @@ def plan_reads(signals: dict[str, ModbusSignal], max_gap: int) -> list[Read]:
     return reads
 
 
-def decode(spec: ModbusSignal, words: list[int]) -> float | str:
+def decode(spec: ModbusSignal, words: Sequence[int]) -> float | str:
     """Registers to a value. Word order says which register holds the most significant word, byte order
     which byte of each register comes first; both big (Modbus' own convention) unless configured."""
     if spec.type == "bit":

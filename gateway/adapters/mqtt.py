@@ -440,7 +440,7 @@ class MqttAdapter:
             self._asked_at = asyncio.get_running_loop().time()
             self._hub.publish(self.request_topic, PUSHALL)
 
-    def parse(self, payload: bytes) -> tuple[list[Reading], list[Rejected]]:
+    def parse(self, payload: bytes | bytearray) -> tuple[list[Reading], list[Rejected]]:
         """Decode one report into readings. Runs in paho's thread: it touches only this adapter's merged
         report and last values, which nothing else touches."""
         now = self._clock()
@@ -543,7 +543,7 @@ def _report_time(stamp: Any, now: datetime) -> tuple[str | None, datetime]:
     return None, when
 
 
-def _parse(payload: bytes) -> Any:
+def _parse(payload: bytes | bytearray) -> Any:
     """orjson for speed; the standard parser for what orjson refuses but Python's json reads (NaN,
     Infinity), so one odd field costs that field (quarantined as not finite), not the whole report."""
     try:

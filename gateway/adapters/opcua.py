@@ -157,7 +157,9 @@ class OpcUaAdapter:
         for name, spec in self.signals.items():
             try:
                 node = (
-                    client.get_node(spec.node) if spec.node else await machine.get_child(self._browse_path(spec.path))
+                    client.get_node(spec.node)
+                    if spec.node
+                    else await machine.get_child(self._browse_path(spec.path or ""))
                 )
                 self.names[node.nodeid] = name
                 await self._learn_type(name, node, enumerations)
@@ -276,9 +278,9 @@ class OpcUaAdapter:
         while True:
             try:
                 async with asyncio.timeout(max(0.0, next_poll - loop.time())):
-                    items = [await self.inbox.get()]
+                    items: list[Reading | Rejected | Exception] = [await self.inbox.get()]
             except TimeoutError:
-                items = await self._poll()
+                items = [*await self._poll()]
                 next_poll = loop.time() + self.interval
             while not self.inbox.empty():
                 items.append(self.inbox.get_nowait())

@@ -10,6 +10,10 @@ import ssl
 
 from gateway.config import MqttSettings
 
+# What SSLSocket.getpeercert() decodes a certificate into (typeshed's private _PeerCertRetDictType).
+_Attrs = tuple[tuple[str, str], ...]
+_PeerCert = dict[str, str | _Attrs | tuple[_Attrs, ...]]
+
 
 class LinkRefused(ConnectionError):
     """The device answered but would not have us (credentials), or we would not have it (certificate)."""
@@ -23,7 +27,7 @@ class PinnedSocket(ssl.SSLSocket):
     """Checks the pinned fingerprint and the expected name as soon as the handshake is done."""
 
     def do_handshake(self, block: bool = False) -> None:
-        super().do_handshake(block)  # type: ignore[call-arg]
+        super().do_handshake(block)
         context = self.context
         der = self.getpeercert(binary_form=True) or b""
         pin = getattr(context, "fingerprint", None)
@@ -34,10 +38,18 @@ class PinnedSocket(ssl.SSLSocket):
                 raise CertificateMismatch(f"certificate mismatch: SHA-256 {seen}, pinned {pin}")
         expected = getattr(context, "expected_cn", None)
         if expected is not None:
-            names = [v for rdn in (self.getpeercert() or {}).get("subject", ()) for k, v in rdn if k == "commonName"]
+            names = _common_names(self.getpeercert() or {})
             if expected not in names:
                 self.close()
                 raise CertificateMismatch(f"certificate mismatch: issued to {', '.join(names) or '?'}, not {expected}")
+
+
+def _common_names(cert: _PeerCert) -> list[str]:
+    """The commonName values of a decoded certificate's subject (a tuple of RDNs of (key, value) pairs)."""
+    subject = cert.get("subject", ())
+    if isinstance(subject, str):
+        return []
+    return [attr[1] for rdn in subject for attr in rdn if isinstance(attr, tuple) and attr[0] == "commonName"]
 
 
 class PinnedContext(ssl.SSLContext):

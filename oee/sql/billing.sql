@@ -7,7 +7,7 @@ SELECT pg_advisory_xact_lock(hashtext('fabhub.invoice'), CAST(mod(:organization_
 -- name: customers-to-bill
 -- Customers with billable bookings on no live invoice (draft or issued, not credited), starting before :until.
 SELECT DISTINCT b.organization_id
-FROM booking b
+FROM booking_slot b
 WHERE lower(b.during) < :until
   AND (b.status IN ('completed', 'no_show') OR (b.status = 'cancelled' AND b.fee > 0))
   AND NOT EXISTS (SELECT 1 FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
@@ -21,9 +21,9 @@ ORDER BY 1;
 SELECT b.id, b.device_id, d.name AS device_name, d.class_id, lower(b.during) AS start, upper(b.during) AS "end",
        b.status, b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.fee, b.late_cancellation,
        dc.billing_basis, dc.metered_minimum_share
-FROM booking b
-JOIN device d ON d.id = b.device_id
-JOIN device_class dc ON dc.id = d.class_id
+FROM booking_slot b
+JOIN device_entry d ON d.id = b.device_id
+JOIN device_class_entry dc ON dc.id = d.class_id
 WHERE b.organization_id = :organization_id AND lower(b.during) < :until
   AND (b.status IN ('completed', 'no_show') OR (b.status = 'cancelled' AND b.fee > 0))
   AND NOT EXISTS (SELECT 1 FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
@@ -59,9 +59,9 @@ UPDATE invoice SET total = :total, vat = :vat WHERE id = :id;
 -- end, whichever comes first (oee.results computes :stop); and while it still runs, never past :now. Not
 -- running at the end: no overrun, known at the end.
 WITH at_end AS (
-    SELECT state FROM telemetry_state WHERE device_id = :device_id AND time <= :end ORDER BY time DESC LIMIT 1
+    SELECT state FROM state_change WHERE device_id = :device_id AND time <= :end ORDER BY time DESC LIMIT 1
 ), stopped AS (
-    SELECT min(time) AS at FROM telemetry_state
+    SELECT min(time) AS at FROM state_change
     WHERE device_id = :device_id AND time > :end AND time < :stop AND state <> 'running'
 ), run AS (
     SELECT coalesce((SELECT state FROM at_end) = 'running', false) AS running,
@@ -77,9 +77,9 @@ FROM run;
 -- The energy meter (cumulative kWh) at the end minus at the start; null without readings or across a reset.
 SELECT CASE WHEN e.at_end >= e.at_start THEN e.at_end - e.at_start END
 FROM (SELECT
-        (SELECT value FROM telemetry_sample WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
+        (SELECT value FROM measured_value WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
            AND time <= :end ORDER BY time DESC LIMIT 1) AS at_end,
-        (SELECT value FROM telemetry_sample WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
+        (SELECT value FROM measured_value WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
            AND time <= :start ORDER BY time DESC LIMIT 1) AS at_start) AS e;
 
 -- name: store-usage!
@@ -110,7 +110,7 @@ INSERT INTO subsidy_ledger (organization_id, program_id, year, invoice_line_id, 
 VALUES (:organization_id, :program_id, :year, :invoice_line_id, :booking_id, :amount, :now);
 
 -- name: program-cap^
-SELECT annual_cap, name FROM subsidy_program WHERE id = :id;
+SELECT annual_cap, name FROM subsidy_program_entry WHERE id = :id;
 
 -- name: next-invoice-number$
 INSERT INTO invoice_number (year, last) VALUES (:year, 1)
@@ -139,7 +139,7 @@ WHERE l.invoice_id = :invoice_id;
 -- name: invoices
 SELECT i.id, i.kind, i.organization_id, o.name AS organization_name, i.month, i.status, i.number, i.total, i.vat,
        i.vat_rate, i.credits, i.credited_by, i.reason, i.created_at, i.issued_at
-FROM invoice i JOIN organization o ON o.id = i.organization_id
+FROM invoice i JOIN org_profile o ON o.id = i.organization_id
 WHERE (CAST(:month AS date) IS NULL OR i.month = :month)
   AND (CAST(:organization_id AS bigint) IS NULL OR i.organization_id = :organization_id)
   AND (CAST(:status AS text) IS NULL OR i.status = :status)
@@ -150,8 +150,8 @@ ORDER BY i.month DESC, o.name, i.id;
 SELECT b.id AS booking_id, b.organization_id, o.name AS organization_name, b.device_id, lower(b.during) AS start,
        upper(b.during) AS "end", b.status, u.booked_s, u.running_s, u.setup_s, u.overrun_s, u.offline_s,
        u.parts_total, u.parts_good, u.computed_at
-FROM booking b
-JOIN organization o ON o.id = b.organization_id
+FROM booking_slot b
+JOIN org_profile o ON o.id = b.organization_id
 JOIN usage_record u ON u.booking_id = b.id
 WHERE lower(b.during) >= :start AND lower(b.during) < :end
   AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)

@@ -15,7 +15,7 @@ before AS (  -- the state of each device at :start
     SELECT d.device_id, l.time, l.state
     FROM devices d
     CROSS JOIN LATERAL (
-        SELECT time, state FROM telemetry_state
+        SELECT time, state FROM state_change
         WHERE device_id = d.device_id AND time < :start
         ORDER BY time DESC LIMIT 1
     ) AS l
@@ -24,9 +24,9 @@ starts AS (
     SELECT b.device_id, f.time AS start
     FROM before b
     CROSS JOIN LATERAL (  -- the first down row after the last row of another state
-        SELECT t.time FROM telemetry_state t
+        SELECT t.time FROM state_change t
         WHERE t.device_id = b.device_id AND t.time <= b.time
-          AND t.time > coalesce((SELECT max(o.time) FROM telemetry_state o
+          AND t.time > coalesce((SELECT max(o.time) FROM state_change o
                                  WHERE o.device_id = b.device_id AND o.time < b.time AND o.state <> 'down'),
                                 CAST('-infinity' AS timestamptz))
         ORDER BY t.time LIMIT 1
@@ -38,7 +38,7 @@ starts AS (
     LEFT JOIN before b USING (device_id)
     CROSS JOIN LATERAL (  -- per device, in index order: no sort of the whole window
         SELECT time, state, lag(state) OVER (ORDER BY time) AS previous
-        FROM telemetry_state
+        FROM state_change
         WHERE device_id = d.device_id AND time >= :start AND time < :end
     ) AS w
     -- the first row of the window follows the state at :start
@@ -48,7 +48,7 @@ intervals AS (
     SELECT s.device_id, s.start, e.time AS stop
     FROM starts s
     LEFT JOIN LATERAL (
-        SELECT time FROM telemetry_state
+        SELECT time FROM state_change
         WHERE device_id = s.device_id AND time > s.start AND state <> 'down'
         ORDER BY time LIMIT 1
     ) AS e ON true

@@ -7,7 +7,7 @@ SELECT i.id, i.kind, i.status, i.number, i.month, i.vat_rate, i.total, i.vat, i.
        o.name AS customer, o.uscc, o.contact_name, o.contact_phone, o.contact_email,
        c.number AS credits_number, cb.number AS credited_by_number
 FROM invoice i
-JOIN organization o ON o.id = i.organization_id
+JOIN org_profile o ON o.id = i.organization_id
 LEFT JOIN invoice c ON c.id = i.credits
 LEFT JOIN invoice cb ON cb.id = i.credited_by
 WHERE i.id = :id;
@@ -26,14 +26,14 @@ SELECT b.id AS booking_id, o.name AS organization, o.uscc, d.id AS device_id, d.
        CAST(round(CAST(u.parts_good AS numeric)) AS bigint) AS parts_good,
        round(CAST(u.energy_kwh AS numeric), 3) AS energy_kwh
 FROM usage_record u
-JOIN booking b ON b.id = u.booking_id
-JOIN device d ON d.id = b.device_id
-JOIN organization o ON o.id = b.organization_id
+JOIN booking_slot b ON b.id = u.booking_id
+JOIN device_entry d ON d.id = b.device_id
+JOIN org_profile o ON o.id = b.organization_id
 WHERE lower(b.during) >= :since AND lower(b.during) < :until
 ORDER BY lower(b.during), b.id;
 
 -- name: export-program^
-SELECT id, name, share, annual_cap FROM subsidy_program WHERE id = :id;
+SELECT id, name, share, annual_cap FROM subsidy_program_entry WHERE id = :id;
 
 -- name: export-subsidy-report
 -- Per customer, for one program and one invoice month: the bookings quoted under the program that are on the
@@ -44,7 +44,7 @@ WITH live AS (
     SELECT i.organization_id, l.booking_id, l.amount
     FROM invoice i
     JOIN invoice_line l ON l.invoice_id = i.id
-    JOIN booking b ON b.id = l.booking_id
+    JOIN booking_slot b ON b.id = l.booking_id
     WHERE i.kind = 'invoice' AND i.status = 'issued' AND i.credited_by IS NULL AND i.month = :month
       AND l.kind = 'usage' AND b.subsidy_program = :program_id
 ), market AS (
@@ -70,7 +70,7 @@ SELECT o.id AS organization_id, o.name AS customer, o.uscc,
        coalesce(m.market_value, 0) AS market_value,
        coalesce(g.granted, 0) AS granted,
        coalesce(u.used, 0) AS cap_used
-FROM organization o
+FROM org_profile o
 LEFT JOIN market m ON m.organization_id = o.id
 LEFT JOIN granted g ON g.organization_id = o.id
 LEFT JOIN used u ON u.organization_id = o.id

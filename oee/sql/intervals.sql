@@ -26,9 +26,9 @@ spans AS (  -- per device in index order, no sort of all rows; a state reported 
         SELECT time, state, lead(time) OVER (ORDER BY time) AS next
         FROM (
             SELECT time, state, lag(state) OVER (ORDER BY time) AS previous
-            FROM telemetry_state
+            FROM state_change
             WHERE device_id = p.device_id AND time < CAST(:end AS timestamptz) + :micro_stop
-              AND time >= coalesce((SELECT max(time) FROM telemetry_state
+              AND time >= coalesce((SELECT max(time) FROM state_change
                                     WHERE device_id = p.device_id
                                       AND time < CAST(:start AS timestamptz) - :micro_stop),
                                    CAST(:start AS timestamptz) - :micro_stop)
@@ -43,7 +43,7 @@ labelled AS (
     SELECT device_id, 'micro_stop', r FROM spans WHERE micro AND NOT isempty(r)
     UNION ALL
     SELECT p.device_id, 'booked', b.during::tstzrange * tstzrange(:start, :end)
-    FROM planned p JOIN booking b ON b.device_id = p.device_id
+    FROM planned p JOIN booking_slot b ON b.device_id = p.device_id
     WHERE b.status IN ('confirmed', 'in_progress', 'completed', 'no_show') AND b.during && tstzrange(:start, :end)
       AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
 ),
@@ -76,7 +76,7 @@ WITH planned AS (
 )
 SELECT t.device_id, (t.time AT TIME ZONE :zone)::date AS day, t.signal, sum(t.value) AS n
 FROM planned p
-JOIN telemetry_sample t ON t.device_id = p.device_id
+JOIN measured_value t ON t.device_id = p.device_id
 WHERE t.signal IN ('parts_total.delta', 'parts_good.delta', 'parts_bad.delta')
   AND t.time >= :start AND t.time < least(CAST(:end AS timestamptz), :now) AND t.quality = 0
   AND p.hours @> t.time
@@ -86,10 +86,10 @@ GROUP BY 1, 2, 3;
 -- A device's planned busy time: the center's opening hours minus its (not cancelled) maintenance windows.
 SELECT d.id AS device_id,
        booking_open_hours(:start, :end, :zone)
-       - coalesce((SELECT range_agg(m.during::tstzrange) FROM maintenance_window m
+       - coalesce((SELECT range_agg(m.during::tstzrange) FROM maintenance_slot m
                    WHERE m.device_id = d.id AND m.cancelled_at IS NULL
                      AND m.during && tstzrange(:start, :end)), '{}') AS planned
-FROM device d
+FROM device_entry d
 WHERE d.id = ANY(:device_ids)
 ORDER BY d.id;
 
@@ -101,15 +101,15 @@ ORDER BY d.id;
 SELECT b.device_id,
        range_agg(b.during::tstzrange) * tstzmultirange(tstzrange(:start, :end))
        - CASE WHEN CAST(:leave_out_frozen AS boolean) THEN coalesce(
-             (SELECT range_agg(r.during) FROM booking_result r JOIN booking f ON f.id = r.booking_id
+             (SELECT range_agg(r.during) FROM booking_result r JOIN booking_slot f ON f.id = r.booking_id
               WHERE f.organization_id = :organization_id AND r.device_id = b.device_id
                 AND r.during <@ tstzrange(:start, :end)), '{}')
          ELSE '{}' END
-       - coalesce((SELECT range_agg(o.during::tstzrange) FROM booking o
+       - coalesce((SELECT range_agg(o.during::tstzrange) FROM booking_slot o
                    WHERE o.device_id = b.device_id AND o.organization_id <> :organization_id
                      AND o.status IN ('confirmed', 'in_progress', 'completed')
                      AND o.during && tstzrange(:start, :end)), '{}') AS planned
-FROM booking b
+FROM booking_slot b
 WHERE b.organization_id = :organization_id AND b.device_id = ANY(:device_ids)
   AND b.status IN ('confirmed', 'in_progress', 'completed', 'no_show') AND b.during && tstzrange(:start, :end)
 GROUP BY b.device_id
@@ -117,4 +117,4 @@ ORDER BY b.device_id;
 
 -- name: booking-span^
 SELECT device_id, organization_id, lower(during) AS start, upper(during) AS "end", status
-FROM booking WHERE id = :id;
+FROM booking_slot WHERE id = :id;

@@ -7,13 +7,13 @@ SELECT pg_advisory_xact_lock(hashtext('fabhub.booking_result'), CAST(mod(:bookin
 
 -- name: result-booking^
 SELECT id, device_id, organization_id, lower(during) AS start, upper(during) AS "end", status
-FROM booking WHERE id = :id;
+FROM booking_slot WHERE id = :id;
 
 -- name: results-due
 -- Completed bookings without frozen results whose slot ended before :ended_before (after :since: older ones
 -- are past raw retention, freezing them would keep nothing the live figures do not show), oldest first.
 SELECT b.id, b.device_id, b.organization_id, lower(b.during) AS start, upper(b.during) AS "end", b.status
-FROM booking b
+FROM booking_slot b
 WHERE b.status = 'completed' AND upper(b.during) <= :ended_before AND upper(b.during) > :since
   AND NOT EXISTS (SELECT 1 FROM booking_result r WHERE r.booking_id = b.id)
 ORDER BY upper(b.during), b.id
@@ -50,7 +50,7 @@ LIMIT 1;
 SELECT r.device_id, r.day, r.planned_s, r.booked_s, r.running_s, r.setup_s, r.idle_s, r.down_s, r.maintenance_s,
        r.offline_s, r.micro_stop_s, r.parts_total, r.parts_good, r.ideal_cycle_s
 FROM booking_result r
-JOIN booking b ON b.id = r.booking_id
+JOIN booking_slot b ON b.id = r.booking_id
 WHERE b.organization_id = :organization_id AND r.device_id = ANY(:device_ids)
   AND r.day BETWEEN CAST(:first_day AS date) AND CAST(:last_day AS date)  -- the index; the pieces decide
   AND r.during <@ tstzrange(:start, :end)
@@ -59,4 +59,4 @@ ORDER BY r.device_id, r.day, r.booking_id;
 -- name: oldest-raw-sample$
 -- The oldest raw numeric sample left: retention drops raw samples oldest first, so a booking that started
 -- before it has lost some (its parts and energy counters) and cannot be recomputed from raw data any more.
-SELECT min(time) FROM telemetry_sample;
+SELECT min(time) FROM measured_value;

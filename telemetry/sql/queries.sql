@@ -139,3 +139,22 @@ CROSS JOIN LATERAL (
     SELECT s.state, s.time FROM telemetry_state s WHERE s.device_id = d.device_id ORDER BY s.time DESC LIMIT 1
 ) cur
 ORDER BY d.device_id;
+
+-- name: activity-after-start
+-- What each machine did around a start (:device_ids, :starts, :untils in step; one row per position n,
+-- from 1): the state it was in at the start (the last state row at or before it; a state holds until the
+-- next row), the first running/setup row within [start, until], and whether it was seen online at all in
+-- (start, until] (offline is "unknown", never "not used"). The booking life-cycle's check-in evidence.
+SELECT w.n, w.device_id,
+       (SELECT s.state FROM telemetry_state s
+        WHERE s.device_id = w.device_id AND s.time <= w.start
+        ORDER BY s.time DESC LIMIT 1) AS state_at_start,
+       (SELECT min(s.time) FROM telemetry_state s
+        WHERE s.device_id = w.device_id AND s.state IN ('running', 'setup')
+          AND s.time >= w.start AND s.time <= w.until) AS first_active,
+       EXISTS (SELECT 1 FROM telemetry_state s
+               WHERE s.device_id = w.device_id AND s.state <> 'offline'
+                 AND s.time > w.start AND s.time <= w.until) AS online_after_start
+FROM unnest(CAST(:device_ids AS text[]), CAST(:starts AS timestamptz[]), CAST(:untils AS timestamptz[]))
+     WITH ORDINALITY AS w (device_id, start, until, n)
+ORDER BY w.n;
