@@ -14,14 +14,16 @@ from fastapi.security import OAuth2PasswordRequestForm
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from accounts import audit, checks, organizations, qualifications, users
+from accounts import checks, organizations, qualifications, users
 from accounts.audit import AuditEntry
 from accounts.auth import Authenticator, client_address, public
 from accounts.model import Principal, Role
 from accounts.organizations import Organization
 from accounts.qualifications import Qualification
+from accounts.sqlfiles import QUERIES
 from accounts.users import User
 from common.errors import DomainError, Invalid, NotFound, Unauthorized
+from common.paging import Key, Listing, Page, Paging, fetch_page
 
 # The center's zone when the app passes none (FABHUB_TIMEZONE's default): qualifications expire at its midnight.
 CENTER_ZONE = ZoneInfo("Asia/Shanghai")
@@ -128,10 +130,10 @@ class QualificationOut(Qualification):
     expired: bool = Field(description="expires_on is before today in the center's time zone")
 
 
-class AuditPage(BaseModel):
-    entries: list[AuditEntry]
-    # Pass as before_id for the next (older) page; null on the last page.
-    next_before_id: int | None
+ORGANIZATIONS = Listing("organizations", (Key("name", "text"), Key("id", "int")))
+USERS = Listing("users", (Key("id", "int"),))
+# Newest first; entries are never changed, so `updated_since` reads their time.
+AUDIT = Listing("audit", (Key("id", "int", descending=True),), updated="at")
 
 
 def make_router(
@@ -202,11 +204,11 @@ def make_router(
     # -- organizations -----------------------------------------------------------------------------------
 
     @router.get(f"{prefix}/organizations")
-    async def list_organizations(principal: Caller) -> list[Organization]:
-        """Staff see every organization; a customer sees its own."""
+    async def list_organizations(principal: Caller, page: Paging) -> Page[Organization]:
+        """Staff see every organization, by name; a customer sees its own."""
         own = None if principal.is_staff else principal.organization_id
         async with pool.connection() as conn:
-            return await organizations.list_organizations(conn, organization_id=own)
+            return await fetch_page(conn, ORGANIZATIONS, QUERIES.organizations.sql, {"id": own}, page, Organization)
 
     @router.post(f"{prefix}/organizations", status_code=201)
     async def create_organization(principal: Caller, body: OrganizationIn) -> Organization:
@@ -234,10 +236,11 @@ def make_router(
 
     @router.get(f"{prefix}/users")
     async def list_users(
-        principal: Caller, organization_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
-    ) -> list[User]:
+        principal: Caller, page: Paging, organization_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
+    ) -> Page[User]:
+        """In the order they were created."""
         async with pool.connection() as conn:
-            return await users.list_users(conn, organization_id=organization_id)
+            return await fetch_page(conn, USERS, QUERIES.users.sql, {"organization_id": organization_id}, page, User)
 
     @router.post(f"{prefix}/users", status_code=201)
     async def create_user(principal: Caller, body: UserIn) -> User:
@@ -305,16 +308,15 @@ def make_router(
     @router.get(f"{prefix}/audit")
     async def audit_log(
         principal: Caller,
+        page: Paging,
         entity: Annotated[
             str | None, Query(pattern=AUDIT_ENTITY, description="organization, user, qualification, …")
         ] = None,
         entity_id: Annotated[str | None, Query(pattern=AUDIT_ENTITY_ID)] = None,
-        before_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="next_before_id of the last page")] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> AuditPage:
-        """Newest first, in pages keyed on the entry id."""
+    ) -> Page[AuditEntry]:
+        """Newest first."""
+        params = {"entity": entity, "entity_id": entity_id, "before_id": None}
         async with pool.connection() as conn:
-            found = await audit.entries(conn, entity=entity, entity_id=entity_id, before_id=before_id, limit=limit)
-        return AuditPage(entries=found, next_before_id=found[-1].id if len(found) == limit else None)
+            return await fetch_page(conn, AUDIT, QUERIES.audit_entries.sql, params, page, AuditEntry)
 
     return router

@@ -13,19 +13,20 @@ from pydantic_core import to_jsonable_python
 from accounts.model import Principal
 from accounts.sqlfiles import QUERIES
 from common.rows import from_row
+from common.times import Stamp, StampedJson
 
 
 class AuditEntry(BaseModel):
     id: int
-    at: datetime
+    at: Stamp
     # The person's user id; null for a system actor.
     actor_id: int | None
     actor: str
     action: str
     entity: str
     entity_id: str
-    before: Any
-    after: Any
+    before: StampedJson
+    after: StampedJson
     reason: str | None
 
 
@@ -61,12 +62,10 @@ async def entries(
     *,
     entity: str | None = None,
     entity_id: str | None = None,
-    before_id: int | None = None,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """Newest first. Pages are keyed on the id (pass the last id seen as `before_id`), so entries written
-    while someone pages never shift or repeat a page."""
-    rows = QUERIES.audit_entries(conn, entity=entity, entity_id=entity_id, before_id=before_id, limit=limit)
+    """The newest `limit` entries (the API pages through all of them)."""
+    rows = QUERIES.audit_entries(conn, entity=entity, entity_id=entity_id, before_id=None, limit=limit)
     return [from_row(AuditEntry, row) async for row in rows]
 
 

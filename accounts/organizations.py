@@ -15,6 +15,7 @@ from accounts.model import Principal
 from accounts.sqlfiles import QUERIES
 from common.errors import Conflict, Invalid, NotFound
 from common.rows import from_row, unique_or_conflict
+from common.times import Stamp
 
 ENTITY = "organization"
 # What an update may change; the rest is identity or history.
@@ -30,7 +31,8 @@ class Organization(BaseModel):
     contact_email: str
     subsidy_programs: list[str]
     active: bool
-    created_at: datetime
+    created_at: Stamp
+    updated_at: Stamp
 
 
 async def create_organization(

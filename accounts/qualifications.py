@@ -14,6 +14,7 @@ from accounts.sqlfiles import QUERIES
 from accounts.users import missing as missing_user
 from common.errors import NotFound
 from common.rows import from_row
+from common.times import Stamp
 
 # Audited under the user's id, so one filter (entity=qualification, entity_id=<user>) shows a person's history.
 ENTITY = "qualification"
@@ -24,7 +25,7 @@ class Qualification(BaseModel):
     expires_on: date
     # The staff member who granted or last renewed it; null when a system actor did.
     granted_by: int | None
-    granted_at: datetime
+    granted_at: Stamp
 
 
 async def grant_qualification(

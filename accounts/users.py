@@ -15,6 +15,7 @@ from accounts.model import Principal, Role
 from accounts.sqlfiles import QUERIES
 from common.errors import Conflict, Invalid, NotFound
 from common.rows import from_row, unique_or_conflict
+from common.times import Stamp
 
 ENTITY = "user"
 EDITABLE = frozenset({"email", "name", "role", "organization_id", "active", "password"})
@@ -27,7 +28,8 @@ class User(BaseModel):
     role: Role
     organization_id: int | None
     active: bool
-    created_at: datetime
+    created_at: Stamp
+    updated_at: Stamp
 
 
 async def create_user(

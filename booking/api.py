@@ -21,12 +21,16 @@ from booking import availability, pricing
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
 from booking.routing import IdempotencyKey, once
+from booking.sqlfiles import QUERIES
 from common.errors import Conflict, Invalid, NotFound
 from common.http import ID, Instant, RowId, Text
+from common.paging import Key, Listing, Page, Paging, fetch_page
 from common.rows import autocommit
+from common.times import Stamp
 
 MAX_AVAILABILITY_WINDOW = timedelta(days=31)
 MAX_LIST_WINDOW = timedelta(days=400)
+BOOKINGS = Listing("bookings", (Key("start", "time"), Key("id", "int")))
 Status = Literal["confirmed", "in_progress", "completed", "cancelled", "no_show"]
 
 
@@ -74,8 +78,8 @@ class BookingOut(BaseModel):
     organization_name: str
     user_id: int
     created_by: int
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
     status: Status
     purpose: str
     hourly_rate: Decimal
@@ -85,19 +89,20 @@ class BookingOut(BaseModel):
     subsidy: Decimal
     net: Decimal
     override_reason: str | None
-    created_at: datetime
-    checked_in_at: datetime | None
-    finished_at: datetime | None
-    cancelled_at: datetime | None
+    created_at: Stamp
+    checked_in_at: Stamp | None
+    finished_at: Stamp | None
+    cancelled_at: Stamp | None
     cancelled_by: int | None
     late_cancellation: bool | None
     fee: Decimal
+    updated_at: Stamp
     currency: str = "CNY"
 
 
 class FreeInterval(BaseModel):
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
 
 
 class DeviceAvailability(BaseModel):
@@ -108,8 +113,8 @@ class DeviceAvailability(BaseModel):
 
 class Availability(BaseModel):
     class_id: str
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
     granularity_minutes: int
     min_booking_minutes: int
     max_booking_minutes: int
@@ -146,12 +151,8 @@ def make_router(
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
     catalogue = bookings.catalogue
 
-    def local(t: datetime | None) -> datetime | None:
-        return None if t is None else t.astimezone(zone)
-
     def out(row: dict[str, Any]) -> dict[str, Any]:
-        times = ("start", "end", "created_at", "checked_in_at", "finished_at", "cancelled_at")
-        return BookingOut(**{**row, **{k: local(row[k]) for k in times}}).model_dump(mode="json")
+        return BookingOut(**row).model_dump(mode="json")
 
     async def taken(exc: SlotTaken) -> Conflict:
         slots = await bookings.alternatives(exc)
@@ -211,8 +212,8 @@ def make_router(
         # Thousands of intervals for a week of a large class: serialized straight, not through a model.
         body = {
             "class_id": class_id,
-            "start": start,
-            "end": end,
+            "start": start.astimezone(zone),
+            "end": end.astimezone(zone),
             "granularity_minutes": int(cls.rules.granularity.total_seconds() // 60),
             "min_booking_minutes": int(cls.rules.min_booking.total_seconds() // 60),
             "max_booking_minutes": int(cls.rules.max_booking.total_seconds() // 60),
@@ -252,33 +253,33 @@ def make_router(
 
         return await _answer(principal, key, request, payload, work)
 
-    @router.get(f"{prefix}/bookings", response_model=list[BookingOut])
+    @router.get(f"{prefix}/bookings")
     async def listing(
         principal: Caller,
+        page: Paging,
         start: Annotated[Instant, Query(alias="from")],
         end: Annotated[Instant, Query(alias="to")],
         organization_id: Annotated[int | None, Query(gt=0, le=2**63 - 1)] = None,
         device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
         class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
         status: Status | None = None,
-        limit: Annotated[int, Query(ge=1, le=2000)] = 500,
-    ) -> list[dict[str, Any]]:
-        """Bookings overlapping the window; customers get their own organization's only."""
+    ) -> Page[BookingOut]:
+        """Bookings overlapping the window, by start; customers get their own organization's only."""
         if end <= start or end - start > MAX_LIST_WINDOW:
             raise Invalid(f"'to' must be after 'from', at most {MAX_LIST_WINDOW.days} days later")
+        params = bookings.filters(
+            principal,
+            start,
+            end,
+            organization_id=organization_id,
+            device_id=device_id,
+            class_id=class_id,
+            status=status,
+        )
+        if params is None:
+            return Page[BookingOut](items=[], total=0, next_cursor=None)
         async with pool.connection() as conn:
-            rows = await bookings.list(
-                conn,
-                principal,
-                start,
-                end,
-                organization_id=organization_id,
-                device_id=device_id,
-                class_id=class_id,
-                status=status,
-                limit=limit,
-            )
-        return [out(r) for r in rows]
+            return await fetch_page(conn, BOOKINGS, QUERIES.booking_rows.sql, params, page, BookingOut)
 
     @router.get(f"{prefix}/bookings/{{booking_id}}", response_model=BookingOut, responses={404: {}})
     async def one(principal: Caller, booking_id: RowId) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from booking import availability, pricing, rules
 from booking.catalogue import Catalogue, DeviceClass
 from booking.sqlfiles import QUERIES
 from common.errors import Conflict, Forbidden, Invalid, NotFound
-from common.rows import autocommit
+from common.rows import autocommit, dict_rows
 
 # How far around a taken slot the 409 looks for alternatives.
 ALTERNATIVES_SPAN = timedelta(days=3)
@@ -290,9 +290,8 @@ class Bookings:
             raise NotFound(f"no booking {booking_id}")
         return row
 
-    async def list(
+    def filters(
         self,
-        conn: AsyncConnection,
         principal: Principal,
         start: datetime,
         end: datetime,
@@ -301,13 +300,15 @@ class Bookings:
         device_id: str | None = None,
         class_id: str | None = None,
         status: str | None = None,
-        limit: int = 500,
-    ) -> list[dict[str, Any]]:
+        limit: int | None = 500,
+    ) -> dict[str, Any] | None:
+        """The parameters of `booking_rows` for what the principal may see; None when that is nothing (a
+        customer asking for another organization's bookings)."""
         if not principal.is_staff:
             if organization_id not in (None, principal.organization_id):
-                return []
+                return None
             organization_id = principal.organization_id
-        params = {
+        return {
             "start": start,
             "end": end,
             "organization_id": organization_id,
@@ -316,9 +317,14 @@ class Bookings:
             "status": status,
             "limit": limit,
         }
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(QUERIES.booking_rows.sql, params)
-            return await cur.fetchall()
+
+    async def list(
+        self, conn: AsyncConnection, principal: Principal, start: datetime, end: datetime, **filters: Any
+    ) -> list[dict[str, Any]]:
+        params = self.filters(principal, start, end, **filters)
+        if params is None:
+            return []
+        return await dict_rows(conn, QUERIES.booking_rows.sql, params)
 
     async def held(
         self, organization_id: int | None, device_ids: Sequence[str], start: datetime, end: datetime

@@ -23,11 +23,16 @@ from accounts.model import Principal
 from booking import calendar, hours, maintenance
 from booking.catalogue import Catalogue
 from booking.routing import IdempotencyKey, once
+from booking.sqlfiles import QUERIES
 from common.errors import Invalid, NotFound
 from common.http import ID as DEVICE_ID
 from common.http import Instant, RowId, Text
+from common.paging import Key, Listing, Page, Paging, fetch_page
+from common.times import Stamp
 
 MAX_WINDOW = timedelta(days=366)
+MAINTENANCE = Listing("maintenance", (Key("start", "time"), Key("device_id", "text"), Key("id", "int")))
+CLOSED_DAYS = Listing("closed-days", (Key("day", "date"),))
 # Far-off dates are typing mistakes, and beyond year 9999 Python's own dates overflow.
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2199, 12, 31)
@@ -46,8 +51,8 @@ class Strict(BaseModel):
 class BookingRef(BaseModel):
     id: int
     organization_id: int
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
 
 
 class AffectedBooking(BookingRef):
@@ -66,12 +71,13 @@ class MaintenanceOut(BaseModel):
     id: int
     device_id: str
     device_name: str
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
     reason: str
     created_by: int | None
-    created_at: datetime
-    cancelled_at: datetime | None
+    created_at: Stamp
+    cancelled_at: Stamp | None
+    updated_at: Stamp
 
 
 class MaintenanceCreated(MaintenanceOut):
@@ -104,6 +110,10 @@ class ClosedDayIn(Strict):
 class ClosedDayOut(BaseModel):
     day: date
     reason: str
+
+
+class ClosedDayListed(ClosedDayOut):
+    updated_at: Stamp
 
 
 class ClosedDayChanged(ClosedDayOut):
@@ -150,18 +160,20 @@ def make_router(
     @router.get(f"{prefix}/maintenance", tags=["maintenance"], responses=errors)
     async def list_maintenance(
         principal: Caller,
+        page: Paging,
         device_id: Annotated[str | None, Query(pattern=DEVICE_ID)] = None,
         start: Annotated[Instant | None, Query(alias="from", description="default: now")] = None,
         end: Annotated[Instant | None, Query(alias="to", description="default: 31 days after 'from'")] = None,
-    ) -> list[MaintenanceOut]:
-        """Maintenance windows (not cancelled) overlapping [from, to), earliest first."""
+    ) -> Page[MaintenanceOut]:
+        """Maintenance windows overlapping [from, to), earliest first: those not cancelled, and with
+        `updated_since` the cancelled ones too (a sync must see a cancellation)."""
         if device_id is not None and device_id not in catalogue.devices:
             raise NotFound(f"no device {device_id!r}")
         start = start or clock()
         start, end = _window(start, end or start + timedelta(days=31))
+        params = {"device_id": device_id, "start": start, "end": end, "with_cancelled": page.updated_since is not None}
         async with pool.connection() as conn:
-            rows = await maintenance.list(conn, device_id, start, end)
-        return [MaintenanceOut(**row) for row in rows]
+            return await fetch_page(conn, MAINTENANCE, QUERIES.maintenance_rows.sql, params, page, MaintenanceOut)
 
     @router.post(
         f"{prefix}/maintenance",
@@ -220,10 +232,12 @@ def make_router(
     @router.get(f"{prefix}/closed-days", tags=["opening hours"], responses=errors)
     async def list_closed_days(
         principal: Caller,
+        page: Paging,
         start: Annotated[date | None, Query(alias="from", description="default: today")] = None,
         end: Annotated[date | None, Query(alias="to", description="exclusive; default: a year after 'from'")] = None,
-    ) -> list[ClosedDayOut]:
-        """Closed days in [from, to), in the center's calendar."""
+    ) -> Page[ClosedDayListed]:
+        """Closed days in [from, to), in the center's calendar. A day opened again is gone from the list (a
+        sync reads the whole range again: a year is a few dozen rows)."""
         start = start or clock().astimezone(zone).date()
         _check_day(start, "from")
         end = end or start + timedelta(days=366)
@@ -233,8 +247,9 @@ def make_router(
         if end - start > MAX_WINDOW:
             raise Invalid(f"ask for at most {MAX_WINDOW.days} days at a time")
         async with pool.connection() as conn:
-            rows = await hours.closed_days(conn, start, end)
-        return [ClosedDayOut(**row) for row in rows]
+            return await fetch_page(
+                conn, CLOSED_DAYS, QUERIES.closed_days.sql, {"start": start, "end": end}, page, ClosedDayListed
+            )
 
     @router.put(f"{prefix}/closed-days/{{day}}", tags=["opening hours"], responses=errors)
     async def put_closed_day(principal: Caller, day: date, body: ClosedDayIn) -> ClosedDayChanged:

@@ -150,5 +150,7 @@ async def list(
 ) -> builtins.list[dict[str, Any]]:
     """Live (not cancelled) windows overlapping [start, end), earliest first."""
     return await dict_rows(
-        conn, QUERIES.maintenance_rows.sql, {"device_id": device_id, "start": start, "end": end, "limit": limit}
+        conn,
+        QUERIES.maintenance_rows.sql,
+        {"device_id": device_id, "start": start, "end": end, "limit": limit, "with_cancelled": False},
     )

@@ -29,6 +29,7 @@ from common.bodies import BoundedBodies
 from common.problems import PROBLEM_RESPONSES as PROBLEMS
 from common.problems import problem
 from common.proxies import TrustedProxies
+from common.times import AnswerZone
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for
@@ -267,4 +268,6 @@ def create_app(
     app.add_middleware(BoundedBodies, limit=settings.max_body_bytes)
     # the client behind trusted proxies (FABHUB_TRUSTED_PROXIES), for every route and the login limits alike
     app.add_middleware(TrustedProxies, trusted=settings.trusted_networks)
+    # every time in an answer in the center's zone with its offset (common/times.py)
+    app.add_middleware(AnswerZone, zone=settings.zone)
     return app

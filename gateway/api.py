@@ -3,13 +3,13 @@ device's connection and state (the board's); its traffic, errors and the gateway
 for staff, null for customers."""
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from common.errors import NotFound
+from common.times import Stamp
 from gateway.coordinator import DeviceStatus
 from gateway.service import Gateway
 from telemetry.model import DEVICE_ID
@@ -22,9 +22,9 @@ class DeviceHealth(BaseModel):
     device_id: str
     protocol: str
     connection: str
-    since: datetime | None
+    since: Stamp | None
     state: str | None
-    last_sample: Annotated[datetime | None, Field(description=STAFF_ONLY)] = None
+    last_sample: Annotated[Stamp | None, Field(description=STAFF_ONLY)] = None
     samples: Annotated[int | None, Field(description=STAFF_ONLY)] = None
     quarantined: Annotated[int | None, Field(description=STAFF_ONLY)] = None
     reconnects: Annotated[int | None, Field(description=STAFF_ONLY)] = None

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,11 +16,17 @@ from accounts.auth import Authenticator
 from accounts.model import Principal
 from common.errors import NotFound
 from common.http import ID, RowId, Text
+from common.paging import Key, Listing, Page, Paging, fetch_page
+from common.times import Stamp
 from oee import exports
-from oee.invoices import Invoicing, documents, lines_of, next_month, parse_month
+from oee.invoices import Invoicing, document_filters, documents, lines_of, next_month, parse_month
 from oee.sqlfiles import QUERIES
 
 MONTH = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
+INVOICES = Listing(
+    "invoices", (Key("month", "date", descending=True), Key("organization_name", "text"), Key("id", "int"))
+)
+USAGE = Listing("usage", (Key("start", "time"), Key("booking_id", "int")))
 OrgId = Annotated[int | None, Query(gt=0, le=2**63 - 1)]
 Month = Annotated[str, Query(pattern=MONTH, description="YYYY-MM in the center's calendar")]
 
@@ -55,8 +60,9 @@ class InvoiceOut(BaseModel):
     credits: int | None
     credited_by: int | None
     reason: str | None
-    created_at: datetime
-    issued_at: datetime | None
+    created_at: Stamp
+    issued_at: Stamp | None
+    updated_at: Stamp
     currency: str = "CNY"
 
 
@@ -69,8 +75,8 @@ class UsageOut(BaseModel):
     organization_id: int
     organization_name: str
     device_id: str
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
     status: str
     booked_s: float
     running_s: float
@@ -79,7 +85,8 @@ class UsageOut(BaseModel):
     offline_s: float
     parts_total: int  # counted parts, whole
     parts_good: int | None
-    computed_at: datetime
+    computed_at: Stamp
+    updated_at: Stamp
 
 
 class DraftIn(BaseModel):
@@ -132,17 +139,19 @@ def make_router(
         async with pool.connection() as conn:
             return await documents(conn, principal, **filters)
 
-    @router.get(f"{prefix}/invoices", response_model=list[InvoiceOut])
+    @router.get(f"{prefix}/invoices")
     async def list_invoices(
         principal: Caller,
+        page: Paging,
         month: Month | None = None,
         organization_id: OrgId = None,
         status: Annotated[str | None, Query(pattern="^(draft|issued)$")] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> Page[InvoiceOut]:
         """Invoices and credit notes, newest month first. Customers see their issued ones only."""
-        return await invoices(
-            principal, month=month_of(month) if month else None, organization_id=organization_id, status=status
-        )
+        chosen = month_of(month) if month else None
+        params = document_filters(principal, month=chosen, organization_id=organization_id, status=status)
+        async with pool.connection() as conn:
+            return await fetch_page(conn, INVOICES, QUERIES.invoices.sql, params, page, InvoiceOut)
 
     # The exports first: /invoices/7.pdf must not be taken for /invoices/{invoice_id}.
     async def readable(principal: Principal, invoice_id: int) -> None:
@@ -224,17 +233,16 @@ def make_router(
             note = await invoicing.credit(conn, invoice_id, principal, body.reason)
         return {"id": invoice_id, "credit_note": note}
 
-    @router.get(f"{prefix}/usage", response_model=list[UsageOut])
-    async def usage(principal: Caller, month: Month, organization_id: OrgId = None) -> list[dict[str, Any]]:
-        """The measured usage of the month's bookings (recorded by the draft runs)."""
+    @router.get(f"{prefix}/usage")
+    async def usage(principal: Caller, page: Paging, month: Month, organization_id: OrgId = None) -> Page[UsageOut]:
+        """The measured usage of the month's bookings (recorded by the draft runs), by start."""
         first = month_of(month)
         params = {
             "start": datetime.combine(first, time(), zone),
             "end": datetime.combine(next_month(first), time(), zone),
             "organization_id": scope(principal, organization_id),
         }
-        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(QUERIES.usage_of_month.sql, params)
-            return await cur.fetchall()
+        async with pool.connection() as conn:
+            return await fetch_page(conn, USAGE, QUERIES.usage_of_month.sql, params, page, UsageOut)
 
     return router

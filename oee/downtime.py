@@ -19,6 +19,7 @@ from psycopg.types.range import Range
 from accounts import audit
 from accounts.model import Principal
 from common.errors import Forbidden, Invalid, NotFound
+from common.times import Stamp
 from oee.sqlfiles import QUERIES
 
 MAX_NOTE = 500
@@ -43,14 +44,14 @@ class Reason:
     name_zh: str
     note: str
     set_by: int | None
-    set_at: datetime
+    set_at: Stamp
 
 
 @dataclass(frozen=True, slots=True)
 class DownInterval:
     device_id: str
-    start: datetime
-    end: datetime | None  # None: still down
+    start: Stamp
+    end: Stamp | None  # None: still down
     duration_s: float  # to `end`, or to now while still down
     reason: Reason | None
 

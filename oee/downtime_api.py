@@ -17,13 +17,15 @@ from accounts.model import Principal
 from booking.catalogue import Catalogue
 from common.errors import Invalid, NotFound
 from common.http import ID, Instant, Text
+from common.paging import Key, Listing, Page, Paging, page_of
 from oee import downtime
 from oee.downtime import DownInterval, ParetoRow, ReasonCode
 
 CODE = r"^[a-z][a-z0-9_]{0,39}$"
 MAX_WINDOW = timedelta(days=400)
 DEFAULT_WINDOW = timedelta(days=7)
-MAX_LIMIT = 5000
+# Newest first; a device id breaks the tie of two devices going down in the same instant.
+DOWNTIME = Listing("downtime", (Key("start", "time", descending=True), Key("device_id", "text")), updated=None)
 
 
 class ReasonIn(BaseModel):
@@ -86,25 +88,22 @@ def make_router(
     @router.get(f"{prefix}/downtime", responses=errors)
     async def list_downtime(
         principal: Caller,
-        response: Response,
+        page: Paging,
         device_id: DeviceQuery = None,
         class_id: ClassQuery = None,
         start: Annotated[Instant | None, Query(alias="from", description="default: 7 days before 'to'")] = None,
         end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000,
-    ) -> list[DownInterval]:
+    ) -> Page[DownInterval]:
         """Down intervals overlapping [from, to), newest first, with their reasons. An interval under way at
         'from' keeps its true start (the key to PUT a reason on); `end` is null while the device is still
-        down. When more than `limit` intervals match, the newest `limit` come with `X-Truncated: true`."""
+        down. Computed from the states, so it takes no `updated_since`."""
         end = end or clock()
         start = start or end - DEFAULT_WINDOW
         window(start, end)
         ids = devices(device_id, class_id)
         async with pool.connection() as conn:
-            found = await downtime.down_intervals(conn, ids, start, end, clock(), limit + 1)
-        if len(found) > limit:
-            response.headers["X-Truncated"] = "true"
-        return found[:limit]
+            found = await downtime.down_intervals(conn, ids, start, end, clock())
+        return page_of(DOWNTIME, found, page)
 
     @router.put(
         f"{prefix}/downtime/{{device_id}}/{{start}}",

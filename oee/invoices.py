@@ -65,23 +65,26 @@ def parse_month(text: str | None) -> date | None:
     return date(int(found[1]), int(found[2]), 1) if found else None
 
 
-async def documents(
-    conn: AsyncConnection,
+def document_filters(
     principal: Principal,
     *,
     month: date | None = None,
     organization_id: int | None = None,
     status: str | None = None,
     invoice_id: int | None = None,
-) -> list[dict[str, Any]]:
-    """Invoices and credit notes the principal may read, newest month first: staff every one, a customer its
-    own organization's issued ones (drafts are the center's work in progress)."""
+) -> dict[str, Any]:
+    """The parameters of `invoices` for what the principal may read: staff every invoice and credit note, a
+    customer its own organization's issued ones (drafts are the center's work in progress)."""
     if not principal.is_staff:
         if organization_id not in (None, principal.organization_id):
             raise NotFound(f"no organization {organization_id}")
         organization_id, status = principal.organization_id, "issued"
-    params = {"month": month, "organization_id": organization_id, "status": status, "id": invoice_id}
-    return await dict_rows(conn, QUERIES.invoices.sql, params)
+    return {"month": month, "organization_id": organization_id, "status": status, "id": invoice_id}
+
+
+async def documents(conn: AsyncConnection, principal: Principal, **filters: Any) -> list[dict[str, Any]]:
+    """Invoices and credit notes the principal may read, newest month first."""
+    return await dict_rows(conn, QUERIES.invoices.sql, document_filters(principal, **filters))
 
 
 async def lines_of(conn: AsyncConnection, invoice_id: int) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel
 
 from common.errors import Invalid, NotFound
+from common.paging import Page, Paging
+from common.times import Stamp
 from telemetry import sight as seen
 from telemetry.model import DEVICE_ID, SIGNAL
 from telemetry.reader import BUCKETS, TelemetryReader
@@ -30,8 +32,8 @@ else:
 
 
 class Window(BaseModel):
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
 
 
 def window(
@@ -51,7 +53,7 @@ TimeWindow = Annotated[Window, Depends(window)]
 class NumericValue(BaseModel):
     device_id: str
     signal: str
-    time: datetime
+    time: Stamp
     value: float
     quality: int
 
@@ -59,14 +61,14 @@ class NumericValue(BaseModel):
 class TextValue(BaseModel):
     device_id: str
     signal: str
-    time: datetime
+    time: Stamp
     value: str
     quality: int
 
 
 class StateValue(BaseModel):
     device_id: str
-    time: datetime
+    time: Stamp
     state: str
     quality: int
 
@@ -78,13 +80,13 @@ class Latest(BaseModel):
 
 
 class Point(BaseModel):
-    time: datetime
+    time: Stamp
     value: float | str
     quality: int
 
 
 class BucketRow(BaseModel):
-    bucket: datetime
+    bucket: Stamp
     count: int
     min: float
     max: float
@@ -104,14 +106,14 @@ class SignalRange(BaseModel):
 
 class StateSpan(BaseModel):
     state: str
-    start: datetime
-    end: datetime
+    start: Stamp
+    end: Stamp
 
 
 class QuarantinedSample(BaseModel):
     id: int
-    received_at: datetime
-    time: datetime | None
+    received_at: Stamp
+    time: Stamp | None
     device_id: str
     signal: str
     value: str
@@ -200,11 +202,11 @@ def make_router(
         bookings of the device, cut at their edges; the current state of every device is in /latest."""
         return await seen.timeline(reader, viewer, device_id, win.start, win.end)
 
-    @router.get("/quarantine", response_model=list[QuarantinedSample], summary="Refused samples (staff)")
+    @router.get("/quarantine", summary="Refused samples (staff)")
     async def quarantine(
-        device_id: Annotated[str | None, Query(alias="device", pattern=DEVICE_ID.pattern)] = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    ) -> list[dict]:
-        return await reader.quarantined(device_id, limit)
+        page: Paging, device_id: Annotated[str | None, Query(alias="device", pattern=DEVICE_ID.pattern)] = None
+    ) -> Page[QuarantinedSample]:
+        """Newest first, with the reason each sample was refused."""
+        return await reader.quarantined(device_id, page, QuarantinedSample)
 
     return router

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel
 
+from common.paging import Key, Listing, Page, PageRequest, fetch_page
 from telemetry.sqlfiles import QUERIES
 from telemetry.timeutil import MINUTE, ceil_minute, floor_minute
 
@@ -31,6 +33,15 @@ BUCKETS: dict[str, timedelta] = {
     "7d": timedelta(days=7),
 }
 Row = dict[str, Any]
+
+
+M = TypeVar("M", bound=BaseModel)
+# Refused samples are never changed: `updated_since` reads when they arrived.
+QUARANTINE = Listing(
+    "quarantine",
+    (Key("received_at", "time", descending=True), Key("id", "int", descending=True)),
+    updated="received_at",
+)
 
 
 class TelemetryReader:
@@ -97,5 +108,7 @@ class TelemetryReader:
         """State intervals clipped to the window and to now."""
         return await self._select("state_timeline", device_id=device_id, start=start, end=end, now=self._clock())
 
-    async def quarantined(self, device_id: str | None, limit: int) -> list[Row]:
-        return await self._select("quarantined", device_id=device_id, limit=limit)
+    async def quarantined(self, device_id: str | None, request: PageRequest, model: type[M]) -> Page[M]:
+        """Refused samples, newest first."""
+        async with self._pool.connection() as conn:
+            return await fetch_page(conn, QUARANTINE, QUERIES.quarantined.sql, {"device_id": device_id}, request, model)

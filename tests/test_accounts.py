@@ -241,7 +241,7 @@ async def test_bad_credit_codes_get_422_with_the_reason(api, pool, code, reason)
     r = await api.post(ORGS, json={"name": "坏代码公司", "uscc": code}, headers=admin)
     assert r.status_code == 422
     assert reason in r.json()["detail"]
-    assert (await api.get(ORGS, headers=admin)).json() == []
+    assert (await api.get(ORGS, headers=admin)).json()["items"] == []
 
 
 async def test_duplicate_code_unknown_program_and_bad_fields(api, pool):
@@ -267,7 +267,7 @@ async def test_duplicate_code_unknown_program_and_bad_fields(api, pool):
         r = await api.post(ORGS, json=body, headers=admin)
         assert r.status_code == 422, body
         assert reason in r.text
-    assert [o["name"] for o in (await api.get(ORGS, headers=admin)).json()] == ["A"]
+    assert [o["name"] for o in (await api.get(ORGS, headers=admin)).json()["items"]] == ["A"]
 
 
 async def test_only_admins_create_and_change_organizations(api, pool):
@@ -279,14 +279,14 @@ async def test_only_admins_create_and_change_organizations(api, pool):
         assert (await api.patch(f"{ORGS}/{org}", json={"name": "Y"}, headers=headers)).status_code == 403
     assert (await api.post(ORGS, json=body)).status_code == 401
     admin = await as_role(pool, api, Role.admin)
-    assert [o["name"] for o in (await api.get(ORGS, headers=admin)).json()] == ["Own"]
+    assert [o["name"] for o in (await api.get(ORGS, headers=admin)).json()["items"]] == ["Own"]
 
 
 async def test_customers_see_only_their_own_organization(api, pool):
     mine = await make_org(pool, name="Mine")
     other = await make_org(pool, name="Other")
     customer = await as_role(pool, api, Role.customer, mine)
-    listed = (await api.get(ORGS, headers=customer)).json()
+    listed = (await api.get(ORGS, headers=customer)).json()["items"]
     assert [o["id"] for o in listed] == [mine]
     assert (await api.get(f"{ORGS}/{mine}", headers=customer)).json()["name"] == "Mine"
     hidden = await api.get(f"{ORGS}/{other}", headers=customer)
@@ -295,7 +295,7 @@ async def test_customers_see_only_their_own_organization(api, pool):
     assert hidden.json()["detail"] == f"no organization {other}"
     assert missing.json()["detail"] == f"no organization {other + 1000}"
     technician = await as_role(pool, api, Role.technician)
-    assert {o["id"] for o in (await api.get(ORGS, headers=technician)).json()} == {mine, other}
+    assert {o["id"] for o in (await api.get(ORGS, headers=technician)).json()["items"]} == {mine, other}
     assert (await api.get(f"{ORGS}/{other}", headers=technician)).status_code == 200
 
 

@@ -41,12 +41,12 @@ async def test_draft_issue_and_read_as_each_role(db_url, pool):
         assert r.json() == {"id": invoice_id, "number": "FH2027-000001"}
         assert (await client.post(f"/api/v1/invoices/{invoice_id}/issue", headers=finance)).status_code == 409
         mine = await client.get("/api/v1/invoices", params={"month": "2027-03"}, headers=owner)
-        assert [i["number"] for i in mine.json()] == ["FH2027-000001"]
+        assert [i["number"] for i in mine.json()["items"]] == ["FH2027-000001"]
         assert (await client.get(f"/api/v1/invoices/{invoice_id}", headers=stranger)).status_code == 404
-        assert (await client.get("/api/v1/invoices", headers=stranger)).json() == []
-        usage = (await client.get("/api/v1/usage", params={"month": "2027-03"}, headers=owner)).json()
+        assert (await client.get("/api/v1/invoices", headers=stranger)).json()["items"] == []
+        usage = (await client.get("/api/v1/usage", params={"month": "2027-03"}, headers=owner)).json()["items"]
         assert [u["running_s"] for u in usage] == [7200.0, 1800.0]
-        assert (await client.get("/api/v1/usage", params={"month": "2027-03"}, headers=stranger)).json() == []
+        assert (await client.get("/api/v1/usage", params={"month": "2027-03"}, headers=stranger)).json()["items"] == []
 
         r = await client.post(f"/api/v1/invoices/{invoice_id}/credit-note", json={"reason": "x"}, headers=finance)
         assert r.status_code == 422

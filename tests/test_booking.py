@@ -104,4 +104,4 @@ async def test_maintenance_post_is_idempotent_too(center):
     listed = await client.get(
         "/api/v1/maintenance", params={"device_id": "cnc-01", "from": slot(4, 0, 0)["start"]}, headers=tech
     )
-    assert [w["id"] for w in listed.json()] == [first.json()["id"]]
+    assert [w["id"] for w in listed.json()["items"]] == [first.json()["id"]]

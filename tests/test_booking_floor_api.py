@@ -105,11 +105,11 @@ async def test_maintenance_over_http(api):
 
     params = {"from": local(1, 0).isoformat(), "to": local(2, 0).isoformat(), "device_id": "cnc-01"}
     r = await client.get("/api/v1/maintenance", params=params, headers=h[Role.finance])
-    assert r.status_code == 200 and [w["id"] for w in r.json()] == [created["id"]]
+    assert r.status_code == 200 and [w["id"] for w in r.json()["items"]] == [created["id"]]
     r = await client.get("/api/v1/maintenance", params=params, headers=h[Role.customer])
     assert r.status_code == 403
     r = await client.get("/api/v1/maintenance", headers=h[Role.technician])  # defaults: the next 31 days
-    assert r.status_code == 200 and len(r.json()) == 1
+    assert r.status_code == 200 and r.json()["total"] == 1
 
     r = await client.delete(f"/api/v1/maintenance/{created['id']}", headers=h[Role.finance])
     assert r.status_code == 403
@@ -192,9 +192,9 @@ async def test_opening_hours_and_closed_days_over_http(api):
     r = await client.put("/api/v1/closed-days/2027-03-05", json={"reason": "劳动节"}, headers=h[Role.admin])
     assert r.status_code == 200 and r.json()["reason"] == "劳动节", r.text
     r = await client.get("/api/v1/closed-days", headers=h[Role.customer])  # default: from today, a year
-    assert r.json() == [{"day": "2027-03-05", "reason": "劳动节"}]
+    assert [(d["day"], d["reason"]) for d in r.json()["items"]] == [("2027-03-05", "劳动节")]
     r = await client.get("/api/v1/closed-days", params={"from": "2027-03-06"}, headers=h[Role.finance])
-    assert r.json() == []
+    assert r.json()["items"] == []
     r = await client.delete("/api/v1/closed-days/2027-03-05", headers=h[Role.technician])
     assert r.status_code == 403
     r = await client.delete("/api/v1/closed-days/2027-03-05", headers=h[Role.admin])

@@ -114,7 +114,7 @@ async def test_results_survive_raw_retention_and_change_only_by_an_audited_recom
             await client.get(
                 "/api/v1/audit", params={"entity": "booking_result", "entity_id": str(booking_id)}, headers=finance
             )
-        ).json()["entries"]
+        ).json()["items"]
         [entry] = entries
         assert entry["action"] == "recompute" and entry["reason"] == "the gateway's spool arrived late"
         assert (entry["before"]["parts_total"], entry["after"]["parts_total"]) == (20, 25)

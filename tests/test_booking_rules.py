@@ -138,7 +138,7 @@ async def test_staff_override_is_logged_and_customers_cannot_override(center):
     assert r.status_code == 201, r.text
     assert r.json()["override_reason"] == "training run agreed by phone"
     admin = await as_role(pool, client, Role.admin)
-    log = (await client.get("/api/v1/audit", params={"entity": "booking"}, headers=admin)).json()["entries"]
+    log = (await client.get("/api/v1/audit", params={"entity": "booking"}, headers=admin)).json()["items"]
     override = next(e for e in log if e["action"] == "override")
     assert set(override["after"]) == {"min_booking", "qualification"}
     assert override["reason"] == "training run agreed by phone"

@@ -34,6 +34,7 @@ from oee.service import OeeService
 from simulators.machine import Machine, Profile
 from simulators.opcua_cnc import OpcUaCnc
 from tests.accounts_rig import ACTOR, Clock, login, make_org, make_user
+from tests.answers import json_answers, times_off_zone, unpaged
 from tests.booking_rig import NOW, ZONE, local
 from tests.gateway_rig import devices_for, eventually, printer, robot
 from tests.http import serve
@@ -296,7 +297,7 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             listed = await c.client.get(
                 "/api/v1/invoices", params={"month": "2027-03", "organization_id": org_id}, headers=finance
             )
-            [invoice] = listed.json()
+            [invoice] = listed.json()["items"]
             assert invoice["status"] == "draft"
             invoices[who] = invoice["id"]
 
@@ -339,7 +340,7 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
         # The usage the gateway recorded, to the second.
         usage = {
             u["booking_id"]: u
-            for u in (await c.client.get("/api/v1/usage", params={"month": "2027-03"}, headers=finance)).json()
+            for u in (await c.client.get("/api/v1/usage", params={"month": "2027-03"}, headers=finance)).json()["items"]
         }
         assert set(usage) == {b.id for b in bookings if b.script}
         first_a_cnc, first_a_robot, first_b_printer, _, first_c_printer, first_c_robot = bookings[:6]
@@ -439,3 +440,30 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             lines = list(csv.DictReader(io.StringIO(report.content.decode("utf-8-sig"))))
             granted_to = {r["customer"]: Decimal(r["subsidy granted (CNY)"]) for r in lines}
             assert granted_to == {NAMES[who]: granted, "Total": granted}
+
+        # Every time in every JSON answer is written in the center's zone with its offset (one rule): read as
+        # an admin, after a maintenance window and a reason for a down time were added to the month.
+        admin_email = "admin@center.example"
+        await make_user(c.pool, Role.admin, email=admin_email)
+        admin = await login(c.client, admin_email)
+        window = {"device_id": ROBOT, "start": local(33, 9).isoformat(), "end": local(33, 11).isoformat()}
+        window |= {"reason": "servo check"}
+        assert (await c.client.post("/api/v1/maintenance", json=window, headers=admin)).status_code == 201
+        signals = (await c.client.get(f"/api/v1/telemetry/devices/{CNC}/signals", headers=admin)).json()
+        values = {
+            "from": local(0, 0).isoformat(),
+            "to": local(31, 0).isoformat(),
+            "month": "2027-03",
+            "class": "cnc",
+            "device_id": CNC,
+            "signal": signals[0]["signal"],
+            "booking_id": str(bookings[0].id),
+            "invoice_id": str(invoices["A"]),
+            "organization_id": str(orgs["A"]),
+            "user_id": str((await c.client.get("/api/v1/me", headers=admin)).json()["id"]),
+        }
+        answers = await json_answers(c.client, admin, values)
+        wrong, seen = times_off_zone(answers, "+08:00")
+        assert seen > 100 and wrong == [], "\n".join(wrong)
+        # ...and every list of records answers in pages.
+        assert unpaged(answers) == set()

@@ -8,15 +8,15 @@ ON CONFLICT (uscc) DO NOTHING
 RETURNING id;
 
 -- name: organization^
-SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at
 FROM organization WHERE id = :id;
 
 -- name: organization-for-update^
-SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at
 FROM organization WHERE id = :id FOR UPDATE;
 
 -- name: organizations
-SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at
 FROM organization
 WHERE CAST(:id AS bigint) IS NULL OR id = :id
 ORDER BY name, id;

@@ -30,13 +30,13 @@ ON CONFLICT DO NOTHING
 RETURNING id;
 
 -- name: user^
-SELECT id, email, name, role, organization_id, active, created_at FROM app_user WHERE id = :id;
+SELECT id, email, name, role, organization_id, active, created_at, updated_at FROM app_user WHERE id = :id;
 
 -- name: user-for-update^
-SELECT id, email, name, role, organization_id, active, created_at FROM app_user WHERE id = :id FOR UPDATE;
+SELECT id, email, name, role, organization_id, active, created_at, updated_at FROM app_user WHERE id = :id FOR UPDATE;
 
 -- name: users
-SELECT id, email, name, role, organization_id, active, created_at
+SELECT id, email, name, role, organization_id, active, created_at, updated_at
 FROM app_user
 WHERE CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id
 ORDER BY id;

@@ -63,7 +63,7 @@ RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name 
     organization_id, CAST(:organization_name AS text) AS organization_name, user_id, created_by,
     lower(during) AS start, upper(during) AS "end", status, purpose, hourly_rate, gross, subsidy_program,
     subsidy_share, subsidy, net, override_reason, created_at, checked_in_at, finished_at, cancelled_at,
-    cancelled_by, late_cancellation, fee;
+    cancelled_by, late_cancellation, fee, updated_at;
 
 -- name: booking-row^
 SELECT * FROM booking_detail

@@ -29,7 +29,7 @@ ON CONFLICT (day) DO UPDATE SET reason = EXCLUDED.reason;
 DELETE FROM closed_day WHERE day = :day;
 
 -- name: closed-days
-SELECT day, reason FROM closed_day WHERE day >= :start AND day < :end ORDER BY day;
+SELECT day, reason, updated_at FROM closed_day WHERE day >= :start AND day < :end ORDER BY day;
 
 -- name: bookings-outside-hours
 -- Confirmed bookings still ahead that the current hours no longer cover: they stay booked (a change of hours

@@ -34,7 +34,7 @@ WHERE id = :id AND status = 'confirmed';
 
 -- name: maintenance-row^
 SELECT m.id, m.device_id, d.name AS device_name, lower(m.during) AS start, upper(m.during) AS "end", m.reason,
-       m.created_by, m.created_at, m.cancelled_at
+       m.created_by, m.created_at, m.cancelled_at, m.updated_at
 FROM maintenance_window m JOIN device d ON d.id = m.device_id
 WHERE m.id = :id;
 
@@ -52,10 +52,11 @@ UPDATE maintenance_window SET cancelled_at = :now WHERE id = :id;
 UPDATE maintenance_window SET during = tstzrange(lower(during), :now) WHERE id = :id;
 
 -- name: maintenance-rows
+-- Cancelled windows only on request: a client syncing changes must see a cancellation.
 SELECT m.id, m.device_id, d.name AS device_name, lower(m.during) AS start, upper(m.during) AS "end", m.reason,
-       m.created_by, m.created_at, m.cancelled_at
+       m.created_by, m.created_at, m.cancelled_at, m.updated_at
 FROM maintenance_window m JOIN device d ON d.id = m.device_id
-WHERE m.cancelled_at IS NULL AND m.during && tstzrange(:start, :end)
+WHERE (m.cancelled_at IS NULL OR :with_cancelled) AND m.during && tstzrange(:start, :end)
   AND (CAST(:device_id AS text) IS NULL OR m.device_id = :device_id)
 ORDER BY lower(m.during), m.device_id, m.id
 LIMIT :limit;

@@ -138,7 +138,7 @@ WHERE l.invoice_id = :invoice_id;
 
 -- name: invoices
 SELECT i.id, i.kind, i.organization_id, o.name AS organization_name, i.month, i.status, i.number, i.total, i.vat,
-       i.vat_rate, i.credits, i.credited_by, i.reason, i.created_at, i.issued_at
+       i.vat_rate, i.credits, i.credited_by, i.reason, i.created_at, i.issued_at, i.updated_at
 FROM invoice i JOIN org_profile o ON o.id = i.organization_id
 WHERE (CAST(:month AS date) IS NULL OR i.month = :month)
   AND (CAST(:organization_id AS bigint) IS NULL OR i.organization_id = :organization_id)
@@ -149,7 +149,7 @@ ORDER BY i.month DESC, o.name, i.id;
 -- name: usage-of-month
 SELECT b.id AS booking_id, b.organization_id, o.name AS organization_name, b.device_id, lower(b.during) AS start,
        upper(b.during) AS "end", b.status, u.booked_s, u.running_s, u.setup_s, u.overrun_s, u.offline_s,
-       u.parts_total, u.parts_good, u.computed_at
+       u.parts_total, u.parts_good, u.computed_at, u.updated_at
 FROM booking_slot b
 JOIN org_profile o ON o.id = b.organization_id
 JOIN usage_record u ON u.booking_id = b.id
