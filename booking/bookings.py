@@ -23,6 +23,7 @@ from booking.catalogue import Catalogue, DeviceClass
 from booking.sqlfiles import QUERIES
 from common.errors import Conflict, Forbidden, Invalid, NotFound
 from common.rows import autocommit, dict_rows
+from outbox.events import publish
 
 # How far around a taken slot the 409 looks for alternatives.
 ALTERNATIVES_SPAN = timedelta(days=3)
@@ -59,6 +60,16 @@ class SlotTaken(Exception):
     def __init__(self, plan: Plan, reason: str) -> None:
         self.plan = plan
         self.reason = reason
+
+
+async def detail(conn: AsyncConnection, booking_id: int, principal: Principal | None = None) -> dict[str, Any]:
+    """A booking with its device's and organization's names; a customer asking for another organization's
+    booking gets the same NotFound as for none."""
+    organization_id = None if principal is None or principal.is_staff else principal.organization_id
+    rows = await dict_rows(conn, QUERIES.booking_row.sql, {"id": booking_id, "organization_id": organization_id})
+    if not rows:
+        raise NotFound(f"no booking {booking_id}")
+    return rows[0]
 
 
 class Bookings:
@@ -212,6 +223,7 @@ class Bookings:
             if row is None:
                 continue
             await audit.record(conn, now, principal, "create", "booking", row["id"], after=row)
+            await publish(conn, "booking.confirmed", {"booking": row}, at=now)
             if problems:
                 broken = [p.rule for p in problems]
                 await audit.record(
@@ -282,13 +294,7 @@ class Bookings:
 
     async def get(self, conn: AsyncConnection, booking_id: int, principal: Principal | None = None) -> dict[str, Any]:
         """A customer asking for another organization's booking gets the same NotFound as for none."""
-        organization_id = None if principal is None or principal.is_staff else principal.organization_id
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(QUERIES.booking_row.sql, {"id": booking_id, "organization_id": organization_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"no booking {booking_id}")
-        return row
+        return await detail(conn, booking_id, principal)
 
     def filters(
         self,
@@ -375,6 +381,7 @@ class Bookings:
         await audit.record(
             conn, now, principal, "cancel", "booking", booking_id, before=before, after=after, reason=waive_fee_reason
         )
+        await publish(conn, "booking.cancelled", {"booking": after, "by_center": False, "reason": None}, at=now)
         return after
 
     async def check_in(self, conn: AsyncConnection, principal: Principal, booking_id: int) -> dict[str, Any]:

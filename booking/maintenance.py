@@ -14,9 +14,11 @@ from psycopg import AsyncConnection
 
 from accounts import audit
 from accounts.model import Principal
+from booking.bookings import detail
 from booking.sqlfiles import QUERIES
 from common.errors import Conflict, Forbidden, Invalid, NotFound
 from common.rows import dict_rows
+from outbox.events import publish
 
 MAX_WINDOW = timedelta(days=366)
 MAX_REASON = 500
@@ -113,11 +115,11 @@ async def _cancel_booking(
     after = await _booking_state(conn, booking_id)
     why = f"maintenance: {reason}"
     await audit.record(conn, now, principal, "cancel", "booking", booking_id, before=before, after=after, reason=why)
+    await publish(conn, "booking.cancelled", {"booking": after, "by_center": True, "reason": reason}, at=now)
 
 
 async def _booking_state(conn: AsyncConnection, booking_id: int) -> dict[str, Any]:
-    rows = await dict_rows(conn, QUERIES.booking_row.sql, {"id": booking_id, "organization_id": None})
-    return rows[0]
+    return await detail(conn, booking_id)
 
 
 async def cancel(conn: AsyncConnection, principal: Principal, window_id: int, now: datetime) -> dict[str, Any]:

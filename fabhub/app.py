@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from common.proxies import TrustedProxies
 from common.times import AnswerZone
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
-from fabhub.domains import domains_for
+from fabhub.domains import domains_for, notifier_for
 from fabhub.gateway_setup import build_gateway
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
@@ -55,9 +56,11 @@ from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
 from gateway.live import LiveHub
+from notify.api import make_router as notify_router
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
+from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
 from telemetry.reader import TelemetryReader
 from telemetry.sight import EVERYTHING, Sight
@@ -82,7 +85,8 @@ def create_app(
     pool = make_pool(database_url, settings)
     domains = domains_for(settings, devices, clock)
     catalogue, oee_service, invoicing = domains.catalogue, domains.oee, domains.invoicing
-    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing), clock, metrics)
+    notifier = notifier_for(settings, devices, clock, pool)
+    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing, notifier), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
     secret = signing_key(settings)
     auth = Authenticator(
@@ -182,6 +186,7 @@ def create_app(
         responses=PROBLEMS,
     )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
+    app.include_router(notify_router(pool, auth, API), responses=PROBLEMS)
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API), responses=PROBLEMS)
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
@@ -245,6 +250,14 @@ def create_app(
         dependencies=[Depends(public)],
     )
     async def prometheus() -> Response:
+        # The outbox's figures are the database's; a scrape while it is away keeps the last ones.
+        with contextlib.suppress(psycopg.Error, PoolTimeout):
+            async with pool.connection(timeout=2) as conn:
+                metrics.outbox_waiting.set(await outbox_waiting(conn))
+                for status in ("pending", "sent", "failed"):
+                    metrics.notifications.labels(status).set(0)
+                for status, n in (await notifier.counts(conn)).items():
+                    metrics.notifications.labels(status).set(n)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.middleware("http")

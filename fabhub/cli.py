@@ -362,12 +362,14 @@ def users_list() -> None:
 # -- jobs --------------------------------------------------------------------------------------------------
 
 
-def _job_list(settings: Settings, devices: DeviceFile) -> list[Job]:
+def _job_list(settings: Settings, devices: DeviceFile, pool: AsyncConnectionPool | None = None) -> list[Job]:
     """The jobs `serve` schedules, on the services create_app wires (fabhub.domains)."""
+    from fabhub.domains import notifier_for
     from fabhub.jobs import jobs_for
+    from telemetry.writer import utc_now
 
     d = _domains(settings, devices)
-    return jobs_for(settings, d.catalogue, d.oee, d.invoicing)
+    return jobs_for(settings, d.catalogue, d.oee, d.invoicing, notifier_for(settings, devices, utc_now, pool))
 
 
 def _domains(settings: Settings, devices: DeviceFile) -> Domains:
@@ -414,7 +416,7 @@ def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhu
         from fabhub.jobs import JobRunner
         from telemetry.writer import utc_now
 
-        return await JobRunner(pool, jobs, utc_now).run(name)
+        return await JobRunner(pool, _job_list(settings, devices, pool), utc_now).run(name)
 
     with database_url(settings) as url:
         try:

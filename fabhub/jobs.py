@@ -21,7 +21,9 @@ from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
 from fabhub.sqlfiles import QUERIES
+from notify.dispatch import Notifier
 from oee import results
+from oee.alerts import publish_machine_down
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry.activity import activity_after_start
@@ -39,7 +41,14 @@ class Job:
     description: str
 
 
-def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicing: Invoicing) -> list[Job]:
+def jobs_for(
+    settings: Settings,
+    catalogue: Catalogue,
+    oee: OeeService,
+    invoicing: Invoicing,
+    notifier: Notifier | None = None,
+) -> list[Job]:
+    """Every scheduled job; the notification jobs only with a notifier (the app's; a test may leave them out)."""
     raw_age = timedelta(days=settings.raw_retention_days)
     rollup_age = timedelta(days=settings.rollup_retention_days) if settings.rollup_retention_days else None
 
@@ -64,7 +73,7 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicin
         moved["results_frozen"] = await results.freeze_due(conn, oee, now)
         return moved
 
-    return [
+    jobs = [
         Job(
             "booking-lifecycle",
             timedelta(minutes=1),
@@ -79,6 +88,15 @@ def jobs_for(settings: Settings, catalogue: Catalogue, oee: OeeService, invoicin
         Job("login-expiry", timedelta(hours=1), logins, "forget failed logins and logged-out tokens once past"),
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),
+    ]
+    if notifier is None:
+        return jobs
+    return [
+        *jobs,
+        Job("machine-alerts", timedelta(seconds=10), publish_machine_down, "publish machines going down in bookings"),
+        Job("reminders", timedelta(minutes=1), notifier.remind, "publish the booking reminders that came due"),
+        Job("notification-messages", timedelta(seconds=5), notifier.expand, "turn outbox events into messages"),
+        Job("notification-sending", timedelta(seconds=5), notifier.deliver, "send due messages, retrying"),
     ]
 
 

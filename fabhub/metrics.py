@@ -42,6 +42,16 @@ class Metrics:
             ["job"],
             registry=self.registry,
         )
+        # Read from the database at each scrape: the outbox and its messages are every process's.
+        self.outbox_waiting = Gauge(
+            "fabhub_outbox_waiting_events", "Outbox events not yet turned into messages", registry=self.registry
+        )
+        self.notifications = Gauge(
+            "fabhub_notifications",
+            "Notification messages by status (pending, sent, failed)",
+            ["status"],
+            registry=self.registry,
+        )
         self.database_up = Gauge(
             "fabhub_database_up", "1 when the last health check reached the database", registry=self.registry
         )

@@ -32,6 +32,8 @@ ROLES: Policy = {
     ("POST", "/api/v1/auth/token"): PUBLIC,
     ("GET", "/api/v1/me"): EVERYONE,
     ("POST", "/api/v1/me/password"): EVERYONE,
+    ("GET", "/api/v1/me/notifications"): EVERYONE,
+    ("PUT", "/api/v1/me/notifications"): EVERYONE,
     # Organizations: customers see their own (others answer 404); admins manage them.
     ("GET", "/api/v1/organizations"): EVERYONE,
     ("POST", "/api/v1/organizations"): ADMIN,

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.proxies import IPNetwork, parse_networks
+from notify.channels import Robot, Smtp
 
 
 class Settings(BaseSettings):
@@ -61,6 +62,32 @@ class Settings(BaseSettings):
     )
     spool_max_mb: int = Field(1024, ge=1, description="disk spool bound while the database is away")
     spool_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="notification email: smtps://user:password@host (TLS) or smtp://user:password@host:587"
+        " (STARTTLS); unset: no email is sent",
+    )
+    smtp_from: str = Field("FabHub <fabhub@localhost>", description="the From of notification email")
+    technicians_robot: SecretStr | None = Field(
+        None,
+        description="the technicians' group robot for machine alerts: wecom:URL, dingtalk:URL or feishu:URL"
+        " (the webhook URL as the service shows it); unset: technicians are emailed",
+    )
+    technicians_robot_secret: SecretStr | None = Field(None, description="the robot's signing secret, if it has one")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            Smtp.from_url(value.get_secret_value(), "check")
+        return value
+
+    @field_validator("technicians_robot")
+    @classmethod
+    def _robot(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            Robot.from_setting(value.get_secret_value(), None)
+        return value
 
     @field_validator("timezone")
     @classmethod

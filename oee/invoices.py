@@ -35,6 +35,7 @@ from oee import results
 from oee.charges import money, usage_charge, vat_of
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
+from outbox.events import publish
 
 ZERO = Decimal("0.00")
 
@@ -290,6 +291,9 @@ class Invoicing:
             number = await self._number(conn, now)
             await QUERIES.issue_invoice(conn, id=invoice_id, number=number, now=now, by=principal.id)
             await audit.record(conn, now, principal, "issue", "invoice", invoice_id, after={"number": number})
+            wanted = {"month": None, "organization_id": None, "status": None, "id": invoice_id}
+            [issued] = await dict_rows(conn, QUERIES.invoices.sql, wanted)
+            await publish(conn, "invoice.issued", {"invoice": issued}, at=now)
         return number
 
     async def credit(self, conn: AsyncConnection, invoice_id: int, principal: Principal, reason: str) -> int:

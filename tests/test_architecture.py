@@ -16,13 +16,15 @@ import sqlglot
 from sqlglot import exp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("telemetry", "accounts", "booking", "oee", "fabhub")
+PACKAGES = ("outbox", "telemetry", "accounts", "booking", "oee", "notify", "fabhub")
 # Whose published relations a package's SQL may read: the packages it may import (DESIGN.md).
 MAY_READ: dict[str, frozenset[str]] = {
+    "outbox": frozenset(),
     "telemetry": frozenset(),
     "accounts": frozenset(),
     "booking": frozenset({"accounts"}),
     "oee": frozenset({"telemetry", "booking", "accounts"}),
+    "notify": frozenset({"booking", "accounts"}),
 }
 COMPOSITION_ROOT = "fabhub"  # may read anything
 

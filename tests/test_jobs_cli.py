@@ -83,7 +83,9 @@ def test_a_failing_job_exits_1_with_the_reason(env, monkeypatch):
     async def boom(conn, now):
         raise RuntimeError("the printer caught fire")
 
-    monkeypatch.setattr(cli, "_job_list", lambda settings, devices: [Job("boom", timedelta(hours=1), boom, "fails")])
+    monkeypatch.setattr(
+        cli, "_job_list", lambda settings, devices, pool=None: [Job("boom", timedelta(hours=1), boom, "fails")]
+    )
     result = runner.invoke(app, ["jobs", "run", "boom"], env=env)
     assert result.exit_code == 1
     assert "job boom failed" in result.output and "the printer caught fire" in result.output

@@ -1,0 +1,180 @@
+"""From events to delivered messages, in two steps that each survive a crash:
+
+1. `expand` claims undispatched outbox events, works out who hears of each (in which language, on which
+   channel), renders the messages and stores them, and marks the event dispatched: one transaction, so an
+   event is expanded exactly once (the unique key on notification guards a replay too).
+2. `deliver` sends due messages, each in a transaction of its own that records the outcome: sent, or tried
+   again with backoff, or failed after the last attempt. An SMTP outage only delays; a crash between a send
+   and its record can repeat that one message, which carries the same Message-ID both times.
+
+`remind` publishes the reminders that have come due (keyed, so each once)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from booking.bookings import detail
+from booking.calendar import one_booking
+from common.errors import NotFound
+from common.rows import dict_rows
+from notify.channels import Robot, SendFailed, Smtp
+from notify.messages import RENDER, Message, Voice
+from notify.sqlfiles import QUERIES
+from outbox.events import Event, claim, dispatched, publish
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 20  # about 19 hours of retries at the capped backoff
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=1)
+TECHNICIANS = "technicians"  # the audience of machine alerts
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    channel: str
+    recipient: str
+    language: str
+
+
+def backoff(attempts: int) -> timedelta:
+    """After the n-th failed attempt: 30 s, 1 min, 2 min, ... at most an hour."""
+    wait: timedelta = FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 16)
+    return min(wait, LONGEST_RETRY)
+
+
+@dataclass
+class Notifier:
+    """`pool` gives each send its own transaction; None only where the jobs are listed, not run."""
+
+    pool: AsyncConnectionPool | None
+    voice: Voice
+    clock: Callable[[], datetime]
+    smtp: Smtp | None = None
+    robots: dict[str, Robot] = field(default_factory=dict)
+
+    async def expand(self, conn: AsyncConnection, now: datetime) -> int:
+        """Inside the caller's transaction; returns how many messages were stored."""
+        stored = 0
+        for event in await claim(conn):
+            for delivery in await self._audience(conn, event):
+                message = await self._render(conn, event, delivery.language, now)
+                if message is None:
+                    continue
+                await QUERIES.insert_notification(
+                    conn,
+                    event_id=event.id,
+                    event_kind=event.kind,
+                    channel=delivery.channel,
+                    recipient=delivery.recipient,
+                    language=delivery.language,
+                    subject=message.subject,
+                    body=message.body,
+                    attachment_name=message.attachment_name,
+                    attachment_type=message.attachment_type,
+                    attachment=message.attachment,
+                    at=now,
+                )
+                stored += 1
+            await dispatched(conn, event, now)
+        return stored
+
+    async def deliver(self, conn: AsyncConnection, now: datetime, limit: int = 50) -> dict[str, int]:
+        """Sends due messages one transaction each (the caller's `conn` holds the job's lock only)."""
+        if self.pool is None:
+            raise RuntimeError("a notifier without a pool lists jobs, it does not send")
+        outcome = {"sent": 0, "retry": 0, "failed": 0}
+        async with httpx.AsyncClient() as client:
+            for _ in range(limit):
+                async with self.pool.connection() as own, own.transaction():
+                    async with own.cursor(row_factory=dict_row) as cur:
+                        await cur.execute(QUERIES.claim_due.sql, {"now": now, "limit": 1})
+                        found = await cur.fetchone()
+                    if found is None:
+                        break
+                    outcome[await self._send(own, client, found)] += 1
+        return outcome
+
+    async def remind(self, conn: AsyncConnection, now: datetime) -> int:
+        """Publishes each reminder that has come due; returns how many were new."""
+        new = 0
+        for row in await dict_rows(conn, QUERIES.reminders_due.sql, {"now": now}):
+            key = f"booking.reminder:{row['id']}:{row['lead']}"
+            payload = {"booking_id": row["id"], "lead_minutes": row["lead"]}
+            new += await publish(conn, "booking.reminder", payload, at=now, key=key)
+        return new
+
+    async def counts(self, conn: AsyncConnection) -> dict[str, int]:
+        return {status: n async for status, n in QUERIES.notification_counts(conn)}
+
+    async def _send(self, conn: AsyncConnection, client: httpx.AsyncClient, found: dict[str, Any]) -> str:
+        try:
+            if found["channel"] == "email":
+                if self.smtp is None:
+                    raise SendFailed("FABHUB_SMTP_URL is not set")
+                await self.smtp.send(found)
+            else:
+                robot = self.robots.get(found["recipient"])
+                if robot is None:
+                    raise SendFailed(f"no robot is configured for {found['recipient']}")
+                await robot.send(client, found)
+        except SendFailed as exc:
+            attempts = found["attempts"] + 1
+            give_up = attempts >= MAX_ATTEMPTS
+            log.warning(
+                "notification %s to %s not sent (attempt %d): %s", found["id"], found["recipient"], attempts, exc
+            )
+            retry_at = self.clock() + backoff(attempts)
+            await QUERIES.mark_unsent(conn, id=found["id"], error=str(exc)[:1000], retry_at=retry_at, give_up=give_up)
+            return "failed" if give_up else "retry"
+        await QUERIES.mark_sent(conn, id=found["id"], now=self.clock())
+        return "sent"
+
+    async def _audience(self, conn: AsyncConnection, event: Event) -> list[Delivery]:
+        if event.kind.startswith("booking."):
+            user_id = event.payload["booking"]["user_id"] if "booking" in event.payload else None
+            if user_id is None:
+                user_id = (await detail(conn, event.payload["booking_id"]))["user_id"]
+            contact = await QUERIES.user_contact(conn, user_id=user_id)
+            if contact is None or not contact[1] or self.smtp is None:
+                return []
+            return [Delivery("email", contact[0], contact[2])]
+        if event.kind == "invoice.issued":
+            found = await QUERIES.billing_contact(conn, organization_id=event.payload["invoice"]["organization_id"])
+            if found is None or not found[0] or self.smtp is None:
+                return []
+            return [Delivery("email", found[0], "zh-CN")]
+        if event.kind == "device.down":
+            if TECHNICIANS in self.robots:
+                return [Delivery("robot", TECHNICIANS, "zh-CN")]
+            if self.smtp is None:
+                return []
+            staff = await dict_rows(conn, QUERIES.staff_contacts.sql, {"role": "technician"})
+            return [Delivery("email", s["email"], s["language"]) for s in staff if s["email_on"]]
+        log.warning("outbox event %s of kind %s has no audience", event.id, event.kind)
+        return []
+
+    async def _render(self, conn: AsyncConnection, event: Event, language: str, now: datetime) -> Message | None:
+        payload = event.payload
+        if event.kind == "booking.reminder":
+            try:
+                booking = await detail(conn, payload["booking_id"])
+            except NotFound:
+                return None
+            if booking["status"] != "confirmed":
+                return None  # cancelled since the reminder came due
+            payload = {**payload, "booking": booking}
+        message = RENDER[event.kind](payload, self.voice, language)
+        if event.kind == "booking.confirmed":
+            booking = await detail(conn, payload["booking"]["id"])
+            ics = one_booking(booking, now)
+            return Message(message.subject, message.body, f"booking-{booking['id']}.ics", "text/calendar", ics)
+        return message

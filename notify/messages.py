@@ -1,0 +1,154 @@
+"""What each event says, in the recipient's language (zh-CN by default, en on request), with the center's
+name and its local time. Rendered once, when the event is dispatched: a message sent after an outage still
+tells what was true when it happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+Language = str  # "zh-CN" or "en"
+LANGUAGES = ("zh-CN", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    subject: str
+    body: str
+    attachment_name: str | None = None
+    attachment_type: str | None = None
+    attachment: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """The center as it signs its messages."""
+
+    center: str
+    zone: ZoneInfo
+
+    def when(self, value: datetime | str, language: Language) -> str:
+        moment = (datetime.fromisoformat(value) if isinstance(value, str) else value).astimezone(self.zone)
+        if language == "en":
+            return moment.strftime("%a %d %b %Y %H:%M")
+        weekday = "一二三四五六日"[moment.weekday()]
+        return moment.strftime(f"%Y年%m月%d日（周{weekday}）%H:%M")
+
+    def span(self, start: Any, end: Any, language: Language) -> str:
+        first, last = self.when(start, language), self.when(end, language)
+        same_day = first[: len(first) - 5] == last[: len(last) - 5]
+        return f"{first}–{last[-5:]}" if same_day else f"{first} – {last}"
+
+    def sign(self, body: str, language: Language) -> str:
+        footer = (
+            f"{self.center}（{self.zone.key} 时间）" if language == "zh-CN" else f"{self.center} ({self.zone.key} time)"
+        )
+        return f"{body}\n\n— {footer}"
+
+
+def cny(amount: Any, language: Language) -> str:
+    value = Decimal(str(amount)).quantize(Decimal("0.01"))
+    return f"¥{value:,}" if language == "zh-CN" else f"CNY {value:,}"
+
+
+def booking_confirmed(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    b = payload["booking"]
+    when = voice.span(b["start"], b["end"], language)
+    if language == "en":
+        subject = f"Booking confirmed: {b['device_name']}, {when}"
+        lines = [
+            f"Your booking {b['id']} of {b['device_name']} is confirmed for {when}.",
+            f"Price: {cny(b['net'], language)} "
+            f"(subsidy {cny(b['subsidy'], language)} off {cny(b['gross'], language)}).",
+            "The calendar file is attached.",
+        ]
+    else:
+        subject = f"预约已确认：{b['device_name']}，{when}"
+        lines = [
+            f"您的预约 {b['id']}（{b['device_name']}）已确认，时间 {when}。",
+            f"费用：{cny(b['net'], language)}"
+            f"（原价 {cny(b['gross'], language)}，补贴 {cny(b['subsidy'], language)}）。",
+            "附件为日历文件。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def booking_cancelled(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    b = payload["booking"]
+    when = voice.span(b["start"], b["end"], language)
+    fee = Decimal(str(b["fee"]))
+    if language == "en":
+        subject = f"Booking cancelled: {b['device_name']}, {when}"
+        why = f" by the center for maintenance ({payload['reason']})" if payload["by_center"] else ""
+        charge = f"A cancellation fee of {cny(fee, language)} applies." if fee > 0 else "No fee is charged."
+        lines = [f"Your booking {b['id']} of {b['device_name']} for {when} was cancelled{why}.", charge]
+    else:
+        subject = f"预约已取消：{b['device_name']}，{when}"
+        why = f"（中心设备维护：{payload['reason']}）" if payload["by_center"] else ""
+        charge = f"将收取取消费 {cny(fee, language)}。" if fee > 0 else "不收取费用。"
+        lines = [f"您的预约 {b['id']}（{b['device_name']}，{when}）已取消{why}。", charge]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def booking_reminder(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    b, lead = payload["booking"], int(payload["lead_minutes"])
+    when = voice.span(b["start"], b["end"], language)
+    if language == "en":
+        ahead = f"{lead // 60} h" if lead % 60 == 0 else f"{lead} min"
+        subject = f"Reminder: {b['device_name']} in {ahead}"
+        lines = [f"Your booking {b['id']} of {b['device_name']} starts {when}.", "Please check in on time."]
+    else:
+        ahead = f"{lead // 60} 小时" if lead % 60 == 0 else f"{lead} 分钟"
+        subject = f"预约提醒：{ahead}后使用 {b['device_name']}"
+        lines = [f"您的预约 {b['id']}（{b['device_name']}）将于 {when} 开始。", "请按时签到。"]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def invoice_issued(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    i = payload["invoice"]
+    month = str(i["month"])[:7]
+    if language == "en":
+        subject = f"Invoice {i['number']} for {month}"
+        lines = [
+            f"Invoice {i['number']} for {i['organization_name']}, {month}, was issued: {cny(i['total'], language)}"
+            f" including VAT {cny(i['vat'], language)}.",
+            "It can be downloaded as PDF from FabHub's finance pages.",
+        ]
+    else:
+        subject = f"发票 {i['number']}（{month}）已开具"
+        lines = [
+            f"{i['organization_name']} {month} 的账单 {i['number']} 已开具，合计 {cny(i['total'], language)}"
+            f"（含增值税 {cny(i['vat'], language)}）。",
+            "可在 FabHub 财务页面下载 PDF。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def device_down(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    d = payload["down"]
+    at = voice.when(d["down_at"], language)
+    if language == "en":
+        subject = f"{d['device_name']} is down during a booking"
+        body = (
+            f"{d['device_name']} ({d['device_id']}) went down at {at} during booking {d['booking_id']} of "
+            f"{d['organization_name']} ({voice.span(d['start'], d['end'], language)})."
+        )
+    else:
+        subject = f"设备故障：{d['device_name']}（预约使用中）"
+        body = (
+            f"{d['device_name']}（{d['device_id']}）于 {at} 停机，当前预约 {d['booking_id']}"
+            f"（{d['organization_name']}，{voice.span(d['start'], d['end'], language)}）。"
+        )
+    return Message(subject, voice.sign(body, language))
+
+
+RENDER = {
+    "booking.confirmed": booking_confirmed,
+    "booking.cancelled": booking_cancelled,
+    "booking.reminder": booking_reminder,
+    "invoice.issued": invoice_issued,
+    "device.down": device_down,
+}

@@ -1,0 +1,70 @@
+-- name: insert-notification!
+INSERT INTO notification (event_id, event_kind, channel, recipient, language, subject, body, attachment_name,
+                          attachment_type, attachment, next_attempt_at, created_at)
+VALUES (:event_id, :event_kind, :channel, :recipient, :language, :subject, :body, :attachment_name,
+        :attachment_type, :attachment, :at, :at)
+ON CONFLICT (event_id, channel, recipient) DO NOTHING;
+
+-- name: claim-due
+-- Due messages, locked for this sender; another process skips them rather than sending them twice.
+SELECT id, event_id, event_kind, channel, recipient, language, subject, body, attachment_name, attachment_type,
+       attachment, attempts
+FROM notification
+WHERE status = 'pending' AND next_attempt_at <= :now
+ORDER BY next_attempt_at, id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark-sent!
+UPDATE notification SET status = 'sent', sent_at = :now, attempts = attempts + 1, last_error = NULL WHERE id = :id;
+
+-- name: mark-unsent!
+UPDATE notification
+SET attempts = attempts + 1, last_error = :error, next_attempt_at = :retry_at,
+    status = CASE WHEN :give_up THEN 'failed' ELSE 'pending' END
+WHERE id = :id;
+
+-- name: notification-counts
+SELECT status, count(*) FROM notification GROUP BY status;
+
+-- name: user-contact^
+-- A user's address and choices (the defaults when the user chose nothing); none for an inactive user.
+SELECT u.email, coalesce(p.email, true) AS email_on, coalesce(p.language, 'zh-CN') AS language,
+       coalesce(p.reminder_minutes, '{1440,60}') AS reminder_minutes
+FROM user_profile u LEFT JOIN notification_preference p ON p.user_id = u.id
+WHERE u.id = :user_id AND u.active;
+
+-- name: staff-contacts
+-- Active staff of a role, with their choices.
+SELECT u.id, u.email, coalesce(p.email, true) AS email_on, coalesce(p.language, 'zh-CN') AS language
+FROM user_profile u LEFT JOIN notification_preference p ON p.user_id = u.id
+WHERE u.role = :role AND u.active
+ORDER BY u.id;
+
+-- name: billing-contact^
+SELECT contact_email FROM org_profile WHERE id = :organization_id AND active;
+
+-- name: preference^
+SELECT coalesce(p.email, true), coalesce(p.language, 'zh-CN'), coalesce(p.reminder_minutes, '{1440,60}')
+FROM user_profile u LEFT JOIN notification_preference p ON p.user_id = u.id
+WHERE u.id = :user_id;
+
+-- name: put-preference!
+INSERT INTO notification_preference (user_id, email, language, reminder_minutes, updated_at)
+VALUES (:user_id, :email, :language, :reminder_minutes, now())
+ON CONFLICT (user_id) DO UPDATE
+SET email = EXCLUDED.email, language = EXCLUDED.language, reminder_minutes = EXCLUDED.reminder_minutes,
+    updated_at = now();
+
+-- name: reminders-due
+-- Confirmed bookings starting within the longest reminder lead of their user, with the leads now due: a lead
+-- is due once its moment has come and the booking already existed then (a booking made 30 minutes ahead gets
+-- no 24-hour reminder).
+SELECT b.id, b.user_id, lead
+FROM booking_slot b
+JOIN user_profile u ON u.id = b.user_id
+LEFT JOIN notification_preference p ON p.user_id = b.user_id
+CROSS JOIN LATERAL unnest(coalesce(p.reminder_minutes, '{1440,60}')) AS lead
+WHERE b.status = 'confirmed' AND lower(b.during) > :now AND lower(b.during) <= :now + interval '7 days'
+  AND lower(b.during) - lead * interval '1 minute' <= :now
+  AND lower(b.during) - lead * interval '1 minute' >= b.created_at;
