@@ -50,7 +50,7 @@ class BookingIn(Strict):
     )
 
     def request(self) -> BookingRequest:
-        return BookingRequest(**self.model_dump())
+        return BookingRequest(**self.model_dump(include=set(BookingIn.model_fields)))
 
 
 class CancelIn(Strict):
@@ -97,6 +97,7 @@ class BookingOut(BaseModel):
     late_cancellation: bool | None
     fee: Decimal
     updated_at: Stamp
+    series_id: int | None = Field(description="the recurring series the booking was made in, if any")
     currency: str = "CNY"
 
 

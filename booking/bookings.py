@@ -192,16 +192,26 @@ class Bookings:
 
     async def quote(self, principal: Principal, request: BookingRequest) -> tuple[pricing.Quote, list[rules.Violation]]:
         """The price as it would be booked now, and the rules the request breaks (empty when bookable)."""
-        now = self.clock()
         async with self.pool.connection() as conn:
-            plan = await self.plan(conn, principal, request)
-            ctx = await self._context(conn, plan, now)
-        device_id = (ctx["candidates"] or plan.device_ids)[0]
-        return self.quote_for(plan, ctx, device_id), self._problems(plan, ctx, now)
+            price, problems, _ = await self.check(conn, principal, request)
+        return price, problems
 
-    async def create(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> dict[str, Any]:
+    async def check(
+        self, conn: AsyncConnection, principal: Principal, request: BookingRequest
+    ) -> tuple[pricing.Quote, list[rules.Violation], bool]:
+        """The price as it would be booked now, the rules the request breaks, and whether a device is free."""
+        now = self.clock()
+        plan = await self.plan(conn, principal, request)
+        ctx = await self._context(conn, plan, now)
+        free = bool(ctx["candidates"]) and not (request.device_id is not None and ctx["under_maintenance"])
+        device_id = (ctx["candidates"] or plan.device_ids)[0]
+        return self.quote_for(plan, ctx, device_id), self._problems(plan, ctx, now), free
+
+    async def create(
+        self, conn: AsyncConnection, principal: Principal, request: BookingRequest, *, announce: bool = True
+    ) -> dict[str, Any]:
         """Inside the caller's transaction. Raises SlotTaken when no device is free; the caller rolls back
-        and asks `alternatives`."""
+        and asks `alternatives`. `announce=False` leaves the confirmation to the caller (a series sends one)."""
         now = self.clock()
         plan = await self.plan(conn, principal, request)
         await QUERIES.lock_for_booking(conn, organization_id=plan.organization_id, device_ids=plan.device_ids)
@@ -223,7 +233,8 @@ class Bookings:
             if row is None:
                 continue
             await audit.record(conn, now, principal, "create", "booking", row["id"], after=row)
-            await publish(conn, "booking.confirmed", {"booking": row}, at=now)
+            if announce:
+                await publish(conn, "booking.confirmed", {"booking": row}, at=now)
             if problems:
                 broken = [p.rule for p in problems]
                 await audit.record(

@@ -55,14 +55,15 @@ async def feed(conn: AsyncConnection, principal: Principal, now: datetime, zone:
     return calendar.to_ical()
 
 
-def one_booking(row: dict[str, Any], now: datetime) -> bytes:
-    """One booking as a calendar file to attach to a message: the same UID as in the feed, so a calendar
-    that has both keeps one event (and strikes it when the booking is cancelled)."""
+def attachment(rows: list[dict[str, Any]], now: datetime) -> bytes:
+    """Bookings as a calendar file to attach to a message: the same UIDs as in the feed, so a calendar that
+    has both keeps one event each (and strikes it when the booking is cancelled)."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("method", "PUBLISH")
-    calendar.add_component(_event({"modified_at": now, **row}, now.astimezone(UTC)))
+    for row in rows:
+        calendar.add_component(_event({"modified_at": now, **row}, now.astimezone(UTC)))
     return calendar.to_ical()
 
 

@@ -25,6 +25,7 @@ from booking.api import make_router as booking_router
 from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
 from booking.floor_api import make_router as floor_router
+from booking.series_api import make_router as series_router
 from common import problems
 from common.bodies import BoundedBodies
 from common.problems import PROBLEM_RESPONSES as PROBLEMS
@@ -187,6 +188,7 @@ def create_app(
     )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(notify_router(pool, auth, API), responses=PROBLEMS)
+    app.include_router(series_router(pool, auth, bookings, API), responses=PROBLEMS)
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API), responses=PROBLEMS)
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)

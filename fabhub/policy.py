@@ -33,6 +33,10 @@ ROLES: Policy = {
     ("GET", "/api/v1/me"): EVERYONE,
     ("POST", "/api/v1/me/password"): EVERYONE,
     ("GET", "/api/v1/me/notifications"): EVERYONE,
+    ("POST", "/api/v1/bookings/series/preview"): BOOKERS,
+    ("POST", "/api/v1/bookings/series"): BOOKERS,
+    ("GET", "/api/v1/bookings/series/{series_id}"): EVERYONE,
+    ("POST", "/api/v1/bookings/series/{series_id}/cancel"): BOOKERS,
     ("PUT", "/api/v1/me/notifications"): EVERYONE,
     # Organizations: customers see their own (others answer 404); admins manage them.
     ("GET", "/api/v1/organizations"): EVERYONE,

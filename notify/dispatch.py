@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from booking.bookings import detail
-from booking.calendar import one_booking
+from booking.calendar import attachment
 from common.errors import NotFound
 from common.rows import dict_rows
 from notify.channels import Robot, SendFailed, Smtp
@@ -140,10 +140,7 @@ class Notifier:
 
     async def _audience(self, conn: AsyncConnection, event: Event) -> list[Delivery]:
         if event.kind.startswith("booking."):
-            user_id = event.payload["booking"]["user_id"] if "booking" in event.payload else None
-            if user_id is None:
-                user_id = (await detail(conn, event.payload["booking_id"]))["user_id"]
-            contact = await QUERIES.user_contact(conn, user_id=user_id)
+            contact = await QUERIES.user_contact(conn, user_id=await _booker(conn, event.payload))
             if contact is None or not contact[1] or self.smtp is None:
                 return []
             return [Delivery("email", contact[0], contact[2])]
@@ -173,8 +170,20 @@ class Notifier:
                 return None  # cancelled since the reminder came due
             payload = {**payload, "booking": booking}
         message = RENDER[event.kind](payload, self.voice, language)
-        if event.kind == "booking.confirmed":
-            booking = await detail(conn, payload["booking"]["id"])
-            ics = one_booking(booking, now)
-            return Message(message.subject, message.body, f"booking-{booking['id']}.ics", "text/calendar", ics)
-        return message
+        booked = [payload["booking"]] if event.kind == "booking.confirmed" else []
+        if event.kind == "booking.series_confirmed":
+            booked = payload["series"]["bookings"]
+        if not booked:
+            return message
+        rows = [await detail(conn, b["id"]) for b in booked]
+        name = f"booking-{rows[0]['id']}.ics" if len(rows) == 1 else f"booking-series-{payload['series']['id']}.ics"
+        return Message(message.subject, message.body, name, "text/calendar", attachment(rows, now))
+
+
+async def _booker(conn: AsyncConnection, payload: dict[str, Any]) -> int:
+    """The user a booking event is for: the booking's, a series' (one user books a series), or by its id."""
+    if "booking" in payload:
+        return int(payload["booking"]["user_id"])
+    if "series" in payload:
+        return int(payload["series"]["bookings"][0]["user_id"])
+    return int((await detail(conn, payload["booking_id"]))["user_id"])

@@ -76,6 +76,26 @@ def booking_confirmed(payload: dict[str, Any], voice: Voice, language: Language)
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
+def series_confirmed(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    made, skipped = payload["series"]["bookings"], payload["series"]["skipped"]
+    device, net = made[0]["device_name"], sum(Decimal(str(b["net"])) for b in made)
+    slots = [f"  {b['id']}: {voice.span(b['start'], b['end'], language)}" for b in made]
+    gaps = [f"  {voice.span(s['start'], s['end'], language)}: {s['reason']}" for s in skipped]
+    if language == "en":
+        subject = f"Recurring booking confirmed: {device}, {len(made)} times"
+        lines = [f"Your {len(made)} bookings of {device} are confirmed ({cny(net, language)} net):", *slots]
+        if gaps:
+            lines += ["Not booked:", *gaps]
+        lines.append("The calendar file with every occurrence is attached.")
+    else:
+        subject = f"系列预约已确认：{device}，共 {len(made)} 次"
+        lines = [f"您的 {len(made)} 次 {device} 预约已确认（合计 {cny(net, language)}）：", *slots]
+        if gaps:
+            lines += ["未预约的时段：", *gaps]
+        lines.append("附件为包含全部时段的日历文件。")
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
 def booking_cancelled(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
     b = payload["booking"]
     when = voice.span(b["start"], b["end"], language)
@@ -147,6 +167,7 @@ def device_down(payload: dict[str, Any], voice: Voice, language: Language) -> Me
 
 RENDER = {
     "booking.confirmed": booking_confirmed,
+    "booking.series_confirmed": series_confirmed,
     "booking.cancelled": booking_cancelled,
     "booking.reminder": booking_reminder,
     "invoice.issued": invoice_issued,

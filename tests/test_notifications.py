@@ -263,3 +263,18 @@ async def test_signed_robots_keep_their_token_and_sign_as_dingtalk_and_feishu_ch
     plain = Smtp.from_url("smtp://relay.local?starttls=off", "f")
     assert (plain.port, plain.start_tls, plain.username) == (25, False, None)
     assert Smtp.from_url("smtp://u:p@mail.example", "f").start_tls is True
+
+
+async def test_a_series_is_confirmed_in_one_message_with_every_occurrence(db_url, pool):
+    async with center(db_url, pool) as (app, client, mailbox, _):
+        c = await customer(pool, client)
+        body = {**slot(1, 9, 10, device_id="cnc-01"), "rule": "FREQ=DAILY;COUNT=3"}
+        r = await client.post("/api/v1/bookings/series", json=body, headers=c.headers)
+        assert r.status_code == 201, r.text
+        await notify(app)
+        [message] = mailbox.to(c.email)
+        assert message["Subject"].endswith("共 3 次")
+        [ics] = list(message.iter_attachments())
+        calendar = ics.get_content()
+        calendar = calendar if isinstance(calendar, str) else calendar.decode()
+        assert calendar.count("BEGIN:VEVENT") == 3 and ics.get_filename() == f"booking-series-{r.json()['id']}.ics"

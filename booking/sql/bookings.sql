@@ -63,7 +63,7 @@ RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name 
     organization_id, CAST(:organization_name AS text) AS organization_name, user_id, created_by,
     lower(during) AS start, upper(during) AS "end", status, purpose, hourly_rate, gross, subsidy_program,
     subsidy_share, subsidy, net, override_reason, created_at, checked_in_at, finished_at, cancelled_at,
-    cancelled_by, late_cancellation, fee, updated_at;
+    cancelled_by, late_cancellation, fee, updated_at, series_id;
 
 -- name: booking-row^
 SELECT * FROM booking_detail
@@ -111,3 +111,17 @@ FROM booking
 WHERE organization_id = :organization_id AND device_id = ANY(:device_ids)
   AND status IN ('confirmed', 'in_progress', 'completed') AND during && tstzrange(:start, :end)
 ORDER BY device_id, lower(during);
+
+-- name: insert-series$
+INSERT INTO booking_series (organization_id, user_id, created_by, rule, created_at)
+VALUES (:organization_id, :user_id, :created_by, :rule, :now)
+RETURNING id;
+
+-- name: join-series!
+UPDATE booking SET series_id = :series_id WHERE id = :id;
+
+-- name: series-row^
+SELECT id, organization_id, rule FROM booking_series WHERE id = :id;
+
+-- name: series-bookings
+SELECT * FROM booking_detail WHERE series_id = :series_id ORDER BY start, id;
