@@ -56,6 +56,17 @@ class Plan:
     user_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    quote: pricing.Quote
+    problems: list[rules.Violation]
+    free_device: str | None
+
+    @property
+    def bookable(self) -> bool:
+        return self.free_device is not None and not self.problems
+
+
 class SlotTaken(Exception):
     def __init__(self, plan: Plan, reason: str) -> None:
         self.plan = plan
@@ -193,19 +204,19 @@ class Bookings:
     async def quote(self, principal: Principal, request: BookingRequest) -> tuple[pricing.Quote, list[rules.Violation]]:
         """The price as it would be booked now, and the rules the request breaks (empty when bookable)."""
         async with self.pool.connection() as conn:
-            price, problems, _ = await self.check(conn, principal, request)
-        return price, problems
+            found = await self.check(conn, principal, request)
+        return found.quote, found.problems
 
-    async def check(
-        self, conn: AsyncConnection, principal: Principal, request: BookingRequest
-    ) -> tuple[pricing.Quote, list[rules.Violation], bool]:
-        """The price as it would be booked now, the rules the request breaks, and whether a device is free."""
+    async def check(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> Check:
+        """The request as it would be booked now: its price, the rules it breaks, and the device that would
+        serve it (None when none is free)."""
         now = self.clock()
         plan = await self.plan(conn, principal, request)
         ctx = await self._context(conn, plan, now)
         free = bool(ctx["candidates"]) and not (request.device_id is not None and ctx["under_maintenance"])
         device_id = (ctx["candidates"] or plan.device_ids)[0]
-        return self.quote_for(plan, ctx, device_id), self._problems(plan, ctx, now), free
+        quote = self.quote_for(plan, ctx, device_id)
+        return Check(quote, self._problems(plan, ctx, now), device_id if free else None)
 
     async def create(
         self, conn: AsyncConnection, principal: Principal, request: BookingRequest, *, announce: bool = True

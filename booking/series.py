@@ -93,11 +93,11 @@ async def preview(
     """Every occurrence with its price and what stands in its way (the rules it breaks, a taken slot)."""
     found = []
     for start, end in occurrences(first, rule, bookings.zone):
-        price, problems, free = await bookings.check(conn, principal, replace(first, start=start, end=end))
-        listed = [{"rule": p.rule, "message": p.message} for p in problems]
-        if not free:
+        check = await bookings.check(conn, principal, replace(first, start=start, end=end))
+        listed = [{"rule": p.rule, "message": p.message} for p in check.problems]
+        if check.free_device is None:
             listed.append({"rule": "taken", "message": "the slot is taken or the device is under maintenance"})
-        found.append(Occurrence(start, end, not listed, listed, price.net))
+        found.append(Occurrence(start, end, not listed, listed, check.quote.net))
     return found
 
 

@@ -26,6 +26,7 @@ from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
 from booking.floor_api import make_router as floor_router
 from booking.series_api import make_router as series_router
+from booking.waiting_api import make_router as waiting_router
 from common import problems
 from common.bodies import BoundedBodies
 from common.problems import PROBLEM_RESPONSES as PROBLEMS
@@ -87,7 +88,8 @@ def create_app(
     domains = domains_for(settings, devices, clock)
     catalogue, oee_service, invoicing = domains.catalogue, domains.oee, domains.invoicing
     notifier = notifier_for(settings, devices, clock, pool)
-    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing, notifier), clock, metrics)
+    bookings = Bookings(pool, catalogue, settings.zone, clock)
+    jobs = JobRunner(pool, jobs_for(settings, catalogue, oee_service, invoicing, notifier, bookings), clock, metrics)
     reader = TelemetryReader(pool, settings.zone, clock)
     secret = signing_key(settings)
     auth = Authenticator(
@@ -103,7 +105,6 @@ def create_app(
         token_url=f"{API}/auth/token",
         policy=ROLES,
     )
-    bookings = Bookings(pool, catalogue, settings.zone, clock)
     gateway = (
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry, environ)
         if settings.run_gateway
@@ -189,6 +190,7 @@ def create_app(
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(notify_router(pool, auth, API), responses=PROBLEMS)
     app.include_router(series_router(pool, auth, bookings, API), responses=PROBLEMS)
+    app.include_router(waiting_router(pool, auth, bookings, clock, API), responses=PROBLEMS)
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API), responses=PROBLEMS)
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)

@@ -364,12 +364,17 @@ def users_list() -> None:
 
 def _job_list(settings: Settings, devices: DeviceFile, pool: AsyncConnectionPool | None = None) -> list[Job]:
     """The jobs `serve` schedules, on the services create_app wires (fabhub.domains)."""
+    from booking.bookings import Bookings
     from fabhub.domains import notifier_for
     from fabhub.jobs import jobs_for
     from telemetry.writer import utc_now
 
     d = _domains(settings, devices)
-    return jobs_for(settings, d.catalogue, d.oee, d.invoicing, notifier_for(settings, devices, utc_now, pool))
+    # Listing the jobs opens no connection: a pool that is never opened stands in.
+    pool = pool or AsyncConnectionPool("", open=False)
+    notifier = notifier_for(settings, devices, utc_now, pool)
+    bookings = Bookings(pool, d.catalogue, settings.zone, utc_now)
+    return jobs_for(settings, d.catalogue, d.oee, d.invoicing, notifier, bookings)
 
 
 def _domains(settings: Settings, devices: DeviceFile) -> Domains:

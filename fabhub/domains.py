@@ -33,7 +33,7 @@ def domains_for(settings: Settings, devices: DeviceFile, clock: Callable[[], dat
 
 
 def notifier_for(
-    settings: Settings, devices: DeviceFile, clock: Callable[[], datetime], pool: AsyncConnectionPool | None
+    settings: Settings, devices: DeviceFile, clock: Callable[[], datetime], pool: AsyncConnectionPool
 ) -> Notifier:
     """The channels the settings configure: email with FABHUB_SMTP_URL, the technicians' group robot with
     FABHUB_TECHNICIANS_ROBOT (secrets, so from the environment only)."""

@@ -16,7 +16,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from accounts.auth import expire_logins
-from booking import lifecycle
+from booking import lifecycle, waiting
+from booking.bookings import Bookings
 from booking.catalogue import Catalogue
 from fabhub.metrics import Metrics
 from fabhub.settings import Settings
@@ -47,8 +48,10 @@ def jobs_for(
     oee: OeeService,
     invoicing: Invoicing,
     notifier: Notifier | None = None,
+    bookings: Bookings | None = None,
 ) -> list[Job]:
-    """Every scheduled job; the notification jobs only with a notifier (the app's; a test may leave them out)."""
+    """Every scheduled job; those that notify and book for waiters only with the notifier and the bookings
+    (the app's; a test may leave them out)."""
     raw_age = timedelta(days=settings.raw_retention_days)
     rollup_age = timedelta(days=settings.rollup_retention_days) if settings.rollup_retention_days else None
 
@@ -89,12 +92,17 @@ def jobs_for(
         Job("telemetry-rollup", timedelta(minutes=1), rollups, "one-minute rollups of numeric samples"),
         Job("telemetry-retention", timedelta(hours=1), retention, "drop raw samples past retention"),
     ]
-    if notifier is None:
+    if notifier is None or bookings is None:
         return jobs
+
+    async def waiting_list(conn: AsyncConnection, now: datetime) -> Any:
+        return await waiting.serve(conn, bookings, now)
+
     return [
         *jobs,
         Job("machine-alerts", timedelta(seconds=10), publish_machine_down, "publish machines going down in bookings"),
         Job("reminders", timedelta(minutes=1), notifier.remind, "publish the booking reminders that came due"),
+        Job("waiting-list", timedelta(minutes=1), waiting_list, "book or offer freed slots to the first waiters"),
         Job("notification-messages", timedelta(seconds=5), notifier.expand, "turn outbox events into messages"),
         Job("notification-sending", timedelta(seconds=5), notifier.deliver, "send due messages, retrying"),
     ]

@@ -53,9 +53,9 @@ def backoff(attempts: int) -> timedelta:
 
 @dataclass
 class Notifier:
-    """`pool` gives each send its own transaction; None only where the jobs are listed, not run."""
+    """`pool` gives each send its own transaction."""
 
-    pool: AsyncConnectionPool | None
+    pool: AsyncConnectionPool
     voice: Voice
     clock: Callable[[], datetime]
     smtp: Smtp | None = None
@@ -89,8 +89,6 @@ class Notifier:
 
     async def deliver(self, conn: AsyncConnection, now: datetime, limit: int = 50) -> dict[str, int]:
         """Sends due messages one transaction each (the caller's `conn` holds the job's lock only)."""
-        if self.pool is None:
-            raise RuntimeError("a notifier without a pool lists jobs, it does not send")
         outcome = {"sent": 0, "retry": 0, "failed": 0}
         async with httpx.AsyncClient() as client:
             for _ in range(limit):
@@ -139,7 +137,7 @@ class Notifier:
         return "sent"
 
     async def _audience(self, conn: AsyncConnection, event: Event) -> list[Delivery]:
-        if event.kind.startswith("booking."):
+        if event.kind.startswith(("booking.", "waiting.")):
             contact = await QUERIES.user_contact(conn, user_id=await _booker(conn, event.payload))
             if contact is None or not contact[1] or self.smtp is None:
                 return []
@@ -181,7 +179,10 @@ class Notifier:
 
 
 async def _booker(conn: AsyncConnection, payload: dict[str, Any]) -> int:
-    """The user a booking event is for: the booking's, a series' (one user books a series), or by its id."""
+    """The user a booking event is for: the booking's, a series' (one user books a series), a waiting-list
+    offer's, or by the booking's id."""
+    if "offer" in payload:
+        return int(payload["offer"]["user_id"])
     if "booking" in payload:
         return int(payload["booking"]["user_id"])
     if "series" in payload:

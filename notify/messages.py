@@ -96,6 +96,24 @@ def series_confirmed(payload: dict[str, Any], voice: Voice, language: Language) 
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
+def waiting_offered(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    o = payload["offer"]
+    when, until = voice.span(o["start"], o["end"], language), voice.when(o["offer_expires_at"], language)
+    if language == "en":
+        subject = f"A slot you wait for is free: {o['device_name']}, {when}"
+        lines = [
+            f"{o['device_name']} is free for {when}, as you asked (waiting-list entry {o['id']}).",
+            f"It is held for you until {until}: accept it under My bookings, or it passes to the next waiter.",
+        ]
+    else:
+        subject = f"候补时段已空出：{o['device_name']}，{when}"
+        lines = [
+            f"您候补的 {o['device_name']}（{when}）已空出（候补 {o['id']}）。",
+            f"为您保留至 {until}：请在“我的预约”中确认，逾期将顺延给下一位候补。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
 def booking_cancelled(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
     b = payload["booking"]
     when = voice.span(b["start"], b["end"], language)
@@ -171,5 +189,6 @@ RENDER = {
     "booking.cancelled": booking_cancelled,
     "booking.reminder": booking_reminder,
     "invoice.issued": invoice_issued,
+    "waiting.offered": waiting_offered,
     "device.down": device_down,
 }

@@ -278,3 +278,17 @@ async def test_a_series_is_confirmed_in_one_message_with_every_occurrence(db_url
         calendar = ics.get_content()
         calendar = calendar if isinstance(calendar, str) else calendar.decode()
         assert calendar.count("BEGIN:VEVENT") == 3 and ics.get_filename() == f"booking-series-{r.json()['id']}.ics"
+
+
+async def test_a_waiting_list_offer_is_mailed_with_its_deadline(db_url, pool):
+    async with center(db_url, pool) as (app, client, mailbox, _):
+        holder, waiter = [await customer(pool, client) for _ in range(2)]
+        wanted = slot(2, 9, 11, device_id="cnc-01")
+        held = (await client.post("/api/v1/bookings", json=wanted, headers=holder.headers)).json()["id"]
+        assert (await client.post("/api/v1/waiting-list", json=wanted, headers=waiter.headers)).status_code == 201
+        assert (await client.post(f"/api/v1/bookings/{held}/cancel", headers=holder.headers)).status_code == 200
+        assert (await app.state.jobs.run("waiting-list"))[0]
+        await notify(app)
+        [offer] = mailbox.to(waiter.email)
+        assert offer["Subject"].startswith("候补时段已空出")
+        assert "为您保留至 2027年03月01日（周一）09:00" in offer.get_body(("plain",)).get_content()
