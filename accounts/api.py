@@ -86,6 +86,7 @@ class OrganizationIn(Input):
     contact_phone: Phone = ""
     contact_email: Email = ""
     subsidy_programs: Programs = []
+    reference_required: bool = Field(False, description="every booking needs a project or purchase-order reference")
 
 
 class OrganizationPatch(Patch):
@@ -96,6 +97,7 @@ class OrganizationPatch(Patch):
     contact_email: Email | None = None
     subsidy_programs: Programs | None = None
     active: bool | None = Field(None, description="false locks the organization's users out at once")
+    reference_required: bool | None = None
 
 
 class UserIn(Input):

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from accounts import audit, checks, uscc
 from accounts.model import Principal
@@ -19,7 +19,10 @@ from common.times import Stamp
 
 ENTITY = "organization"
 # What an update may change; the rest is identity or history.
-EDITABLE = frozenset({"name", "uscc", "contact_name", "contact_phone", "contact_email", "subsidy_programs", "active"})
+EDITABLE = frozenset(
+    {"name", "uscc", "contact_name", "contact_phone", "contact_email", "subsidy_programs", "active"}
+    | {"reference_required"}
+)
 
 
 class Organization(BaseModel):
@@ -33,6 +36,7 @@ class Organization(BaseModel):
     active: bool
     created_at: Stamp
     updated_at: Stamp
+    reference_required: bool = Field(description="every booking needs a project or purchase-order reference")
 
 
 async def create_organization(
@@ -44,6 +48,7 @@ async def create_organization(
     contact_phone: str = "",
     contact_email: str = "",
     subsidy_programs: Sequence[str] = (),
+    reference_required: bool = False,
     at: datetime,
     actor: Principal | str,
 ) -> int:
@@ -57,6 +62,7 @@ async def create_organization(
             "contact_phone": contact_phone,
             "contact_email": contact_email,
             "subsidy_programs": subsidy_programs,
+            "reference_required": reference_required,
         }
     )
     row = await QUERIES.insert_organization(conn, **fields, at=at)

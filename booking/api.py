@@ -45,6 +45,9 @@ class BookingIn(Strict):
     class_id: str | None = Field(None, pattern=ID, description="any free device of this class")
     user_id: int | None = Field(None, gt=0, le=2**63 - 1, description="Staff: the customer who uses the machine")
     purpose: Text = Field("", max_length=500)
+    reference: Text | None = Field(
+        None, min_length=1, max_length=100, description="a project or purchase-order reference for the invoice"
+    )
     override_reason: Text | None = Field(
         None, min_length=3, max_length=500, description="Staff: book past the class rules, with this logged reason"
     )
@@ -98,6 +101,7 @@ class BookingOut(BaseModel):
     fee: Decimal
     updated_at: Stamp
     series_id: int | None = Field(description="the recurring series the booking was made in, if any")
+    reference: str | None = Field(description="the customer's project or purchase-order reference")
     currency: str = "CNY"
 
 

@@ -43,6 +43,7 @@ class BookingRequest:
     user_id: int | None = None  # staff: the customer who will use the machine
     purpose: str = ""
     override_reason: str | None = None
+    reference: str | None = None  # the customer's project or purchase-order reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,10 @@ class Bookings:
                     "ends: ask a technician to renew it",
                 )
             )
+        if ctx["reference_required"] and not request.reference:
+            found.append(
+                rules.Violation("reference", "your organization books with a project or purchase-order reference")
+            )
         wanted = request.end - max(request.start, now)
         over = rules.future_hours_violation(cls.rules, ctx["future_booked"], max(wanted, timedelta(0)))
         if over is not None:
@@ -285,6 +290,7 @@ class Bookings:
             "subsidy": quote.subsidy,
             "net": quote.net,
             "override_reason": request.override_reason,
+            "reference": request.reference,
             "now": now,
         }
         try:

@@ -54,6 +54,7 @@ async def join(
         start=request.start,
         end=request.end,
         purpose=request.purpose,
+        reference=request.reference,
         auto_book=auto_book,
         now=now,
     )
@@ -94,6 +95,7 @@ async def accept(conn: AsyncConnection, bookings: Bookings, principal: Principal
         device_id=locked["offered_device"],
         user_id=locked["user_id"] if principal.is_operator else None,
         purpose=locked["purpose"],
+        reference=locked["reference"],
     )
     booking = await bookings.create(conn, principal, request)
     await QUERIES.settle_waiting(conn, id=entry_id, status="booked", booking_id=booking["id"])
@@ -127,6 +129,7 @@ async def serve(conn: AsyncConnection, bookings: Bookings, now: datetime) -> dic
             device_id=entry["device_id"],
             class_id=None if entry["device_id"] else entry["class_id"],
             purpose=entry["purpose"],
+            reference=entry["reference"],
         )
         try:
             check = await bookings.check(conn, waiter, request)

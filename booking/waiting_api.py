@@ -38,6 +38,7 @@ class WaitingEntry(BaseModel):
     start: Stamp
     end: Stamp
     purpose: str
+    reference: str | None
     auto_book: bool
     status: str = Field(description="waiting, offered, booked, lapsed (offer not taken), expired, withdrawn")
     offered_device: str | None

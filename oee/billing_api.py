@@ -42,6 +42,7 @@ class LineOut(BaseModel):
     unit_price: Decimal
     amount: Decimal
     subsidy_program: str | None
+    reference: str | None = Field(description="the booking's project or purchase-order reference")
 
 
 class InvoiceOut(BaseModel):
@@ -87,6 +88,7 @@ class UsageOut(BaseModel):
     parts_good: int | None
     computed_at: Stamp
     updated_at: Stamp
+    reference: str | None
 
 
 class DraftIn(BaseModel):

@@ -196,6 +196,8 @@ class Invoicing:
         start, end = booking["start"], booking["end"]
         when = f"{start.astimezone(self.zone):%Y-%m-%d %H:%M}–{end.astimezone(self.zone):%H:%M}"
         what = f"{booking['device_name']} {when}"
+        if booking["reference"]:
+            what += f" [{booking['reference']}]"
         if booking["status"] == "no_show":
             return [
                 Line(

@@ -117,8 +117,8 @@ async def test_invoice_lines_as_csv_and_xlsx(pool):
     for cell in (r["amount (CNY)"] for r in xrows):
         assert cell.data_type == "n" and cell.number_format == "0.00"
     assert [Decimal(str(r["amount (CNY)"].value)) for r in xrows] == [Decimal(r["amount (CNY)"]) for r in rows]
-    # The sheet's XML holds the exact digits the database had (column K: the amounts).
-    written = re.findall(r'<c r="K\d+"[^>]*><v>([^<]*)</v>', sheet_xml(issued_xlsx))
+    # The sheet's XML holds the exact digits the database had (column L: the amounts).
+    written = re.findall(r'<c r="L\d+"[^>]*><v>([^<]*)</v>', sheet_xml(issued_xlsx))
     assert [Decimal(v) for v in written] == [Decimal(r["amount (CNY)"]) for r in rows]
 
 

@@ -422,8 +422,11 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             assert {r["invoice"] for r in rows} == {numbers["B again" if who == "B" else who]}
             xlsx = (await c.client.get(f"/api/v1/invoices/{invoice_id}/lines.xlsx", headers=finance)).content
             sheet = load_workbook(io.BytesIO(xlsx)).active
-            header = next(i for i, row in enumerate(sheet.iter_rows(values_only=True), 1) if row[0] == "invoice")
-            amounts = [row[10] for row in sheet.iter_rows(min_row=header + 1, values_only=True)]
+            header, names = next(
+                (i, row) for i, row in enumerate(sheet.iter_rows(values_only=True), 1) if row[0] == "invoice"
+            )
+            column = names.index("amount (CNY)")
+            amounts = [row[column] for row in sheet.iter_rows(min_row=header + 1, values_only=True)]
             assert sum(Decimal(str(a)) for a in amounts) == totals[who]
             pdf = await c.client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=await c.as_(who))
             assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -2,21 +2,25 @@
 
 -- name: insert-organization<!
 -- No row back when the credit code is taken; the caller's transaction stays usable.
-INSERT INTO organization (name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, created_at)
-VALUES (:name, :uscc, :contact_name, :contact_phone, :contact_email, :subsidy_programs, :at)
+INSERT INTO organization (name, uscc, contact_name, contact_phone, contact_email, subsidy_programs,
+                          reference_required, created_at)
+VALUES (:name, :uscc, :contact_name, :contact_phone, :contact_email, :subsidy_programs, :reference_required, :at)
 ON CONFLICT (uscc) DO NOTHING
 RETURNING id;
 
 -- name: organization^
-SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at,
+       reference_required
 FROM organization WHERE id = :id;
 
 -- name: organization-for-update^
-SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at,
+       reference_required
 FROM organization WHERE id = :id FOR UPDATE;
 
 -- name: organizations
-SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at,
+       reference_required
 FROM organization
 WHERE CAST(:id AS bigint) IS NULL OR id = :id
 ORDER BY name, id;
@@ -24,5 +28,6 @@ ORDER BY name, id;
 -- name: update-organization!
 UPDATE organization
 SET name = :name, uscc = :uscc, contact_name = :contact_name, contact_phone = :contact_phone,
-    contact_email = :contact_email, subsidy_programs = :subsidy_programs, active = :active
+    contact_email = :contact_email, subsidy_programs = :subsidy_programs, active = :active,
+    reference_required = :reference_required
 WHERE id = :id;

@@ -19,6 +19,7 @@ SELECT
     (SELECT expires_on FROM qualification_grant WHERE user_id = :user_id AND device_class = :class_id) AS qualified_until,
     (SELECT active FROM org_profile WHERE id = :organization_id) AS organization_active,
     (SELECT subsidy_programs FROM org_profile WHERE id = :organization_id) AS organization_programs,
+    (SELECT reference_required FROM org_profile WHERE id = :organization_id) AS reference_required,
     (SELECT coalesce(sum(upper(b.during) - greatest(lower(b.during), CAST(:now AS timestamptz))), interval '0')
      FROM booking b JOIN device d ON d.id = b.device_id
      WHERE b.organization_id = :organization_id AND d.class_id = :class_id
@@ -55,15 +56,15 @@ FROM (
 -- name: insert-booking^
 INSERT INTO booking (
     device_id, organization_id, user_id, created_by, during, purpose, hourly_rate, gross, subsidy_program,
-    subsidy_share, subsidy, net, override_reason, created_at)
+    subsidy_share, subsidy, net, override_reason, created_at, reference)
 VALUES (
     :device_id, :organization_id, :user_id, :created_by, tstzrange(:start, :end), :purpose, :hourly_rate, :gross,
-    :subsidy_program, :subsidy_share, :subsidy, :net, :override_reason, :now)
+    :subsidy_program, :subsidy_share, :subsidy, :net, :override_reason, :now, :reference)
 RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name AS text) AS device_name,
     organization_id, CAST(:organization_name AS text) AS organization_name, user_id, created_by,
     lower(during) AS start, upper(during) AS "end", status, purpose, hourly_rate, gross, subsidy_program,
     subsidy_share, subsidy, net, override_reason, created_at, checked_in_at, finished_at, cancelled_at,
-    cancelled_by, late_cancellation, fee, updated_at, series_id;
+    cancelled_by, late_cancellation, fee, updated_at, series_id, reference;
 
 -- name: booking-row^
 SELECT * FROM booking_detail

@@ -1,12 +1,14 @@
 -- name: insert-waiting$
-INSERT INTO waiting_entry (organization_id, user_id, class_id, device_id, during, purpose, auto_book, created_at)
-VALUES (:organization_id, :user_id, :class_id, :device_id, tstzrange(:start, :end), :purpose, :auto_book, :now)
+INSERT INTO waiting_entry (organization_id, user_id, class_id, device_id, during, purpose, reference, auto_book,
+                           created_at)
+VALUES (:organization_id, :user_id, :class_id, :device_id, tstzrange(:start, :end), :purpose, :reference,
+        :auto_book, :now)
 RETURNING id;
 
 -- name: waiting-rows
 SELECT w.id, w.organization_id, w.user_id, w.class_id, w.device_id, lower(w.during) AS start,
-       upper(w.during) AS "end", w.purpose, w.auto_book, w.status, w.offered_device, w.offer_expires_at,
-       w.booking_id, w.created_at, w.updated_at
+       upper(w.during) AS "end", w.purpose, w.reference, w.auto_book, w.status, w.offered_device,
+       w.offer_expires_at, w.booking_id, w.created_at, w.updated_at
 FROM waiting_entry w
 WHERE (CAST(:organization_id AS bigint) IS NULL OR w.organization_id = :organization_id)
   AND (CAST(:id AS bigint) IS NULL OR w.id = :id)
@@ -14,7 +16,7 @@ ORDER BY w.created_at, w.id;
 
 -- name: lock-waiting^
 SELECT id, organization_id, user_id, status, class_id, device_id, lower(during) AS start, upper(during) AS "end",
-       purpose, offered_device, offer_expires_at
+       purpose, reference, offered_device, offer_expires_at
 FROM waiting_entry WHERE id = :id FOR UPDATE;
 
 -- name: end-stale-waiting!
@@ -29,7 +31,7 @@ WHERE status IN ('waiting', 'offered')
 -- The entries to serve, first come first: each with whether an open offer already holds its span (a slot is
 -- offered to one waiter at a time).
 SELECT w.id, w.organization_id, w.user_id, w.class_id, w.device_id, lower(w.during) AS start,
-       upper(w.during) AS "end", w.purpose, w.auto_book
+       upper(w.during) AS "end", w.purpose, w.reference, w.auto_book
 FROM waiting_entry w
 WHERE w.status = 'waiting'
   AND NOT EXISTS (

@@ -20,7 +20,7 @@ ORDER BY 1;
 -- Finished ones only: a booking still under way waits for the next run.
 SELECT b.id, b.device_id, d.name AS device_name, d.class_id, lower(b.during) AS start, upper(b.during) AS "end",
        b.status, b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.fee, b.late_cancellation,
-       dc.billing_basis, dc.metered_minimum_share
+       b.reference, dc.billing_basis, dc.metered_minimum_share
 FROM booking_slot b
 JOIN device_entry d ON d.id = b.device_id
 JOIN device_class_entry dc ON dc.id = d.class_id
@@ -128,8 +128,10 @@ UPDATE invoice SET status = 'issued', number = :number, issued_at = :now, issued
 UPDATE invoice SET credited_by = :credit_note WHERE id = :id;
 
 -- name: invoice-lines
-SELECT id, position, booking_id, kind, description, quantity, unit, unit_price, amount, subsidy_program
-FROM invoice_line WHERE invoice_id = :invoice_id ORDER BY position;
+SELECT l.id, l.position, l.booking_id, l.kind, l.description, l.quantity, l.unit, l.unit_price, l.amount,
+       l.subsidy_program, b.reference
+FROM invoice_line l LEFT JOIN booking_slot b ON b.id = l.booking_id
+WHERE l.invoice_id = :invoice_id ORDER BY l.position;
 
 -- name: ledger-of-invoice
 SELECT s.organization_id, s.program_id, s.year, s.invoice_line_id, s.booking_id, s.amount
@@ -149,7 +151,7 @@ ORDER BY i.month DESC, o.name, i.id;
 -- name: usage-of-month
 SELECT b.id AS booking_id, b.organization_id, o.name AS organization_name, b.device_id, lower(b.during) AS start,
        upper(b.during) AS "end", b.status, u.booked_s, u.running_s, u.setup_s, u.overrun_s, u.offline_s,
-       u.parts_total, u.parts_good, u.computed_at, u.updated_at
+       u.parts_total, u.parts_good, u.computed_at, u.updated_at, b.reference
 FROM booking_slot b
 JOIN org_profile o ON o.id = b.organization_id
 JOIN usage_record u ON u.booking_id = b.id

@@ -16,7 +16,7 @@ WHERE i.id = :id;
 -- Usage records of the bookings that start in the month (the center's calendar), oldest first. Hours are
 -- rounded in numeric (never float) to the hundredth; parts to whole parts.
 SELECT b.id AS booking_id, o.name AS organization, o.uscc, d.id AS device_id, d.name AS device, d.class_id,
-       b.status, lower(b.during) AS start, upper(b.during) AS "end",
+       b.status, lower(b.during) AS start, upper(b.during) AS "end", b.reference,
        round(CAST(u.booked_s AS numeric) / 3600, 2) AS booked_h,
        round(CAST(u.running_s AS numeric) / 3600, 2) AS running_h,
        round(CAST(u.setup_s AS numeric) / 3600, 2) AS setup_h,
