@@ -33,6 +33,7 @@ from common.problems import PROBLEM_RESPONSES as PROBLEMS
 from common.problems import problem
 from common.proxies import TrustedProxies
 from common.times import AnswerZone
+from fabhub.api_docs import mount_api_docs
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for, notifier_for
@@ -155,6 +156,8 @@ def create_app(
         version="0.1.0",
         summary="Shared-equipment workshop: live machines, bookings, OEE and billing",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from mount_api_docs, with their files served here, not by a CDN
+        redoc_url=None,
     )
     app.state.pool = pool
     app.state.jobs = jobs
@@ -217,6 +220,8 @@ def create_app(
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),
     )
+
+    mount_api_docs(app)
 
     @app.get(
         "/healthz",

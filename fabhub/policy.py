@@ -135,6 +135,10 @@ ROLES: Policy = {
     ("POST", "/machines/{device_id}/downtime"): OPERATORS,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
+    # The API's documentation (fabhub/api_docs.py), public like /openapi.json, which FastAPI serves itself.
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
 }
 
 

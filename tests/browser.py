@@ -27,9 +27,9 @@ SHOTS = REPO / "artifacts" / "screenshots"
 
 
 @contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(*flags: str) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *flags])
         try:
             yield browser
         finally:
@@ -50,8 +50,8 @@ async def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
         await page.click("form.card button[type=submit]")
 
 
-async def shot(page: Page, name: str) -> Path:
+async def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
-    await page.screenshot(path=path, full_page=True)
+    await page.screenshot(path=path, full_page=full_page)
     return path

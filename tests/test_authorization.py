@@ -93,6 +93,8 @@ async def test_every_route_as_every_role(center):
         "secret": "not-a-real-secret-0123456789abcdefghijklmno",
         "invoice_id": 1,
         "fmt": "csv",
+        "series_id": 1,
+        "entry_id": 1,
     }
     wrong = []
     for (method, path), allowed in ROLES.items():
