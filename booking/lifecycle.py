@@ -17,9 +17,11 @@ from psycopg import AsyncConnection
 
 from accounts import audit
 from booking import pricing
+from booking.bookings import detail
 from booking.catalogue import Catalogue
 from booking.sqlfiles import QUERIES
 from common.rows import dict_rows
+from outbox.events import publish
 
 ACTOR = "job:booking-lifecycle"
 ACTIVE = frozenset({"running", "setup"})
@@ -97,6 +99,7 @@ async def advance(
                 after={"status": "no_show", "fee": fee},
                 reason="the machine did not run or set up within the no-show threshold",
             )
+            await publish(conn, "booking.no_show", {"booking": await detail(conn, booking["id"])}, at=now)
             counts["no_show"] += 1
     for booking in await dict_rows(conn, QUERIES.due_for_completion.sql, {"now": now}):
         await QUERIES.complete_booking(conn, id=booking["id"], finished_at=booking["end"])

@@ -103,6 +103,7 @@ def jobs_for(
         Job("machine-alerts", timedelta(seconds=10), publish_machine_down, "publish machines going down in bookings"),
         Job("reminders", timedelta(minutes=1), notifier.remind, "publish the booking reminders that came due"),
         Job("waiting-list", timedelta(minutes=1), waiting_list, "book or offer freed slots to the first waiters"),
+        Job("qualification-notices", timedelta(hours=1), notifier.warn_expiring, "notice of qualifications ending"),
         Job("notification-messages", timedelta(seconds=5), notifier.expand, "turn outbox events into messages"),
         Job("notification-sending", timedelta(seconds=5), notifier.deliver, "send due messages, retrying"),
     ]

@@ -36,6 +36,7 @@ MAX_ATTEMPTS = 20  # about 19 hours of retries at the capped backoff
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 TECHNICIANS = "technicians"  # the audience of machine alerts
+EXPIRY_NOTICE_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,16 @@ class Notifier:
             new += await publish(conn, "booking.reminder", payload, at=now, key=key)
         return new
 
+    async def warn_expiring(self, conn: AsyncConnection, now: datetime) -> int:
+        """Publishes a notice for each qualification that ends within 30 days, once per grant and end date."""
+        today = now.astimezone(self.voice.zone).date()
+        params = {"today": today, "days": EXPIRY_NOTICE_DAYS}
+        new = 0
+        for row in await dict_rows(conn, QUERIES.qualifications_expiring.sql, params):
+            key = f"qualification.expiring:{row['user_id']}:{row['device_class']}:{row['expires_on']}"
+            new += await publish(conn, "qualification.expiring", {"qualification": row}, at=now, key=key)
+        return new
+
     async def counts(self, conn: AsyncConnection) -> dict[str, int]:
         return {status: n async for status, n in QUERIES.notification_counts(conn)}
 
@@ -137,7 +148,7 @@ class Notifier:
         return "sent"
 
     async def _audience(self, conn: AsyncConnection, event: Event) -> list[Delivery]:
-        if event.kind.startswith(("booking.", "waiting.")):
+        if event.kind.startswith(("booking.", "waiting.", "qualification.")):
             contact = await QUERIES.user_contact(conn, user_id=await _booker(conn, event.payload))
             if contact is None or not contact[1] or self.smtp is None:
                 return []
@@ -181,8 +192,9 @@ class Notifier:
 async def _booker(conn: AsyncConnection, payload: dict[str, Any]) -> int:
     """The user a booking event is for: the booking's, a series' (one user books a series), a waiting-list
     offer's, or by the booking's id."""
-    if "offer" in payload:
-        return int(payload["offer"]["user_id"])
+    for key in ("offer", "qualification"):
+        if key in payload:
+            return int(payload[key]["user_id"])
     if "booking" in payload:
         return int(payload["booking"]["user_id"])
     if "series" in payload:

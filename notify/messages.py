@@ -5,7 +5,7 @@ tells what was true when it happened."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -114,20 +114,67 @@ def waiting_offered(payload: dict[str, Any], voice: Voice, language: Language) -
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
-def booking_cancelled(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+def _with_fee(
+    payload: dict[str, Any], voice: Voice, language: Language, fee_en: str, fee_zh: str
+) -> tuple[dict[str, Any], str, str]:
+    """The booking, its slot in words, and what its fee means."""
     b = payload["booking"]
-    when = voice.span(b["start"], b["end"], language)
     fee = Decimal(str(b["fee"]))
+    if language == "en":
+        charge = f"A {fee_en} of {cny(fee, language)} applies." if fee > 0 else "No fee is charged."
+    else:
+        charge = f"将收取{fee_zh} {cny(fee, language)}。" if fee > 0 else "不收取费用。"
+    return b, voice.span(b["start"], b["end"], language), charge
+
+
+def booking_cancelled(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    b, when, charge = _with_fee(payload, voice, language, "cancellation fee", "取消费")
     if language == "en":
         subject = f"Booking cancelled: {b['device_name']}, {when}"
         why = f" by the center for maintenance ({payload['reason']})" if payload["by_center"] else ""
-        charge = f"A cancellation fee of {cny(fee, language)} applies." if fee > 0 else "No fee is charged."
         lines = [f"Your booking {b['id']} of {b['device_name']} for {when} was cancelled{why}.", charge]
     else:
         subject = f"预约已取消：{b['device_name']}，{when}"
         why = f"（中心设备维护：{payload['reason']}）" if payload["by_center"] else ""
-        charge = f"将收取取消费 {cny(fee, language)}。" if fee > 0 else "不收取费用。"
         lines = [f"您的预约 {b['id']}（{b['device_name']}，{when}）已取消{why}。", charge]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def booking_no_show(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    b, when, charge = _with_fee(payload, voice, language, "no-show fee", "爽约费")
+    if language == "en":
+        subject = f"Missed booking: {b['device_name']}, {when}"
+        lines = [
+            f"The machine did not run in the first minutes of your booking {b['id']} ({when}): it is released "
+            "as a no-show and free for others.",
+            charge,
+            "If you were there, please tell the technicians.",
+        ]
+    else:
+        subject = f"预约未使用：{b['device_name']}，{when}"
+        lines = [
+            f"您的预约 {b['id']}（{when}）开始后设备未运行，已按爽约释放，设备可供他人预约。",
+            charge,
+            "如您已到场，请联系技术人员。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def qualification_expiring(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    q = payload["qualification"]
+    day = date.fromisoformat(str(q["expires_on"]))
+    if language == "en":
+        subject = f"Your qualification for {q['class_name']} ends on {day:%d %b %Y}"
+        lines = [
+            f"Your qualification for {q['class_name']} ends on {day:%d %b %Y}; bookings after it are refused.",
+            "Ask a technician to renew it.",
+        ]
+    else:
+        subject = f"{q['class_name_zh']}使用资格将于 {day:%Y年%m月%d日} 到期"
+        lines = [
+            f"您的{q['class_name_zh']}使用资格将于 {day:%Y年%m月%d日} 到期，到期后的预约将无法提交。",
+            "请联系技术人员续期。",
+        ]
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
@@ -187,8 +234,10 @@ RENDER = {
     "booking.confirmed": booking_confirmed,
     "booking.series_confirmed": series_confirmed,
     "booking.cancelled": booking_cancelled,
+    "booking.no_show": booking_no_show,
     "booking.reminder": booking_reminder,
     "invoice.issued": invoice_issued,
     "waiting.offered": waiting_offered,
+    "qualification.expiring": qualification_expiring,
     "device.down": device_down,
 }

@@ -292,3 +292,45 @@ async def test_a_waiting_list_offer_is_mailed_with_its_deadline(db_url, pool):
         [offer] = mailbox.to(waiter.email)
         assert offer["Subject"].startswith("候补时段已空出")
         assert "为您保留至 2027年03月01日（周一）09:00" in offer.get_body(("plain",)).get_content()
+
+
+async def test_no_shows_expiring_qualifications_and_issued_invoices_are_told(db_url, pool):
+    from datetime import date
+
+    from accounts.model import Principal
+    from tests.test_invoices import MARCH, book, setup
+    from tests.test_invoices import center as invoice_center
+
+    async with center(db_url, pool) as (app, client, mailbox, clock):
+        c = await customer(pool, client, qualified_until=date(2027, 3, 20))
+        r = await client.post("/api/v1/bookings", json=slot(0, 8, 10, device_id="printer-01"), headers=c.headers)
+        assert r.status_code == 201, r.text
+        clock.now = local(0, 8.6)  # 36 minutes in, the printer seen idle and never running: a no-show
+        writer = BatchWriter(pool, clock=clock)
+        await writer.write_batch([Sample(local(0, 7.9), "printer-01", "state", "idle")])
+        await writer.write_batch([Sample(local(0, 8.3), "printer-01", "state", "idle")])
+        for job in ("booking-lifecycle", "qualification-notices", "qualification-notices"):
+            assert (await app.state.jobs.run(job))[0]
+        await notify(app)
+        subjects = sorted(m["Subject"] for m in mailbox.to(c.email))
+        assert len(subjects) == 2 + 3  # the confirmation, the no-show, and each class's notice once
+        assert any(s.startswith("预约未使用：") for s in subjects)
+        notices = [s for s in subjects if "使用资格将于 2027年03月20日 到期" in s]
+        assert {s.split("使用资格")[0] for s in notices} == {"数控加工中心", "工业机器人工作站", "3D打印机"}
+
+        # An issued invoice goes to the organization's contact email.
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE organization SET contact_email = 'billing@sme.example' WHERE id = %s", (c.org_id,)
+            )
+        invoicing = await setup(pool, invoice_center())
+        await book(pool, c.org_id, c.user_id, "cnc-01", local(3, 9), local(3, 10), "no_show", "180.00", fee="180.00")
+        clerk = await make_user(pool, Role.finance, email="clerk@center.example")
+        async with pool.connection() as conn:
+            draft = await invoicing.draft(conn, c.org_id, MARCH, "tests")
+            number = await invoicing.issue(
+                conn, draft, Principal(clerk, "clerk@center.example", "C", Role.finance, None)
+            )
+        await notify(app)
+        [issued] = mailbox.to("billing@sme.example")
+        assert issued["Subject"] == f"发票 {number}（2027-03）已开具"

@@ -68,3 +68,13 @@ CROSS JOIN LATERAL unnest(coalesce(p.reminder_minutes, '{1440,60}')) AS lead
 WHERE b.status = 'confirmed' AND lower(b.during) > :now AND lower(b.during) <= :now + interval '7 days'
   AND lower(b.during) - lead * interval '1 minute' <= :now
   AND lower(b.during) - lead * interval '1 minute' >= b.created_at;
+
+-- name: qualifications-expiring
+-- Active users' qualifications that end within :days days (not yet ended), with the class's names.
+SELECT q.user_id, q.device_class, q.expires_on, coalesce(c.name, q.device_class) AS class_name,
+       coalesce(c.name_zh, c.name, q.device_class) AS class_name_zh
+FROM qualification_grant q
+JOIN user_profile u ON u.id = q.user_id AND u.active
+LEFT JOIN device_class_entry c ON c.id = q.device_class
+WHERE q.expires_on >= CAST(:today AS date) AND q.expires_on <= CAST(:today AS date) + CAST(:days AS integer)
+ORDER BY q.expires_on, q.user_id, q.device_class;
