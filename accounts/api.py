@@ -158,9 +158,7 @@ def make_router(
         return clock().astimezone(zone).date()
 
     def check_programs(programs: list[str] | None) -> None:
-        unknown = sorted({p for p in programs or () if not known_program(p)})
-        if unknown:
-            raise Invalid(f"unknown subsidy program(s): {', '.join(unknown)}")
+        checks.known_programs(programs, known_program)
 
     def visible_user(principal: Principal, user_id: int) -> None:
         """Staff see every user, others only themselves; the rest looks missing, not forbidden."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 
 from common.errors import Invalid
 
@@ -47,3 +48,10 @@ def config_id(value: str, what: str) -> str:
     if not ID.match(value):
         raise Invalid(f"{what} {value[:64]!r} is not an id (lower-case letters, digits, - and _)")
     return value
+
+
+def known_programs(programs: Iterable[str] | None, known: Callable[[str], bool]) -> None:
+    """Subsidy programs are the center's configuration (devices.yaml): an id it does not have is a typo."""
+    unknown = sorted({p for p in programs or () if not known(p)})
+    if unknown:
+        raise Invalid(f"unknown subsidy program(s): {', '.join(unknown)}")

@@ -43,6 +43,31 @@ async def create_user(
     at: datetime,
     actor: Principal | str,
 ) -> int:
+    hashed = await _hash(password)
+    return await add_user(
+        conn,
+        email=email,
+        name=name,
+        role=role,
+        organization_id=organization_id,
+        password_hash=hashed,
+        at=at,
+        actor=actor,
+    )
+
+
+async def add_user(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    organization_id: int | None,
+    password_hash: str,
+    at: datetime,
+    actor: Principal | str,
+) -> int:
+    """A user whose password was hashed already (a registration's first user chose it when registering)."""
     email = checks.email(email)
     name = checks.name(name, "a user's name")
     role = _role(role)
@@ -53,7 +78,7 @@ async def create_user(
         name=name,
         role=role,
         organization_id=organization_id,
-        password_hash=await _hash(password),
+        password_hash=password_hash,
         at=at,
     )
     if row is None:

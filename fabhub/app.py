@@ -21,6 +21,8 @@ from psycopg_pool import PoolTimeout
 from accounts.api import make_router as accounts_router
 from accounts.auth import Authenticator, LoginLimits, public
 from accounts.model import Principal
+from accounts.registration import MAX_LICENCE_BYTES, Licences
+from accounts.registration_api import make_router as registration_router
 from booking.api import make_router as booking_router
 from booking.bookings import Bookings
 from booking.catalogue import sync as sync_catalogue
@@ -54,6 +56,7 @@ from fabhub.web.finance_pages import make_router as finance_pages_router
 from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
+from fabhub.web.register_pages import make_router as register_pages_router
 from fabhub.web.render import Pages
 from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
@@ -190,6 +193,12 @@ def create_app(
         ),
         responses=PROBLEMS,
     )
+    licences = Licences(settings.data_dir / "licences")
+    app.include_router(register_pages_router(pages, sessions, pool, licences, clock))
+    app.include_router(
+        registration_router(pool, auth, licences, devices.subsidy_programs.__contains__, clock, API),
+        responses=PROBLEMS,
+    )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(notify_router(pool, auth, API), responses=PROBLEMS)
     app.include_router(series_router(pool, auth, bookings, API), responses=PROBLEMS)
@@ -287,7 +296,9 @@ def create_app(
     check_policy(app)
     problems.install(app)
     # outermost: a body is bounded before any route, dependency or token check sees it
-    app.add_middleware(BoundedBodies, limit=settings.max_body_bytes)
+    # the registration form carries the business licence (10 MB, and the form around it)
+    uploads = {f"{API}/registrations": MAX_LICENCE_BYTES + 256 * 1024, "/register": MAX_LICENCE_BYTES + 256 * 1024}
+    app.add_middleware(BoundedBodies, limit=settings.max_body_bytes, limits=uploads)
     # the client behind trusted proxies (FABHUB_TRUSTED_PROXIES), for every route and the login limits alike
     app.add_middleware(TrustedProxies, trusted=settings.trusted_networks)
     # every time in an answer in the center's zone with its offset (common/times.py)

@@ -364,6 +364,8 @@ def users_list() -> None:
 
 def _job_list(settings: Settings, devices: DeviceFile, pool: AsyncConnectionPool | None = None) -> list[Job]:
     """The jobs `serve` schedules, on the services create_app wires (fabhub.domains)."""
+    from psycopg_pool import AsyncConnectionPool
+
     from booking.bookings import Bookings
     from fabhub.domains import notifier_for
     from fabhub.jobs import jobs_for

@@ -153,6 +153,9 @@ class Notifier:
             if contact is None or not contact[1] or self.smtp is None:
                 return []
             return [Delivery("email", contact[0], contact[2])]
+        if event.kind.startswith("registration."):
+            applicant = event.payload["registration"]
+            return [Delivery("email", applicant["contact_email"], applicant["language"])] if self.smtp else []
         if event.kind == "invoice.issued":
             found = await QUERIES.billing_contact(conn, organization_id=event.payload["invoice"]["organization_id"])
             if found is None or not found[0] or self.smtp is None:

@@ -178,6 +178,46 @@ def qualification_expiring(payload: dict[str, Any], voice: Voice, language: Lang
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
+def registration_submitted(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    r = payload["registration"]
+    if language == "en":
+        subject = f"Confirm your email to register {r['organization_name']}"
+        lines = [
+            f"Someone, we hope you, registered {r['organization_name']} ({r['uscc']}) with this email.",
+            f"Confirm it within 48 hours: {payload['confirm_url']}",
+            "The center then reviews the registration; you will hear of its decision. If it was not you, "
+            "do nothing: nothing is created without the confirmation.",
+        ]
+    else:
+        subject = f"请确认邮箱以完成 {r['organization_name']} 的注册"
+        lines = [
+            f"有人（希望是您）用本邮箱注册了 {r['organization_name']}（{r['uscc']}）。",
+            f"请在 48 小时内点击确认：{payload['confirm_url']}",
+            "确认后中心将审核注册，审核结果会通知您。如非本人操作，请忽略本邮件：未确认的注册不会生效。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def registration_decided(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    r = payload["registration"]
+    approved = r["status"] == "approved"
+    if language == "en":
+        subject = f"Registration of {r['organization_name']} " + ("approved" if approved else "refused")
+        lines = (
+            [f"{r['organization_name']} is registered: log in with {r['contact_email']} and the password you chose."]
+            if approved
+            else [f"The center refused the registration of {r['organization_name']}: {r['reason']}"]
+        )
+    else:
+        subject = f"{r['organization_name']} 注册" + ("已通过" if approved else "未通过")
+        lines = (
+            [f"{r['organization_name']} 已注册成功：请用 {r['contact_email']} 和注册时设置的密码登录。"]
+            if approved
+            else [f"中心未通过 {r['organization_name']} 的注册，原因：{r['reason']}"]
+        )
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
 def booking_reminder(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
     b, lead = payload["booking"], int(payload["lead_minutes"])
     when = voice.span(b["start"], b["end"], language)
@@ -239,5 +279,8 @@ RENDER = {
     "invoice.issued": invoice_issued,
     "waiting.offered": waiting_offered,
     "qualification.expiring": qualification_expiring,
+    "registration.submitted": registration_submitted,
+    "registration.approved": registration_decided,
+    "registration.refused": registration_decided,
     "device.down": device_down,
 }

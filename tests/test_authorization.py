@@ -95,6 +95,7 @@ async def test_every_route_as_every_role(center):
         "fmt": "csv",
         "series_id": 1,
         "entry_id": 1,
+        "registration_id": 1,
     }
     wrong = []
     for (method, path), allowed in ROLES.items():

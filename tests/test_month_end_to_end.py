@@ -33,7 +33,7 @@ from oee.invoices import Invoicing
 from oee.service import OeeService
 from simulators.machine import Machine, Profile
 from simulators.opcua_cnc import OpcUaCnc
-from tests.accounts_rig import ACTOR, Clock, login, make_org, make_user
+from tests.accounts_rig import ACTOR, Clock, login, make_org, make_user, valid_uscc
 from tests.answers import json_answers, times_off_zone, unpaged
 from tests.booking_rig import NOW, ZONE, local
 from tests.gateway_rig import devices_for, eventually, printer, robot
@@ -161,7 +161,12 @@ class Center:
             )
             return counter == [(float(self.parts[device][0]),)]
 
-        await eventually(recorded)
+        try:
+            await eventually(recorded)
+        except AssertionError:
+            query = "SELECT time, state FROM telemetry_state WHERE device_id = %s ORDER BY time DESC LIMIT 3"
+            latest = await self.rows(query, device)
+            raise AssertionError(f"{device} not recorded {phase} at {now}; its latest states: {latest}") from None
 
 
 def timeline(bookings: list[Booking], april: Booking) -> list[tuple[datetime, int, str, Booking, Any]]:
@@ -452,6 +457,28 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
         window = {"device_id": ROBOT, "start": local(33, 9).isoformat(), "end": local(33, 11).isoformat()}
         window |= {"reason": "servo check"}
         assert (await c.client.post("/api/v1/maintenance", json=window, headers=admin)).status_code == 201
+        # A series, a waiting-list entry and a registration, so that their routes answer too.
+        series = {"device_id": PRINTER, "start": local(35, 9).isoformat(), "end": local(35, 10).isoformat()}
+        r = await c.client.post(
+            "/api/v1/bookings/series", json={**series, "rule": "FREQ=DAILY;COUNT=2"}, headers=await c.as_("A")
+        )
+        assert r.status_code == 201, r.text
+        series_id = r.json()["id"]
+        r = await c.client.post("/api/v1/waiting-list", json=series, headers=await c.as_("B"))
+        assert r.status_code == 201, r.text
+        entry_id = r.json()["id"]
+        registration = {
+            "organization_name": "新公司",
+            "uscc": valid_uscc(),
+            "contact_name": "李",
+            "password": "a long password",
+        }
+        registration |= {"contact_phone": "0523-1", "contact_email": "li@new.example"}
+        r = await c.client.post(
+            "/api/v1/registrations", data=registration, files={"licence": ("l.pdf", b"%PDF-1.4 x", "application/pdf")}
+        )
+        assert r.status_code == 202, r.text
+        registration_id = r.json()["id"]
         signals = (await c.client.get(f"/api/v1/telemetry/devices/{CNC}/signals", headers=admin)).json()
         values = {
             "from": local(0, 0).isoformat(),
@@ -464,6 +491,9 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             "invoice_id": str(invoices["A"]),
             "organization_id": str(orgs["A"]),
             "user_id": str((await c.client.get("/api/v1/me", headers=admin)).json()["id"]),
+            "series_id": str(series_id),
+            "entry_id": str(entry_id),
+            "registration_id": str(registration_id),
         }
         answers = await json_answers(c.client, admin, values)
         wrong, seen = times_off_zone(answers, "+08:00")

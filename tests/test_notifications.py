@@ -5,89 +5,22 @@ attachment, also after the SMTP server was away for a while."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import email
-import email.policy
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.smtp import SMTP
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from accounts.model import Role
-from fabhub.devservices import listening_socket
 from telemetry.model import Sample
 from telemetry.writer import BatchWriter
-from tests.accounts_rig import Clock, login, make_user
-from tests.booking_rig import NOW, customer, local, slot
-from tests.http import app_for, serving
-
-
-class Mailbox:
-    """An SMTP server in the test's loop that can go away and come back on the same port."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.sock = listening_socket()
-        self.port = self.sock.getsockname()[1]
-        self.server: asyncio.Server | None = None
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        return "250 OK"
-
-    async def start(self) -> None:
-        sock = self.sock if self.server is None else _bound(self.port)
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: SMTP(self, hostname="mail.test"), sock=sock)
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-    def to(self, address: str) -> list[email.message.EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-
-def _bound(port: int) -> Any:
-    import socket
-
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(16)
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def center(
-    db_url: str, pool: Any, **settings: Any
-) -> AsyncIterator[tuple[Any, httpx.AsyncClient, Mailbox, Clock]]:
-    mailbox = Mailbox()
-    await mailbox.start()
-    clock = Clock(NOW)
-    app = app_for(db_url, clock=clock, smtp_url=f"smtp://127.0.0.1:{mailbox.port}?starttls=off", **settings)
-    try:
-        async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
-            yield app, client, mailbox, clock
-    finally:
-        with contextlib.suppress(AssertionError):
-            await mailbox.stop()
-
-
-async def notify(app: Any) -> None:
-    """What the scheduler does every few seconds: events to messages, then the sending."""
-    for job in ("notification-messages", "notification-sending"):
-        ran, _ = await app.state.jobs.run(job)
-        assert ran
+from tests.accounts_rig import login, make_user
+from tests.booking_rig import customer, local, slot
+from tests.http import serving
+from tests.mail_rig import center, notify
 
 
 async def test_confirmed_and_cancelled_bookings_are_mailed_once_with_the_calendar_file(db_url, pool):

@@ -126,6 +126,22 @@ ZH: dict[str, str] = {
     "still down": "仍在停机",
     "Note": "备注",
     "Choose up to 92 days, the first before the last.": "请选择不超过 92 天的时间段，开始日期须早于结束日期。",
+    "Register your company": "企业注册",
+    "Register": "提交注册",
+    "The center reviews each registration; you can book once it is approved.": (
+        "中心审核每一份注册，通过后即可预约设备。"
+    ),
+    "Company name": "企业名称",
+    "Unified social credit code": "统一社会信用代码",
+    "Contact name": "联系人",
+    "Contact phone": "联系电话",
+    "Business licence (PDF, JPG or PNG, at most 10 MB)": "营业执照（PDF、JPG 或 PNG，不超过 10 MB）",
+    "Thank you. We sent a link to your email: open it within 48 hours to confirm the address.": (
+        "感谢注册。我们已向您的邮箱发送确认链接，请在 48 小时内点击确认。"
+    ),
+    "Your email is confirmed. The center reviews the registration and will tell you its decision.": (
+        "邮箱已确认。中心将审核您的注册并通知审核结果。"
+    ),
 }
 
 
@@ -162,6 +178,34 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^the note is longer than (\d+) characters$", "备注超过 {0} 个字符。"),
         (r"^unknown reason code", "未知的原因代码。"),
         (r"^no down interval of (\S+) starts at (.+)$", "{0} 没有从 {1} 开始的停机区间。"),
+        (
+            r"^at most (\d+) registrations from this address in (\d+) hours$",
+            "同一网络地址 {1} 小时内最多注册 {0} 次，请稍后再试。",
+        ),
+        (
+            r"^at most (\d+) registrations for this email in (\d+) hours$",
+            "同一邮箱 {1} 小时内最多注册 {0} 次，请稍后再试。",
+        ),
+        (r"^the credit code (\S+) is registered already", "统一社会信用代码 {0} 已注册或正在审核。"),
+        (r"^the email (\S+) belongs to an account already", "邮箱 {0} 已有账号，请直接登录。"),
+        (r"^the business licence file is empty$", "请上传营业执照文件。"),
+        (r"^the business licence file is larger than (\d+) MB$", "营业执照文件超过 {0} MB。"),
+        (r"^the business licence must be a PDF, JPG or PNG file$", "营业执照须为 PDF、JPG 或 PNG 文件。"),
+        (r"^give a contact phone$", "请填写联系电话。"),
+        (
+            r"^a unified social credit code has 18 characters, this one has (\d+)$",
+            "统一社会信用代码应为 18 位，当前为 {0} 位。",
+        ),
+        (
+            r"^character\(s\) (.+) cannot appear in a unified social credit code$",
+            "统一社会信用代码中不能出现字符 {0}。",
+        ),
+        (
+            r"^check character is (\S), the first 17 characters give (\S)",
+            "统一社会信用代码校验位应为 {1}（当前为 {0}），请检查是否有误。",
+        ),
+        (r"^this confirmation link is not valid", "确认链接无效（已使用或已超过 48 小时）。"),
+        (r"^a password has (\d+) to (\d+) characters$", "密码须为 {0} 至 {1} 个字符。"),
     )
 ]
 
