@@ -70,6 +70,12 @@ async def get(conn: AsyncConnection, principal: Principal, entry_id: int) -> dic
     return found[0]
 
 
+async def open_entries(conn: AsyncConnection, principal: Principal) -> list[dict[str, Any]]:
+    """The principal's own entries still waiting or offered, first come first."""
+    rows = await _rows(conn, principal.organization_id)
+    return [w for w in rows if w["user_id"] == principal.id and w["status"] in ("waiting", "offered")]
+
+
 async def _rows(conn: AsyncConnection, organization_id: int | None) -> list[dict[str, Any]]:
     return await dict_rows(conn, QUERIES.waiting_rows.sql, {"organization_id": organization_id, "id": None})
 

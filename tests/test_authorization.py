@@ -138,7 +138,11 @@ async def test_every_page_as_every_role(center):
             client.cookies.clear()
             client.cookies.update(cookies)
             form = {"data": {"csrf": await form_token(client)}} if method == "POST" else {}
-            async with client.stream(method, path.format(booking_id=1, invoice_id=1, device_id="cnc-01"), **form) as r:
+            async with client.stream(
+                method,
+                path.format(booking_id=1, invoice_id=1, device_id="cnc-01", entry_id=1, action="withdraw"),
+                **form,
+            ) as r:
                 status, location = r.status_code, r.headers.get("location", "")
             if caller == "anonymous":
                 expected_ok = status == 303 and location.startswith("/login?next=")

@@ -14,13 +14,14 @@ from accounts import audit
 from accounts.calendar_secrets import rotate_calendar_secret
 from accounts.model import Principal, Role
 from accounts.users import list_users
-from booking import availability, hours, pricing
+from booking import availability, hours, pricing, waiting
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from common.errors import DomainError
 from common.http import EARLIEST_YEAR, LATEST_YEAR, RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
+from notify.preferences import Preferences, choose, preferences_of
 from oee.invoices import documents
 from oee.service import OeeService, group
 
@@ -33,8 +34,10 @@ RULES_ZH = {
     "opening_hours": "中心在此时段不开放",
     "qualification": "缺少设备操作资格",
     "max_future_hours_per_org": "超出本单位未来预约时长上限",
+    "reference": "本单位要求填写项目或采购单号",
 }
 STATUSES_LIVE = ("confirmed", "in_progress")
+REMINDER_CHOICES = ((1440, "24 hours before"), (180, "3 hours before"), (60, "1 hour before"))
 
 
 def plausible(day: date | None) -> date | None:
@@ -173,6 +176,7 @@ def make_router(
             "start": start,
             "end": end,
             "week": monday_of(start.date()) if start else None,
+            "reference": str(field(form, "reference", "")).strip()[:100] or None,
         }
 
     def request_of(values: dict[str, Any]) -> BookingRequest:
@@ -182,6 +186,7 @@ def make_router(
             device_id=values["device_id"],
             class_id=values["class_id"],
             user_id=values["user_id"],
+            reference=values.get("reference"),
         )
 
     def missing_times(request: Request, values: dict[str, Any]) -> list[str]:
@@ -232,6 +237,21 @@ def make_router(
         shown = [f"{RULES_ZH.get(v.rule, v.rule)}: {v.message}" if texts.lang == "zh" else v.message for v in broken]
         return await book_page(request, user, values, quote=price, problems=shown, bookable=not broken)
 
+    @router.post("/book/wait")
+    async def wait(request: Request, user: Visitor) -> Response:
+        form = await sessions.csrf.checked_form(request)
+        values = read_values(form)
+        problems = missing_times(request, values)
+        if problems:
+            return await book_page(request, user, values, status=422, problems=problems)
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                entry = await waiting.join(conn, bookings, user, request_of(values), field(form, "auto_book") == "1")
+        except DomainError as exc:
+            return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
+        target = "/my-bookings" if user.role == Role.customer else f"/book?cls={values['class_id']}"
+        return RedirectResponse(f"{target}{'&' if '?' in target else '?'}waiting={entry['id']}", status_code=303)
+
     @router.post("/book")
     async def confirm(request: Request, user: Visitor) -> Response:
         values = read_values(await sessions.csrf.checked_form(request))
@@ -255,6 +275,13 @@ def make_router(
             return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
         target = "/my-bookings" if user.role == Role.customer else f"/book?cls={values['class_id']}"
         return RedirectResponse(f"{target}{'&' if '?' in target else '?'}booked={row['id']}", status_code=303)
+
+    def name_of(device_id: str, class_id: str) -> str:
+        """A device's name, else its class's (a class waiter not offered a device yet)."""
+        if device_id in catalogue.devices:
+            return catalogue.devices[device_id].name
+        cls = catalogue.classes.get(class_id)
+        return cls.name_zh or cls.name if cls is not None else class_id
 
     async def my_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> HTMLResponse:
         now = clock()
@@ -283,6 +310,13 @@ def make_router(
                     if len(total):
                         usage[b["id"]] = total.iloc[0].to_dict()
             issued = await documents(conn, user)
+            open_entries = [
+                {**w, "device_name": name_of(w["offered_device"] or w["device_id"] or "", w["class_id"])}
+                for w in await waiting.open_entries(conn, user)
+            ]
+            chosen = await preferences_of(conn, user.id)
+        texts = pages.texts(request)
+        reminder_choices = [(m, texts(label)) for m, label in REMINDER_CHOICES]
         return pages.render(
             request,
             "my_bookings.html",
@@ -293,15 +327,31 @@ def make_router(
             usage=usage,
             now=now,
             invoices=issued,
+            waiting=open_entries,
+            preferences=chosen,
+            reminder_choices=reminder_choices,
             **extra,
         )
 
     @router.get("/my-bookings")
     async def mine(
-        request: Request, user: Visitor, booked: int | None = None, cancelled: int | None = None
+        request: Request,
+        user: Visitor,
+        booked: int | None = None,
+        cancelled: int | None = None,
+        waiting: int | None = None,
+        withdrawn: int | None = None,
+        saved: int | None = None,
     ) -> HTMLResponse:
         texts = pages.texts(request)
-        notice = texts("Booked.") if booked else texts("Cancelled.") if cancelled else None
+        said = {
+            "Booked.": booked,
+            "Cancelled.": cancelled,
+            "You are on the waiting list.": waiting,
+            "Withdrawn from the waiting list.": withdrawn,
+            "Saved.": saved,
+        }
+        notice = next((texts(text) for text, given in said.items() if given), None)
         return await my_page(request, user, notice=notice)
 
     @router.post("/my-bookings/{booking_id}/cancel")
@@ -313,6 +363,37 @@ def make_router(
         except DomainError as exc:
             return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
         return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
+
+    @router.post("/my-bookings/waiting/{entry_id}/{action}")
+    async def waiting_entry(request: Request, user: Visitor, entry_id: RowId, action: str) -> Response:
+        await sessions.csrf.checked_form(request)
+        if action not in ("accept", "withdraw"):
+            return await my_page(request, user, status=404, problems=[pages.texts(request)("Not found.")])
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                if action == "accept":
+                    await waiting.accept(conn, bookings, user, entry_id)
+                else:
+                    await waiting.withdraw(conn, user, entry_id, clock())
+        except (DomainError, SlotTaken) as exc:
+            reason = exc.reason if isinstance(exc, SlotTaken) else exc.detail
+            return await my_page(request, user, status=409, problems=[pages.texts(request).error(reason)])
+        done = "booked" if action == "accept" else "withdrawn"
+        return RedirectResponse(f"/my-bookings?{done}={entry_id}", status_code=303)
+
+    @router.post("/my-bookings/notifications")
+    async def notifications(request: Request, user: Visitor) -> Response:
+        form = await sessions.csrf.checked_form(request)
+        minutes = [int(m) for m in form.getlist("reminder") if isinstance(m, str) and m.isdigit() and len(m) < 6]
+        try:
+            chosen = Preferences(
+                email=field(form, "email") == "1", language=field(form, "language", "zh-CN"), reminder_minutes=minutes
+            )
+        except ValueError:
+            return await my_page(request, user, status=422, problems=[pages.texts(request)("Choose from the list.")])
+        async with pool.connection() as conn:
+            await choose(conn, user.id, chosen)
+        return RedirectResponse("/my-bookings?saved=1", status_code=303)
 
     @router.post("/my-bookings/calendar-link")
     async def calendar_link(request: Request, user: Visitor) -> HTMLResponse:
