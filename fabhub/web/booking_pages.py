@@ -14,7 +14,7 @@ from accounts import audit
 from accounts.calendar_secrets import rotate_calendar_secret
 from accounts.model import Principal, Role
 from accounts.users import list_users
-from booking import availability, hours, pricing, waiting
+from booking import availability, hours, pricing, series, waiting
 from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from common.errors import DomainError
@@ -37,6 +37,7 @@ RULES_ZH = {
     "reference": "本单位要求填写项目或采购单号",
 }
 STATUSES_LIVE = ("confirmed", "in_progress")
+REPEATS = ("DAILY", "WEEKLY")
 REMINDER_CHOICES = ((1440, "24 hours before"), (180, "3 hours before"), (60, "1 hour before"))
 
 
@@ -162,6 +163,7 @@ def make_router(
             following=week + timedelta(days=7),
             values=values,
             customers=customers,
+            rules_zh=RULES_ZH | {"taken": "该时段已被预约或设备维护中"},
             **grid,
             **extra,
         )
@@ -177,6 +179,8 @@ def make_router(
             "end": end,
             "week": monday_of(start.date()) if start else None,
             "reference": str(field(form, "reference", "")).strip()[:100] or None,
+            "repeat": field(form, "repeat") if field(form, "repeat") in REPEATS else None,
+            "times": int(times) if (times := str(field(form, "times", ""))).isdigit() and len(times) < 3 else 2,
         }
 
     def request_of(values: dict[str, Any]) -> BookingRequest:
@@ -223,12 +227,22 @@ def make_router(
         notice = pages.texts(request)("Booked.") if booked else None
         return await book_page(request, user, values, notice=notice)
 
+    def rule_of(values: dict[str, Any]) -> str:
+        return f"FREQ={values['repeat']};COUNT={values['times']}"
+
     @router.post("/book/quote")
     async def quote(request: Request, user: Visitor) -> HTMLResponse:
         values = read_values(await sessions.csrf.checked_form(request))
         problems = missing_times(request, values)
         if problems:
             return await book_page(request, user, values, status=422, problems=problems)
+        if values["repeat"]:
+            try:
+                async with pool.connection() as conn:
+                    found = await series.preview(conn, bookings, user, request_of(values), rule_of(values))
+            except DomainError as exc:
+                return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
+            return await book_page(request, user, values, occurrences=found, bookable=any(o.bookable for o in found))
         try:
             price, broken = await bookings.quote(user, request_of(values))
         except DomainError as exc:
@@ -258,6 +272,14 @@ def make_router(
         problems = missing_times(request, values)
         if problems:
             return await book_page(request, user, values, status=422, problems=problems)
+        if values["repeat"]:
+            try:
+                async with pool.connection() as conn, conn.transaction():
+                    made = await series.book(conn, bookings, user, request_of(values), rule_of(values), True)
+            except DomainError as exc:
+                return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
+            target = "/my-bookings" if user.role == Role.customer else f"/book?cls={values['class_id']}"
+            return RedirectResponse(f"{target}{'&' if '?' in target else '?'}booked={made['id']}", status_code=303)
         try:
             async with pool.connection() as conn, conn.transaction():
                 row = await bookings.create(conn, user, request_of(values))
