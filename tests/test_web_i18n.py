@@ -30,3 +30,15 @@ def test_domain_refusals_in_chinese():
     assert zh.error("invoice FH2027-000001 is issued already") == "发票 FH2027-000001 已开具。"
     assert zh.error("booking 17 has started; check it in or let it finish instead") == "预约 17 已开始，无法取消。"
     assert zh.error("something new went wrong") == "something new went wrong"
+
+
+def test_durations_read_as_people_say_them():
+    zh, en = Texts("zh", ZONE), Texts("en", ZONE)
+    assert [zh.duration(s) for s in (128_820, 2_700, 29, None, float("nan"))] == [
+        "35 小时 47 分",
+        "45 分",
+        "0 分",
+        "–",
+        "–",
+    ]
+    assert en.duration(128_820) == "35 h 47 min" and en.duration(3_600) == "1 h 0 min"

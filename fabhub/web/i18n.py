@@ -284,5 +284,14 @@ class Texts:
     def clock(self, moment: datetime) -> str:
         return format_time(moment.astimezone(self.zone), "HH:mm", locale=self.locale)
 
+    def duration(self, seconds: float | None) -> str:
+        """A length of time as people say it: "35 小时 47 分" / "35 h 47 min", never "35.8 h"."""
+        if seconds is None or seconds != seconds:  # None or NaN: not measured
+            return "–"
+        hours, minutes = divmod(round(seconds / 60), 60)
+        if self.lang == "zh":
+            return f"{hours} 小时 {minutes} 分" if hours else f"{minutes} 分"
+        return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
     def day(self, day: date) -> str:
         return format_date(day, "EEE M/d", locale=self.locale)
