@@ -20,6 +20,8 @@ async def test_book_a_slot_see_it_on_the_calendar_and_cancel_it(db_url, pool):
             await shot(page, "book-calendar")
             # Tuesday 2 March, 09:00, on the CNC class's calendar (the first class)
             tuesday_nine = page.locator('#calendar a.free[data-start="2027-03-02T09:00:00+08:00"]')
+            # A slot says what it is to a screen reader: its date, time and state.
+            await expect(tuesday_nine).to_have_attribute("aria-label", "2027-03-02 09:00 可约")
             await tuesday_nine.click()
             await page.select_option("select[name=device_id]", "cnc-01")
             await page.click("[data-test=quote]")
