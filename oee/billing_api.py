@@ -103,6 +103,7 @@ class CreditIn(BaseModel):
 
 
 Format = Literal["csv", "xlsx"]
+ExportLang = Annotated[Literal["zh-CN", "en"], Query(description="the sheet's language: Chinese, or English")]
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
@@ -169,20 +170,20 @@ def make_router(
         return _download(pdf, "application/pdf", f"invoice-{invoice_id}.pdf")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}/lines.{{fmt}}", response_class=Response, responses={404: {}})
-    async def invoice_lines(principal: Caller, invoice_id: RowId, fmt: Format) -> Response:
+    async def invoice_lines(principal: Caller, invoice_id: RowId, fmt: Format, lang: ExportLang = "zh-CN") -> Response:
         """The invoice's lines as CSV (UTF-8 with BOM, for Excel) or XLSX."""
         await readable(principal, invoice_id)
         async with pool.connection() as conn:
             export = exports.invoice_lines_csv if fmt == "csv" else exports.invoice_lines_xlsx
-            data = await export(conn, invoice_id)
+            data = await export(conn, invoice_id, lang)
         return _download(data, MEDIA[fmt], f"invoice-{invoice_id}-lines.{fmt}")
 
     @router.get(f"{prefix}/usage.{{fmt}}", response_class=Response)
-    async def usage_export(principal: Caller, fmt: Format, month: Month) -> Response:
+    async def usage_export(principal: Caller, fmt: Format, month: Month, lang: ExportLang = "zh-CN") -> Response:
         """The month's usage of every customer, for finance."""
         async with pool.connection() as conn:
             export = exports.usage_csv if fmt == "csv" else exports.usage_xlsx
-            data = await export(conn, month_of(month), zone)
+            data = await export(conn, month_of(month), zone, lang)
         return _download(data, MEDIA[fmt], f"usage-{month}.{fmt}")
 
     @router.get(f"{prefix}/subsidy-report.{{fmt}}", response_class=Response, responses={404: {}})
@@ -191,12 +192,13 @@ def make_router(
         fmt: Format,
         month: Month,
         program: Annotated[str, Query(pattern=ID)],
+        lang: ExportLang = "zh-CN",
     ) -> Response:
         """Per program and month, for the funding body: per customer the market value, the subsidy granted
         and the annual cap used, with totals."""
         async with pool.connection() as conn:
             export = exports.subsidy_report_csv if fmt == "csv" else exports.subsidy_report_xlsx
-            data = await export(conn, program, month_of(month), zone)
+            data = await export(conn, program, month_of(month), zone, lang)
         return _download(data, MEDIA[fmt], f"subsidy-{program}-{month}.{fmt}")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -89,6 +89,48 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, str):
         return _text(value)
     return str(value)
+
+
+Lang = Literal["zh-CN", "en"]
+# The sheets in Chinese (the default: finance hands them on to Chinese offices), English on request.
+TITLES_ZH = {
+    "invoice": "发票编号", "customer": "客户", "credit code": "统一社会信用代码", "line": "行号", "booking": "预约编号",
+    "reference": "项目/采购单号", "kind": "类别", "description": "项目", "quantity": "数量", "unit": "单位",
+    "unit price (CNY)": "单价（元）", "amount (CNY)": "金额（元）", "organization": "客户", "device": "设备",
+    "class": "设备类别", "status": "状态", "start": "开始", "end": "结束", "booked h": "预约时长（小时）",
+    "running h": "运行时长（小时）", "setup h": "调试时长（小时）", "overrun h": "超时时长（小时）",
+    "offline h": "离线时长（小时）", "parts total": "产量", "parts good": "良品", "energy kWh": "电能（kWh）",
+    "bookings": "预约数", "market value (CNY)": "市场价（元）", "subsidy granted (CNY)": "补贴金额（元）",
+    "annual cap (CNY)": "年度上限（元）", "cap used year to date (CNY)": "本年已用额度（元）",
+    "cap left (CNY)": "剩余额度（元）", "Lines": "明细", "Usage": "使用记录", "Subsidy": "补贴报表",
+}  # fmt: skip
+# Words in cells of the columns that hold codes (kind, status) or markers (a draft, the totals row).
+VALUES_ZH = {
+    "usage": "使用费", "subsidy": "补贴", "late_cancellation": "逾期取消费", "no_show": "爽约费", "credit": "冲销",
+    "completed": "已完成", "in_progress": "进行中", "cancelled": "已取消", "confirmed": "已确认", "DRAFT": "草稿",
+    "Total": "合计",
+}  # fmt: skip
+CODED = frozenset({"kind", "status", "invoice", "customer"})
+
+
+def _title_zh(title: str) -> str:
+    base, _, zone = title.partition(" (")
+    if zone and base in TITLES_ZH and title not in TITLES_ZH:  # "start (Asia/Shanghai)"
+        return f"{TITLES_ZH[base]}（{zone.rstrip(')')}）"
+    return TITLES_ZH.get(title, title)
+
+
+def _in(lang: Lang, sheet: Sheet, heading_zh: list[str]) -> Sheet:
+    """The sheet as built (English), or in Chinese: titles, heading and coded cells."""
+    if lang == "en":
+        return sheet
+    coded = [c.title in CODED for c in sheet.columns]
+    rows = [
+        [VALUES_ZH.get(v, v) if isinstance(v, str) and is_coded else v for v, is_coded in zip(row, coded, strict=True)]
+        for row in sheet.rows
+    ]
+    columns = [Column(_title_zh(c.title), c.number_format, c.width) for c in sheet.columns]
+    return Sheet(TITLES_ZH.get(sheet.name, sheet.name), heading_zh, columns, rows, sheet.total_row)
 
 
 def _to_csv(sheet: Sheet) -> bytes:
@@ -195,10 +237,12 @@ async def _invoice(conn: AsyncConnection, invoice_id: int) -> tuple[dict[str, An
     return invoice, lines
 
 
-async def _lines_sheet(conn: AsyncConnection, invoice_id: int) -> Sheet:
+async def _lines_sheet(conn: AsyncConnection, invoice_id: int, lang: Lang) -> Sheet:
     invoice, lines = await _invoice(conn, invoice_id)
     label = _document_label(invoice)
     kind = "Credit note" if invoice["kind"] == "credit_note" else "Invoice"
+    zh_kind, zh_label = ("冲销单" if invoice["kind"] == "credit_note" else "结算单"), VALUES_ZH.get(label, label)
+    heading_zh = [f"{zh_kind} {zh_label} — {invoice['customer']} — {invoice['month']:%Y-%m}", "金额单位：元，含增值税"]
     sheet = Sheet(
         "Lines",
         [f"{kind} {label} — {invoice['customer']} — {invoice['month']:%Y-%m}", "Amounts in CNY, VAT included"],
@@ -221,16 +265,16 @@ async def _lines_sheet(conn: AsyncConnection, invoice_id: int) -> Sheet:
                 money(line["amount"]),
             ]
         )
-    return sheet
+    return _in(lang, sheet, heading_zh)
 
 
-async def invoice_lines_csv(conn: AsyncConnection, invoice_id: int) -> bytes:
+async def invoice_lines_csv(conn: AsyncConnection, invoice_id: int, lang: Lang = "zh-CN") -> bytes:
     """The lines of one invoice or credit note ("DRAFT" in the invoice column until it is issued)."""
-    return _to_csv(await _lines_sheet(conn, invoice_id))
+    return _to_csv(await _lines_sheet(conn, invoice_id, lang))
 
 
-async def invoice_lines_xlsx(conn: AsyncConnection, invoice_id: int) -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _lines_sheet(conn, invoice_id))
+async def invoice_lines_xlsx(conn: AsyncConnection, invoice_id: int, lang: Lang = "zh-CN") -> bytes:
+    return await asyncio.to_thread(_to_xlsx, await _lines_sheet(conn, invoice_id, lang))
 
 
 # --- the month's usage ------------------------------------------------------------------------------------
@@ -261,8 +305,9 @@ def _month_window(month: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return datetime.combine(month, time(), zone), datetime.combine(next_month(month), time(), zone)
 
 
-async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo) -> Sheet:
+async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang) -> Sheet:
     since, until = _month_window(month, zone)
+    heading_zh = [f"{since:%Y-%m} 各预约使用记录", f"当月开始的预约；时间为 {zone.key} 时间"]
     sheet = Sheet(
         "Usage",
         [f"Usage per booking, {since:%Y-%m}", f"Bookings starting in the month; times in {zone.key}"],
@@ -293,16 +338,16 @@ async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo) -> Sh
                 row["energy_kwh"],
             ]
         )
-    return sheet
+    return _in(lang, sheet, heading_zh)
 
 
-async def usage_csv(conn: AsyncConnection, month: date, zone: ZoneInfo) -> bytes:
+async def usage_csv(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang = "zh-CN") -> bytes:
     """The usage record of each booking starting in `month` (the center's calendar), in local times."""
-    return _to_csv(await _usage_sheet(conn, month, zone))
+    return _to_csv(await _usage_sheet(conn, month, zone, lang))
 
 
-async def usage_xlsx(conn: AsyncConnection, month: date, zone: ZoneInfo) -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _usage_sheet(conn, month, zone))
+async def usage_xlsx(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang = "zh-CN") -> bytes:
+    return await asyncio.to_thread(_to_xlsx, await _usage_sheet(conn, month, zone, lang))
 
 
 # --- the subsidy report -----------------------------------------------------------------------------------
@@ -319,7 +364,7 @@ SUBSIDY_COLUMNS = [
 ]
 
 
-async def _subsidy_sheet(conn: AsyncConnection, program_id: str, month: date) -> Sheet:
+async def _subsidy_sheet(conn: AsyncConnection, program_id: str, month: date, lang: Lang) -> Sheet:
     month = first_of_month(month)
     program = await _one(conn, QUERIES.export_program.sql, {"id": program_id})
     if program is None:
@@ -358,24 +403,33 @@ async def _subsidy_sheet(conn: AsyncConnection, program_id: str, month: date) ->
         granted += row["granted"]
         used += row["cap_used"]
     sheet.rows.append(["Total", None, bookings, money(market), money(granted), None, money(used), None])
-    return sheet
+    heading_zh = [
+        f"补贴报表：{program['name']}（{program['id']}），{month:%Y-%m}",
+        f"按市场价的 {share}% 补贴；每家客户年度上限 {cap} 元",
+        "当月已开具的结算单，已扣除冲销；金额单位：元，含增值税",
+    ]
+    return _in(lang, sheet, heading_zh)
 
 
-async def subsidy_report(conn: AsyncConnection, program_id: str, month: date, zone: ZoneInfo) -> bytes:
+async def subsidy_report(
+    conn: AsyncConnection, program_id: str, month: date, zone: ZoneInfo, lang: Lang = "zh-CN"
+) -> bytes:
     """The program's report for the funding body as CSV: per customer, the bookings quoted under the program
     on the month's issued invoices, their market value, the subsidy granted (credit notes netted), the annual
     cap and how much of it the year has used up to this month; a totals row last.
 
     The figures follow invoice months, so `zone` does not change them; it is taken for a signature like the
     other exports'."""
-    return _to_csv(await _subsidy_sheet(conn, program_id, month))
+    return _to_csv(await _subsidy_sheet(conn, program_id, month, lang))
 
 
 subsidy_report_csv = subsidy_report
 
 
-async def subsidy_report_xlsx(conn: AsyncConnection, program_id: str, month: date, zone: ZoneInfo) -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _subsidy_sheet(conn, program_id, month))
+async def subsidy_report_xlsx(
+    conn: AsyncConnection, program_id: str, month: date, zone: ZoneInfo, lang: Lang = "zh-CN"
+) -> bytes:
+    return await asyncio.to_thread(_to_xlsx, await _subsidy_sheet(conn, program_id, month, lang))
 
 
 # --- the PDF invoice --------------------------------------------------------------------------------------

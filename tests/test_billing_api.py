@@ -75,7 +75,8 @@ async def test_exports_as_finance_and_as_the_customer(db_url, pool):
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
         lines = await client.get(f"/api/v1/invoices/{invoice_id}/lines.csv", headers=owner)
         assert lines.status_code == 200
-        amounts = [row["amount (CNY)"] for row in csv.DictReader(io.StringIO(lines.content.decode("utf-8-sig")))]
+        # Chinese unless English is asked for.
+        amounts = [row["金额（元）"] for row in csv.DictReader(io.StringIO(lines.content.decode("utf-8-sig")))]
         assert amounts == ["360.00", "-180.00", "120.00", "-60.00", "360.00", "15.00"]
         xlsx = await client.get(f"/api/v1/invoices/{invoice_id}/lines.xlsx", headers=finance)
         assert xlsx.content[:2] == b"PK"

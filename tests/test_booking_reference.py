@@ -40,6 +40,8 @@ async def test_the_reference_reaches_the_invoice_lines_and_their_export(pool):
     async with pool.connection() as conn:
         await conn.execute("UPDATE booking SET reference = 'PO-7' WHERE id = %s", (booking,))
         draft = await invoicing.draft(conn, org[0], MARCH, "tests")
-        rows = list(csv.DictReader(io.StringIO((await exports.invoice_lines_csv(conn, draft)).decode("utf-8-sig"))))
+        rows = list(
+            csv.DictReader(io.StringIO((await exports.invoice_lines_csv(conn, draft, "en")).decode("utf-8-sig")))
+        )
     [line] = rows
     assert line["reference"] == "PO-7" and line["description"].endswith("[PO-7]")

@@ -88,12 +88,12 @@ async def test_invoice_lines_as_csv_and_xlsx(pool):
     invoicing, clerk, jinggong, _, drafts = await a_billed_quarter(pool)
     code = await uscc_of(pool, jinggong)
     async with pool.connection() as conn:
-        draft_csv = await exports.invoice_lines_csv(conn, drafts["jinggong"])
+        draft_csv = await exports.invoice_lines_csv(conn, drafts["jinggong"], "en")
         await invoicing.issue(conn, drafts["jinggong"], clerk)
-        issued_csv = await exports.invoice_lines_csv(conn, drafts["jinggong"])
-        issued_xlsx = await exports.invoice_lines_xlsx(conn, drafts["jinggong"])
+        issued_csv = await exports.invoice_lines_csv(conn, drafts["jinggong"], "en")
+        issued_xlsx = await exports.invoice_lines_xlsx(conn, drafts["jinggong"], "en")
         with pytest.raises(NotFound):
-            await exports.invoice_lines_csv(conn, 999_999)
+            await exports.invoice_lines_csv(conn, 999_999, "en")
 
     assert {row["invoice"] for row in read_csv(draft_csv)} == {"DRAFT"}
     rows = read_csv(issued_csv)
@@ -128,8 +128,8 @@ async def test_text_that_looks_like_a_formula_stays_text(pool):
     await book(pool, *org, "cnc-01", t(2, 9), t(2, 10), "completed", "180.00")
     async with pool.connection() as conn:
         draft = await invoicing.draft(conn, org[0], MARCH, "tests")
-        as_csv = await exports.invoice_lines_csv(conn, draft)
-        as_xlsx = await exports.invoice_lines_xlsx(conn, draft)
+        as_csv = await exports.invoice_lines_csv(conn, draft, "en")
+        as_xlsx = await exports.invoice_lines_xlsx(conn, draft, "en")
     assert read_csv(as_csv)[0]["customer"] == '\'=HYPERLINK("http://example.com","点这里")'
     _, rows = read_xlsx(as_xlsx, "invoice")
     assert rows[0]["customer"].data_type == "s"
@@ -140,9 +140,9 @@ async def test_text_that_looks_like_a_formula_stays_text(pool):
 async def test_the_months_usage(pool):
     await a_billed_quarter(pool)
     async with pool.connection() as conn:
-        as_csv = await exports.usage_csv(conn, MARCH, ZONE)
-        as_xlsx = await exports.usage_xlsx(conn, MARCH, ZONE)
-        february = await exports.usage_csv(conn, FEBRUARY, ZONE)
+        as_csv = await exports.usage_csv(conn, MARCH, ZONE, "en")
+        as_xlsx = await exports.usage_xlsx(conn, MARCH, ZONE, "en")
+        february = await exports.usage_csv(conn, FEBRUARY, ZONE, "en")
         april = await exports.usage_csv(conn, date(2027, 4, 1), ZONE)
     start, end = "start (Asia/Shanghai)", "end (Asia/Shanghai)"
     rows = read_csv(as_csv)
@@ -218,7 +218,7 @@ async def test_subsidy_report_per_program_and_month(pool):
 
     async def report(program=PROGRAM, month=MARCH):
         async with pool.connection() as conn:
-            return report_rows(await exports.subsidy_report(conn, program, month, ZONE))
+            return report_rows(await exports.subsidy_report(conn, program, month, ZONE, "en"))
 
     # Drafts are not reported: only the totals row, all zero.
     assert await report() == [("Total", "", "0", "0.00", "0.00", "", "0.00", "")]
@@ -234,8 +234,8 @@ async def test_subsidy_report_per_program_and_month(pool):
     assert sorted(await report()) == sorted(both)
     assert (await report())[-1][0] == "Total"
     async with pool.connection() as conn:
-        xlsx = await exports.subsidy_report_xlsx(conn, PROGRAM, MARCH, ZONE)
-        alias = await exports.subsidy_report_csv(conn, PROGRAM, MARCH, ZONE)
+        xlsx = await exports.subsidy_report_xlsx(conn, PROGRAM, MARCH, ZONE, "en")
+        alias = await exports.subsidy_report_csv(conn, PROGRAM, MARCH, ZONE, "en")
     assert report_rows(alias) == await report()
     ws, xrows = read_xlsx(xlsx, "customer")
     assert "靖江市中小企业共享制造补贴" in ws["A1"].value and "2027-03" in ws["A1"].value
@@ -256,7 +256,7 @@ async def test_subsidy_report_per_program_and_month(pool):
     assert await report(program="jiangsu-smart-manufacturing") == [("Total", "", "0", "0.00", "0.00", "", "0.00", "")]
     async with pool.connection() as conn:
         with pytest.raises(NotFound):
-            await exports.subsidy_report(conn, "no-such-program", MARCH, ZONE)
+            await exports.subsidy_report(conn, "no-such-program", MARCH, ZONE, "en")
 
     # A credit note nets 精工's March out; the redraft is not issued yet, so its subsidy is not reported.
     async with pool.connection() as conn:
@@ -281,3 +281,19 @@ async def test_subsidy_report_per_program_and_month(pool):
             (MARCH,),
         )
         assert (await cur.fetchone())[0] == Decimal("510.00")
+
+
+async def test_the_sheets_are_chinese_unless_english_is_asked_for(pool):
+    await a_billed_quarter(pool)
+    async with pool.connection() as conn:
+        drafts = await conn.execute("SELECT id FROM invoice WHERE status = 'draft' ORDER BY id")
+        draft = (await drafts.fetchone())[0]
+        lines = read_csv(await exports.invoice_lines_csv(conn, draft))
+        usage = read_csv(await exports.usage_csv(conn, MARCH, ZONE))
+        xlsx = await exports.usage_xlsx(conn, MARCH, ZONE)
+    assert list(lines[0])[:3] == ["发票编号", "客户", "统一社会信用代码"]
+    assert {line["发票编号"] for line in lines} == {"草稿"}
+    assert [line["类别"] for line in lines][:2] == ["使用费", "补贴"]
+    assert "开始（Asia/Shanghai）" in usage[0] and usage[0]["状态"] == "已完成"
+    ws, _ = read_xlsx(xlsx, "预约编号")
+    assert ws["A1"].value == "2027-03 各预约使用记录" and ws.title == "使用记录"

@@ -418,14 +418,14 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
                 csv.DictReader(
                     io.StringIO(
                         (
-                            await c.client.get(f"/api/v1/invoices/{invoice_id}/lines.csv", headers=finance)
+                            await c.client.get(f"/api/v1/invoices/{invoice_id}/lines.csv?lang=en", headers=finance)
                         ).content.decode("utf-8-sig")
                     )
                 )
             )
             assert sum(Decimal(r["amount (CNY)"]) for r in rows) == totals[who]
             assert {r["invoice"] for r in rows} == {numbers["B again" if who == "B" else who]}
-            xlsx = (await c.client.get(f"/api/v1/invoices/{invoice_id}/lines.xlsx", headers=finance)).content
+            xlsx = (await c.client.get(f"/api/v1/invoices/{invoice_id}/lines.xlsx?lang=en", headers=finance)).content
             sheet = load_workbook(io.BytesIO(xlsx)).active
             header, names = next(
                 (i, row) for i, row in enumerate(sheet.iter_rows(values_only=True), 1) if row[0] == "invoice"
@@ -435,7 +435,9 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             assert sum(Decimal(str(a)) for a in amounts) == totals[who]
             pdf = await c.client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=await c.as_(who))
             assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-        usage_csv = (await c.client.get("/api/v1/usage.csv", params={"month": "2027-03"}, headers=finance)).content
+        usage_csv = (
+            await c.client.get("/api/v1/usage.csv", params={"month": "2027-03", "lang": "en"}, headers=finance)
+        ).content
         exported = {int(r["booking"]) for r in csv.DictReader(io.StringIO(usage_csv.decode("utf-8-sig")))}
         assert exported == set(usage)
         for program, (who, granted) in {
@@ -443,7 +445,9 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             "jiangsu-smart-manufacturing": ("B", Decimal("216.00")),
         }.items():
             report = await c.client.get(
-                "/api/v1/subsidy-report.csv", params={"month": "2027-03", "program": program}, headers=finance
+                "/api/v1/subsidy-report.csv",
+                params={"month": "2027-03", "program": program, "lang": "en"},
+                headers=finance,
             )
             lines = list(csv.DictReader(io.StringIO(report.content.decode("utf-8-sig"))))
             granted_to = {r["customer"]: Decimal(r["subsidy granted (CNY)"]) for r in lines}
