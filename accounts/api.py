@@ -23,6 +23,7 @@ from accounts.qualifications import Qualification
 from accounts.sqlfiles import QUERIES
 from accounts.users import User
 from common.errors import DomainError, Invalid, NotFound, Unauthorized
+from common.http import Instant
 from common.paging import Key, Listing, Page, Paging, fetch_page
 
 # The center's zone when the app passes none (FABHUB_TIMEZONE's default): qualifications expire at its midnight.
@@ -313,9 +314,19 @@ def make_router(
             str | None, Query(pattern=AUDIT_ENTITY, description="organization, user, qualification, …")
         ] = None,
         entity_id: Annotated[str | None, Query(pattern=AUDIT_ENTITY_ID)] = None,
+        actor: Annotated[str | None, Query(pattern=AUDIT_ENTITY_ID, description="part of the actor's email")] = None,
+        since: Annotated[Instant | None, Query(description="entries at or after")] = None,
+        until: Annotated[Instant | None, Query(description="entries before")] = None,
     ) -> Page[AuditEntry]:
         """Newest first."""
-        params = {"entity": entity, "entity_id": entity_id, "before_id": None}
+        params = {
+            "entity": entity,
+            "entity_id": entity_id,
+            "actor": actor,
+            "since": since,
+            "until": until,
+            "before_id": None,
+        }
         async with pool.connection() as conn:
             return await fetch_page(conn, AUDIT, QUERIES.audit_entries.sql, params, page, AuditEntry)
 

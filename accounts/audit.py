@@ -62,10 +62,24 @@ async def entries(
     *,
     entity: str | None = None,
     entity_id: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """The newest `limit` entries (the API pages through all of them)."""
-    rows = QUERIES.audit_entries(conn, entity=entity, entity_id=entity_id, before_id=None, limit=limit)
+    """The newest `limit` entries matching the filters (`actor` a part of the actor's name or email, the time
+    range half-open), older than entry `before_id` when given: the next page of a long log."""
+    rows = QUERIES.audit_entries(
+        conn,
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor,
+        since=since,
+        until=until,
+        before_id=before_id,
+        limit=limit,
+    )
     return [from_row(AuditEntry, row) async for row in rows]
 
 

@@ -85,6 +85,12 @@ async def list_organizations(conn: AsyncConnection, *, organization_id: int | No
     return [from_row(Organization, row) async for row in QUERIES.organizations(conn, id=organization_id)]
 
 
+async def search_organizations(conn: AsyncConnection, text: str | None, limit: int = 200) -> list[Organization]:
+    """Organizations whose name, credit code or contact holds `text` (any case), by name."""
+    rows = QUERIES.search_organizations(conn, q=text or None, limit=limit)
+    return [from_row(Organization, row) async for row in rows]
+
+
 async def update_organization(
     conn: AsyncConnection,
     organization_id: int,

@@ -70,8 +70,8 @@ async def add_user(
     """A user whose password was hashed already (a registration's first user chose it when registering)."""
     email = checks.email(email)
     name = checks.name(name, "a user's name")
-    role = _role(role)
-    await _check_membership(conn, role, organization_id)
+    role = parse_role(role)
+    await check_membership(conn, role, organization_id)
     row = await QUERIES.insert_user(
         conn,
         email=email,
@@ -82,7 +82,7 @@ async def add_user(
         at=at,
     )
     if row is None:
-        raise Conflict(_taken(email))
+        raise Conflict(email_taken(email))
     created = await get_user(conn, row[0])
     await audit.record(conn, at, actor, "create", ENTITY, created.id, after=created)
     return created.id
@@ -97,6 +97,19 @@ async def get_user(conn: AsyncConnection, user_id: int) -> User:
 
 async def list_users(conn: AsyncConnection, *, organization_id: int | None = None) -> list[User]:
     return [from_row(User, row) async for row in QUERIES.users(conn, organization_id=organization_id)]
+
+
+async def search_users(
+    conn: AsyncConnection,
+    text: str | None,
+    *,
+    role: Role | None = None,
+    organization_id: int | None = None,
+    limit: int = 200,
+) -> list[User]:
+    """Users whose email or name holds `text` (any case), newest first."""
+    rows = QUERIES.search_users(conn, q=text or None, role=role, organization_id=organization_id, limit=limit)
+    return [from_row(User, row) async for row in rows]
 
 
 async def update_user(
@@ -118,17 +131,17 @@ async def update_user(
     before = from_row(User, row)
     merged = before.model_dump(include=set(EDITABLE)) | {k: v for k, v in changes.items() if k != "password"}
     merged.update(email=checks.email(merged["email"]), name=checks.name(merged["name"], "a user's name"))
-    merged["role"] = _role(merged["role"])
+    merged["role"] = parse_role(merged["role"])
     demoted = merged["role"] is not Role.admin or not merged["active"]
     if isinstance(actor, Principal) and actor.id == user_id and before.role is Role.admin and demoted:
         raise Invalid("you cannot take away your own admin access; another admin (or `fabhub users`) can")
     if (merged["role"], merged["organization_id"]) != (before.role, before.organization_id):
-        await _check_membership(conn, merged["role"], merged["organization_id"])
+        await check_membership(conn, merged["role"], merged["organization_id"])
     if "password" in changes:
         await set_password(conn, user_id, password=changes["password"], at=at, actor=actor)
     if merged == before.model_dump(include=set(EDITABLE)):
         return before
-    async with unique_or_conflict(conn, _taken(merged["email"])):
+    async with unique_or_conflict(conn, email_taken(merged["email"])):
         await QUERIES.update_user(conn, id=user_id, **merged)
     after = await get_user(conn, user_id)
     await audit.record(conn, at, actor, "update", ENTITY, user_id, before=before, after=after)
@@ -165,7 +178,7 @@ def missing(user_id: int) -> NotFound:
     return NotFound(f"no user {user_id}")
 
 
-async def _check_membership(conn: AsyncConnection, role: Role, organization_id: int | None) -> None:
+async def check_membership(conn: AsyncConnection, role: Role, organization_id: int | None) -> None:
     if role is Role.customer:
         if organization_id is None:
             raise Invalid("a customer belongs to an organization: give its organization_id")
@@ -175,7 +188,7 @@ async def _check_membership(conn: AsyncConnection, role: Role, organization_id: 
         raise Invalid(f"a {role} works for the center and belongs to no organization: leave organization_id empty")
 
 
-def _role(value: Role | str) -> Role:
+def parse_role(value: Role | str) -> Role:
     try:
         return Role(value)
     except ValueError:
@@ -189,5 +202,5 @@ async def _hash(password: str) -> str:
         raise Invalid(str(exc)) from None
 
 
-def _taken(email: str) -> str:
+def email_taken(email: str) -> str:
     return f"the email {email} is in use by another account already"

@@ -1,4 +1,5 @@
-"""When the center is open: the weekly pattern of opening hours (local time) and the closed days. The
+"""When the center is open: the weekly pattern of opening hours (local time), the closed days and the make-up
+working days (调休: a day the pattern leaves closed that opens with another weekday's hours). The
 pattern is replaced as a whole, so an admin never leaves it half edited; every change is audited with the
 state before and after, and the answer lists the bookings ahead that the new hours no longer cover (they
 stay booked: changing the hours cancels nobody)."""
@@ -6,7 +7,7 @@ stay booked: changing the hours cancels nobody)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
@@ -17,12 +18,14 @@ from psycopg import AsyncConnection
 
 from accounts import audit
 from accounts.model import Principal, Role
+from booking.maintenance import clean_reason
 from booking.sqlfiles import QUERIES
 from common.errors import Forbidden, Invalid, NotFound
 from common.rows import dict_rows
 
 MAX_INTERVALS = 100
 MAX_REASON = 200
+MAX_DAYS = 366  # one year's closed or make-up days at a time
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 _DAY_END = 24 * 60
 
@@ -153,40 +156,111 @@ def _local_day(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(), zone)
 
 
+def _check_batch(days: Mapping[date, Any]) -> None:
+    if len(days) > MAX_DAYS:
+        raise Invalid(f"at most {MAX_DAYS} days at once")
+
+
 async def put_closed_day(
     conn: AsyncConnection, principal: Principal, day: date, reason: str, now: datetime, zone: ZoneInfo
 ) -> dict[str, Any]:
     """Closes the center on `day` (local calendar), or changes the reason. Returns the day, its reason and the
     confirmed bookings on it."""
+    outside = await put_closed_days(conn, principal, {day: reason}, now, zone)
+    return {"day": day, "reason": reason.strip(), "bookings_outside_hours": outside}
+
+
+async def put_closed_days(
+    conn: AsyncConnection, principal: Principal, days: Mapping[date, str], now: datetime, zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Closes the center on each day (a year's public holidays at once), all or none; returns the confirmed
+    bookings on them, which stay booked for the admin to sort out."""
     _check_admin(principal)
-    reason = reason.strip()
-    if not reason:
-        raise Invalid("give a reason for the closed day")
-    if len(reason) > MAX_REASON:
-        raise Invalid(f"the reason is longer than {MAX_REASON} characters")
+    _check_batch(days)
+    wanted = {day: clean_reason(reason, "day", MAX_REASON) for day, reason in sorted(days.items())}
+    outside: list[dict[str, Any]] = []
     async with conn.transaction():
         await QUERIES.lock_hours(conn)
-        before = await _closed_day(conn, day)
-        after = {"day": day, "reason": reason}
-        if before != after:
-            await QUERIES.put_closed_day(conn, day=day, reason=reason)
-            action = "update" if before else "create"
-            await audit.record(conn, now, principal, action, "closed_day", day.isoformat(), before=before, after=after)
-        outside = await _outside(conn, now, zone, _local_day(day, zone))
-    return after | {"bookings_outside_hours": outside}
+        for day, reason in wanted.items():
+            if await _working_day(conn, day) is not None:
+                raise Invalid(f"{day.isoformat()} is a make-up working day: remove it first")
+            before = await _closed_day(conn, day)
+            after = {"day": day, "reason": reason}
+            if before != after:
+                await QUERIES.put_closed_day(conn, day=day, reason=reason)
+                action = "update" if before else "create"
+                await audit.record(
+                    conn, now, principal, action, "closed_day", day.isoformat(), before=before, after=after
+                )
+            outside += await _outside(conn, now, zone, _local_day(day, zone))
+    return outside
 
 
 async def delete_closed_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime) -> None:
-    _check_admin(principal)
-    async with conn.transaction():
-        await QUERIES.lock_hours(conn)
-        before = await _closed_day(conn, day)
-        if before is None:
-            raise NotFound(f"{day.isoformat()} is not a closed day")
-        await QUERIES.delete_closed_day(conn, day=day)
-        await audit.record(conn, now, principal, "delete", "closed_day", day.isoformat(), before=before)
+    await _delete_day(conn, principal, day, now, "closed_day")
 
 
 async def _closed_day(conn: AsyncConnection, day: date) -> dict[str, Any] | None:
-    rows = await dict_rows(conn, QUERIES.closed_day.sql, {"day": day})
+    return await _day(conn, "closed_day", day)
+
+
+async def working_days(conn: AsyncConnection, start: date, end: date) -> list[dict[str, Any]]:
+    """Make-up working days in [start, end), each with the weekday whose hours it opens with."""
+    return await dict_rows(conn, QUERIES.working_days.sql, {"start": start, "end": end})
+
+
+async def put_working_days(
+    conn: AsyncConnection, principal: Principal, days: Mapping[date, str], as_weekday: int, now: datetime
+) -> None:
+    """Opens the center on each day (the make-up working days of a year's holidays) with the hours of
+    `as_weekday` (ISO, 1 = Monday), all or none."""
+    _check_admin(principal)
+    _check_batch(days)
+    if not 1 <= as_weekday <= 7:
+        raise Invalid("weekday must be 1 (Monday) to 7 (Sunday)")
+    wanted = {day: clean_reason(reason, "day", MAX_REASON) for day, reason in sorted(days.items())}
+    async with conn.transaction():
+        await QUERIES.lock_hours(conn)
+        for day, reason in wanted.items():
+            if await _closed_day(conn, day) is not None:
+                raise Invalid(f"{day.isoformat()} is a closed day: remove it first")
+            before = await _working_day(conn, day)
+            after = {"day": day, "as_weekday": as_weekday, "reason": reason}
+            if before != after:
+                await QUERIES.put_working_day(conn, **after)
+                action = "update" if before else "create"
+                await audit.record(
+                    conn, now, principal, action, "working_day", day.isoformat(), before=before, after=after
+                )
+
+
+async def delete_working_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime) -> None:
+    await _delete_day(conn, principal, day, now, "working_day")
+
+
+async def _working_day(conn: AsyncConnection, day: date) -> dict[str, Any] | None:
+    return await _day(conn, "working_day", day)
+
+
+# A closed day and a make-up working day: what the refusals call them, the row (locked), its deletion.
+_DAYS = {
+    "closed_day": ("a closed day", QUERIES.closed_day, QUERIES.delete_closed_day),
+    "working_day": ("a make-up working day", QUERIES.working_day, QUERIES.delete_working_day),
+}
+
+
+async def _day(conn: AsyncConnection, kind: str, day: date) -> dict[str, Any] | None:
+    rows = await dict_rows(conn, _DAYS[kind][1].sql, {"day": day})
     return rows[0] if rows else None
+
+
+async def _delete_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime, kind: str) -> None:
+    _check_admin(principal)
+    what, _, delete = _DAYS[kind]
+    async with conn.transaction():
+        await QUERIES.lock_hours(conn)
+        before = await _day(conn, kind, day)
+        if before is None:
+            raise NotFound(f"{day.isoformat()} is not {what}")
+        await delete(conn, day=day)
+        await audit.record(conn, now, principal, "delete", kind, day.isoformat(), before=before)

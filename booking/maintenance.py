@@ -29,12 +29,13 @@ def _check_operator(principal: Principal) -> None:
         raise Forbidden("only technicians and admins manage maintenance windows")
 
 
-def _clean_reason(reason: str) -> str:
+def clean_reason(reason: str, what: str, limit: int = MAX_REASON) -> str:
+    """The reason given for `what` (a maintenance window, a closed day), trimmed, or Invalid."""
     reason = reason.strip()
     if not reason:
-        raise Invalid("give a reason for the maintenance window")
-    if len(reason) > MAX_REASON:
-        raise Invalid(f"the reason is longer than {MAX_REASON} characters")
+        raise Invalid(f"give a reason for the {what}")
+    if len(reason) > limit:
+        raise Invalid(f"the reason is longer than {limit} characters")
     return reason
 
 
@@ -64,7 +65,7 @@ async def create(
         raise Invalid("the maintenance window has already ended; windows block future time")
     if end - start > MAX_WINDOW:
         raise Invalid(f"a maintenance window lasts at most {MAX_WINDOW.days} days")
-    reason = _clean_reason(reason)
+    reason = clean_reason(reason, "maintenance window")
     async with conn.transaction():
         await QUERIES.lock_device_for_maintenance(conn, device_id=device_id)
         device = await QUERIES.maintenance_device(conn, device_id=device_id)

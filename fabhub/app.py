@@ -48,6 +48,11 @@ from fabhub.policy import check as check_policy
 from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
 from fabhub.sqlfiles import QUERIES
+from fabhub.web.admin_audit import make_router as admin_audit_router
+from fabhub.web.admin_hours import make_router as admin_hours_router
+from fabhub.web.admin_import import make_router as admin_import_router
+from fabhub.web.admin_orgs import make_router as admin_orgs_router
+from fabhub.web.admin_users import make_router as admin_users_router
 from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
@@ -228,6 +233,11 @@ def create_app(
         finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),
+        admin_orgs_router(pages, sessions, pool, catalogue, clock),
+        admin_users_router(pages, sessions, pool, catalogue, clock),
+        admin_import_router(pages, sessions, pool, clock),
+        admin_hours_router(pages, sessions, pool, clock),
+        admin_audit_router(pages, sessions, pool),
     )
 
     mount_api_docs(app)

@@ -79,7 +79,8 @@ def _text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _csv_cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A cell as CSV text; text a spreadsheet would take for a formula stays text."""
     if value is None:
         return ""
     if isinstance(value, Decimal):
@@ -138,12 +139,12 @@ def _to_csv(sheet: Sheet) -> bytes:
     writer = csv.writer(out)
     writer.writerow([c.title for c in sheet.columns])
     for row in sheet.rows:
-        writer.writerow([_csv_cell(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
 
 
 def _display_width(value: Any) -> int:
-    text = _csv_cell(value)
+    text = csv_cell(value)
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
 
 

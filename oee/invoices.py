@@ -92,6 +92,15 @@ async def lines_of(conn: AsyncConnection, invoice_id: int) -> list[dict[str, Any
     return await dict_rows(conn, QUERIES.invoice_lines.sql, {"invoice_id": invoice_id})
 
 
+async def subsidy_use(
+    conn: AsyncConnection, organization_id: int, programs: list[str], year: int
+) -> list[dict[str, Any]]:
+    """Per program the customer is eligible for or has drawn on: its annual cap and what the ledger granted in
+    the calendar year, drafts included (a draft holds its share of the cap until it is replaced or credited)."""
+    params = {"organization_id": organization_id, "programs": programs, "year": year}
+    return await dict_rows(conn, QUERIES.subsidy_use_of_year.sql, params)
+
+
 class Invoicing:
     def __init__(self, oee: OeeService, vat_rate: Decimal, zone: ZoneInfo, clock: Callable[[], datetime]) -> None:
         self.oee = oee

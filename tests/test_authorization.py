@@ -122,6 +122,19 @@ async def form_token(client) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
 
 
+PAGE_VALUES = {
+    "booking_id": 1,
+    "invoice_id": 1,
+    "device_id": "cnc-01",
+    "organization_id": 1,
+    "user_id": 1,
+    "device_class": "cnc",
+    "day": "2027-03-10",
+    "entry_id": 1,
+    "action": "withdraw",
+}
+
+
 async def test_every_page_as_every_role(center):
     """Pages take the session cookie; a visitor without one is sent to log in (303), a role outside the line
     gets 403, and a form post carries its CSRF token, so only the role decides."""
@@ -138,11 +151,8 @@ async def test_every_page_as_every_role(center):
             client.cookies.clear()
             client.cookies.update(cookies)
             form = {"data": {"csrf": await form_token(client)}} if method == "POST" else {}
-            async with client.stream(
-                method,
-                path.format(booking_id=1, invoice_id=1, device_id="cnc-01", entry_id=1, action="withdraw"),
-                **form,
-            ) as r:
+            url = path.format(**PAGE_VALUES)
+            async with client.stream(method, url, **form) as r:
                 status, location = r.status_code, r.headers.get("location", "")
             if caller == "anonymous":
                 expected_ok = status == 303 and location.startswith("/login?next=")

@@ -11,10 +11,11 @@ from tests.booking_rig import NOW, customer
 from tests.browser import chromium, log_in, new_page, shot
 from tests.http import serve
 
+ADMIN_PAGES = {"/admin/organizations", "/admin/users", "/admin/hours", "/admin/audit"}
 HOMES = {
-    Role.admin: ("/board", {"/board", "/book", "/finance", "/management"}),
-    Role.technician: ("/board", {"/board", "/book"}),
-    Role.finance: ("/finance", {"/finance", "/management"}),
+    Role.admin: ("/board", {"/board", "/book", "/finance", "/management", *ADMIN_PAGES}),
+    Role.technician: ("/board", {"/board", "/book", "/admin/users"}),
+    Role.finance: ("/finance", {"/finance", "/management", "/admin/audit"}),
     Role.customer: ("/book", {"/book", "/my-bookings"}),
 }
 

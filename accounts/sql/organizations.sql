@@ -31,3 +31,18 @@ SET name = :name, uscc = :uscc, contact_name = :contact_name, contact_phone = :c
     contact_email = :contact_email, subsidy_programs = :subsidy_programs, active = :active,
     reference_required = :reference_required
 WHERE id = :id;
+
+-- name: search-organizations
+-- The admin pages' list: a text found in the name, credit code or contact, by name.
+SELECT id, name, uscc, contact_name, contact_phone, contact_email, subsidy_programs, active, created_at, updated_at,
+       reference_required
+FROM organization
+WHERE CAST(:q AS text) IS NULL
+   OR strpos(lower(name || ' ' || uscc || ' ' || contact_name || ' ' || contact_email || ' ' || contact_phone),
+             lower(:q)) > 0
+ORDER BY name, id
+LIMIT :limit;
+
+-- name: organization-by-code^
+-- An organization named by its credit code, as a CSV import writes it.
+SELECT id, name, active FROM organization WHERE uscc = upper(:uscc);

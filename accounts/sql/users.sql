@@ -51,3 +51,17 @@ UPDATE app_user SET calendar_secret_sha256 = :digest WHERE id = :id RETURNING id
 
 -- name: user-by-calendar-secret$
 SELECT id FROM app_user WHERE calendar_secret_sha256 = :digest;
+
+-- name: search-users
+-- The admin pages' list: a text found in the email or name, optionally of one role or organization, newest first.
+SELECT id, email, name, role, organization_id, active, created_at, updated_at
+FROM app_user
+WHERE (CAST(:q AS text) IS NULL OR strpos(lower(email || ' ' || name), lower(:q)) > 0)
+  AND (CAST(:role AS text) IS NULL OR role = :role)
+  AND (CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: emails-taken
+-- Which of these emails (lower case) an account has already.
+SELECT lower(email) FROM app_user WHERE lower(email) = ANY(CAST(:emails AS text[]));

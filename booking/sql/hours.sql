@@ -1,5 +1,5 @@
--- Opening hours (the weekly pattern in the center's local time) and closed days. Times travel as 'HH:MM'
--- text because a closing time of 24:00 has no Python `time`.
+-- Opening hours (the weekly pattern in the center's local time), closed days and make-up working days. Times
+-- travel as 'HH:MM' text because a closing time of 24:00 has no Python `time`.
 
 -- name: lock-hours$
 -- Changes to the pattern and the closed days happen one at a time, so each audit entry's "before" is true.
@@ -31,6 +31,19 @@ DELETE FROM closed_day WHERE day = :day;
 -- name: closed-days
 SELECT day, reason, updated_at FROM closed_day WHERE day >= :start AND day < :end ORDER BY day;
 
+-- name: working-day^
+SELECT day, as_weekday, reason FROM working_day WHERE day = :day FOR UPDATE;
+
+-- name: put-working-day!
+INSERT INTO working_day (day, as_weekday, reason) VALUES (:day, :as_weekday, :reason)
+ON CONFLICT (day) DO UPDATE SET as_weekday = EXCLUDED.as_weekday, reason = EXCLUDED.reason;
+
+-- name: delete-working-day!
+DELETE FROM working_day WHERE day = :day;
+
+-- name: working-days
+SELECT day, as_weekday, reason, updated_at FROM working_day WHERE day >= :start AND day < :end ORDER BY day;
+
 -- name: bookings-outside-hours
 -- Confirmed bookings still ahead that the current hours no longer cover: they stay booked (a change of hours
 -- does not cancel anyone), and the admin gets the list to sort out with the customers.
@@ -43,5 +56,6 @@ ORDER BY lower(b.during), b.id
 LIMIT 500;
 
 -- name: open-time$
--- The center's open time in a window (weekly hours less closed days), as the booking check sees it.
+-- The center's open time in a window (weekly hours less closed days, plus make-up working days), as the booking
+-- check sees it.
 SELECT booking_open_hours(:start, :end, :zone);

@@ -117,7 +117,7 @@ def make_router(
             found = await documents(conn, user, invoice_id=invoice_id)
             lines = await lines_of(conn, invoice_id)
         if not found:
-            return pages.render(request, "error.html", user, status=404, message=pages.texts(request)("Not found."))
+            return pages.not_found(request, user)
         return pages.render(request, "invoice.html", user, invoice=found[0], lines=lines)
 
     return router

@@ -154,7 +154,7 @@ ZH: dict[str, str] = {
     "1 hour before": "提前 1 小时",
     "Save": "保存",
     "Choose from the list.": "请从列表中选择。",
-    "Register": "提交注册",
+    "Submit the registration": "提交注册",
     "The center reviews each registration; you can book once it is approved.": (
         "中心审核每一份注册，通过后即可预约设备。"
     ),
@@ -169,6 +169,145 @@ ZH: dict[str, str] = {
     "Your email is confirmed. The center reviews the registration and will tell you its decision.": (
         "邮箱已确认。中心将审核您的注册并通知审核结果。"
     ),
+    "Organizations": "单位管理",
+    "Users": "用户管理",
+    "Opening hours": "开放时间",
+    "Audit log": "审计日志",
+    "Account": "账户",
+    "Action": "操作",
+    "Actor": "操作人",
+    "After": "变更后",
+    "Before": "变更前",
+    "Change": "变更内容",
+    "Active (untick to deactivate: the user is logged out at once)": "启用（取消勾选即停用：该用户立即退出登录）",
+    "Add a user": "添加用户",
+    "Its users": "本单位用户",
+    "Add closed days, one line each: a date or a range, then the reason": (
+        "添加闭馆日，每行一条：日期或日期范围，后接原因"
+    ),
+    "Add make-up working days, one line each: a date, then the reason": "添加调休上班日，每行一条：日期，后接原因",
+    "Annual cap": "年度上限",
+    "Bookings now outside the hours (they stay booked)": "现已不在开放时间内的预约（预约保留）",
+    "CSV file": "CSV 文件",
+    "Check": "检查",
+    "Close these days": "设为闭馆日",
+    "Closed days": "闭馆日",
+    "Closed days and make-up working days in": "闭馆日与调休上班日：",
+    "Contact": "联系人",
+    "Contact email": "联系人邮箱",
+    "Create": "创建",
+    "Create a user": "创建用户",
+    "Deactivate (its users can no longer log in)": "停用（其用户将无法登录）",
+    "Details": "基本信息",
+    "Email or name": "邮箱或姓名",
+    "Every booking needs a project or PO reference": "每个预约须填写项目号或采购订单号",
+    "Every week": "每周",
+    "Export as CSV": "导出 CSV",
+    "Filter": "筛选",
+    "For example 08:00-12:00, 13:00-20:00; leave a day empty to close it; 24:00 for midnight.": (
+        "例如 08:00-12:00, 13:00-20:00；留空表示当天不开放；午夜写作 24:00。"
+    ),
+    "From": "起始日期",
+    "To": "截止日期",
+    "Give the last day the qualification holds.": "请填写资格有效期的最后一天。",
+    "Grant": "授予",
+    "Grant a qualification": "授予操作资格",
+    "Granted": "已发放",
+    "Left": "剩余",
+    "Granted counts invoice drafts too: a draft holds its share of the cap until it is replaced or credited.": (
+        "已发放金额包含发票草稿：草稿在被替换或冲销前占用相应额度。"
+    ),
+    "Import": "导入",
+    "Import users from a CSV file": "从 CSV 文件导入用户",
+    "Imported.": "导入完成。",
+    "Line": "行",
+    "Line {0}": "第 {0} 行",
+    "Made-up passwords are shown this once; hand them to their users, who should change them.": (
+        "系统生成的密码仅显示这一次；请转交给用户，并提醒其修改密码。"
+    ),
+    "Make-up working days": "调休上班日",
+    "Monday": "周一",
+    "Tuesday": "周二",
+    "Wednesday": "周三",
+    "Thursday": "周四",
+    "Friday": "周五",
+    "Saturday": "周六",
+    "Sunday": "周日",
+    "Name": "名称",
+    "Name, credit code or contact": "名称、信用代码或联系人",
+    "National Day": "国庆节",
+    "National Day make-up day": "国庆节调休",
+    "New password": "新密码",
+    "Not eligible for any subsidy program.": "未享受任何补贴项目。",
+    "Nothing found.": "未找到记录。",
+    "Object": "对象",
+    "Object id": "对象编号",
+    "Older entries": "更早的记录",
+    "Open these days": "设为上班日",
+    "Open with the hours of": "按以下日期的开放时间",
+    "Or fix the rows here": "或在此直接修改",
+    "Organization": "单位",
+    "Organization (customers only)": "所属单位（仅客户）",
+    "Phone": "电话",
+    "Preview": "预览",
+    "Problems": "问题",
+    "Qualifications": "操作资格",
+    "Reactivate": "重新启用",
+    "Register": "登记",
+    "Register an organization": "登记新单位",
+    "Remove": "删除",
+    "Renew": "续期",
+    "Revoke": "撤销",
+    "Role": "角色",
+    "Search": "搜索",
+    "Set a new password": "重设密码",
+    "Set the password": "设置密码",
+    "Share": "补贴比例",
+    "Subsidy in": "补贴使用情况：",
+    "Subsidy programs": "补贴项目",
+    "The expiry date has passed already.": "有效期已过，请选择今天或以后的日期。",
+    "The file is empty.": "文件为空。",
+    "The first line names the columns: email, name, role and, for customers, organization (its credit code or id).": (
+        "第一行为列名：邮箱、姓名、角色，客户还需单位（统一社会信用代码或编号）。"
+    ),
+    "Roles: customer, technician, finance, admin. A password column is optional; without it one is made up.": (
+        "角色：客户、技术员、财务、管理员（也可写 customer、technician、finance、admin）。"
+        "密码列可选，不填则由系统生成。"
+    ),
+    "Chinese headers (邮箱, 姓名, 角色, 单位, 密码) and Excel's UTF-8 or GBK files work too. At most": (
+        "也可使用英文列名（email, name, role, organization, password），支持 Excel 保存的 UTF-8 或 GBK 文件。最多"
+    ),
+    "rows; nothing is imported unless every row is right.": "行；只有全部行都正确时才会导入。",
+    "The form is incomplete; please try again.": "表单不完整，请重试。",
+    "The user's sessions and calendar link end; tell them the new password in person.": (
+        "该用户的所有登录会话和日历链接将失效；请当面告知新密码。"
+    ),
+    "The first line must name the columns email, name and role; organization and password may follow.": (
+        "第一行须包含列名：邮箱、姓名、角色；可另加单位和密码。"
+    ),
+    "write each opening as 08:00-12:00, separated by commas, not overlapping (24:00 for midnight)": (
+        "请按 08:00-12:00 的格式填写，多段用逗号分隔，时段不得重叠（午夜写作 24:00）"
+    ),
+    "Choose subsidy programs from the list.": "请从列表中选择补贴项目。",
+    "Time": "时间",
+    "Valid through": "有效期至",
+    "Write at least one day.": "请至少填写一天。",
+    "active": "启用",
+    "deactivated": "已停用",
+    "admin": "管理员",
+    "customer": "客户",
+    "technician": "技术员",
+    "finance": "财务",
+    "as in the file": "同文件中",
+    "before / after": "变更前 / 变更后",
+    "email or part of it": "邮箱或其一部分",
+    "expired": "已过期",
+    "hours of": "开放时间同",
+    "no longer eligible": "已不再享受",
+    "none: staff of the center": "无：中心员工",
+    "rows have problems": "行有问题",
+    "the days must lie in the chosen year, in order": "日期须在所选年份内，且按先后顺序",
+    "write a date, or two joined by .., then the reason": "请写一个日期，或用 .. 连接的两个日期，后接原因",
 }
 
 
@@ -228,6 +367,12 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^waiting-list entry (\d+) has no open offer$", "候补 {0} 没有可确认的保留时段。"),
         (r"^waiting-list entry (\d+) is (\w+)$", "候补 {0} 已结束。"),
         (r"^the slot is taken$", "该时段已被预约。"),
+        (r"^this confirmation link is not valid", "确认链接无效（已使用或已超过 48 小时）。"),
+        # accounts: organizations, users, passwords, qualifications, the CSV import
+        (r"^(.+) has 1 to (\d+) characters$", "{0}须为 1 至 {1} 个字符。"),
+        (r"^(.+) has at most (\d+) characters$", "{0}最多 {1} 个字符。"),
+        (r"^(.+) cannot contain control characters$", "{0}不能包含控制字符。"),
+        (r"^.+ '(.*)' is not an email address$", "“{0}”不是有效的邮箱地址。"),
         (
             r"^a unified social credit code has 18 characters, this one has (\d+)$",
             "统一社会信用代码应为 18 位，当前为 {0} 位。",
@@ -238,12 +383,50 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         ),
         (
             r"^check character is (\S), the first 17 characters give (\S)",
-            "统一社会信用代码校验位应为 {1}（当前为 {0}），请检查是否有误。",
+            "校验位为 {0}，按前 17 位应为 {1}：可能有输入错误。",
         ),
-        (r"^this confirmation link is not valid", "确认链接无效（已使用或已超过 48 小时）。"),
+        (r"^the credit code (\S+) belongs to another organization already$", "统一社会信用代码 {0} 已属于另一家单位。"),
+        (r"^no organization (\d+)$", "未找到单位 {0}。"),
+        (r"^unknown role '(.*)'", "未知角色“{0}”；可用角色：客户、技术员、财务、管理员。"),
+        (r"^a customer belongs to an organization", "客户须属于一个单位：请选择其单位。"),
+        (r"^organization (\d+) does not exist$", "单位 {0} 不存在。"),
+        (
+            r"^a (\w+) works for the center and belongs to no organization",
+            "{0}是中心员工，不属于任何单位：请不要选择单位。",
+        ),
+        (r"^you cannot take away your own admin access", "不能取消自己的管理员权限；请由另一位管理员操作。"),
+        (r"^the email (\S+) is in use by another account already$", "邮箱 {0} 已被其他账户使用。"),
+        (r"^no user (\d+)$", "未找到用户 {0}。"),
         (r"^a password has (\d+) to (\d+) characters$", "密码须为 {0} 至 {1} 个字符。"),
+        (r"^a password cannot start or end with spaces$", "密码首尾不能有空格。"),
+        (r"^user (\d+) holds no qualification for '(.*)'$", "用户 {0} 没有 {1} 的操作资格。"),
+        (r"^the file has no rows to import$", "文件中没有可导入的行。"),
+        (r"^at most (\d+) rows at once; this file has (\d+)$", "每次最多导入 {0} 行；此文件有 {1} 行。"),
+        (r"^the email (\S+) is on line (\d+) too$", "邮箱 {0} 在第 {1} 行也出现了。"),
+        (r"^(\d+) of (\d+) rows have problems; nothing was imported$", "{1} 行中有 {0} 行有问题，未导入任何内容。"),
+        (r"^no organization has the credit code or id (.+)$", "没有信用代码或编号为 {0} 的单位。"),
+        # booking: closed days and make-up working days
+        (r"^give a reason for the day$", "请填写原因。"),
+        (r"^at most (\d+) days at once$", "每次最多 {0} 天。"),
+        (r"^(\S+) is a make-up working day: remove it first$", "{0} 是调休上班日：请先删除。"),
+        (r"^(\S+) is a closed day: remove it first$", "{0} 是闭馆日：请先删除。"),
+        (r"^(\S+) is not a closed day$", "{0} 不是闭馆日。"),
+        (r"^(\S+) is not a make-up working day$", "{0} 不是调休上班日。"),
+        (r"^weekday must be 1 \(Monday\) to 7 \(Sunday\)$", "请选择周一至周日。"),
     )
 ]
+# The domains' names for what a message is about, as the Chinese templates above say them.
+TERMS_ZH = {
+    "an organization's name": "单位名称",
+    "a user's name": "姓名",
+    "a contact name": "联系人",
+    "a contact phone": "电话",
+    "a contact email": "联系人邮箱",
+    "customer": "客户",
+    "technician": "技术员",
+    "finance": "财务",
+    "admin": "管理员",
+}
 
 
 def language(value: str | None) -> str:
@@ -267,8 +450,12 @@ class Texts:
             for pattern, template in DOMAIN_ZH:
                 found = pattern.match(message)
                 if found:
-                    return template.format(*found.groups())
+                    return template.format(*(TERMS_ZH.get(g, g) for g in found.groups()))
         return message
+
+    def about(self, subject: str, text: str) -> str:
+        """`text` said of `subject` (a weekday, a line of a file), with the language's colon."""
+        return f"{subject}：{text}" if self.lang == "zh" else f"{subject}: {text}"
 
     def money(self, amount: Decimal | str | None) -> str:
         return "" if amount is None else format_currency(Decimal(amount), "CNY", locale=self.locale)

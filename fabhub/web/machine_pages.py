@@ -48,7 +48,7 @@ def make_router(
         texts = pages.texts(request)
         device = catalogue.devices.get(device_id)
         if device is None:
-            return pages.render(request, "error.html", user, status=404, message=texts("Not found."))
+            return pages.not_found(request, user)
         now = clock()
         start = now - timedelta(hours=HOURS)
         numeric = [s["signal"] for s in await reader.series(device_id) if s["kind"] == "numeric"]

@@ -28,6 +28,10 @@ NAV = [
         ("/my-bookings", "My bookings"),
         ("/finance", "Finance"),
         ("/management", "Management"),
+        ("/admin/organizations", "Organizations"),
+        ("/admin/users", "Users"),
+        ("/admin/hours", "Opening hours"),
+        ("/admin/audit", "Audit log"),
     )
 ]
 
@@ -72,3 +76,6 @@ class Pages:
             **context,
         )
         return HTMLResponse(html, status_code=status)
+
+    def not_found(self, request: Request, user: Principal | None) -> HTMLResponse:
+        return self.render(request, "error.html", user, status=404, message=self.texts(request)("Not found."))

@@ -109,6 +109,15 @@ FOR UPDATE;
 INSERT INTO subsidy_ledger (organization_id, program_id, year, invoice_line_id, booking_id, amount, at)
 VALUES (:organization_id, :program_id, :year, :invoice_line_id, :booking_id, :amount, :now);
 
+-- name: subsidy-use-of-year
+SELECT p.id, p.name, p.share, p.annual_cap, coalesce(sum(l.amount), 0) AS used,
+       p.annual_cap - coalesce(sum(l.amount), 0) AS remaining
+FROM subsidy_program_entry p
+LEFT JOIN subsidy_ledger l ON l.program_id = p.id AND l.organization_id = :organization_id AND l.year = :year
+WHERE p.id = ANY(CAST(:programs AS text[])) OR l.id IS NOT NULL
+GROUP BY p.id, p.name, p.share, p.annual_cap
+ORDER BY p.id;
+
 -- name: program-cap^
 SELECT annual_cap, name FROM subsidy_program_entry WHERE id = :id;
 
