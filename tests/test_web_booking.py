@@ -1,6 +1,8 @@
 """Booking in a real browser: a customer picks a free slot on the week calendar, sees the subsidized price
 before confirming, finds the booking under "my bookings" and on the calendar, and cancels it."""
 
+import re
+
 from playwright.async_api import expect
 
 from accounts.model import Role
@@ -67,3 +69,25 @@ async def test_a_technician_books_for_a_customer(db_url, pool):
         async with pool.connection() as conn:
             rows = await (await conn.execute("SELECT user_id, created_by FROM booking")).fetchall()
         assert len(rows) == 1 and rows[0][0] == booker.user_id and rows[0][1] != booker.user_id
+
+
+async def test_the_booking_page_tells_a_customer_which_classes_they_may_book(db_url, pool):
+    from datetime import date
+
+    from accounts.qualifications import grant_qualification
+    from tests.accounts_rig import ACTOR
+
+    async with serve(db_url, clock=Clock(NOW)) as client:
+        booker = await customer(pool, client, classes=("cnc",))
+        async with pool.connection() as conn:
+            await grant_qualification(
+                conn, user_id=booker.user_id, device_class="robot", expires_on=date(2027, 2, 1), at=NOW, actor=ACTOR
+            )
+        client.cookies.set("fabhub_session", booker.headers["Authorization"].removeprefix("Bearer "))
+        page = (await client.get("/book")).text
+        listed = re.findall(r'<li class="(ok|refused)">([^<]+)</li>', page)
+        assert listed == [
+            ("ok", "数控加工中心: 操作资格有效至 2027-12-31"),
+            ("refused", "工业机器人工作站: 操作资格已于 2027-02-01 到期，请联系技术人员续期"),
+            ("refused", "3D打印机: 尚无操作资格：经技术人员培训后授予"),
+        ]

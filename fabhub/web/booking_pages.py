@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from accounts import audit
 from accounts.calendar_secrets import rotate_calendar_secret
 from accounts.model import Principal, Role
+from accounts.qualifications import list_qualifications
 from accounts.users import list_users
 from booking import availability, hours, pricing, series, waiting
 from booking.bookings import BookingRequest, Bookings, SlotTaken
@@ -144,9 +145,17 @@ def make_router(
         week = values.get("week") or monday_of(clock().astimezone(zone).date())
         grid = await week_grid(user, class_id, device_id, week)
         customers = []
-        if user.is_operator:  # the floor books for a customer, who must be qualified
-            async with pool.connection() as conn:
+        qualified: dict[str, date] = {}
+        async with pool.connection() as conn:
+            if user.is_operator:  # the floor books for a customer, who must be qualified
                 customers = [u for u in await list_users(conn) if u.role == Role.customer and u.active]
+            else:  # a customer sees which classes they may book, and until when
+                qualified = {q.device_class: q.expires_on for q in await list_qualifications(conn, user.id)}
+        today = clock().astimezone(zone).date()
+        standing = [
+            (class_label(request, c), qualified.get(c), c in qualified and qualified[c] >= today)
+            for c in catalogue.classes
+        ]
         classes = [(c, class_label(request, c)) for c in catalogue.classes]
         devices = [(d, catalogue.devices[d].name) for d in catalogue.class_devices(class_id)]
         return pages.render(
@@ -163,6 +172,7 @@ def make_router(
             following=week + timedelta(days=7),
             values=values,
             customers=customers,
+            standing=standing if user.role == Role.customer else [],
             rules_zh=RULES_ZH | {"taken": "该时段已被预约或设备维护中"},
             **grid,
             **extra,

@@ -128,6 +128,12 @@ ZH: dict[str, str] = {
     "Choose up to 92 days, the first before the last.": "请选择不超过 92 天的时间段，开始日期须早于结束日期。",
     "Register your company": "企业注册",
     "Or wait for this slot": "或候补此时段",
+    "qualified until": "操作资格有效至",
+    "your qualification expired on": "操作资格已于",
+    "; ask a technician to renew it": " 到期，请联系技术人员续期",
+    "not qualified yet: a technician grants the qualification after an introduction": (
+        "尚无操作资格：经技术人员培训后授予"
+    ),
     "Repeat": "重复",
     "once": "不重复",
     "every day": "每天",
