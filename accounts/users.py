@@ -43,6 +43,10 @@ async def create_user(
     at: datetime,
     actor: Principal | str,
 ) -> int:
+    # The account's own problems first (email, name, role, organization), the password's last.
+    checks.email(email)
+    checks.name(name, "a user's name")
+    await check_membership(conn, parse_role(role), organization_id)
     hashed = await _hash(password)
     return await add_user(
         conn,
