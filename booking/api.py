@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal
 from booking import availability, pricing
-from booking.bookings import BookingRequest, Bookings, SlotTaken
+from booking.bookings import BookingChange, BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Rules
 from booking.routing import IdempotencyKey, once
 from booking.sqlfiles import QUERIES
@@ -54,6 +54,20 @@ class BookingIn(Strict):
 
     def request(self) -> BookingRequest:
         return BookingRequest(**self.model_dump(include=set(BookingIn.model_fields)))
+
+
+class ChangeIn(Strict):
+    start: Instant
+    end: Instant
+    device_id: str | None = Field(None, pattern=ID, description="another device of the same class; default the same")
+    purpose: Text | None = Field(None, max_length=500, description="default: unchanged")
+    reference: Text | None = Field(None, max_length=100, description="default: unchanged; an empty string clears it")
+    override_reason: Text | None = Field(
+        None, min_length=3, max_length=500, description="Staff: move past the class rules, with this logged reason"
+    )
+
+    def change(self) -> BookingChange:
+        return BookingChange(**self.model_dump(include=set(ChangeIn.model_fields)))
 
 
 class CancelIn(Strict):
@@ -102,6 +116,8 @@ class BookingOut(BaseModel):
     updated_at: Stamp
     series_id: int | None = Field(description="the recurring series the booking was made in, if any")
     reference: str | None = Field(description="the customer's project or purchase-order reference")
+    revision: int = Field(description="how many times the booking was changed (its calendar SEQUENCE)")
+    changed_at: Stamp | None
     currency: str = "CNY"
 
 
@@ -242,6 +258,36 @@ def make_router(
             bookable=not problems,
             problems=[Problem(rule=p.rule, message=p.message) for p in problems],
         )
+
+    @router.post(f"{prefix}/bookings/{{booking_id}}/change/quote", responses={404: {}, 422: {}})
+    async def change_quote(principal: Caller, booking_id: RowId, body: ChangeIn) -> QuoteAnswer:
+        """What a change would make of the booking: its new price, the rules it would break, and whether
+        the new slot is free (the booking's own slot does not stand in its way)."""
+        async with pool.connection() as conn:
+            found = await bookings.check_change(conn, principal, booking_id, body.change())
+        return QuoteAnswer(
+            quote=found.quote,
+            bookable=found.bookable,
+            problems=[Problem(rule=p.rule, message=p.message) for p in found.problems],
+        )
+
+    @router.post(
+        f"{prefix}/bookings/{{booking_id}}/change",
+        response_model=BookingOut,
+        responses={404: {}, 409: {"description": "slot taken (alternatives attached), or too late to move"}, 422: {}},
+    )
+    async def change(
+        principal: Caller, booking_id: RowId, body: ChangeIn, request: Request, key: IdempotencyKey = None
+    ) -> Any:
+        """Move a coming booking to another slot or device of its class, priced anew, or change only its
+        purpose or reference. The booking keeps its id; the customer is told and gets the updated calendar
+        event."""
+        payload = {"id": booking_id, **body.model_dump(mode="json")}
+
+        async def work(conn: Any) -> tuple[int, Any]:
+            return 200, out(await bookings.change(conn, principal, booking_id, body.change()))
+
+        return await _answer(principal, key, request, payload, work)
 
     @router.post(
         f"{prefix}/bookings",

@@ -55,6 +55,33 @@ class Plan:
     device_ids: list[str]
     organization_id: int
     user_id: int
+    moving: Moving | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Moving:
+    """The booking a change moves, as it stands before the change."""
+
+    id: int
+    organization_id: int
+    user_id: int
+    class_id: str
+
+    @classmethod
+    def of(cls, booking: dict[str, Any]) -> Moving:
+        return cls(booking["id"], booking["organization_id"], booking["user_id"], booking["class_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class BookingChange:
+    """What a change asks for; None keeps the booking's own device, purpose or reference."""
+
+    start: datetime
+    end: datetime
+    device_id: str | None = None
+    purpose: str | None = None
+    reference: str | None = None
+    override_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +122,10 @@ class Bookings:
 
     # -- requests ----------------------------------------------------------------------------------------
 
-    async def plan(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> Plan:
+    async def plan(
+        self, conn: AsyncConnection, principal: Principal, request: BookingRequest, moving: Moving | None = None
+    ) -> Plan:
+        """`moving`: the booking this request changes; it keeps its organization, user and class."""
         if request.end <= request.start:
             raise Invalid("the booking must end after it starts")
         if request.end - request.start > LONGEST:
@@ -119,8 +149,15 @@ class Bookings:
             raise Invalid("name a device_id or a class_id")
         if request.override_reason is not None and not principal.is_operator:
             raise Forbidden("only technicians and admins may override booking rules")
-        organization_id, user_id = await self._booked_for(conn, principal, request.user_id)
-        return Plan(request, self.catalogue.classes[class_id], device_ids, organization_id, user_id)
+        if moving is None:
+            organization_id, user_id = await self._booked_for(conn, principal, request.user_id)
+        elif class_id != moving.class_id:
+            raise Invalid(
+                f"a change keeps the machine class ({moving.class_id}): book the other class and cancel this booking"
+            )
+        else:
+            organization_id, user_id = moving.organization_id, moving.user_id
+        return Plan(request, self.catalogue.classes[class_id], device_ids, organization_id, user_id, moving)
 
     async def _booked_for(self, conn: AsyncConnection, principal: Principal, user_id: int | None) -> tuple[int, int]:
         if principal.role == Role.customer:
@@ -158,6 +195,7 @@ class Bookings:
                     "device_ids": plan.device_ids,
                     "day_start": day_start,
                     "day_end": day_start + timedelta(days=1),
+                    "exclude_id": plan.moving.id if plan.moving else None,
                 },
             )
             row = await cur.fetchone()
@@ -212,11 +250,13 @@ class Bookings:
             found = await self.check(conn, principal, request)
         return found.quote, found.problems
 
-    async def check(self, conn: AsyncConnection, principal: Principal, request: BookingRequest) -> Check:
-        """The request as it would be booked now: its price, the rules it breaks, and the device that would
-        serve it (None when none is free)."""
+    async def check(
+        self, conn: AsyncConnection, principal: Principal, request: BookingRequest, moving: Moving | None = None
+    ) -> Check:
+        """The request as it would be booked now (or the booking `moving` changed to it): its price, the rules
+        it breaks, and the device that would serve it (None when none is free)."""
         now = self.clock()
-        plan = await self.plan(conn, principal, request)
+        plan = await self.plan(conn, principal, request, moving)
         ctx = await self._context(conn, plan, now)
         free = bool(ctx["candidates"]) and not (request.device_id is not None and ctx["under_maintenance"])
         device_id = (ctx["candidates"] or plan.device_ids)[0]
@@ -230,6 +270,85 @@ class Bookings:
         and asks `alternatives`. `announce=False` leaves the confirmation to the caller (a series sends one)."""
         now = self.clock()
         plan = await self.plan(conn, principal, request)
+        row, broken = await self._place(
+            conn, plan, now, lambda device_id, ctx: self._new_row(principal, plan, ctx, device_id, now)
+        )
+        await audit.record(conn, now, principal, "create", "booking", row["id"], after=row)
+        if announce:
+            await publish(conn, "booking.confirmed", {"booking": row}, at=now)
+        await self._overridden(conn, principal, plan, row["id"], broken, now)
+        return row
+
+    async def change(
+        self, conn: AsyncConnection, principal: Principal, booking_id: int, change: BookingChange
+    ) -> dict[str, Any]:
+        """Moves a confirmed booking that has not started to another slot of its class, checked and priced
+        anew like a new booking, or only changes its purpose or reference (slot and price stay, also under
+        way). The id, and with it the calendar event, stays. A customer moves a booking only before its
+        late-cancellation window: moving it later would escape the fee a cancellation then carries."""
+        now = self.clock()
+        locked = await self._locked(conn, principal, booking_id)
+        before = await self.get(conn, booking_id)
+        request = self.changed(before, change)
+        moved = (request.start, request.end, request.device_id) != (before["start"], before["end"], before["device_id"])
+        if not moved:
+            if locked["status"] not in ("confirmed", "in_progress"):
+                raise Conflict(f"booking {booking_id} is {locked['status']} and cannot be changed")
+            if locked["reference_required"] and not request.reference:
+                raise Invalid("your organization books with a project or purchase-order reference")
+            await QUERIES.relabel_booking(
+                conn, id=booking_id, purpose=request.purpose, reference=request.reference, now=now
+            )
+        else:
+            if locked["status"] != "confirmed" or locked["start"] <= now:
+                raise Conflict(f"booking {booking_id} cannot be moved: it has started or ended")
+            window = locked["late_cancellation"]
+            if not principal.is_operator and locked["start"] - now < window:
+                raise Conflict(
+                    f"booking {booking_id} starts within {window / timedelta(hours=1):g} h: it can no longer be "
+                    "moved, only cancelled (with the late-cancellation fee) or moved by a technician"
+                )
+            plan = await self.plan(conn, principal, request, Moving.of(before))
+            _, broken = await self._place(
+                conn, plan, now, lambda device_id, ctx: self._moved_row(booking_id, plan, ctx, device_id, now)
+            )
+            await self._overridden(conn, principal, plan, booking_id, broken, now)
+        after = await self.get(conn, booking_id)
+        await audit.record(conn, now, principal, "change", "booking", booking_id, before=before, after=after)
+        if moved:
+            await publish(conn, "booking.changed", {"booking": after, "before": before}, at=now)
+        return after
+
+    async def check_change(
+        self, conn: AsyncConnection, principal: Principal, booking_id: int, change: BookingChange
+    ) -> Check:
+        """What `change` would make of the booking: its new price, the rules it breaks, the device."""
+        before = await self.get(conn, booking_id, principal)
+        return await self.check(conn, principal, self.changed(before, change), Moving.of(before))
+
+    @staticmethod
+    def changed(before: dict[str, Any], change: BookingChange) -> BookingRequest:
+        """The booking as the change would make it."""
+        return BookingRequest(
+            change.start,
+            change.end,
+            device_id=change.device_id or before["device_id"],
+            purpose=before["purpose"] if change.purpose is None else change.purpose,
+            reference=before["reference"] if change.reference is None else change.reference or None,
+            override_reason=change.override_reason,
+        )
+
+    async def _place(
+        self,
+        conn: AsyncConnection,
+        plan: Plan,
+        now: datetime,
+        statement: Callable[[str, dict[str, Any]], tuple[str, dict[str, Any]]],
+    ) -> tuple[dict[str, Any], list[rules.Violation]]:
+        """Checks the plan and writes it to the first free device with `statement` (the INSERT of a new
+        booking or the UPDATE of a change), returning the row and the rules an override let it break; raises
+        SlotTaken when no device is free."""
+        request = plan.request
         await QUERIES.lock_for_booking(conn, organization_id=plan.organization_id, device_ids=plan.device_ids)
         ctx = await self._context(conn, plan, now)
         if ctx["organization_active"] is not True:
@@ -244,67 +363,81 @@ class Bookings:
             raise SlotTaken(plan, f"{request.device_id} is under maintenance then")
         candidates = ctx["candidates"] or []
         for device_id in candidates:
+            sql, params = statement(device_id, ctx)
             # With one candidate a lost race ends the request anyway; with more, a savepoint lets it move on.
-            row = await self._insert(conn, principal, plan, ctx, device_id, now, savepoint=len(candidates) > 1)
-            if row is None:
-                continue
-            await audit.record(conn, now, principal, "create", "booking", row["id"], after=row)
-            if announce:
-                await publish(conn, "booking.confirmed", {"booking": row}, at=now)
-            if problems:
-                broken = [p.rule for p in problems]
-                await audit.record(
-                    conn, now, principal, "override", "booking", row["id"], after=broken, reason=request.override_reason
-                )
-            return row
+            row = await self._write(conn, plan, sql, params, savepoint=len(candidates) > 1)
+            if row is not None:
+                return row, problems
         raise SlotTaken(plan, "the slot is taken" if request.device_id else f"no {plan.device_class.id} is free then")
-
-    async def _insert(
-        self,
-        conn: AsyncConnection,
-        principal: Principal,
-        plan: Plan,
-        ctx: dict[str, Any],
-        device_id: str,
-        now: datetime,
-        *,
-        savepoint: bool,
-    ) -> dict[str, Any] | None:
-        quote = self.quote_for(plan, ctx, device_id)
-        request = plan.request
-        params = {
+    def _priced(self, plan: Plan, ctx: dict[str, Any], device_id: str, now: datetime) -> dict[str, Any]:
+        request, quote = plan.request, self.quote_for(plan, ctx, device_id)
+        return {
             "device_id": device_id,
-            "class_id": plan.device_class.id,
-            "device_name": self.catalogue.devices[device_id].name,
-            "organization_id": plan.organization_id,
-            "organization_name": ctx["organization_name"],
-            "user_id": plan.user_id,
-            "created_by": principal.id,
             "start": request.start,
             "end": request.end,
             "purpose": request.purpose,
+            "reference": request.reference,
+            "override_reason": request.override_reason,
             "hourly_rate": quote.hourly_rate,
             "gross": quote.gross,
             "subsidy_program": quote.subsidy_program,
             "subsidy_share": quote.subsidy_share,
             "subsidy": quote.subsidy,
             "net": quote.net,
-            "override_reason": request.override_reason,
-            "reference": request.reference,
             "now": now,
         }
+
+    def _new_row(
+        self, principal: Principal, plan: Plan, ctx: dict[str, Any], device_id: str, now: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        params = self._priced(plan, ctx, device_id, now) | {
+            "class_id": plan.device_class.id,
+            "device_name": self.catalogue.devices[device_id].name,
+            "organization_id": plan.organization_id,
+            "organization_name": ctx["organization_name"],
+            "user_id": plan.user_id,
+            "created_by": principal.id,
+        }
+        return QUERIES.insert_booking.sql, params
+
+    def _moved_row(
+        self, booking_id: int, plan: Plan, ctx: dict[str, Any], device_id: str, now: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        return QUERIES.change_booking.sql, self._priced(plan, ctx, device_id, now) | {"id": booking_id}
+
+    @staticmethod
+    async def _write(
+        conn: AsyncConnection, plan: Plan, sql: str, params: dict[str, Any], *, savepoint: bool
+    ) -> dict[str, Any] | None:
+        """The written row; None when a concurrent booking took the device first and a savepoint let this
+        request survive it."""
         try:
             async with conn.cursor(row_factory=dict_row) as cur:
                 if not savepoint:
-                    await cur.execute(QUERIES.insert_booking.sql, params)
+                    await cur.execute(sql, params)
                     return await cur.fetchone()
                 async with conn.transaction():
-                    await cur.execute(QUERIES.insert_booking.sql, params)
+                    await cur.execute(sql, params)
                     return await cur.fetchone()
         except psycopg.errors.ExclusionViolation:
             if not savepoint:
                 raise SlotTaken(plan, "the slot is taken") from None
             return None
+
+    @staticmethod
+    async def _overridden(
+        conn: AsyncConnection,
+        principal: Principal,
+        plan: Plan,
+        booking_id: int,
+        broken: list[rules.Violation],
+        now: datetime,
+    ) -> None:
+        if broken:
+            reason = plan.request.override_reason
+            after = [p.rule for p in broken]
+            await audit.record(conn, now, principal, "override", "booking", booking_id, after=after, reason=reason)
+
 
     async def alternatives(self, taken: SlotTaken) -> list[availability.Slot]:
         plan, now = taken.plan, self.clock()

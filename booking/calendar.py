@@ -1,6 +1,7 @@
 """The bookings as an iCalendar feed, for calendar apps that subscribe to a secret URL. Times go out in UTC
 (no VTIMEZONE needed, every client converts); a cancelled booking or a no-show stays in the feed as
-CANCELLED with a higher SEQUENCE, so subscribed calendars strike it rather than keep a stale event."""
+CANCELLED with a higher SEQUENCE, so subscribed calendars strike it rather than keep a stale event; a moved
+booking keeps its UID and raises its SEQUENCE, so calendars move the event."""
 
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ def _event(row: dict[str, Any], stamp: datetime) -> Event:
     event.add("description", _description(row))
     struck = row["status"] in _STRUCK
     event.add("status", "CANCELLED" if struck else "CONFIRMED")
-    # Bookings never move, so the only revision a client must notice is being struck.
-    event.add("sequence", 1 if struck else 0)
+    # Each change counts a revision; being struck is one more.
+    event.add("sequence", row["revision"] + (1 if struck else 0))
     event.add("transp", "TRANSPARENT" if struck else "OPAQUE")
     return event
 

@@ -38,6 +38,9 @@ ROLES: Policy = {
     ("GET", "/register/confirm"): PUBLIC,
     ("POST", "/api/v1/registrations"): PUBLIC,
     ("POST", "/api/v1/registrations/confirm"): PUBLIC,
+    ("GET", "/api/v1/notifications"): ADMIN,  # the delivery log: addresses and message texts
+    ("GET", "/api/v1/notifications/{notification_id}"): ADMIN,
+    ("POST", "/api/v1/notifications/{notification_id}/resend"): ADMIN,
     ("GET", "/api/v1/registrations"): ADMIN,
     ("GET", "/api/v1/registrations/{registration_id}"): ADMIN,
     ("GET", "/api/v1/registrations/{registration_id}/licence"): ADMIN,
@@ -74,6 +77,8 @@ ROLES: Policy = {
     ("GET", "/api/v1/bookings"): EVERYONE,
     ("GET", "/api/v1/bookings/{booking_id}"): EVERYONE,
     ("POST", "/api/v1/bookings/{booking_id}/cancel"): BOOKERS,
+    ("POST", "/api/v1/bookings/{booking_id}/change"): BOOKERS,
+    ("POST", "/api/v1/bookings/{booking_id}/change/quote"): BOOKERS,
     ("POST", "/api/v1/bookings/{booking_id}/check-in"): OPERATORS,  # the machine's state, else a technician
     ("POST", "/api/v1/bookings/{booking_id}/finish"): BOOKERS,
     # The floor: technicians manage maintenance; admins the center's hours.

@@ -106,7 +106,7 @@ class Notifier:
         """Publishes each reminder that has come due; returns how many were new."""
         new = 0
         for row in await dict_rows(conn, QUERIES.reminders_due.sql, {"now": now}):
-            key = f"booking.reminder:{row['id']}:{row['lead']}"
+            key = f"booking.reminder:{row['id']}:{row['revision']}:{row['lead']}"
             payload = {"booking_id": row["id"], "lead_minutes": row["lead"]}
             new += await publish(conn, "booking.reminder", payload, at=now, key=key)
         return new
@@ -182,7 +182,7 @@ class Notifier:
                 return None  # cancelled since the reminder came due
             payload = {**payload, "booking": booking}
         message = RENDER[event.kind](payload, self.voice, language)
-        booked = [payload["booking"]] if event.kind == "booking.confirmed" else []
+        booked = [payload["booking"]] if event.kind in ("booking.confirmed", "booking.changed") else []
         if event.kind == "booking.series_confirmed":
             booked = payload["series"]["bookings"]
         if not booked:

@@ -54,6 +54,11 @@ def cny(amount: Any, language: Language) -> str:
     return f"¥{value:,}" if language == "zh-CN" else f"CNY {value:,}"
 
 
+def _price(b: dict[str, Any], language: Language) -> str:
+    net, gross, subsidy = cny(b["net"], language), cny(b["gross"], language), cny(b["subsidy"], language)
+    return f"{net} (subsidy {subsidy} off {gross})" if language == "en" else f"{net}（原价 {gross}，补贴 {subsidy}）"
+
+
 def booking_confirmed(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
     b = payload["booking"]
     when = voice.span(b["start"], b["end"], language)
@@ -61,17 +66,37 @@ def booking_confirmed(payload: dict[str, Any], voice: Voice, language: Language)
         subject = f"Booking confirmed: {b['device_name']}, {when}"
         lines = [
             f"Your booking {b['id']} of {b['device_name']} is confirmed for {when}.",
-            f"Price: {cny(b['net'], language)} "
-            f"(subsidy {cny(b['subsidy'], language)} off {cny(b['gross'], language)}).",
+            f"Price: {_price(b, language)}.",
             "The calendar file is attached.",
         ]
     else:
         subject = f"预约已确认：{b['device_name']}，{when}"
         lines = [
             f"您的预约 {b['id']}（{b['device_name']}）已确认，时间 {when}。",
-            f"费用：{cny(b['net'], language)}"
-            f"（原价 {cny(b['gross'], language)}，补贴 {cny(b['subsidy'], language)}）。",
+            f"费用：{_price(b, language)}。",
             "附件为日历文件。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+def booking_changed(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    b, was = payload["booking"], payload["before"]
+    when, before = voice.span(b["start"], b["end"], language), voice.span(was["start"], was["end"], language)
+    if language == "en":
+        subject = f"Booking changed: {b['device_name']}, {when}"
+        lines = [
+            f"Your booking {b['id']} was moved from {was['device_name']}, {before}",
+            f"to {b['device_name']}, {when}.",
+            f"Price now: {_price(b, language)}; before {cny(was['net'], language)}.",
+            "The updated calendar file is attached.",
+        ]
+    else:
+        subject = f"预约已变更：{b['device_name']}，{when}"
+        lines = [
+            f"您的预约 {b['id']} 已由 {was['device_name']}，{before}",
+            f"改为 {b['device_name']}，{when}。",
+            f"现费用：{_price(b, language)}；变更前 {cny(was['net'], language)}。",
+            "附件为更新后的日历文件。",
         ]
     return Message(subject, voice.sign("\n".join(lines), language))
 
@@ -273,6 +298,7 @@ def device_down(payload: dict[str, Any], voice: Voice, language: Language) -> Me
 RENDER = {
     "booking.confirmed": booking_confirmed,
     "booking.series_confirmed": series_confirmed,
+    "booking.changed": booking_changed,
     "booking.cancelled": booking_cancelled,
     "booking.no_show": booking_no_show,
     "booking.reminder": booking_reminder,

@@ -14,7 +14,8 @@ SELECT count(*) FROM (
 ) AS locks;
 
 -- name: booking-context^
--- Everything a booking decision needs, in one round trip.
+-- Everything a booking decision needs, in one round trip. :exclude_id is the booking being changed: its own
+-- slot, hours and subsidy do not stand in its way.
 SELECT
     (SELECT expires_on FROM qualification_grant WHERE user_id = :user_id AND device_class = :class_id) AS qualified_until,
     (SELECT active FROM org_profile WHERE id = :organization_id) AS organization_active,
@@ -23,7 +24,8 @@ SELECT
     (SELECT coalesce(sum(upper(b.during) - greatest(lower(b.during), CAST(:now AS timestamptz))), interval '0')
      FROM booking b JOIN device d ON d.id = b.device_id
      WHERE b.organization_id = :organization_id AND d.class_id = :class_id
-       AND b.status IN ('confirmed', 'in_progress') AND upper(b.during) > :now) AS future_booked,
+       AND b.status IN ('confirmed', 'in_progress') AND upper(b.during) > :now
+       AND b.id IS DISTINCT FROM CAST(:exclude_id AS bigint)) AS future_booked,
     used.programs AS used_programs,
     used.amounts AS used_amounts,
     (SELECT name FROM org_profile WHERE id = :organization_id) AS organization_name,
@@ -41,7 +43,7 @@ SELECT
      WHERE d.id = ANY(:device_ids) AND d.retired_at IS NULL
        AND NOT EXISTS (SELECT 1 FROM booking b WHERE b.device_id = d.id
                        AND b.status IN ('confirmed', 'in_progress', 'completed')
-                       AND b.during && tstzrange(:start, :end))
+                       AND b.during && tstzrange(:start, :end) AND b.id IS DISTINCT FROM CAST(:exclude_id AS bigint))
        AND NOT EXISTS (SELECT 1 FROM maintenance_window m WHERE m.device_id = d.id AND m.cancelled_at IS NULL
                        AND m.during && tstzrange(:start, :end))) AS candidates
 FROM (
@@ -51,6 +53,7 @@ FROM (
     WHERE organization_id = :organization_id AND subsidy_program IS NOT NULL
       AND status IN ('confirmed', 'in_progress', 'completed')
       AND lower(during) >= :year_start AND lower(during) < :year_end
+      AND id IS DISTINCT FROM CAST(:exclude_id AS bigint)
 ) AS used;
 
 -- name: insert-booking^
@@ -64,7 +67,22 @@ RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name 
     organization_id, CAST(:organization_name AS text) AS organization_name, user_id, created_by,
     lower(during) AS start, upper(during) AS "end", status, purpose, hourly_rate, gross, subsidy_program,
     subsidy_share, subsidy, net, override_reason, created_at, checked_in_at, finished_at, cancelled_at,
-    cancelled_by, late_cancellation, fee, updated_at, series_id, reference;
+    cancelled_by, late_cancellation, fee, updated_at, series_id, reference, revision, changed_at;
+
+-- name: change-booking^
+-- A confirmed booking moved and priced anew; the no-overlap constraint decides the new slot as it does a new one.
+UPDATE booking
+SET device_id = :device_id, during = tstzrange(:start, :end), purpose = :purpose, reference = :reference,
+    hourly_rate = :hourly_rate, gross = :gross, subsidy_program = :subsidy_program, subsidy_share = :subsidy_share,
+    subsidy = :subsidy, net = :net, override_reason = coalesce(:override_reason, override_reason),
+    revision = revision + 1, changed_at = :now
+WHERE id = :id
+RETURNING id;
+
+-- name: relabel-booking!
+-- A new purpose or reference only: the slot and the price stay.
+UPDATE booking SET purpose = :purpose, reference = :reference, revision = revision + 1, changed_at = :now
+WHERE id = :id;
 
 -- name: booking-row^
 SELECT * FROM booking_detail
@@ -83,8 +101,9 @@ LIMIT :limit;
 -- name: lock-booking^
 -- With the class's cancellation rules as synced (a class that left devices.yaml keeps its last ones).
 SELECT b.status, lower(b.during) AS start, upper(b.during) AS "end", b.net, d.class_id,
-       dc.late_cancellation, dc.late_cancellation_fee_share
+       dc.late_cancellation, dc.late_cancellation_fee_share, o.reference_required
 FROM booking b JOIN device d ON d.id = b.device_id JOIN device_class dc ON dc.id = d.class_id
+JOIN org_profile o ON o.id = b.organization_id
 WHERE b.id = :id AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
 FOR NO KEY UPDATE OF b;
 

@@ -2,7 +2,7 @@
 
 -- name: calendar-bookings
 SELECT id, device_name, organization_name, purpose, status, start, "end", gross, subsidy, subsidy_program, net,
-       fee, created_at, greatest(created_at, checked_in_at, finished_at, cancelled_at) AS modified_at
+       fee, created_at, revision, greatest(created_at, changed_at, checked_in_at, finished_at, cancelled_at) AS modified_at
 FROM booking_detail
 WHERE "end" > :since
   AND (CAST(:organization_id AS bigint) IS NULL OR organization_id = :organization_id)

@@ -58,16 +58,16 @@ SET email = EXCLUDED.email, language = EXCLUDED.language, reminder_minutes = EXC
 
 -- name: reminders-due
 -- Confirmed bookings starting within the longest reminder lead of their user, with the leads now due: a lead
--- is due once its moment has come and the booking already existed then (a booking made 30 minutes ahead gets
--- no 24-hour reminder).
-SELECT b.id, b.user_id, lead
+-- is due once its moment has come and the booking already stood at its slot then (a booking made or moved 30
+-- minutes ahead gets no 24-hour reminder). A moved booking's revision makes its reminders new ones.
+SELECT b.id, b.user_id, lead, b.revision
 FROM booking_slot b
 JOIN user_profile u ON u.id = b.user_id
 LEFT JOIN notification_preference p ON p.user_id = b.user_id
 CROSS JOIN LATERAL unnest(coalesce(p.reminder_minutes, '{1440,60}')) AS lead
 WHERE b.status = 'confirmed' AND lower(b.during) > :now AND lower(b.during) <= :now + interval '7 days'
   AND lower(b.during) - lead * interval '1 minute' <= :now
-  AND lower(b.during) - lead * interval '1 minute' >= b.created_at;
+  AND lower(b.during) - lead * interval '1 minute' >= coalesce(b.changed_at, b.created_at);
 
 -- name: qualifications-expiring
 -- Active users' qualifications that end within :days days (not yet ended), with the class's names.
@@ -78,3 +78,25 @@ JOIN user_profile u ON u.id = q.user_id AND u.active
 LEFT JOIN device_class_entry c ON c.id = q.device_class
 WHERE q.expires_on >= CAST(:today AS date) AND q.expires_on <= CAST(:today AS date) + CAST(:days AS integer)
 ORDER BY q.expires_on, q.user_id, q.device_class;
+
+-- name: notification-rows
+-- The delivery log, newest first: what was sent to whom, or why not yet. The body only in `notification-row`.
+SELECT id, event_id, event_kind, channel, recipient, language, subject, attachment_name, status, attempts,
+       next_attempt_at, last_error, created_at, sent_at, updated_at
+FROM notification
+WHERE (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:kind AS text) IS NULL OR event_kind = :kind)
+  AND (CAST(:recipient AS text) IS NULL OR strpos(lower(recipient), lower(:recipient)) > 0)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
+
+-- name: notification-row^
+SELECT id, event_id, event_kind, channel, recipient, language, subject, attachment_name, status, attempts,
+       next_attempt_at, last_error, created_at, sent_at, updated_at, body
+FROM notification WHERE id = :id;
+
+-- name: resend-notification^
+-- A message that ran out of attempts goes back in the queue with its attempts counted afresh.
+UPDATE notification SET status = 'pending', attempts = 0, next_attempt_at = :now, last_error = NULL
+WHERE id = :id AND status = 'failed'
+RETURNING id;
