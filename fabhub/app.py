@@ -51,6 +51,7 @@ from fabhub.sqlfiles import QUERIES
 from fabhub.web.admin_audit import make_router as admin_audit_router
 from fabhub.web.admin_hours import make_router as admin_hours_router
 from fabhub.web.admin_import import make_router as admin_import_router
+from fabhub.web.admin_notifications import make_router as admin_notifications_router
 from fabhub.web.admin_orgs import make_router as admin_orgs_router
 from fabhub.web.admin_users import make_router as admin_users_router
 from fabhub.web.board import Board, Machine
@@ -205,7 +206,7 @@ def create_app(
         responses=PROBLEMS,
     )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
-    app.include_router(notify_router(pool, auth, API), responses=PROBLEMS)
+    app.include_router(notify_router(pool, auth, clock, API), responses=PROBLEMS)
     app.include_router(series_router(pool, auth, bookings, API), responses=PROBLEMS)
     app.include_router(waiting_router(pool, auth, bookings, clock, API), responses=PROBLEMS)
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
@@ -238,6 +239,7 @@ def create_app(
         admin_import_router(pages, sessions, pool, clock),
         admin_hours_router(pages, sessions, pool, clock),
         admin_audit_router(pages, sessions, pool),
+        admin_notifications_router(pages, sessions, pool, clock),
     )
 
     mount_api_docs(app)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import psycopg
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -88,7 +88,13 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
     from fabhub.broker import mqtt_broker
     from fabhub.center import at_speed, simulators_for
 
-    async with mqtt_broker(settings) as mqtt_url:
+    async with contextlib.AsyncExitStack() as stack:
+        mqtt_url = await stack.enter_async_context(mqtt_broker(settings))
+        if speed is not None and settings.smtp_url is None:  # the demo's own mailbox, never production's
+            from fabhub.demo_mailbox import demo_mailbox
+
+            smtp_url = await stack.enter_async_context(demo_mailbox(settings.data_dir / "mail"))
+            settings = settings.model_copy(update={"smtp_url": SecretStr(smtp_url)})
         sims = simulators_for(devices, mqtt_url, speed, os.environ) if speed is not None else []
         for sim in sims:
             await sim.start()
@@ -172,6 +178,7 @@ def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tup
     err.print(f"  API docs {base}/docs (Authorize with an account below)")
     err.print(f"  health   {base}/healthz")
     err.print(f"  metrics  {base}/metrics")
+    err.print(f"  mail     {base}/admin/notifications (log in as the admin); files in {settings.data_dir / 'mail'}")
     if accounts:
         err.print(f"  demo accounts, password [bold]{DEMO_PASSWORD}[/bold]:")
         for account in accounts:

@@ -32,6 +32,7 @@ NAV = [
         ("/admin/users", "Users"),
         ("/admin/hours", "Opening hours"),
         ("/admin/audit", "Audit log"),
+        ("/admin/notifications", "Delivery log"),
     )
 ]
 
