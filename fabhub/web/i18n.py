@@ -373,6 +373,8 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^waiting-list entry (\d+) has no open offer$", "候补 {0} 没有可确认的保留时段。"),
         (r"^waiting-list entry (\d+) is (\w+)$", "候补 {0} 已结束。"),
         (r"^the slot is taken$", "该时段已被预约。"),
+        (r"^(\S+) is under maintenance then$", "{0} 在此时段维护中。"),
+        (r"^no \S+ is free then$", "此时段该类别没有空闲设备。"),
         (r"^this confirmation link is not valid", "确认链接无效（已使用或已超过 48 小时）。"),
         # accounts: organizations, users, passwords, qualifications, the CSV import
         (r"^(.+) has 1 to (\d+) characters$", "{0}须为 1 至 {1} 个字符。"),
@@ -425,7 +427,7 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^a booking lasts at most (\S+) (h|min)$", "预约最长 {0} {1}。"),
         (
             r"^bookings start and end on a (\S+) (h|min) grid from midnight$",
-            "预约须按从零点起每 {0} {1} 的时间格开始和结束。",
+            "预约须按从零点起每 {0} {1}的时间格开始和结束。",
         ),
         (r"^bookings open (\d+) days ahead$", "最多可提前 {0} 天预约。"),
         (r"^the center is closed during part of this slot$", "该时段内有部分时间中心不开放。"),
