@@ -55,3 +55,45 @@ async def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
     path = SHOTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
     await page.screenshot(path=path, full_page=full_page)
     return path
+
+
+PHONE_WIDTH = 390
+
+
+async def assert_fits_phone(page: Page) -> None:
+    """On a 390 px screen: nothing wider than the screen, and every visible button inside its width and
+    clickable there (Playwright's actionability checks without clicking: visible, stable, enabled, not covered
+    by anything else)."""
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE_WIDTH, (page.url, width)
+    for button in await page.locator("button:visible").all():
+        box = await button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH, (page.url, box)
+        await button.click(trial=True)
+
+
+async def assert_cards(page: Page, table: str, *, phone: bool) -> None:
+    """Every cell of a table of records carries its column's header as its label; on a phone the table is a
+    card per row (the header row hidden, each cell a block with its label drawn before it), on a desktop a
+    table. Rows that span the columns ("nothing yet") are left out."""
+    found = await page.evaluate(
+        """selector => {
+          const table = document.querySelector(selector);
+          const heads = [...table.tHead.rows[0].cells].map(c => c.textContent.trim());
+          const cells = [...table.tBodies[0].rows].filter(r => r.cells.length === heads.length).flatMap(
+            r => [...r.cells].map((c, i) => ({
+              header: heads[i], label: c.dataset.label || "", display: getComputedStyle(c).display,
+              before: getComputedStyle(c, "::before").content !== "none",
+            })));
+          return {head: getComputedStyle(table.tHead).display, cells};
+        }""",
+        table,
+    )
+    assert found["cells"], table
+    for cell in found["cells"]:
+        assert cell["label"] == cell["header"], (table, cell)
+        if phone:
+            assert cell["display"] == "block" and cell["before"] == bool(cell["label"]), (table, cell)
+        else:
+            assert cell["display"] == "table-cell" and not cell["before"], (table, cell)
+    assert found["head"] == ("none" if phone else "table-header-group"), table

@@ -8,7 +8,7 @@ from playwright.async_api import expect
 from accounts.model import Role
 from tests.accounts_rig import Clock, make_user
 from tests.booking_rig import NOW, customer, slot
-from tests.browser import chromium, log_in, new_page, shot
+from tests.browser import assert_cards, assert_fits_phone, chromium, log_in, new_page, shot
 from tests.http import serve
 
 
@@ -91,3 +91,48 @@ async def test_the_booking_page_tells_a_customer_which_classes_they_may_book(db_
             ("refused", "工业机器人工作站: 操作资格已于 2027-02-01 到期，请联系技术人员续期"),
             ("refused", "3D打印机: 尚无操作资格：经技术人员培训后授予"),
         ]
+
+
+async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
+    """Upcoming bookings (one late to cancel, with its fee), a waiting-list entry, a cancelled booking and a
+    calendar link: on a desktop three tables, at 390 px a card per row with each cell labelled by its column,
+    nothing wider than the screen and every button in reach."""
+    async with serve(db_url, clock=Clock(NOW), access_token_minutes=24 * 60) as client:
+        booker = await customer(pool, client, programs=("jingjiang-sme",))
+        other = await customer(pool, client)
+        made = []
+        for device, day, hour in (("cnc-01", 1, 9), ("robot-01", 0, 10), ("cnc-02", 0, 12)):
+            body = slot(day, hour, hour + 1, device_id=device)
+            r = await client.post("/api/v1/bookings", json=body, headers=booker.headers)
+            assert r.status_code == 201, r.text
+            made.append(r.json()["id"])
+        r = await client.post(f"/api/v1/bookings/{made[2]}/cancel", json={}, headers=booker.headers)
+        assert r.status_code == 200, r.text  # inside 24 h: a fee
+        taken = slot(2, 9, 10, device_id="cnc-01")
+        assert (await client.post("/api/v1/bookings", json=taken, headers=other.headers)).status_code == 201
+        r = await client.post("/api/v1/waiting-list", json=taken, headers=booker.headers)
+        assert r.status_code == 201, r.text
+        async with chromium() as browser:
+            for phone in (False, True):
+                page = await new_page(browser, str(client.base_url), phone=phone)
+                await log_in(page, booker.email)
+                await page.goto("/my-bookings")
+                await page.click("form[action='/my-bookings/calendar-link'] button")
+                await expect(page.locator("#feed-url")).to_be_visible()
+                await expect(page.locator("#upcoming")).to_contain_text("逾期取消费")
+                await expect(page.locator("#past")).to_contain_text("已取消")
+                for table in ("#upcoming", "#waiting", "#past"):
+                    await assert_cards(page, table, phone=phone)
+                await shot(page, "my-bookings-phone" if phone else "my-bookings-desktop")
+                if not phone:
+                    assert await page.evaluate("document.documentElement.scrollWidth") <= 1366
+                    continue
+                await assert_fits_phone(page)
+                await page.locator(f"#upcoming tr[data-booking='{made[0]}'] button").click()
+                await expect(page.locator(".notice")).to_have_text("已取消。")
+                await page.click("[data-test=language]")
+                await expect(page.locator("#upcoming thead")).to_contain_text("You pay")
+                for table in ("#upcoming", "#waiting", "#past"):
+                    await assert_cards(page, table, phone=True)
+                await assert_fits_phone(page)
+                await shot(page, "my-bookings-phone-en")

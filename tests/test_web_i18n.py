@@ -30,6 +30,17 @@ def test_domain_refusals_in_chinese():
     assert zh.error("invoice FH2027-000001 is issued already") == "发票 FH2027-000001 已开具。"
     assert zh.error("booking 17 has started; check it in or let it finish instead") == "预约 17 已开始，无法取消。"
     assert zh.error("something new went wrong") == "something new went wrong"
+    # a slot taken when an offered waiting-list entry is booked (booking.bookings.SlotTaken)
+    assert zh.error("cnc-01 is under maintenance then") == "cnc-01 在此时段维护中。"
+    assert zh.error("no cnc is free then") == "此时段该类别没有空闲设备。"
+
+
+def test_rule_problems_name_the_rule_and_say_its_detail():
+    zh, en = Texts("zh", ZONE), Texts("en", ZONE)
+    message = "bookings start and end on a 30 min grid from midnight"
+    assert zh.rule("granularity", message) == "须按时间格开始和结束：预约须按从零点起每 30 分钟的时间格开始和结束。"
+    assert en.rule("granularity", message) == message
+    assert zh.rule("min_booking", "a booking lasts at least 1.5 h") == "预约时长过短：预约至少 1.5 小时。"
 
 
 def test_durations_read_as_people_say_them():

@@ -26,17 +26,6 @@ from notify.preferences import Preferences, choose, preferences_of
 from oee.invoices import documents
 from oee.service import OeeService, group
 
-RULES_ZH = {
-    "past": "开始时间已过",
-    "min_booking": "预约时长过短",
-    "max_booking": "预约时长过长",
-    "granularity": "须按时间格开始和结束",
-    "horizon": "超出可预约天数",
-    "opening_hours": "中心在此时段不开放",
-    "qualification": "缺少设备操作资格",
-    "max_future_hours_per_org": "超出本单位未来预约时长上限",
-    "reference": "本单位要求填写项目或采购单号",
-}
 STATUSES_LIVE = ("confirmed", "in_progress")
 REPEATS = ("DAILY", "WEEKLY")
 REMINDER_CHOICES = ((1440, "24 hours before"), (180, "3 hours before"), (60, "1 hour before"))
@@ -83,11 +72,10 @@ def make_router(
 
     def problem_texts(request: Request, exc: DomainError) -> list[str]:
         texts = pages.texts(request)
-        zh = texts.lang == "zh"
         found = exc.extra.get("problems") or []
         if not found:
             return [texts.error(exc.detail)]
-        return [f"{RULES_ZH.get(p['rule'], p['rule'])}: {p['message']}" if zh else p["message"] for p in found]
+        return [texts.rule(p["rule"], p["message"]) for p in found]
 
     async def week_grid(user: Principal, class_id: str, device_id: str | None, monday: date) -> dict[str, Any]:
         """Rows of the class's grid; each cell mine, free (some device free through it), closed (past, or the
@@ -173,7 +161,6 @@ def make_router(
             values=values,
             customers=customers,
             standing=standing if user.role == Role.customer else [],
-            rules_zh=RULES_ZH | {"taken": "该时段已被预约或设备维护中"},
             **grid,
             **extra,
         )
@@ -257,8 +244,7 @@ def make_router(
             price, broken = await bookings.quote(user, request_of(values))
         except DomainError as exc:
             return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
-        texts = pages.texts(request)
-        shown = [f"{RULES_ZH.get(v.rule, v.rule)}: {v.message}" if texts.lang == "zh" else v.message for v in broken]
+        shown = [pages.texts(request).rule(v.rule, v.message) for v in broken]
         return await book_page(request, user, values, quote=price, problems=shown, bookable=not broken)
 
     @router.post("/book/wait")

@@ -12,11 +12,11 @@ from markupsafe import Markup, escape
 
 PALETTE = ["#0f766e", "#2563eb", "#d97706", "#dc2626", "#7c3aed", "#0891b2", "#65a30d", "#db2777"]
 STATE_COLORS = {
-    "running": "#1f9d55",
-    "setup": "#3b82f6",
+    "running": "#15803d",
+    "setup": "#1d4ed8",
     "idle": "#a3a3a3",
     "down": "#dc2626",
-    "maintenance": "#d97706",
+    "maintenance": "#b45309",
     "offline": "#404040",
 }
 

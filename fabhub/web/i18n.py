@@ -413,6 +413,8 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^waiting-list entry (\d+) has no open offer$", "候补 {0} 没有可确认的保留时段。"),
         (r"^waiting-list entry (\d+) is (\w+)$", "候补 {0} 已结束。"),
         (r"^the slot is taken$", "该时段已被预约。"),
+        (r"^(\S+) is under maintenance then$", "{0} 在此时段维护中。"),
+        (r"^no \S+ is free then$", "此时段该类别没有空闲设备。"),
         (r"^this confirmation link is not valid", "确认链接无效（已使用或已超过 48 小时）。"),
         # accounts: organizations, users, passwords, qualifications, the CSV import
         (r"^(.+) has 1 to (\d+) characters$", "{0}须为 1 至 {1} 个字符。"),
@@ -459,6 +461,36 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^(\S+) is not a closed day$", "{0} 不是闭馆日。"),
         (r"^(\S+) is not a make-up working day$", "{0} 不是调休上班日。"),
         (r"^weekday must be 1 \(Monday\) to 7 \(Sunday\)$", "请选择周一至周日。"),
+        # booking: the class rules a request breaks (booking.rules, booking.bookings), durations as "2 h", "30 min"
+        (r"^the slot starts in the past$", "该时段的开始时间已过。"),
+        (r"^a booking lasts at least (\S+) (h|min)$", "预约至少 {0} {1}。"),
+        (r"^a booking lasts at most (\S+) (h|min)$", "预约最长 {0} {1}。"),
+        (
+            r"^bookings start and end on a (\S+) (h|min) grid from midnight$",
+            "预约须按从零点起每 {0} {1}的时间格开始和结束。",
+        ),
+        (r"^bookings open (\d+) days ahead$", "最多可提前 {0} 天预约。"),
+        (r"^the center is closed during part of this slot$", "该时段内有部分时间中心不开放。"),
+        (r"^not qualified for .+: a technician grants qualifications$", "尚无此类设备的操作资格，须由技术人员授予。"),
+        (
+            r"^the qualification for .+ expires on (\S+), before this booking ends",
+            "此类设备的操作资格于 {0} 到期，早于预约结束：请联系技术人员续期。",
+        ),
+        (r"^your organization books with a project or purchase-order reference$", "本单位预约须填写项目或采购单号。"),
+        (
+            r"^your organization may hold at most (\S+) (h|min) of future bookings in this class; "
+            r"it holds (\S+) (h|min) and this booking adds (\S+) (h|min)$",
+            "本单位在此类设备上的未来预约最多 {0} {1}；已有 {2} {3}，本次预约 {4} {5}。",
+        ),
+        (r"^the slot is taken or the device is under maintenance$", "该时段已被预约或设备维护中。"),
+        # booking: what else the booking form can be refused for
+        (r"^a booking lasts at most (\d+) days, even with an override$", "预约最长 {0} 天。"),
+        (r"^device (\S+) is a \S+, not a \S+$", "设备 {0} 不属于所选类别。"),
+        (r"^class \S+ has no bookable device$", "该类别没有可预约的设备。"),
+        (r"^staff book for a customer: give the customer's user_id$", "请选择为哪位客户预约。"),
+        (r"^user (\d+) is not an active customer$", "用户 {0} 不是有效的客户。"),
+        (r"^rule: COUNT is a whole number from 1 to (\d+)$", "重复次数须为 1 至 {0}。"),
+        (r"^no occurrence of the series can be booked$", "该系列中没有可预约的时段。"),
     )
 ]
 # The domains' names for what a message is about, as the Chinese templates above say them.
@@ -472,6 +504,21 @@ TERMS_ZH = {
     "technician": "技术员",
     "finance": "财务",
     "admin": "管理员",
+    "h": "小时",
+    "min": "分钟",
+}
+# The booking rules by name (booking.rules.Violation.rule), as a refused booking names them.
+RULES_ZH = {
+    "past": "开始时间已过",
+    "min_booking": "预约时长过短",
+    "max_booking": "预约时长过长",
+    "granularity": "须按时间格开始和结束",
+    "horizon": "超出可预约天数",
+    "opening_hours": "中心在此时段不开放",
+    "qualification": "缺少设备操作资格",
+    "max_future_hours_per_org": "超出本单位未来预约时长上限",
+    "reference": "本单位要求填写项目或采购单号",
+    "taken": "时段不可约",
 }
 
 
@@ -498,6 +545,11 @@ class Texts:
                 if found:
                     return template.format(*(TERMS_ZH.get(g, g) for g in found.groups()))
         return message
+
+    def rule(self, rule: str, message: str) -> str:
+        """A booking rule a request breaks: in Chinese the rule's name and what it asks; in English the domain's
+        sentence, which says both."""
+        return self.about(RULES_ZH.get(rule, rule), self.error(message)) if self.lang == "zh" else message
 
     def about(self, subject: str, text: str) -> str:
         """`text` said of `subject` (a weekday, a line of a file), with the language's colon."""
