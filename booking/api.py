@@ -176,7 +176,7 @@ def make_router(
         return BookingOut(**row).model_dump(mode="json")
 
     async def taken(exc: SlotTaken) -> Conflict:
-        slots = await bookings.alternatives(exc)
+        slots = await bookings.alternatives(exc.plan)
         alternatives = [
             {
                 "device_id": s.device_id,

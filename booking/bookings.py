@@ -89,6 +89,7 @@ class Check:
     quote: pricing.Quote
     problems: list[rules.Violation]
     free_device: str | None
+    plan: Plan  # for `alternatives` when no device is free
 
     @property
     def bookable(self) -> bool:
@@ -261,7 +262,7 @@ class Bookings:
         free = bool(ctx["candidates"]) and not (request.device_id is not None and ctx["under_maintenance"])
         device_id = (ctx["candidates"] or plan.device_ids)[0]
         quote = self.quote_for(plan, ctx, device_id)
-        return Check(quote, self._problems(plan, ctx, now), device_id if free else None)
+        return Check(quote, self._problems(plan, ctx, now), device_id if free else None, plan)
 
     async def create(
         self, conn: AsyncConnection, principal: Principal, request: BookingRequest, *, announce: bool = True
@@ -369,6 +370,7 @@ class Bookings:
             if row is not None:
                 return row, problems
         raise SlotTaken(plan, "the slot is taken" if request.device_id else f"no {plan.device_class.id} is free then")
+
     def _priced(self, plan: Plan, ctx: dict[str, Any], device_id: str, now: datetime) -> dict[str, Any]:
         request, quote = plan.request, self.quote_for(plan, ctx, device_id)
         return {
@@ -438,9 +440,9 @@ class Bookings:
             after = [p.rule for p in broken]
             await audit.record(conn, now, principal, "override", "booking", booking_id, after=after, reason=reason)
 
-
-    async def alternatives(self, taken: SlotTaken) -> list[availability.Slot]:
-        plan, now = taken.plan, self.clock()
+    async def alternatives(self, plan: Plan) -> list[availability.Slot]:
+        """The nearest free slots of the plan's length in its class, the requested device first."""
+        now = self.clock()
         request, cls = plan.request, plan.device_class
         # The requested device first, then the rest of its class.
         device_ids = self.catalogue.class_devices(cls.id)

@@ -57,6 +57,7 @@ from fabhub.web.admin_users import make_router as admin_users_router
 from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
+from fabhub.web.change_pages import make_router as change_pages_router
 from fabhub.web.feed import DatabaseFeed
 from fabhub.web.finance_pages import make_router as finance_pages_router
 from fabhub.web.machine_pages import make_router as machine_router
@@ -123,7 +124,7 @@ def create_app(
 
     csrf = Csrf(secret, settings.secure_cookies)
     sessions = WebSessions(auth, timedelta(hours=settings.session_hours), csrf)
-    pages = Pages(settings.zone, devices.center.name, csrf)
+    pages = Pages(settings.zone, devices.center.name, csrf, {p: s.name for p, s in devices.subsidy_programs.items()})
     hub = gateway.live if gateway is not None else LiveHub()
     feed = None if gateway is not None else DatabaseFeed(reader, hub)
     board = Board(
@@ -231,6 +232,7 @@ def create_app(
         pages_router(pages, sessions),
         board_router(pages, sessions, board, hub),
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
+        change_pages_router(pages, sessions, pool, bookings, catalogue, clock),
         finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),

@@ -96,6 +96,7 @@ async def test_every_route_as_every_role(center):
         "series_id": 1,
         "entry_id": 1,
         "registration_id": 1,
+        "notification_id": 1,
     }
     wrong = []
     for (method, path), allowed in ROLES.items():
@@ -132,6 +133,7 @@ PAGE_VALUES = {
     "day": "2027-03-10",
     "entry_id": 1,
     "action": "withdraw",
+    "notification_id": 1,
 }
 
 

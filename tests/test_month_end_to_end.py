@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from accounts.model import Role
 from accounts.qualifications import grant_qualification
 from fabhub.catalogue import catalogue_from, oee_facts
+from fabhub.domains import notifier_for
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.settings import Settings
 from oee.charges import vat_of
@@ -38,6 +39,7 @@ from tests.answers import json_answers, times_off_zone, unpaged
 from tests.booking_rig import NOW, ZONE, local
 from tests.gateway_rig import devices_for, eventually, printer, robot
 from tests.http import serve
+from tests.mail_rig import Mailbox
 
 CNC, ROBOT, PRINTER = "cnc-01", "robot-01", "printer-01"
 PRINTER_SERIAL = "00M09A350100001"
@@ -120,6 +122,7 @@ class Center:
     sims: dict[str, Any]
     emails: dict[str, str]
     orgs: dict[str, int]
+    mailbox: Mailbox
     parts: dict[str, tuple[int, int]] = field(default_factory=lambda: {CNC: (0, 0), ROBOT: (0, 0)})
 
     async def as_(self, who: str) -> dict[str, str]:
@@ -205,18 +208,28 @@ async def center(db_url: str, pool: AsyncConnectionPool, mosquitto: Any, tmp_pat
         programs = dict(devices.subsidy_programs)
         programs["jingjiang-sme"] = programs["jingjiang-sme"].model_copy(update={"annual_cap": CAP_A})
         devices = devices.model_copy(update={"subsidy_programs": programs})
+        mailbox = Mailbox()  # the month's messages, listed in the delivery log the answers walk
+        await mailbox.start()
+        stack.push_async_callback(mailbox.stop)
         settings = {
             "run_gateway": True,
             "data_dir": tmp_path,
             "batch_max_age_s": 0.05,
             "access_token_minutes": 24 * 60,
+            "smtp_url": f"smtp://127.0.0.1:{mailbox.port}?starttls=off",
         }
         client = await stack.enter_async_context(serve(db_url, devices, mosquitto.url, clock, **settings))
         config = Settings(**settings)
         oee = OeeService(*oee_facts(devices), ZONE, clock)
         jobs = JobRunner(
             pool,
-            jobs_for(config, catalogue_from(devices), oee, Invoicing(oee, config.vat_rate, ZONE, clock)),
+            jobs_for(
+                config,
+                catalogue_from(devices),
+                oee,
+                Invoicing(oee, config.vat_rate, ZONE, clock),
+                notifier_for(config, devices, clock, pool),
+            ),
             clock,
         )
         emails = {"finance": "finance@center.example", "technician": "tech@center.example"}
@@ -232,7 +245,7 @@ async def center(db_url: str, pool: AsyncConnectionPool, mosquitto: Any, tmp_pat
                     await grant_qualification(
                         conn, user_id=user_id, device_class=cls, expires_on=date(2027, 12, 31), at=NOW, actor=ACTOR
                     )
-        c = Center(client, pool, clock, jobs, sims, emails, orgs)
+        c = Center(client, pool, clock, jobs, sims, emails, orgs, mailbox)
         for device in sims:
 
             async def seen(device: str = device) -> bool:
@@ -484,6 +497,11 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
         assert r.status_code == 202, r.text
         registration_id = r.json()["id"]
         signals = (await c.client.get(f"/api/v1/telemetry/devices/{CNC}/signals", headers=admin)).json()
+        for _ in range(10):  # each run takes a batch
+            for job in ("notification-messages", "notification-sending"):
+                assert (await c.jobs.run(job))[0]
+        sent = (await c.client.get("/api/v1/notifications", params={"status": "sent"}, headers=admin)).json()
+        assert sent["total"] > 0 and len(c.mailbox.messages) == sent["total"]
         values = {
             "from": local(0, 0).isoformat(),
             "to": local(31, 0).isoformat(),
@@ -498,6 +516,7 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             "series_id": str(series_id),
             "entry_id": str(entry_id),
             "registration_id": str(registration_id),
+            "notification_id": str(sent["items"][0]["id"]),
         }
         answers = await json_answers(c.client, admin, values)
         wrong, seen = times_off_zone(answers, "+08:00")

@@ -63,7 +63,7 @@ async def test_the_pages_state_the_rule_the_invoice_applies(db_url, pool):
         quoted = await page(client, booker.headers, "/book/quote", form=form)
         assert re.search(r'data-test="subsidy">−¥30.00<', quoted)  # 2 h x 30.00, half
         text, share = rule_of(quoted)
-        assert RULE_ZH in text and "jingjiang-sme" in text and share == Decimal("0.5")
+        assert RULE_ZH in text and "靖江市中小企业共享制造补贴" in text and share == Decimal("0.5")
         english, _ = rule_of(await page(client, booker.headers, "/book/quote", lang="en", form=form))
         assert "estimate" in english and "of the amount actually billed" in english and "annual cap" in english
 
@@ -72,7 +72,7 @@ async def test_the_pages_state_the_rule_the_invoice_applies(db_url, pool):
         quoted_subsidy = Decimal(r.json()["subsidy"])
         assert quoted_subsidy == Decimal("30.00")
         mine = await page(client, booker.headers, "/my-bookings")
-        assert re.search(r'data-test="subsidy-estimate">补贴 −¥30.00 \(jingjiang-sme, 50.0%, 预估\)', mine)
+        assert re.search(r'data-test="subsidy-estimate">补贴 −¥30.00 \(靖江市中小企业共享制造补贴, 50.0%, 预估\)', mine)
         assert RULE_ZH in rule_of(mine)[0]
 
         # The printer runs an hour past the booked end; nothing follows it that day.

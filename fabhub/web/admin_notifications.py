@@ -39,9 +39,7 @@ KINDS = {
 }
 
 
-def make_router(
-    pages: Pages, sessions: WebSessions, pool: AsyncConnectionPool, clock: Any
-) -> APIRouter:
+def make_router(pages: Pages, sessions: WebSessions, pool: AsyncConnectionPool, clock: Any) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     Visitor = Annotated[Principal, Depends(sessions.visitor)]  # roles: fabhub/policy.py
     kinds = {kind: KINDS.get(kind, kind) for kind in RENDER}
@@ -101,7 +99,14 @@ def make_router(
                 found = await delivery(conn, notification_id)
             problems = [pages.texts(request).error(exc.detail)]
             return pages.render(
-                request, "admin_notification.html", user, status=exc.status, n=found, kinds=kinds, problems=problems
+                request,
+                "admin_notification.html",
+                user,
+                status=exc.status,
+                n=found,
+                kinds=kinds,
+                problems=problems,
+                problem_form="resend",
             )
         return RedirectResponse(f"/admin/notifications/{notification_id}?resent=1", status_code=303)
 

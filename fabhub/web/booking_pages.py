@@ -20,6 +20,7 @@ from booking.bookings import BookingRequest, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from common.errors import DomainError
 from common.http import EARLIEST_YEAR, LATEST_YEAR, RowId
+from fabhub.web.i18n import Texts
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 from notify.preferences import Preferences, choose, preferences_of
@@ -49,6 +50,12 @@ def parse_local(value: str | None, zone: Any) -> datetime | None:
     return parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed.astimezone(zone)
 
 
+def refusals(texts: Texts, exc: DomainError) -> list[str]:
+    """A refusal in the reader's language: each broken rule, or the domain's sentence."""
+    found = exc.extra.get("problems") or []
+    return [texts.rule(p["rule"], p["message"]) for p in found] or [texts.error(exc.detail)]
+
+
 def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
@@ -71,11 +78,7 @@ def make_router(
         return (cls.name_zh or cls.name) if pages.texts(request).lang == "zh" else cls.name
 
     def problem_texts(request: Request, exc: DomainError) -> list[str]:
-        texts = pages.texts(request)
-        found = exc.extra.get("problems") or []
-        if not found:
-            return [texts.error(exc.detail)]
-        return [texts.rule(p["rule"], p["message"]) for p in found]
+        return refusals(pages.texts(request), exc)
 
     async def week_grid(user: Principal, class_id: str, device_id: str | None, monday: date) -> dict[str, Any]:
         """Rows of the class's grid; each cell mine, free (some device free through it), closed (past, or the
@@ -280,7 +283,7 @@ def make_router(
             async with pool.connection() as conn, conn.transaction():
                 row = await bookings.create(conn, user, request_of(values))
         except SlotTaken as exc:
-            others = await bookings.alternatives(exc)
+            others = await bookings.alternatives(exc.plan)
             return await book_page(
                 request,
                 user,
@@ -357,6 +360,7 @@ def make_router(
         user: Visitor,
         booked: int | None = None,
         cancelled: int | None = None,
+        changed: int | None = None,
         waiting: int | None = None,
         withdrawn: int | None = None,
         saved: int | None = None,
@@ -365,6 +369,7 @@ def make_router(
         said = {
             "Booked.": booked,
             "Cancelled.": cancelled,
+            "Changed.": changed,
             "You are on the waiting list.": waiting,
             "Withdrawn from the waiting list.": withdrawn,
             "Saved.": saved,

@@ -3,7 +3,7 @@ navigation of the reader's role and the CSRF token every form carries."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +46,7 @@ class Pages:
     zone: ZoneInfo
     center_name: str
     csrf: Csrf
+    program_names: dict[str, str] = field(default_factory=dict)  # subsidy programs as the pages name them
 
     def __post_init__(self) -> None:
         self.env = Environment(
@@ -54,6 +55,7 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.globals["program_name"] = lambda program: self.program_names.get(program, program)
 
     def texts(self, request: Request) -> Texts:
         return Texts(language(request.cookies.get(LANG_COOKIE)), self.zone)
