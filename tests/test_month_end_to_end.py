@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from accounts.model import Role
 from accounts.qualifications import grant_qualification
+from booking.bookings import Bookings
 from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.domains import notifier_for
 from fabhub.jobs import JobRunner, jobs_for
@@ -221,14 +222,16 @@ async def center(db_url: str, pool: AsyncConnectionPool, mosquitto: Any, tmp_pat
         client = await stack.enter_async_context(serve(db_url, devices, mosquitto.url, clock, **settings))
         config = Settings(**settings)
         oee = OeeService(*oee_facts(devices), ZONE, clock)
+        catalogue = catalogue_from(devices)
         jobs = JobRunner(
             pool,
             jobs_for(
                 config,
-                catalogue_from(devices),
+                catalogue,
                 oee,
                 Invoicing(oee, config.vat_rate, ZONE, clock),
                 notifier_for(config, devices, clock, pool),
+                Bookings(pool, catalogue, ZONE, clock),
             ),
             clock,
         )

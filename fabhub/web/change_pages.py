@@ -2,6 +2,7 @@
 the form shows the new price and what stands in the way before the change is confirmed, and a taken slot
 offers the nearest free ones. The booking domain checks and prices the change as it would a new booking."""
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +15,7 @@ from booking.catalogue import Catalogue
 from common.errors import DomainError
 from common.http import RowId
 from fabhub.web.booking_pages import parse_local, refusals
+from fabhub.web.i18n import Texts
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 
@@ -76,50 +78,44 @@ def make_router(
     async def form(request: Request, user: Visitor, booking_id: RowId) -> HTMLResponse:
         return await change_page(request, user, booking_id)
 
-    @router.post("/my-bookings/{booking_id}/change/quote")
-    async def quote(request: Request, user: Visitor, booking_id: RowId) -> HTMLResponse:
+    async def handle(request: Request, user: Principal, booking_id: int, act: Any) -> Response:
+        """The posted form checked, then `act(change, texts, again)`; a refusal shows the form again with why
+        (and for a taken slot, the nearest free ones)."""
         values, change = read_change(await sessions.csrf.checked_form(request))
         texts = pages.texts(request)
+        again = partial(change_page, request, user, booking_id, values)
         if change is None:
-            problems = [texts("Give a start and an end, in the years 2000 to 2199.")]
-            return await change_page(request, user, booking_id, values, 422, problems=problems)
+            return await again(422, problems=[texts("Give a start and an end, in the years 2000 to 2199.")])
         try:
+            response: Response = await act(change, texts, again)
+        except SlotTaken as exc:
+            others = await bookings.alternatives(exc.plan)
+            return await again(409, problems=[texts("The slot is taken.")], alternatives=others)
+        except DomainError as exc:
+            return await again(exc.status, problems=refusals(texts, exc))
+        return response
+
+    @router.post("/my-bookings/{booking_id}/change/quote")
+    async def quote(request: Request, user: Visitor, booking_id: RowId) -> Response:
+        async def act(change: BookingChange, texts: Texts, again: Any) -> Response:
             async with pool.connection() as conn:
                 found = await bookings.check_change(conn, user, booking_id, change)
-        except DomainError as exc:
-            return await change_page(request, user, booking_id, values, exc.status, problems=refusals(texts, exc))
-        shown = [texts.rule(v.rule, v.message) for v in found.problems]
-        others = []
-        if found.free_device is None:  # said at once, with what is free instead
-            shown.append(texts("The slot is taken."))
-            others = await bookings.alternatives(found.plan)
-        return await change_page(
-            request,
-            user,
-            booking_id,
-            values,
-            quote=found.quote,
-            problems=shown,
-            bookable=found.bookable,
-            alternatives=others,
-        )
+            shown = [texts.rule(v.rule, v.message) for v in found.problems]
+            others = []
+            if found.free_device is None:  # said at once, with what is free instead
+                shown.append(texts("The slot is taken."))
+                others = await bookings.alternatives(found.plan)
+            return await again(quote=found.quote, problems=shown, bookable=found.bookable, alternatives=others)
+
+        return await handle(request, user, booking_id, act)
 
     @router.post("/my-bookings/{booking_id}/change")
     async def confirm(request: Request, user: Visitor, booking_id: RowId) -> Response:
-        values, change = read_change(await sessions.csrf.checked_form(request))
-        texts = pages.texts(request)
-        if change is None:
-            problems = [texts("Give a start and an end, in the years 2000 to 2199.")]
-            return await change_page(request, user, booking_id, values, 422, problems=problems)
-        try:
+        async def act(change: BookingChange, texts: Texts, again: Any) -> Response:
             async with pool.connection() as conn, conn.transaction():
                 await bookings.change(conn, user, booking_id, change)
-        except SlotTaken as exc:
-            others = await bookings.alternatives(exc.plan)
-            problems = [texts("The slot is taken.")]
-            return await change_page(request, user, booking_id, values, 409, problems=problems, alternatives=others)
-        except DomainError as exc:
-            return await change_page(request, user, booking_id, values, exc.status, problems=refusals(texts, exc))
-        return RedirectResponse(f"/my-bookings?changed={booking_id}", status_code=303)
+            return RedirectResponse(f"/my-bookings?changed={booking_id}", status_code=303)
+
+        return await handle(request, user, booking_id, act)
 
     return router
