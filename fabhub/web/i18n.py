@@ -440,6 +440,7 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^at most (\d+) days at once$", "每次最多 {0} 天。"),
         (r"^(\S+) is a make-up working day: remove it first$", "{0} 是调休上班日：请先删除。"),
         (r"^(\S+) is a closed day: remove it first$", "{0} 是闭馆日：请先删除。"),
+        (r"^(\S+) is not a Saturday or Sunday", "{0} 不是周六或周日：调休上班日只能是周末。"),
         (r"^(\S+) is not a closed day$", "{0} 不是闭馆日。"),
         (r"^(\S+) is not a make-up working day$", "{0} 不是调休上班日。"),
         (r"^weekday must be 1 \(Monday\) to 7 \(Sunday\)$", "请选择周一至周日。"),
