@@ -91,6 +91,9 @@ ROLES: Policy = {
     ("GET", "/api/v1/closed-days"): EVERYONE,
     ("PUT", "/api/v1/closed-days/{day}"): ADMIN,
     ("DELETE", "/api/v1/closed-days/{day}"): ADMIN,
+    ("GET", "/api/v1/working-days"): EVERYONE,
+    ("PUT", "/api/v1/working-days/{day}"): ADMIN,
+    ("DELETE", "/api/v1/working-days/{day}"): ADMIN,
     ("POST", "/api/v1/calendar/feed"): EVERYONE,
     ("GET", "/api/v1/calendar/{secret}.ics"): PUBLIC,  # the secret in the URL is the credential
     # Machines: every signed-in user sees each machine's current state; a customer sees values, programs,
