@@ -6,7 +6,7 @@ errors become problem details in the app's one handler (common.problems)."""
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,9 +14,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from accounts import checks, organizations, qualifications, users
+from accounts import checks, invitations, organizations, qualifications, tokens, users
 from accounts.audit import AuditEntry
 from accounts.auth import Authenticator, client_address, public
+from accounts.invitations import Invited
 from accounts.model import Principal, Role
 from accounts.organizations import Organization
 from accounts.qualifications import Qualification
@@ -106,6 +107,19 @@ class UserIn(Input):
     name: Name
     role: Role
     organization_id: OrganizationId | None = Field(None, description="required for a customer, empty for staff")
+    password: Password
+
+
+class InvitationIn(Input):
+    email: Email
+    name: Name
+    role: Role
+    organization_id: OrganizationId | None = Field(None, description="required for a customer, empty for staff")
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="the language of the email")
+
+
+class AcceptIn(Input):
+    token: str = Field(pattern=tokens.LINK_TOKEN, description="the token at the end of the emailed link")
     password: Password
 
 
@@ -248,6 +262,35 @@ def make_router(
         async with pool.connection() as conn, conn.transaction():
             new_id = await users.create_user(conn, **body.model_dump(), at=clock(), actor=principal)
             return await users.get_user(conn, new_id)
+
+    @router.post(f"{prefix}/invitations", status_code=201, responses={409: {"description": "the email is taken"}})
+    async def invite_user(request: Request, principal: Caller, body: InvitationIn) -> Invited:
+        """Creates the user without a password and emails a link (valid 7 days, used once) where the person
+        chooses one."""
+        link = invitations.link_base(str(request.base_url))
+        async with pool.connection() as conn, conn.transaction():
+            return await invitations.invite(conn, **body.model_dump(), link=link, at=clock(), actor=principal)
+
+    @router.post(
+        f"{prefix}/invitations/accept",
+        status_code=204,
+        dependencies=[Depends(public)],
+        responses={404: {"description": "the link is used, replaced, expired or unknown"}},
+    )
+    async def accept_invitation(body: AcceptIn) -> None:
+        """The emailed link's token and the password the person chose; they then log in with it."""
+        async with pool.connection() as conn, conn.transaction():
+            await invitations.accept(conn, body.token, body.password, clock())
+
+    @router.post(
+        f"{prefix}/users/{{user_id}}/invitation",
+        responses={409: {"description": "the user has a password already, or is deactivated"}},
+    )
+    async def reinvite_user(request: Request, principal: Caller, user_id: UserId) -> Invited:
+        """A new link for a user who has not chosen a password yet; the previous link stops working."""
+        link = invitations.link_base(str(request.base_url))
+        async with pool.connection() as conn, conn.transaction():
+            return await invitations.reinvite(conn, user_id, link, clock(), principal)
 
     @router.get(f"{prefix}/users/{{user_id}}")
     async def get_user(principal: Caller, user_id: UserId) -> User:

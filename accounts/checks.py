@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from common.errors import Invalid
 
 NAME_MAX = 200
+LANGUAGES = ("zh-CN", "en")
 PHONE_MAX = 50
 EMAIL_MAX = 254
 # Ids from the center's configuration (device classes, subsidy programs), as devices.yaml writes them.
@@ -41,6 +42,13 @@ def email(value: str, what: str = "email") -> str:
     value = value.strip().lower()
     if len(value) > EMAIL_MAX or not _EMAIL.match(value) or any(unicodedata.category(c) == "Cc" for c in value):
         raise Invalid(f"{what} {value[:EMAIL_MAX]!r} is not an email address")
+    return value
+
+
+def language(value: str) -> str:
+    """The language of the messages a person is sent."""
+    if value not in LANGUAGES:
+        raise Invalid(f"the language is {' or '.join(LANGUAGES)}")
     return value
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel
 
-from accounts import audit, checks, passwords, uscc
+from accounts import audit, checks, passwords, tokens, uscc
 from accounts.model import Principal, Role
 from accounts.organizations import create_organization
 from accounts.sqlfiles import QUERIES
@@ -129,7 +128,7 @@ async def submit(
     except passwords.WeakPassword as exc:
         raise Invalid(str(exc)) from None
     digest, media_type = licences.store(licence)
-    token = secrets.token_urlsafe(32)
+    token, confirm_digest = tokens.new_token()
     registration_id = await QUERIES.insert_registration(
         conn,
         **fields,
@@ -137,7 +136,7 @@ async def submit(
         licence_sha256=digest,
         licence_type=media_type,
         licence_size=len(licence),
-        confirm_digest=_digest(token),
+        confirm_digest=confirm_digest,
         confirm_expires_at=now + CONFIRM_WITHIN,
         client_address=address,
         now=now,
@@ -150,7 +149,7 @@ async def submit(
 
 
 async def confirm(conn: AsyncConnection, token: str, now: datetime) -> Registration:
-    row = await QUERIES.confirm_registration(conn, digest=_digest(token), now=now)
+    row = await QUERIES.confirm_registration(conn, digest=tokens.digest(token), now=now)
     if row is None:
         raise NotFound("this confirmation link is not valid (used already, or older than 48 hours)")
     await audit.record(conn, now, "registration form", "confirm", ENTITY, row[0])
@@ -248,17 +247,11 @@ def _checked(application: Application) -> dict[str, str]:
     phone = checks.optional_text(application.contact_phone, "the contact phone", checks.PHONE_MAX)
     if not phone:
         raise Invalid("give a contact phone")
-    if application.language not in ("zh-CN", "en"):
-        raise Invalid("the language is zh-CN or en")
     return {
         "organization_name": checks.name(application.organization_name, "the company's name"),
         "uscc": code,
         "contact_name": checks.name(application.contact_name, "the contact's name"),
         "contact_phone": phone,
         "contact_email": checks.email(application.contact_email, "the contact email"),
-        "language": application.language,
+        "language": checks.language(application.language),
     }
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

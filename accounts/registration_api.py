@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from accounts import checks, registration
+from accounts import checks, registration, tokens
 from accounts.auth import Authenticator, client_address, public
 from accounts.model import Principal
 from accounts.registration import Application, Licences, Registration
@@ -26,7 +26,7 @@ CONFIRM_PAGE = "/register/confirm"  # the page the emailed link opens (fabhub/we
 
 class ConfirmIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    token: str = Field(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+    token: str = Field(pattern=tokens.LINK_TOKEN)
 
 
 class ApproveIn(BaseModel):

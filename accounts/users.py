@@ -67,11 +67,12 @@ async def add_user(
     name: str,
     role: Role,
     organization_id: int | None,
-    password_hash: str,
+    password_hash: str | None,
     at: datetime,
     actor: Principal | str,
 ) -> int:
-    """A user whose password was hashed already (a registration's first user chose it when registering)."""
+    """A user whose password was hashed already (a registration's first user chose it when registering), or
+    None: an invited user, who chooses one through the emailed link."""
     email = checks.email(email)
     name = checks.name(name, "a user's name")
     role = parse_role(role)
@@ -157,9 +158,10 @@ async def set_password(
 ) -> None:
     """Audited as the fact of a change only: neither password nor hash is written to the log. A new password
     also ends the calendar feed URL and every token issued before it: whoever had the old credentials may
-    have had those too."""
+    have had those too. It ends an open invitation as well: its link would set a password over this one."""
     if not await QUERIES.set_password_hash(conn, id=user_id, password_hash=await _hash(password)):
         raise missing(user_id)
+    await QUERIES.drop_invitation(conn, user_id=user_id)
     await QUERIES.set_calendar_secret(conn, id=user_id, digest=None)
     await QUERIES.end_sessions(conn, id=user_id, at=at)
     await audit.record(conn, at, actor, "password", ENTITY, user_id)

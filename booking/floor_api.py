@@ -1,5 +1,5 @@
-"""HTTP routes for the shop floor's calendar: maintenance windows, opening hours, closed days and the
-personal iCalendar feed. Every route takes its caller through `auth.caller`, whose roles fabhub/policy.py
+"""HTTP routes for the shop floor's calendar: maintenance windows, opening hours, closed days, make-up working
+days and the personal iCalendar feed. Every route takes its caller through `auth.caller`, whose roles fabhub/policy.py
 states (the feed is `public`: its secret URL is the credential). A DomainError becomes its status with the
 error's body, in one place (the route class), so no route can leak one as a 500."""
 
@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -33,12 +33,18 @@ from common.times import Stamp
 MAX_WINDOW = timedelta(days=366)
 MAINTENANCE = Listing("maintenance", (Key("start", "time"), Key("device_id", "text"), Key("id", "int")))
 CLOSED_DAYS = Listing("closed-days", (Key("day", "date"),))
+WORKING_DAYS = Listing("working-days", (Key("day", "date"),))
 # Far-off dates are typing mistakes, and beyond year 9999 Python's own dates overflow.
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2199, 12, 31)
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID)]
+W = TypeVar("W", date, datetime)
+# The range of a list of days: from and to, or a year.
+FromDay = Annotated[date | None, Query(alias="from", description="default: today")]
+ToDay = Annotated[date | None, Query(alias="to", description="exclusive; default: a year after 'from'")]
+Year = Annotated[int | None, Query(ge=EARLIEST.year, le=LATEST.year, description="instead of from and to")]
 
 
 # -- models ------------------------------------------------------------------------------------------------
@@ -120,6 +126,25 @@ class ClosedDayChanged(ClosedDayOut):
     bookings_outside_hours: list[AffectedBooking]
 
 
+class WorkingDayIn(Strict):
+    as_weekday: int = Field(ge=1, le=7, description="the ISO weekday (1 = Monday) whose opening hours the day has")
+    reason: Text = Field(min_length=1, max_length=hours.MAX_REASON)
+
+
+class WorkingDayOut(BaseModel):
+    day: date
+    as_weekday: int
+    reason: str
+
+
+class WorkingDayListed(WorkingDayOut):
+    updated_at: Stamp
+
+
+class WorkingDayChanged(WorkingDayOut):
+    bookings_outside_hours: list[AffectedBooking]
+
+
 class FeedUrl(BaseModel):
     url: str
 
@@ -132,12 +157,26 @@ def _check_day(day: date, name: str) -> None:
         raise Invalid(f"{name} must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
 
 
-def _window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+def _window(start: W, end: W) -> tuple[W, W]:
     if end <= start:
         raise Invalid("'to' must be after 'from'")
     if end - start > MAX_WINDOW:
         raise Invalid(f"ask for at most {MAX_WINDOW.days} days at a time")
     return start, end
+
+
+def _days(start: date | None, end: date | None, year: int | None, today: date) -> tuple[date, date]:
+    """The days [from, to) a list of days covers: a calendar year, or from `from` (default today) to `to`
+    (default a year later)."""
+    if year is not None:
+        if start is not None or end is not None:
+            raise Invalid("give either year, or from and to")
+        return date(year, 1, 1), date(year + 1, 1, 1)
+    start = start or today
+    _check_day(start, "from")
+    end = end or start + timedelta(days=366)
+    _check_day(end, "to")
+    return _window(start, end)
 
 
 # -- routes ------------------------------------------------------------------------------------------------
@@ -229,27 +268,54 @@ def make_router(
             bookings_outside_hours=[AffectedBooking(**b) for b in change.bookings_outside_hours],
         )
 
-    @router.get(f"{prefix}/closed-days", tags=["opening hours"], responses=errors)
-    async def list_closed_days(
-        principal: Caller,
-        page: Paging,
-        start: Annotated[date | None, Query(alias="from", description="default: today")] = None,
-        end: Annotated[date | None, Query(alias="to", description="exclusive; default: a year after 'from'")] = None,
-    ) -> Page[ClosedDayListed]:
-        """Closed days in [from, to), in the center's calendar. A day opened again is gone from the list (a
-        sync reads the whole range again: a year is a few dozen rows)."""
-        start = start or clock().astimezone(zone).date()
-        _check_day(start, "from")
-        end = end or start + timedelta(days=366)
-        _check_day(end, "to")
-        if end <= start:
-            raise Invalid("'to' must be after 'from'")
-        if end - start > MAX_WINDOW:
-            raise Invalid(f"ask for at most {MAX_WINDOW.days} days at a time")
-        async with pool.connection() as conn:
-            return await fetch_page(
-                conn, CLOSED_DAYS, QUERIES.closed_days.sql, {"start": start, "end": end}, page, ClosedDayListed
-            )
+    def days_of_a_kind(path: str, listing: Listing, rows: str, model: type[BaseModel], what: str, remove: Any) -> None:
+        """The list and the deletion of closed days or make-up working days, the same for both."""
+        name = path.replace("-", "_")
+
+        @router.get(
+            f"{prefix}/{path}",
+            tags=["opening hours"],
+            responses=errors,
+            response_model=Page[model],  # type: ignore[valid-type]
+            name=f"list_{name}",
+            description=f"{what.capitalize()}s in [from, to) in the center's calendar, or in a `year`. A day "
+            "removed is gone from the list (a sync reads the whole range again: a year is a few dozen rows).",
+        )
+        async def list_days(
+            principal: Caller,
+            page: Paging,
+            start: FromDay = None,
+            end: ToDay = None,
+            year: Year = None,
+        ) -> Any:
+            start, end = _days(start, end, year, clock().astimezone(zone).date())
+            async with pool.connection() as conn:
+                return await fetch_page(conn, listing, rows, {"start": start, "end": end}, page, model)
+
+        @router.delete(
+            f"{prefix}/{path}/{{day}}",
+            status_code=204,
+            tags=["opening hours"],
+            responses={404: {"description": f"not {what}"}},
+            name=f"delete_{name}",
+        )
+        async def delete_day(principal: Caller, day: date) -> Response:
+            _check_day(day, "day")
+            async with pool.connection() as conn:
+                await remove(conn, principal, day, clock())
+            return Response(status_code=204)
+
+    days_of_a_kind(
+        "closed-days", CLOSED_DAYS, QUERIES.closed_days.sql, ClosedDayListed, "a closed day", hours.delete_closed_day
+    )
+    days_of_a_kind(
+        "working-days",
+        WORKING_DAYS,
+        QUERIES.working_days.sql,
+        WorkingDayListed,
+        "a make-up working day",
+        hours.delete_working_day,
+    )
 
     @router.put(f"{prefix}/closed-days/{{day}}", tags=["opening hours"], responses=errors)
     async def put_closed_day(principal: Caller, day: date, body: ClosedDayIn) -> ClosedDayChanged:
@@ -260,17 +326,15 @@ def make_router(
             row = await hours.put_closed_day(conn, principal, day, body.reason, clock(), zone)
         return ClosedDayChanged(**row)
 
-    @router.delete(
-        f"{prefix}/closed-days/{{day}}",
-        status_code=204,
-        tags=["opening hours"],
-        responses={404: {"description": "not a closed day"}},
-    )
-    async def delete_closed_day(principal: Caller, day: date) -> Response:
+    @router.put(f"{prefix}/working-days/{{day}}", tags=["opening hours"], responses=errors)
+    async def put_working_day(principal: Caller, day: date, body: WorkingDayIn) -> WorkingDayChanged:
+        """Open the center on a Saturday or Sunday with the hours of `as_weekday` (a make-up working day, 调休),
+        or change them or the reason. Confirmed bookings on it that the hours leave out are listed; they stay
+        booked. A closed day cannot be one: remove it first."""
         _check_day(day, "day")
         async with pool.connection() as conn:
-            await hours.delete_closed_day(conn, principal, day, clock())
-        return Response(status_code=204)
+            row = await hours.put_working_day(conn, principal, day, body.as_weekday, body.reason, clock(), zone)
+        return WorkingDayChanged(**row)
 
     # -- calendar feed -----------------------------------------------------------------------------------
 

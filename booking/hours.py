@@ -175,33 +175,11 @@ async def put_closed_days(
 ) -> list[dict[str, Any]]:
     """Closes the center on each day (a year's public holidays at once), all or none; returns the confirmed
     bookings on them, which stay booked for the admin to sort out."""
-    _check_admin(principal)
-    _check_batch(days)
-    wanted = {day: clean_reason(reason, "day", MAX_REASON) for day, reason in sorted(days.items())}
-    outside: list[dict[str, Any]] = []
-    async with conn.transaction():
-        await QUERIES.lock_hours(conn)
-        for day, reason in wanted.items():
-            if await _working_day(conn, day) is not None:
-                raise Invalid(f"{day.isoformat()} is a make-up working day: remove it first")
-            before = await _closed_day(conn, day)
-            after = {"day": day, "reason": reason}
-            if before != after:
-                await QUERIES.put_closed_day(conn, day=day, reason=reason)
-                action = "update" if before else "create"
-                await audit.record(
-                    conn, now, principal, action, "closed_day", day.isoformat(), before=before, after=after
-                )
-            outside += await _outside(conn, now, zone, _local_day(day, zone))
-    return outside
+    return await _put_days(conn, principal, "closed_day", days, {}, now, zone)
 
 
 async def delete_closed_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime) -> None:
     await _delete_day(conn, principal, day, now, "closed_day")
-
-
-async def _closed_day(conn: AsyncConnection, day: date) -> dict[str, Any] | None:
-    return await _day(conn, "closed_day", day)
 
 
 async def working_days(conn: AsyncConnection, start: date, end: date) -> list[dict[str, Any]]:
@@ -209,44 +187,46 @@ async def working_days(conn: AsyncConnection, start: date, end: date) -> list[di
     return await dict_rows(conn, QUERIES.working_days.sql, {"start": start, "end": end})
 
 
+async def put_working_day(
+    conn: AsyncConnection, principal: Principal, day: date, as_weekday: int, reason: str, now: datetime, zone: ZoneInfo
+) -> dict[str, Any]:
+    """Opens the center on `day` (a Saturday or Sunday) with the hours of `as_weekday`, or changes them or
+    the reason. Returns the day and the confirmed bookings on it that its new hours leave out."""
+    outside = await put_working_days(conn, principal, {day: reason}, as_weekday, now, zone)
+    return {"day": day, "as_weekday": as_weekday, "reason": reason.strip(), "bookings_outside_hours": outside}
+
+
 async def put_working_days(
-    conn: AsyncConnection, principal: Principal, days: Mapping[date, str], as_weekday: int, now: datetime
-) -> None:
-    """Opens the center on each day (the make-up working days of a year's holidays) with the hours of
-    `as_weekday` (ISO, 1 = Monday), all or none."""
+    conn: AsyncConnection,
+    principal: Principal,
+    days: Mapping[date, str],
+    as_weekday: int,
+    now: datetime,
+    zone: ZoneInfo,
+) -> list[dict[str, Any]]:
+    """Opens the center on each day (the make-up working days of a year's holidays, all Saturdays or
+    Sundays) with the hours of `as_weekday` (ISO, 1 = Monday), all or none; returns the confirmed bookings on
+    them that the hours leave out (a day changed to a shorter weekday's hours)."""
     _check_admin(principal)
-    _check_batch(days)
     if not 1 <= as_weekday <= 7:
         raise Invalid("weekday must be 1 (Monday) to 7 (Sunday)")
-    wanted = {day: clean_reason(reason, "day", MAX_REASON) for day, reason in sorted(days.items())}
-    async with conn.transaction():
-        await QUERIES.lock_hours(conn)
-        for day, reason in wanted.items():
-            if await _closed_day(conn, day) is not None:
-                raise Invalid(f"{day.isoformat()} is a closed day: remove it first")
-            before = await _working_day(conn, day)
-            after = {"day": day, "as_weekday": as_weekday, "reason": reason}
-            if before != after:
-                await QUERIES.put_working_day(conn, **after)
-                action = "update" if before else "create"
-                await audit.record(
-                    conn, now, principal, action, "working_day", day.isoformat(), before=before, after=after
-                )
+    for day in sorted(days):
+        if day.isoweekday() < 6:
+            raise Invalid(f"{day.isoformat()} is not a Saturday or Sunday: only a weekend day is made up")
+    return await _put_days(conn, principal, "working_day", days, {"as_weekday": as_weekday}, now, zone)
 
 
 async def delete_working_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime) -> None:
     await _delete_day(conn, principal, day, now, "working_day")
 
 
-async def _working_day(conn: AsyncConnection, day: date) -> dict[str, Any] | None:
-    return await _day(conn, "working_day", day)
-
-
-# A closed day and a make-up working day: what the refusals call them, the row (locked), its deletion.
+# A closed day and a make-up working day: what the refusals call them, the row (locked), its upsert, its
+# deletion, and the other kind (a day is never both).
 _DAYS = {
-    "closed_day": ("a closed day", QUERIES.closed_day, QUERIES.delete_closed_day),
-    "working_day": ("a make-up working day", QUERIES.working_day, QUERIES.delete_working_day),
+    "closed_day": ("a closed day", QUERIES.closed_day, QUERIES.put_closed_day, QUERIES.delete_closed_day),
+    "working_day": ("a make-up working day", QUERIES.working_day, QUERIES.put_working_day, QUERIES.delete_working_day),
 }
+_OTHER = {"closed_day": "working_day", "working_day": "closed_day"}
 
 
 async def _day(conn: AsyncConnection, kind: str, day: date) -> dict[str, Any] | None:
@@ -254,9 +234,39 @@ async def _day(conn: AsyncConnection, kind: str, day: date) -> dict[str, Any] | 
     return rows[0] if rows else None
 
 
+async def _put_days(
+    conn: AsyncConnection,
+    principal: Principal,
+    kind: str,
+    days: Mapping[date, str],
+    fields: dict[str, Any],
+    now: datetime,
+    zone: ZoneInfo,
+) -> list[dict[str, Any]]:
+    """Sets each day of `kind` with its reason and the `fields` of its kind, audited, all or none; returns the
+    confirmed bookings on the days that the hours now leave out (they stay booked)."""
+    _check_admin(principal)
+    _check_batch(days)
+    wanted = {day: clean_reason(reason, "day", MAX_REASON) for day, reason in sorted(days.items())}
+    outside: list[dict[str, Any]] = []
+    async with conn.transaction():
+        await QUERIES.lock_hours(conn)
+        for day, reason in wanted.items():
+            if await _day(conn, _OTHER[kind], day) is not None:
+                raise Invalid(f"{day.isoformat()} is {_DAYS[_OTHER[kind]][0]}: remove it first")
+            before = await _day(conn, kind, day)
+            after = {"day": day, **fields, "reason": reason}
+            if before != after:
+                await _DAYS[kind][2](conn, **after)
+                action = "update" if before else "create"
+                await audit.record(conn, now, principal, action, kind, day.isoformat(), before=before, after=after)
+            outside += await _outside(conn, now, zone, _local_day(day, zone))
+    return outside
+
+
 async def _delete_day(conn: AsyncConnection, principal: Principal, day: date, now: datetime, kind: str) -> None:
     _check_admin(principal)
-    what, _, delete = _DAYS[kind]
+    what, _, _, delete = _DAYS[kind]
     async with conn.transaction():
         await QUERIES.lock_hours(conn)
         before = await _day(conn, kind, day)

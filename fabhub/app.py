@@ -60,6 +60,7 @@ from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.change_pages import make_router as change_pages_router
 from fabhub.web.feed import DatabaseFeed
 from fabhub.web.finance_pages import make_router as finance_pages_router
+from fabhub.web.invite_pages import make_router as invite_pages_router
 from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
@@ -238,6 +239,7 @@ def create_app(
         machine_router(pages, sessions, pool, reader, catalogue, clock),
         admin_orgs_router(pages, sessions, pool, catalogue, clock),
         admin_users_router(pages, sessions, pool, catalogue, clock),
+        invite_pages_router(pages, sessions, pool, clock),
         admin_import_router(pages, sessions, pool, clock),
         admin_hours_router(pages, sessions, pool, clock),
         admin_audit_router(pages, sessions, pool),

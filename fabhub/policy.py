@@ -36,6 +36,8 @@ ROLES: Policy = {
     ("GET", "/register"): PUBLIC,
     ("POST", "/register"): PUBLIC,
     ("GET", "/register/confirm"): PUBLIC,
+    ("GET", "/invite/{token}"): PUBLIC,
+    ("POST", "/invite/{token}"): PUBLIC,
     ("POST", "/api/v1/registrations"): PUBLIC,
     ("POST", "/api/v1/registrations/confirm"): PUBLIC,
     ("GET", "/api/v1/notifications"): ADMIN,  # the delivery log: addresses and message texts
@@ -65,6 +67,10 @@ ROLES: Policy = {
     ("POST", "/api/v1/users"): ADMIN,
     ("GET", "/api/v1/users/{user_id}"): EVERYONE,
     ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
+    # Invitations: admins invite by email; the link's token is the invited person's credential.
+    ("POST", "/api/v1/invitations"): ADMIN,
+    ("POST", "/api/v1/users/{user_id}/invitation"): ADMIN,
+    ("POST", "/api/v1/invitations/accept"): PUBLIC,
     ("GET", "/api/v1/users/{user_id}/qualifications"): EVERYONE,
     ("PUT", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
     ("DELETE", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
@@ -90,6 +96,9 @@ ROLES: Policy = {
     ("GET", "/api/v1/closed-days"): EVERYONE,
     ("PUT", "/api/v1/closed-days/{day}"): ADMIN,
     ("DELETE", "/api/v1/closed-days/{day}"): ADMIN,
+    ("GET", "/api/v1/working-days"): EVERYONE,
+    ("PUT", "/api/v1/working-days/{day}"): ADMIN,
+    ("DELETE", "/api/v1/working-days/{day}"): ADMIN,
     ("POST", "/api/v1/calendar/feed"): EVERYONE,
     ("GET", "/api/v1/calendar/{secret}.ics"): PUBLIC,  # the secret in the URL is the credential
     # Machines: every signed-in user sees each machine's current state; a customer sees values, programs,
@@ -165,6 +174,8 @@ ROLES: Policy = {
     ("GET", "/admin/users/{user_id}"): OPERATORS,
     ("POST", "/admin/users/{user_id}"): ADMIN,
     ("POST", "/admin/users/{user_id}/password"): ADMIN,
+    ("POST", "/admin/users/invite"): ADMIN,
+    ("POST", "/admin/users/{user_id}/invite"): ADMIN,
     ("POST", "/admin/users/{user_id}/qualifications"): OPERATORS,
     ("POST", "/admin/users/{user_id}/qualifications/{device_class}/revoke"): OPERATORS,
     ("GET", "/admin/import-users"): ADMIN,

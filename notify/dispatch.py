@@ -156,6 +156,8 @@ class Notifier:
         if event.kind.startswith("registration."):
             applicant = event.payload["registration"]
             return [Delivery("email", applicant["contact_email"], applicant["language"])] if self.smtp else []
+        if event.kind == "user.invited":  # the address of an account its person has not used yet
+            return [Delivery("email", event.payload["user"]["email"], event.payload["language"])] if self.smtp else []
         if event.kind == "invoice.issued":
             found = await QUERIES.billing_contact(conn, organization_id=event.payload["invoice"]["organization_id"])
             if found is None or not found[0] or self.smtp is None:

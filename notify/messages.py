@@ -310,3 +310,30 @@ RENDER = {
     "registration.refused": registration_decided,
     "device.down": device_down,
 }
+
+
+# -- user.invited: an admin invited a person by email -------------------------------------------------------
+
+
+def user_invited(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    u, until = payload["user"], voice.when(payload["expires_at"], language)
+    if language == "en":
+        subject = f"You are invited to {voice.center}"
+        lines = [
+            f"Hello {u['name']},",
+            f"{payload['invited_by']} invited you to FabHub at {voice.center}; you log in as {u['email']}.",
+            f"Choose your password here before {until}: {payload['link']}",
+            "The link works once. If you did not expect this, ignore this email.",
+        ]
+    else:
+        subject = f"邀请您加入 {voice.center}"
+        lines = [
+            f"{u['name']}，您好：",
+            f"{payload['invited_by']} 邀请您使用 {voice.center} 的 FabHub 平台，登录邮箱为 {u['email']}。",
+            f"请在 {until} 前打开以下链接设置密码：{payload['link']}",
+            "链接仅可使用一次。如非本人，请忽略本邮件。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
+RENDER["user.invited"] = user_invited

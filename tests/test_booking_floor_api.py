@@ -161,6 +161,21 @@ async def test_maintenance_over_http(api):
         ("put", "/api/v1/closed-days/9999-12-31", {"json": {"reason": "x"}}),
         ("put", "/api/v1/closed-days/2027-03-05", {"json": {"reason": "   "}}),
         ("delete", "/api/v1/closed-days/2027-03-05", {}),
+        ("get", "/api/v1/closed-days", {"params": {"year": "2027", "from": "2027-03-01"}}),
+        ("get", "/api/v1/working-days", {"params": {"year": "1999"}}),
+        ("get", "/api/v1/working-days", {"params": {"year": "2027", "to": "2027-06-01"}}),
+        ("get", "/api/v1/working-days", {"params": {"from": "2027-03-01", "to": "2029-03-01"}}),
+        ("get", "/api/v1/working-days", {"params": {"year": "next"}}),
+        ("get", "/api/v1/working-days", {"params": {"cursor": "bm90IG91cnM"}}),
+        ("put", "/api/v1/working-days/2027-02-29", {"json": {"as_weekday": 1, "reason": "x"}}),
+        ("put", "/api/v1/working-days/9999-12-25", {"json": {"as_weekday": 1, "reason": "x"}}),
+        ("put", "/api/v1/working-days/2027-03-05", {"json": {"as_weekday": 1, "reason": "a Friday"}}),
+        ("put", "/api/v1/working-days/2027-03-06", {"json": {"as_weekday": 8, "reason": "x"}}),
+        ("put", "/api/v1/working-days/2027-03-06", {"json": {"as_weekday": 1, "reason": " "}}),
+        ("put", "/api/v1/working-days/2027-03-06", {"json": {"reason": "no weekday"}}),
+        ("put", "/api/v1/working-days/2027-03-06", {"json": {"as_weekday": 1, "reason": "x", "hours": "8-20"}}),
+        ("delete", "/api/v1/working-days/2027-03-06", {}),
+        ("delete", "/api/v1/working-days/someday", {}),
     ],
 )
 async def test_bad_input_gets_a_4xx_with_a_reason(api, method, url, kwargs):
@@ -201,6 +216,84 @@ async def test_opening_hours_and_closed_days_over_http(api):
     assert r.status_code == 204
     r = await client.delete("/api/v1/closed-days/2027-03-05", headers=h[Role.admin])
     assert r.status_code == 404 and "not a closed day" in r.json()["detail"]
+
+
+async def test_make_up_working_days_over_http(api):
+    client, c, h = api.client, api.center, api.headers
+    sunday, saturday = "2027-03-07", "2027-03-13"
+    r = await client.put(
+        f"/api/v1/working-days/{sunday}", json={"as_weekday": 1, "reason": "调休"}, headers=h[Role.technician]
+    )
+    assert r.status_code == 403
+    r = await client.put(
+        f"/api/v1/working-days/{sunday}", json={"as_weekday": 1, "reason": " 调休 "}, headers=h[Role.admin]
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"day": sunday, "as_weekday": 1, "reason": "调休", "bookings_outside_hours": []}
+    r = await client.get("/api/v1/opening-hours", headers=h[Role.customer])  # the weekly pattern is untouched
+    assert [i["weekday"] for i in r.json()["intervals"]] == [1, 2, 3, 4, 5, 6]
+
+    # A day is a closed day or a make-up working day, never both; only a weekend day is made up.
+    assert (
+        await client.put(f"/api/v1/closed-days/{saturday}", json={"reason": "清明"}, headers=h[Role.admin])
+    ).status_code == 200
+    r = await client.put(
+        f"/api/v1/working-days/{saturday}", json={"as_weekday": 2, "reason": "x"}, headers=h[Role.admin]
+    )
+    assert r.status_code == 422 and r.json()["detail"] == f"{saturday} is a closed day: remove it first"
+    r = await client.put(f"/api/v1/closed-days/{sunday}", json={"reason": "x"}, headers=h[Role.admin])
+    assert r.status_code == 422 and r.json()["detail"] == f"{sunday} is a make-up working day: remove it first"
+    r = await client.put(
+        "/api/v1/working-days/2027-03-08", json={"as_weekday": 1, "reason": "x"}, headers=h[Role.admin]
+    )
+    assert r.status_code == 422 and "2027-03-08 is not a Saturday or Sunday" in r.json()["detail"]
+    for day in ("2027-09-26", "2027-10-09", "2028-01-29"):
+        r = await client.put(
+            f"/api/v1/working-days/{day}", json={"as_weekday": 5, "reason": "国庆节调休"}, headers=h[Role.admin]
+        )
+        assert r.status_code == 200, r.text
+
+    # Anyone signed in reads the list, in pages, by year or from/to (default: a year from today).
+    r = await client.get("/api/v1/working-days", params={"year": 2027, "limit": 2}, headers=h[Role.customer])
+    first = r.json()
+    assert [d["day"] for d in first["items"]] == [sunday, "2027-09-26"] and first["total"] == 3
+    assert first["items"][0]["updated_at"] and first["items"][0]["as_weekday"] == 1  # zone: test_month_end_to_end
+    params = {"year": 2027, "limit": 2, "cursor": first["next_cursor"]}
+    rest = (await client.get("/api/v1/working-days", params=params, headers=h[Role.finance])).json()
+    assert [d["day"] for d in rest["items"]] == ["2027-10-09"] and rest["next_cursor"] is None
+    listed = (await client.get("/api/v1/working-days", headers=h[Role.technician])).json()
+    assert [d["day"] for d in listed["items"]] == [sunday, "2027-09-26", "2027-10-09", "2028-01-29"]
+    closed = (await client.get("/api/v1/closed-days", params={"year": 2027}, headers=h[Role.customer])).json()
+    assert [d["day"] for d in closed["items"]] == [saturday]
+    r = await client.get("/api/v1/working-days", params={"cursor": first["next_cursor"]}, headers=h[Role.admin])
+    assert r.status_code == 200  # the same list's cursor, whatever its range
+    r = await client.get("/api/v1/closed-days", params={"cursor": first["next_cursor"]}, headers=h[Role.admin])
+    assert r.status_code == 422 and "cursor" in r.json()["detail"]
+
+    # A booking on the Sunday, which then opens with a Saturday's shorter hours: listed, and it stays booked.
+    async with c.pool.connection() as conn:
+        late = await book(conn, "cnc-01", c.org_id, c.customer.id, local(6, 18), local(6, 19))
+    since = (await client.get("/api/v1/working-days", params={"year": 2027}, headers=h[Role.admin])).json()
+    since = max(d["updated_at"] for d in since["items"])
+    r = await client.put(
+        f"/api/v1/working-days/{sunday}", json={"as_weekday": 6, "reason": "调休"}, headers=h[Role.admin]
+    )
+    assert r.status_code == 200 and [b["id"] for b in r.json()["bookings_outside_hours"]] == [late]
+    changed = await client.get("/api/v1/working-days", params={"updated_since": since}, headers=h[Role.admin])
+    assert sunday in [d["day"] for d in changed.json()["items"]]
+
+    assert (await client.delete(f"/api/v1/working-days/{sunday}", headers=h[Role.customer])).status_code == 403
+    assert (await client.delete(f"/api/v1/working-days/{sunday}", headers=h[Role.admin])).status_code == 204
+    r = await client.delete(f"/api/v1/working-days/{sunday}", headers=h[Role.admin])
+    assert r.status_code == 404 and r.json()["detail"] == f"{sunday} is not a make-up working day"
+    async with c.pool.connection() as conn:
+        logged = await audit.entries(conn, entity="working_day", entity_id=sunday)
+    assert [(e.action, e.actor) for e in reversed(logged)] == [
+        ("create", c.admin.email),
+        ("update", c.admin.email),
+        ("delete", c.admin.email),
+    ]
+    assert logged[1].after == {"day": sunday, "as_weekday": 6, "reason": "调休"}
 
 
 async def test_calendar_feed_url_rotates_and_serves_ical(api):

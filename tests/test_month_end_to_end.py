@@ -477,6 +477,8 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
         window = {"device_id": ROBOT, "start": local(33, 9).isoformat(), "end": local(33, 11).isoformat()}
         window |= {"reason": "servo check"}
         assert (await c.client.post("/api/v1/maintenance", json=window, headers=admin)).status_code == 201
+        make_up = {"as_weekday": 1, "reason": "调休"}  # Sunday 28 March worked as a Monday, so the list has a row
+        assert (await c.client.put("/api/v1/working-days/2027-03-28", json=make_up, headers=admin)).status_code == 200
         # A series, a waiting-list entry and a registration, so that their routes answer too.
         series = {"device_id": PRINTER, "start": local(35, 9).isoformat(), "end": local(35, 10).isoformat()}
         r = await c.client.post(

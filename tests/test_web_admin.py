@@ -241,9 +241,12 @@ async def test_hours_closed_days_and_make_up_working_days(db_url, pool):
         sunday = date(2027, 9, 26)
         make_up = {"csrf": csrf, "year": "2027", "days": "2027-09-26 国庆节调休", "as_weekday": "1"}
         assert (await client.post("/admin/hours/working-days", data=make_up)).status_code == 303
-        clash = {**make_up, "days": "2027-10-01 国庆节调休"}
+        clash = {**make_up, "days": "2027-10-02 国庆节调休"}
         r = await client.post("/admin/hours/working-days", data=clash)
-        assert r.status_code == 422 and problems(r.text) == ["2027-10-01 是闭馆日：请先删除。"]
+        assert r.status_code == 422 and problems(r.text) == ["2027-10-02 是闭馆日：请先删除。"]
+        weekday = {**make_up, "days": "2027-09-24..2027-09-26 国庆节调休"}  # a Friday, a Saturday, a Sunday
+        r = await client.post("/admin/hours/working-days", data=weekday)
+        assert r.status_code == 422 and problems(r.text) == ["2027-09-24 不是周六或周日：调休上班日只能是周末。"]
 
         page = await client.get("/admin/hours", params={"year": "2027"})
         assert page.text.count('<li data-day="2027-10-') == 7 and 'data-day="2027-09-26"' in page.text

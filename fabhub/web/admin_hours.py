@@ -176,8 +176,7 @@ def make_router(pages: Pages, sessions: WebSessions, pool: AsyncConnectionPool, 
         async def work(conn: Any, days: dict[date, str], form: Any) -> int:
             weekday = field(form, "as_weekday", "1")
             as_weekday = int(weekday) if weekday.isdigit() and len(weekday) == 1 else 0
-            await hours.put_working_days(conn, user, days, as_weekday, clock())
-            return 0
+            return len(await hours.put_working_days(conn, user, days, as_weekday, clock(), zone))
 
         return await days_form(request, user, "working", work)
 

@@ -1,7 +1,8 @@
-"""The people who log in. Admins find, create and edit them (role, organization, deactivation) and set a new
-password for one who lost theirs, which ends that user's sessions; technicians and admins grant, renew and
-revoke qualifications per device class, as over the API. accounts.users and accounts.qualifications check
-and audit every change."""
+"""The people who log in. Admins find, create and edit them (role, organization, deactivation), invite them by
+email (the person chooses a password through the emailed link; an admin may send a new link until then) and
+set a new password for one who lost theirs, which ends that user's sessions; technicians and admins grant,
+renew and revoke qualifications per device class, as over the API. accounts.users, accounts.invitations and
+accounts.qualifications check and audit every change."""
 
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import FormData
 
-from accounts import qualifications, users
+from accounts import invitations, qualifications, users
 from accounts.model import Principal, Role
 from accounts.organizations import list_organizations
 from booking.catalogue import Catalogue
@@ -90,6 +91,21 @@ def make_router(
             )
         return RedirectResponse(f"/admin/users/{new_id}?saved=1", status_code=303)
 
+    @router.post("/admin/users/invite")  # before /admin/users/{user_id}, which would take "invite" for an id
+    async def invite(request: Request, user: Visitor) -> Response:
+        form = await sessions.csrf.checked_form(request)
+        values = read_user(form) | {"language": field(form, "language", "")}
+        link = invitations.link_base(str(request.base_url))
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                invited = await invitations.invite(conn, **values, link=link, at=clock(), actor=user)
+        except DomainError as exc:
+            problems = [pages.texts(request).error(exc.detail)]
+            return await list_page(
+                request, user, {}, status=exc.status, values=values, problems=problems, problem_form="invite"
+            )
+        return RedirectResponse(f"/admin/users/{invited.user.id}?invited=1", status_code=303)
+
     async def user_page(
         request: Request, user: Principal, user_id: int, status: int = 200, **extra: Any
     ) -> HTMLResponse:
@@ -100,6 +116,7 @@ def make_router(
                 return pages.not_found(request, user)
             held = await qualifications.list_qualifications(conn, user_id)
             orgs = await list_organizations(conn)
+            invitable, invited_until = await invitations.invitation_state(conn, user_id)
         texts = pages.texts(request)
         classes = {c.id: (c.name_zh or c.name) if texts.lang == "zh" else c.name for c in catalogue.classes.values()}
         return pages.render(
@@ -111,6 +128,9 @@ def make_router(
             held=held,
             classes=classes,
             today=today(),
+            invitable=invitable,
+            invited_until=invited_until,
+            now=clock(),
             default_expiry=today() + timedelta(days=365),
             roles=list(Role),
             organizations=orgs,
@@ -120,12 +140,18 @@ def make_router(
         )
 
     @router.get("/admin/users/{user_id}")
-    async def user_detail(request: Request, user: Visitor, user_id: RowId, saved: str | None = None) -> HTMLResponse:
-        notice = pages.texts(request)("Saved.") if saved else None
+    async def user_detail(
+        request: Request, user: Visitor, user_id: RowId, saved: str | None = None, invited: str | None = None
+    ) -> HTMLResponse:
+        texts = pages.texts(request)
+        notice = texts("Saved.") if saved else texts("The invitation is on its way.") if invited else None
         return await user_page(request, user, user_id, notice=notice)
 
-    async def act(request: Request, user: Principal, user_id: int, form_name: str, work: Any, **kept: Any) -> Response:
-        """Runs one change in a transaction: back to the user's page, or the page with the problem at the form."""
+    async def act(
+        request: Request, user: Principal, user_id: int, form_name: str, work: Any, done: str = "saved", **kept: Any
+    ) -> Response:
+        """Runs one change in a transaction: back to the user's page (saying `done`), or the page with the
+        problem at the form."""
         try:
             async with pool.connection() as conn, conn.transaction():
                 await work(conn)
@@ -134,7 +160,7 @@ def make_router(
             return await user_page(
                 request, user, user_id, status=exc.status, problems=problems, problem_form=form_name, **kept
             )
-        return RedirectResponse(f"/admin/users/{user_id}?saved=1", status_code=303)
+        return RedirectResponse(f"/admin/users/{user_id}?{done}=1", status_code=303)
 
     @router.post("/admin/users/{user_id}")
     async def update(request: Request, user: Visitor, user_id: RowId) -> Response:
@@ -156,6 +182,17 @@ def make_router(
             await users.set_password(conn, user_id, password=password, at=clock(), actor=user)
 
         return await act(request, user, user_id, "password", work)
+
+    @router.post("/admin/users/{user_id}/invite")
+    async def reinvite(request: Request, user: Visitor, user_id: RowId) -> Response:
+        """A new link for a user who has not chosen a password yet; the previous one stops working."""
+        await sessions.csrf.checked_form(request)
+        link = invitations.link_base(str(request.base_url))
+
+        async def work(conn: Any) -> None:
+            await invitations.reinvite(conn, user_id, link, clock(), user)
+
+        return await act(request, user, user_id, "invite", work, done="invited")
 
     @router.post("/admin/users/{user_id}/qualifications")
     async def grant(request: Request, user: Visitor, user_id: RowId) -> Response:

@@ -184,6 +184,23 @@ ZH: dict[str, str] = {
     "Your email is confirmed. The center reviews the registration and will tell you its decision.": (
         "邮箱已确认。中心将审核您的注册并通知审核结果。"
     ),
+    "Choose your password": "设置密码",
+    "Welcome, {0}. Choose a password to log in as {1}.": "{0}，欢迎！请设置密码，之后用 {1} 登录。",
+    "The password again": "再次输入密码",
+    "Set the password and log in": "设置密码并登录",
+    "The two passwords differ.": "两次输入的密码不一致。",
+    "Invite by email": "邮件邀请",
+    "Language of the email": "邮件语言",
+    "The person gets a link to choose a password; it holds 7 days and works once.": (
+        "对方将收到设置密码的链接，7 天内有效，仅可使用一次。"
+    ),
+    "Send the invitation": "发送邀请",
+    "The invitation is on its way.": "邀请邮件正在发送。",
+    "Invitation": "邀请",
+    "No password yet.": "尚未设置密码。",
+    "The emailed link holds until {0}.": "邀请链接有效期至 {0}。",
+    "The emailed link expired on {0}.": "邀请链接已于 {0} 过期。",
+    "Send a new invitation": "重新发送邀请",
     "Organizations": "单位管理",
     "Users": "用户管理",
     "Opening hours": "开放时间",
@@ -426,6 +443,13 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^no \S+ is free then$", "此时段该类别没有空闲设备。"),
         (r"^this confirmation link is not valid", "确认链接无效（已使用或已超过 48 小时）。"),
         # accounts: organizations, users, passwords, qualifications, the CSV import
+        (
+            r"^this invitation link is not valid",
+            "邀请链接无效（已使用、已被新的邀请取代，或已超过 7 天）：请联系中心重新邀请。",
+        ),
+        (r"^user (\d+) has a password already", "用户 {0} 已设置密码：如需更改，请直接重设密码。"),
+        (r"^user (\d+) is deactivated", "用户 {0} 已停用：请先重新启用再邀请。"),
+        (r"^the language is ", "请选择邮件语言：中文或 English。"),
         (r"^(.+) has 1 to (\d+) characters$", "{0}须为 1 至 {1} 个字符。"),
         (r"^(.+) has at most (\d+) characters$", "{0}最多 {1} 个字符。"),
         (r"^(.+) cannot contain control characters$", "{0}不能包含控制字符。"),
@@ -467,6 +491,7 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^at most (\d+) days at once$", "每次最多 {0} 天。"),
         (r"^(\S+) is a make-up working day: remove it first$", "{0} 是调休上班日：请先删除。"),
         (r"^(\S+) is a closed day: remove it first$", "{0} 是闭馆日：请先删除。"),
+        (r"^(\S+) is not a Saturday or Sunday", "{0} 不是周六或周日：调休上班日只能是周末。"),
         (r"^(\S+) is not a closed day$", "{0} 不是闭馆日。"),
         (r"^(\S+) is not a make-up working day$", "{0} 不是调休上班日。"),
         (r"^weekday must be 1 \(Monday\) to 7 \(Sunday\)$", "请选择周一至周日。"),
