@@ -35,7 +35,7 @@ async def hash_password(password: str) -> str:
 async def verify_password(stored_hash: str | None, password: str) -> bool:
     def verify() -> bool:
         try:
-            return _hasher.verify(stored_hash or _DUMMY, password) and stored_hash is not None
+            return _hasher.verify(stored_hash or _DUMMY, password) and bool(stored_hash)
         except (VerificationError, InvalidHashError):
             return False
 

@@ -125,7 +125,8 @@ def create_app(
 
     csrf = Csrf(secret, settings.secure_cookies)
     sessions = WebSessions(auth, timedelta(hours=settings.session_hours), csrf)
-    pages = Pages(settings.zone, devices.center.name, csrf, {p: s.name for p, s in devices.subsidy_programs.items()})
+    programs = {p: s.name for p, s in devices.subsidy_programs.items()}
+    pages = Pages(settings.zone, devices.center.name, csrf, programs, email=settings.smtp_url is not None)
     hub = gateway.live if gateway is not None else LiveHub()
     feed = None if gateway is not None else DatabaseFeed(reader, hub)
     board = Board(

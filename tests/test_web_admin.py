@@ -106,6 +106,7 @@ async def test_users_create_role_deactivate_and_new_password(db_url, pool):
         assert r.status_code == 303
         new_id = int(r.headers["location"].split("/")[-1].split("?")[0])
         found = await client.get("/admin/users", params={"q": "zhao"})
+        assert 'data-test="no-email"' in found.text  # no FABHUB_SMTP_URL here: the invite form says mail stays unsent
         assert f'data-user="{new_id}"' in found.text and f'data-user="{victim}"' not in found.text
         assert f'data-user="{victim}"' in (await client.get("/admin/users", params={"organization_id": org_id})).text
 

@@ -36,6 +36,7 @@ KINDS = {
     "registration.submitted": "Registration submitted",
     "registration.approved": "Registration approved",
     "registration.refused": "Registration refused",
+    "user.invited": "Invitation",
 }
 
 

@@ -206,6 +206,9 @@ ZH: dict[str, str] = {
     "Opening hours": "开放时间",
     "Audit log": "审计日志",
     "Delivery log": "通知记录",
+    "Email is not set up (FABHUB_SMTP_URL): invitations and other messages are not sent.": (
+        "未配置邮件服务（FABHUB_SMTP_URL）：邀请和其他通知邮件不会发出。"
+    ),
     "all": "全部",
     "Event": "事件",
     "Recipient": "收件人",

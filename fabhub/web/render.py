@@ -47,6 +47,7 @@ class Pages:
     center_name: str
     csrf: Csrf
     program_names: dict[str, str] = field(default_factory=dict)  # subsidy programs as the pages name them
+    email: bool = False  # whether notification email goes out (FABHUB_SMTP_URL), for the pages that say so
 
     def __post_init__(self) -> None:
         self.env = Environment(
@@ -56,6 +57,7 @@ class Pages:
             lstrip_blocks=True,
         )
         self.env.globals["program_name"] = lambda program: self.program_names.get(program, program)
+        self.env.globals["email_on"] = self.email
 
     def texts(self, request: Request) -> Texts:
         return Texts(language(request.cookies.get(LANG_COOKIE)), self.zone)
