@@ -154,7 +154,7 @@ async def test_every_state_is_readable_on_a_desktop_and_a_phone(db_url, pool):
                 page = await new_page(browser, str(client.base_url), phone=phone)
                 await log_in(page, "tech@center.example")
                 assert page.url.endswith("/board")
-                await expect(page.locator("#tile-robot-02 [data-field=alarm]")).to_be_visible()
+                await expect(page.locator("#tile-robot-02 [data-field=alarm]")).to_have_text("报警： 急停")
                 await expect(page.locator("#tile-cnc-01 [data-field=booking]")).not_to_have_text("未预约")
                 tiles = await page.evaluate(TEXT_COLORS)
                 states = set(json.loads(await page.locator("#board").get_attribute("data-labels")))
@@ -163,6 +163,10 @@ async def test_every_state_is_readable_on_a_desktop_and_a_phone(db_url, pool):
                     for text in tile["texts"]:
                         ratio = contrast(text["color"], text["layers"])
                         assert ratio >= 4.5, (tile["state"], text, round(ratio, 2))
+                if not phone:  # a stop pushed live is worded in Chinese too
+                    live = [Sample(clock.now, "robot-01", "protective_stop", 1.0)]
+                    await BatchWriter(pool, clock=clock).write_batch(live)
+                    await expect(page.locator("#tile-robot-01 [data-field=alarm]")).to_have_text("报警： 保护性停止")
                 await shot(page, "board-phone" if phone else "board-desktop")
                 if phone:
                     await assert_fits_phone(page)

@@ -41,6 +41,10 @@ class Machine:
     class_id: str
 
 
+# The alarm signals the board words itself (in the reader's language, here and in board.js).
+ALARM_WORDS = {"emergency_stop": "E-STOP", "protective_stop": "Protective stop", "print_error": "Error"}
+
+
 @dataclass
 class Tile:
     machine: Machine
@@ -55,14 +59,17 @@ class Tile:
         return (found[0][0][len(TEMPERATURE) :], found[0][1]) if found else None
 
     @property
-    def alarm(self) -> str | None:
+    def alarm(self) -> tuple[str, str] | None:
+        """(what, detail): a stop or a printer's error (the page words it with ALARM_WORDS), or the machine's
+        own alarm text as it sent it."""
         if self.values.get("emergency_stop") == 1:
-            return "E-STOP"
+            return ALARM_WORDS["emergency_stop"], ""
         if self.values.get("protective_stop") == 1:
-            return "Protective stop"
+            return ALARM_WORDS["protective_stop"], ""
         if self.values.get("print_error"):
-            return f"Error {int(self.values['print_error'])}"
-        return self.values.get("alarm") or None if self.state == "down" else None
+            return ALARM_WORDS["print_error"], str(int(self.values["print_error"]))
+        own = self.values.get("alarm") or None if self.state == "down" else None
+        return (own, "") if own else None
 
 
 class Board:
@@ -138,7 +145,8 @@ def make_router(pages: Pages, sessions: WebSessions, board: Board, hub: LiveHub)
         texts = pages.texts(request)
         labels = {s: texts(s) for s in ("running", "setup", "idle", "down", "maintenance", "offline", "unknown")}
         groups = [(class_name(request, c), tiles) for c, tiles in await board.tiles(user)]
-        return {"groups": groups, "labels": labels, "now": board.clock()}
+        alarms = {signal: texts(word) for signal, word in ALARM_WORDS.items()}
+        return {"groups": groups, "labels": labels, "alarms": alarms, "now": board.clock()}
 
     @router.get("/board")
     async def page(request: Request, user: Visitor) -> HTMLResponse:

@@ -5,6 +5,7 @@
   const lost = document.getElementById("lost");
   const labels = JSON.parse(board.dataset.labels);
   const alarmLabel = board.dataset.alarmLabel;
+  const alarmWords = JSON.parse(board.dataset.alarms);  // a stop or a printer's error, in the reader's words
   // The server's clock may differ from the browser's (and tests set it): durations count from the server's.
   let skew = Date.parse(board.dataset.now) - Date.now();
 
@@ -27,7 +28,7 @@
   function setAlarm(tile, text) {
     const el = field(tile, "alarm");
     el.hidden = !text;
-    el.textContent = text ? alarmLabel + ": " + text : "";
+    el.textContent = text ? alarmLabel + " " + text : "";
   }
 
   function apply(device, signal, value, time) {
@@ -53,7 +54,7 @@
     } else if (signal === "alarm") {
       setAlarm(tile, value);
     } else if (signal === "emergency_stop" || signal === "protective_stop" || signal === "print_error") {
-      if (value) setAlarm(tile, signal === "print_error" ? "Error " + value : signal === "emergency_stop" ? "E-STOP" : "Protective stop");
+      if (value) setAlarm(tile, alarmWords[signal] + (signal === "print_error" ? " " + value : ""));
     }
   }
 
