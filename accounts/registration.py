@@ -23,6 +23,7 @@ from accounts.organizations import create_organization
 from accounts.sqlfiles import QUERIES
 from accounts.users import add_user
 from common.errors import Conflict, Invalid, NotFound, TooManyRequests
+from common.paging import Key, Listing, Page, PageRequest, fetch_page
 from common.rows import dict_rows
 from common.times import Stamp
 from outbox.events import publish
@@ -35,6 +36,9 @@ PER_EMAIL = (3, timedelta(days=1))
 # What a licence file starts with, by type: the name and the browser's word are not evidence.
 SIGNATURES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 EXTENSIONS = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}
+
+
+REGISTRATIONS = Listing("registrations", (Key("created_at", "time", descending=True), Key("id", "int", True)))
 
 
 class Registration(BaseModel):
@@ -161,6 +165,12 @@ async def get(conn: AsyncConnection, registration_id: int) -> Registration:
     if not rows:
         raise NotFound(f"no registration {registration_id}")
     return Registration(**rows[0])
+
+
+async def listing(conn: AsyncConnection, request: PageRequest, status: str | None = None) -> Page[Registration]:
+    """Newest first; `status` is checked at the edge."""
+    params = {"status": status, "id": None}
+    return await fetch_page(conn, REGISTRATIONS, QUERIES.registration_rows.sql, params, request, Registration)
 
 
 async def approve(

@@ -16,11 +16,9 @@ from accounts import checks, registration, tokens
 from accounts.auth import Authenticator, client_address, public
 from accounts.model import Principal
 from accounts.registration import Application, Licences, Registration
-from accounts.sqlfiles import QUERIES
 from common.http import RowId, Text
-from common.paging import Key, Listing, Page, Paging, fetch_page
+from common.paging import Page, Paging
 
-REGISTRATIONS = Listing("registrations", (Key("created_at", "time", descending=True), Key("id", "int", True)))
 CONFIRM_PAGE = "/register/confirm"  # the page the emailed link opens (fabhub/web)
 
 
@@ -89,8 +87,7 @@ def make_router(
     ) -> Page[Registration]:
         """Newest first."""
         async with pool.connection() as conn:
-            params = {"status": status, "id": None}
-            return await fetch_page(conn, REGISTRATIONS, QUERIES.registration_rows.sql, params, page, Registration)
+            return await registration.listing(conn, page, status)
 
     @router.get(f"{prefix}/registrations/{{registration_id}}", responses={404: {}})
     async def one(principal: Caller, registration_id: RowId) -> Registration:

@@ -53,6 +53,7 @@ from fabhub.web.admin_hours import make_router as admin_hours_router
 from fabhub.web.admin_import import make_router as admin_import_router
 from fabhub.web.admin_notifications import make_router as admin_notifications_router
 from fabhub.web.admin_orgs import make_router as admin_orgs_router
+from fabhub.web.admin_registrations import make_router as admin_registrations_router
 from fabhub.web.admin_users import make_router as admin_users_router
 from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
@@ -239,6 +240,7 @@ def create_app(
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),
         admin_orgs_router(pages, sessions, pool, catalogue, clock),
+        admin_registrations_router(pages, sessions, pool, catalogue, clock),
         admin_users_router(pages, sessions, pool, catalogue, clock),
         invite_pages_router(pages, sessions, pool, clock),
         admin_import_router(pages, sessions, pool, clock),

@@ -134,6 +134,7 @@ PAGE_VALUES = {
     "entry_id": 1,
     "action": "withdraw",
     "notification_id": 1,
+    "registration_id": 1,
 }
 
 

@@ -209,6 +209,17 @@ ZH: dict[str, str] = {
     "Opening hours": "开放时间",
     "Audit log": "审计日志",
     "Delivery log": "通知记录",
+    "Registrations": "注册审核",
+    "Submitted": "提交时间",
+    "Business licence": "营业执照",
+    "Approve": "批准",
+    "Refuse": "拒绝",
+    "registration pending": "待审核",
+    "registration unconfirmed": "邮箱未确认",
+    "registration approved": "已批准",
+    "registration refused": "已拒绝",
+    "Approved: the company's contact can log in now.": "已批准：该企业联系人现在可以登录。",
+    "Refused: the contact is told the reason.": "已拒绝：已将原因告知联系人。",
     "Email is not set up (FABHUB_SMTP_URL): invitations and other messages are not sent.": (
         "未配置邮件服务（FABHUB_SMTP_URL）：邀请和其他通知邮件不会发出。"
     ),

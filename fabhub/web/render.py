@@ -29,6 +29,7 @@ NAV = [
         ("/finance", "Finance"),
         ("/management", "Management"),
         ("/admin/organizations", "Organizations"),
+        ("/admin/registrations", "Registrations"),
         ("/admin/users", "Users"),
         ("/admin/hours", "Opening hours"),
         ("/admin/audit", "Audit log"),
