@@ -11,7 +11,14 @@ from tests.booking_rig import NOW, customer
 from tests.browser import chromium, log_in, new_page, shot
 from tests.http import serve
 
-ADMIN_PAGES = {"/admin/organizations", "/admin/users", "/admin/hours", "/admin/audit"}
+ADMIN_PAGES = {
+    "/admin/organizations",
+    "/admin/registrations",
+    "/admin/users",
+    "/admin/hours",
+    "/admin/audit",
+    "/admin/notifications",
+}
 HOMES = {
     Role.admin: ("/board", {"/board", "/book", "/finance", "/management", *ADMIN_PAGES}),
     Role.technician: ("/board", {"/board", "/book", "/admin/users"}),
