@@ -4,6 +4,7 @@ second, what they said when the booking had just completed. Late data changes no
 recomputes the booking, which is audited and refused once retention has dropped the raw data or while an
 issued invoice bills the booking."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -151,7 +152,7 @@ async def test_results_survive_raw_retention_and_change_only_by_an_audited_recom
         page = await client.get("/my-bookings")
         client.cookies.clear()
         row = page.text.split(f'data-booking="{booking_id}"')[1].split("</tr>")[0]
-        assert '<td class="num">25</td>' in row
+        assert re.search(r"<td class=\"num\"[^>]*>25</td>", row)
 
 
 async def test_a_draft_bills_the_frozen_usage_and_a_recompute_waits_for_a_credit_note(pool):
