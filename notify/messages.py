@@ -295,23 +295,6 @@ def device_down(payload: dict[str, Any], voice: Voice, language: Language) -> Me
     return Message(subject, voice.sign(body, language))
 
 
-RENDER = {
-    "booking.confirmed": booking_confirmed,
-    "booking.series_confirmed": series_confirmed,
-    "booking.changed": booking_changed,
-    "booking.cancelled": booking_cancelled,
-    "booking.no_show": booking_no_show,
-    "booking.reminder": booking_reminder,
-    "invoice.issued": invoice_issued,
-    "waiting.offered": waiting_offered,
-    "qualification.expiring": qualification_expiring,
-    "registration.submitted": registration_submitted,
-    "registration.approved": registration_decided,
-    "registration.refused": registration_decided,
-    "device.down": device_down,
-}
-
-
 # -- user.invited: an admin invited a person by email -------------------------------------------------------
 
 
@@ -336,4 +319,19 @@ def user_invited(payload: dict[str, Any], voice: Voice, language: Language) -> M
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
-RENDER["user.invited"] = user_invited
+RENDER = {
+    "booking.confirmed": booking_confirmed,
+    "booking.series_confirmed": series_confirmed,
+    "booking.changed": booking_changed,
+    "booking.cancelled": booking_cancelled,
+    "booking.no_show": booking_no_show,
+    "booking.reminder": booking_reminder,
+    "invoice.issued": invoice_issued,
+    "waiting.offered": waiting_offered,
+    "qualification.expiring": qualification_expiring,
+    "registration.submitted": registration_submitted,
+    "registration.approved": registration_decided,
+    "registration.refused": registration_decided,
+    "device.down": device_down,
+    "user.invited": user_invited,
+}
