@@ -152,6 +152,10 @@ class DeviceNormalizer:
             or _moved(previous.value, value, deadband)
             or time - previous.time >= self._heartbeat
         ):
+            if previous is not None and time <= previous.time:
+                # read after a sample stored at this or a later instant (a heartbeat stamped by our clock, a
+                # device clock a little behind ours): just after it, or the store keeps the older value
+                time = previous.time + timedelta(microseconds=1)
             out.samples.append(Sample(time, self.device_id, signal, value, quality))
             self._emitted[signal] = _Emitted(value, quality, time)
 

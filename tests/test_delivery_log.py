@@ -48,7 +48,9 @@ async def test_the_log_lists_messages_and_a_failed_one_is_sent_again_once(db_url
 
         # The SMTP server is away for longer than the retries last: the cancellation's message fails.
         await mailbox.stop()
-        assert (await client.post(f"/api/v1/bookings/{booking['id']}/cancel", json={}, headers=c.headers)).status_code == 200
+        assert (
+            await client.post(f"/api/v1/bookings/{booking['id']}/cancel", json={}, headers=c.headers)
+        ).status_code == 200
         for _ in range(MAX_ATTEMPTS):
             await notify(app)
             clock.advance(hours=2)
@@ -56,7 +58,9 @@ async def test_the_log_lists_messages_and_a_failed_one_is_sent_again_once(db_url
         await notify(app)
         assert [m["Subject"][:5] for m in mailbox.to(c.email)] == ["预约已确认"]
         admin = await as_role(pool, client, Role.admin)  # the first admin's session ended days ago
-        [failed] = (await client.get("/api/v1/notifications", params={"status": "failed"}, headers=admin)).json()["items"]
+        [failed] = (await client.get("/api/v1/notifications", params={"status": "failed"}, headers=admin)).json()[
+            "items"
+        ]
         assert failed["subject"].startswith("预约已取消") and failed["attempts"] == MAX_ATTEMPTS
         assert failed["last_error"]
 

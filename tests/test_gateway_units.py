@@ -47,6 +47,19 @@ def test_report_on_change_with_deadband_and_heartbeat():
     assert values(n.heartbeat(at(21)), "power_kw") == []
 
 
+def test_a_change_read_at_a_heartbeats_instant_is_stored_after_it():
+    """The store keeps one sample per signal and instant: a new value stamped at (or a device clock a little
+    behind) the heartbeat that re-sent the old one must land after it, or the latest row is the old value."""
+    n = normalizer({"parts_total": SignalCommon()}, heartbeat=10)
+    n.process([Reading("parts_total", 24, at(0))])
+    beat = n.heartbeat(at(20)).samples
+    same = n.process([Reading("parts_total", 32, at(20))]).samples
+    behind = n.process([Reading("parts_total", 33, at(19))]).samples
+    times = [s.time for s in [*beat, *same, *behind] if s.signal == "parts_total"]
+    assert [s.value for s in [*beat, *same, *behind] if s.signal == "parts_total"] == [24, 32, 33]
+    assert times == sorted(set(times))
+
+
 def test_scaling_range_and_bad_quality():
     n = normalizer({"tcp.x_mm": SignalCommon(scale=0.1, min=-2000, max=2000)})
     assert values(n.process([Reading("tcp.x_mm", 1234, at(0))]), "tcp.x_mm") == [123.4]

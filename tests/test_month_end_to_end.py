@@ -170,7 +170,12 @@ class Center:
         except AssertionError:
             query = "SELECT time, state FROM telemetry_state WHERE device_id = %s ORDER BY time DESC LIMIT 3"
             latest = await self.rows(query, device)
-            raise AssertionError(f"{device} not recorded {phase} at {now}; its latest states: {latest}") from None
+            query = "SELECT time, value FROM telemetry_sample WHERE device_id = %s AND signal = 'parts_total' "
+            counted = await self.rows(query + "ORDER BY time DESC LIMIT 3", device)
+            raise AssertionError(
+                f"{device} not recorded {phase} with {self.parts[device]} parts at {now}; "
+                f"its latest states: {latest}, parts_total: {counted}"
+            ) from None
 
 
 def timeline(bookings: list[Booking], april: Booking) -> list[tuple[datetime, int, str, Booking, Any]]:

@@ -70,7 +70,9 @@ async def test_a_customer_moves_a_booking_on_a_phone(db_url, pool):
             await page.fill("input[name=start]", "2027-03-08T09:00")
             await page.fill("input[name=end]", "2027-03-08T10:00")
             await page.click("[data-test=quote]")  # the quote shows the price; the move itself is refused
-            await page.evaluate("document.querySelector('#change').requestSubmit(document.querySelector('[data-test=confirm]'))")
+            await page.evaluate(
+                "document.querySelector('#change').requestSubmit(document.querySelector('[data-test=confirm]'))"
+            )
             await expect(page.locator(".problems")).to_contain_text("小时内开始，已不能改期")
 
             # Another organization's booking has no change page.

@@ -48,7 +48,13 @@ async def test_every_message_of_a_day_at_the_center_arrives_once(db_url, pool):
             await phone.click("[data-test=quote]")
             await phone.click("[data-test=confirm]")
             await expect(phone.locator(".notice")).to_have_text("预约成功。")
-            [booking] = (await client.get("/api/v1/bookings", params={"from": local(0, 0).isoformat(), "to": local(7, 0).isoformat()}, headers=a.headers)).json()["items"]
+            [booking] = (
+                await client.get(
+                    "/api/v1/bookings",
+                    params={"from": local(0, 0).isoformat(), "to": local(7, 0).isoformat()},
+                    headers=a.headers,
+                )
+            ).json()["items"]
             await phone.click(f"[data-booking='{booking['id']}'] [data-test=change]")
             await phone.fill("input[name=start]", "2027-03-03T09:00")
             await phone.fill("input[name=end]", "2027-03-03T10:00")

@@ -97,4 +97,3 @@ async def test_an_sme_registers_is_approved_and_books_its_first_slot(db_url, poo
         await shot(phone, "onboarding-first-booking-phone")
         await notify(app)
         assert re.match("预约已确认", mailbox.to("wang@xincailiao.example")[-1]["Subject"])
-
