@@ -113,7 +113,7 @@ def run_server(database_url: str, devices_path: str, port: int, pool_size: int) 
     from fabhub.settings import Settings
 
     settings = Settings(run_jobs=False, run_gateway=False, secret_key=SECRET, db_pool_size=pool_size)
-    app = create_app(settings, database_url, load_devices(Path(devices_path)), clock=fixed_clock)
+    app = create_app(settings, database_url, load_devices(Path(devices_path)), clock=fixed_clock, write_catalogue=True)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     asyncio.run(server.serve())
 

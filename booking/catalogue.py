@@ -88,7 +88,26 @@ class Catalogue:
 async def sync(conn: AsyncConnection, catalogue: Catalogue, at: datetime) -> list[str]:
     """Run inside a transaction. Returns one line per change, for the log."""
     await QUERIES.lock_catalogue(conn)
+    changes = await _plan(conn, catalogue, at)
+    for change in changes:
+        table, key = change.table, change.key
+        if change.row is None:
+            await table.retire(conn, id=key, at=at)
+            await audit.record(conn, at, ACTOR, "retire", table.entity, key, before=change.was)
+        else:
+            await table.upsert(conn, **change.row)
+            await audit.record(conn, at, ACTOR, "sync", table.entity, key, before=change.was, after=change.row)
+    return [c.summary for c in changes]
 
+
+async def differences(conn: AsyncConnection, catalogue: Catalogue, at: datetime, *, partial: bool = False) -> list[str]:
+    """What `sync` would change, field by field, changing nothing: the processes that only read the catalogue
+    refuse to start on a file that disagrees with the database, and name how. `partial`: the file holds part
+    of the catalogue (a site's own file), so what it lacks is not a difference."""
+    return [c.detail for c in await _plan(conn, catalogue, at) if not (partial and c.row is None)]
+
+
+async def _plan(conn: AsyncConnection, catalogue: Catalogue, at: datetime) -> list[_Change]:
     def device_row(device: Device) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
         def row(was: dict[str, Any] | None) -> dict[str, Any]:
             # A device retired in the file keeps the date it was first retired on.
@@ -114,9 +133,9 @@ async def sync(conn: AsyncConnection, catalogue: Catalogue, at: datetime) -> lis
         (_Table("subsidy_program", QUERIES.program_rows, QUERIES.upsert_program, QUERIES.retire_program),
          {p.id: fixed(asdict(p) | {"classes": list(p.classes)}) for p in catalogue.programs.values()}),
     )  # fmt: skip
-    changes: list[str] = []
+    changes: list[_Change] = []
     for table, wanted in tables:
-        changes += await _sync_table(conn, at, table, wanted)
+        changes += await _plan_table(conn, table, wanted)
     return changes
 
 
@@ -128,27 +147,46 @@ class _Table:
     retire: Any
 
 
-async def _sync_table(
+@dataclass(frozen=True, slots=True)
+class _Change:
+    table: _Table
+    key: str
+    was: dict[str, Any] | None
+    row: dict[str, Any] | None  # None: retire it
+
+    @property
+    def summary(self) -> str:
+        what = "retired (left devices.yaml)" if self.row is None else "updated" if self.was else "added"
+        return f"{self.table.entity} {self.key} {what}"
+
+    @property
+    def detail(self) -> str:
+        where = f"{self.table.entity} {self.key}"
+        if self.row is None:
+            return f"{where}: in the database, not in devices.yaml"
+        if self.was is None:
+            return f"{where}: in devices.yaml, not in the database"
+        fields = [f"{k} {self.was.get(k)!s} in the database, {v!s} in devices.yaml"
+                  for k, v in self.row.items() if self.was.get(k) != v]  # fmt: skip
+        return f"{where}: " + "; ".join(fields)
+
+
+async def _plan_table(
     conn: AsyncConnection,
-    at: datetime,
     table: _Table,
     wanted: dict[str, Callable[[dict[str, Any] | None], dict[str, Any]]],
-) -> list[str]:
-    """Upsert what the file has and differs, retire what it no longer has; audit each change."""
-    changes: list[str] = []
+) -> list[_Change]:
+    """Upsert what the file has and differs, retire what it no longer has."""
+    changes: list[_Change] = []
     before = await _rows(conn, table.rows.sql)
     for key, make in wanted.items():
         was = before.get(key)
         row = make(was)
         if _differs(was, row):
-            await table.upsert(conn, **row)
-            await audit.record(conn, at, ACTOR, "sync", table.entity, key, before=was, after=row)
-            changes.append(f"{table.entity} {key} {'updated' if was else 'added'}")
+            changes.append(_Change(table, key, was, row))
     for key, row in before.items():
         if key not in wanted and row["retired_at"] is None:
-            await table.retire(conn, id=key, at=at)
-            await audit.record(conn, at, ACTOR, "retire", table.entity, key, before=row)
-            changes.append(f"{table.entity} {key} retired (left devices.yaml)")
+            changes.append(_Change(table, key, row, None))
     return changes
 
 

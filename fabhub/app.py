@@ -25,7 +25,6 @@ from accounts.registration import MAX_LICENCE_BYTES, Licences
 from accounts.registration_api import make_router as registration_router
 from booking.api import make_router as booking_router
 from booking.bookings import Bookings
-from booking.catalogue import sync as sync_catalogue
 from booking.floor_api import make_router as floor_router
 from booking.series_api import make_router as series_router
 from booking.waiting_api import make_router as waiting_router
@@ -36,10 +35,12 @@ from common.problems import problem
 from common.proxies import TrustedProxies
 from common.times import AnswerZone
 from fabhub.api_docs import mount_api_docs
+from fabhub.catalogue import settle_catalogue
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for, notifier_for
 from fabhub.gateway_setup import build_gateway
+from fabhub.healthz import make_router as health_router
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.migrations import migrate
@@ -47,7 +48,6 @@ from fabhub.policy import ROLES
 from fabhub.policy import check as check_policy
 from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
-from fabhub.sqlfiles import QUERIES
 from fabhub.web.admin_audit import make_router as admin_audit_router
 from fabhub.web.admin_hours import make_router as admin_hours_router
 from fabhub.web.admin_import import make_router as admin_import_router
@@ -92,10 +92,12 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     run_migrations: bool = True,
+    write_catalogue: bool = False,
     mqtt_url: str | None = None,
     environ: Mapping[str, str] = os.environ,
 ) -> FastAPI:
-    """`environ` holds the secrets devices.yaml names (access codes, passwords)."""
+    """`environ` holds the secrets devices.yaml names (access codes, passwords). Without `write_catalogue`
+    the app refuses to start when devices.yaml and the database's catalogue disagree (fabhub/catalogue.py)."""
     metrics = Metrics()
     pool = make_pool(database_url, settings)
     domains = domains_for(settings, devices, clock)
@@ -146,8 +148,8 @@ def create_app(
             if report.applied:
                 log.info("applied migrations: %s", ", ".join(report.applied))
         await pool.open(wait=True, timeout=30)
-        async with pool.connection() as conn, conn.transaction():
-            for change in await sync_catalogue(conn, catalogue, clock()):
+        async with pool.connection() as conn:
+            for change in await settle_catalogue(conn, devices, clock(), write=write_catalogue, site=settings.site):
                 log.info("catalogue: %s", change)
         if settings.run_jobs:
             jobs.start()
@@ -251,33 +253,7 @@ def create_app(
 
     mount_api_docs(app)
 
-    @app.get(
-        "/healthz",
-        tags=["operations"],
-        summary="Database reachability and TimescaleDB status",
-        dependencies=[Depends(public)],
-    )
-    async def healthz() -> JSONResponse:
-        try:
-            async with pool.connection(timeout=3) as conn:
-                status = await QUERIES.database_status(conn)
-        except (psycopg.Error, PoolTimeout) as exc:
-            metrics.database_up.set(0)
-            body = {"status": "unavailable", "database": {"reachable": False, "error": str(exc)[:200]}}
-            return JSONResponse(body, status_code=503)
-        metrics.database_up.set(1)
-        server_version, timescaledb = status
-        return JSONResponse(
-            {
-                "status": "ok",
-                "database": {
-                    "reachable": True,
-                    "server_version": server_version,
-                    "timescaledb": timescaledb is not None,
-                    "timescaledb_version": timescaledb,
-                },
-            }
-        )
+    app.include_router(health_router(pool, metrics))
 
     @app.get(
         "/metrics",

@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def mqtt_broker(settings: Settings) -> AsyncIterator[str]:
-    if settings.mqtt_url:
+async def mqtt_broker(settings: Settings) -> AsyncIterator[str | None]:
+    """None without `embedded`: a site whose devices all have their own endpoints needs no broker, and one
+    that does is refused by the gateway naming FABHUB_MQTT_URL."""
+    if settings.mqtt_url or not settings.embedded:
         yield settings.mqtt_url
         return
     if shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin"):

@@ -1,9 +1,40 @@
-"""devices.yaml's classes, devices and subsidy programs as the booking domain's catalogue."""
+"""devices.yaml's classes, devices and subsidy programs as the booking domain's catalogue, and the one rule
+on who writes it: `fabhub migrate` and `fabhub catalogue sync` (and the demo, which is its own installation);
+every other process reads it and refuses to start on a file that disagrees, since two processes with two
+different files would otherwise undo each other's rates and retire each other's devices."""
 
 from __future__ import annotations
 
-from booking.catalogue import Catalogue, Device, DeviceClass, Program, Rules
+from datetime import datetime
+
+from psycopg import AsyncConnection
+
+from booking.catalogue import Catalogue, Device, DeviceClass, Program, Rules, differences, sync
 from fabhub.devices import DeviceFile
+
+
+class CatalogueMismatch(RuntimeError):
+    def __init__(self, found: list[str]) -> None:
+        self.differences = found
+        super().__init__(
+            "devices.yaml and the database's catalogue disagree (run `fabhub catalogue sync` with the file meant"
+            " to be the center's, or give this process that file):\n  " + "\n  ".join(found)
+        )
+
+
+async def settle_catalogue(
+    conn: AsyncConnection, devices: DeviceFile, at: datetime, *, write: bool, site: str | None = None
+) -> list[str]:
+    """The writer syncs and gets the changes made; a reader gets CatalogueMismatch naming each difference.
+    A reader for one `site` may hold that site's file only: what it lacks is other sites' business."""
+    catalogue = catalogue_from(devices)
+    if write:
+        async with conn.transaction():
+            return await sync(conn, catalogue, at)
+    found = await differences(conn, catalogue, at, partial=site is not None)
+    if found:
+        raise CatalogueMismatch(found)
+    return []
 
 
 def catalogue_from(devices: DeviceFile) -> Catalogue:

@@ -70,11 +70,13 @@ def _lan_printer(d: MqttDevice, seed: int, mode: ReportMode, speed: float, envir
 
 
 def simulators_for(
-    devices: DeviceFile, mqtt_url: str, speed: float, environ: Mapping[str, str] | None = None
+    devices: DeviceFile, mqtt_url: str | None, speed: float, environ: Mapping[str, str] | None = None
 ) -> list[Simulator]:
     """Seeds come from the device ids, so every run of the demo tells the same story. `environ` holds the
-    LAN printers' access codes."""
-    broker = urlsplit(mqtt_url)
+    LAN printers' access codes; `mqtt_url` is the broker the other printers publish to."""
+    if mqtt_url is None and any(isinstance(d, MqttDevice) and d.endpoint is None for d in devices.devices):
+        raise ValueError("printers publish to a site broker: set FABHUB_MQTT_URL")
+    broker = urlsplit(mqtt_url or "")
     sims: list[Simulator] = []
     for n, d in enumerate(x for x in devices.devices if not x.retired):
         seed = zlib.crc32(d.id.encode())

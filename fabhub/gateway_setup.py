@@ -19,12 +19,16 @@ from telemetry.writer import BatchWriter
 
 
 def gateway_devices(
-    devices: DeviceFile, environ: Mapping[str, str], reconnect_max: timedelta = DEFAULT_RECONNECT_MAX
+    devices: DeviceFile,
+    environ: Mapping[str, str],
+    reconnect_max: timedelta = DEFAULT_RECONNECT_MAX,
+    site: str | None = None,
 ) -> list[GatewayDevice]:
-    """The devices the gateway serves, their secrets read from `environ` (MissingSecret names what is not
-    set: load_devices with the environment reports it with file and line first)."""
+    """The devices the gateway serves (those of `site`, or all), their secrets read from `environ`
+    (MissingSecret names what is not set: load_devices with the environment reports it with file and line
+    first)."""
     out = []
-    for d in devices.devices:
+    for d in devices.at_site(site):
         if d.retired:
             continue
         settings = d.opcua if isinstance(d, OpcUaDevice) else d.modbus if isinstance(d, ModbusDevice) else d.mqtt
@@ -70,10 +74,11 @@ def build_gateway(
             overflow=spool,
         )
 
-    if mqtt_url is None and any(isinstance(d, MqttDevice) and d.endpoint is None for d in devices.devices):
-        raise ValueError("devices.yaml has MQTT devices: set FABHUB_MQTT_URL or let FabHub start a broker")
+    served = devices.at_site(settings.site)
+    if mqtt_url is None and any(isinstance(d, MqttDevice) and d.endpoint is None and not d.retired for d in served):
+        raise ValueError("printers publish to the site's broker: set FABHUB_MQTT_URL (or --embedded to start one)")
     return Gateway(
-        gateway_devices(devices, environ, timedelta(seconds=settings.reconnect_max_s)),
+        gateway_devices(devices, environ, timedelta(seconds=settings.reconnect_max_s), settings.site),
         writer,
         settings.data_dir / "spool",
         mqtt_url=mqtt_url,
@@ -81,4 +86,5 @@ def build_gateway(
         clock=clock,
         spool_max_bytes=settings.spool_max_mb << 20,
         spool_policy=settings.spool_policy,
+        client_id=settings.client_id,
     )

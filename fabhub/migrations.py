@@ -114,3 +114,14 @@ async def _ensure_timescaledb(conn: psycopg.AsyncConnection, mode: TimescaleMode
             "installed and in shared_preload_libraries"
         )
     return False
+
+
+async def pending(conninfo: str, migrations: Sequence[Migration] | None = None) -> list[str]:
+    """The migrations the database lacks, without applying any: processes that do not migrate check this."""
+    todo = list(migrations) if migrations is not None else discover()
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+        try:
+            applied = {(p, v) async for p, v, _n, _c in QUERIES.applied_migrations(conn)}
+        except psycopg.errors.UndefinedTable:
+            applied = set()
+    return [m.label for m in todo if (m.package, m.version) not in applied]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -13,16 +14,46 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.proxies import IPNetwork, parse_networks
+from fabhub.devices.schema import SITE
 from notify.channels import Robot, Smtp
+
+
+class Unset(Exception):
+    """A setting a production process must be given, left unset without `embedded`."""
+
+
+SHARED = {
+    "database_url": "the database every FabHub process shares",
+    "secret_key": "the token signing key every FabHub process shares",
+}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FABHUB_", extra="ignore", frozen=True)
 
     database_url: str | None = Field(
-        None, description="PostgreSQL URL; unset starts an embedded PostgreSQL under data_dir"
+        None, description="PostgreSQL URL; unset: an embedded PostgreSQL under data_dir, with `embedded` only"
     )
-    mqtt_url: str | None = Field(None, description="MQTT broker URL; unset starts an embedded broker")
+    mqtt_url: str | None = Field(
+        None, description="the site's MQTT broker URL; unset: an embedded broker, with `embedded` only"
+    )
+    embedded: bool = Field(
+        False,
+        description="let unset database_url, mqtt_url and secret_key fall back to an embedded PostgreSQL, broker"
+        " and a key generated under data_dir (the demo's defaults); off, a process refuses to start without them",
+    )
+    site: str | None = Field(
+        None, pattern=SITE, description="the site whose devices this process's gateway reads; unset: every site"
+    )
+    mqtt_client_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="this process's MQTT client id at the site broker; unset: fabhub-gateway-<site>-<host>",
+    )
+    statement_timeout_s: float = Field(
+        30, gt=0, le=3600, description="longest a database statement may run before it is cancelled"
+    )
     devices: Path = Path("devices.yaml")
     data_dir: Path = Path(".fabhub")
     secret_key: SecretStr | None = Field(
@@ -112,6 +143,26 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def require(self, *names: str) -> None:
+        """Raise Unset naming every one of `names` that is unset, unless embedded defaults were asked for."""
+        missing = [n for n in names if not _given(getattr(self, n))]
+        if missing and not self.embedded:
+            raise Unset(
+                "; ".join(f"FABHUB_{n.upper()} is not set ({SHARED.get(n, 'needed here')})" for n in missing)
+                + ": set it, or pass --embedded (FABHUB_EMBEDDED=true) to try FabHub on embedded defaults"
+            )
+
+    @property
+    def client_id(self) -> str:
+        """Stable across restarts, so the broker keeps the persistent session's messages for the next start;
+        distinct per site and host, so two sites' gateways never take each other's connection."""
+        return self.mqtt_client_id or f"fabhub-gateway-{self.site or 'all'}-{socket.gethostname()}"[:64]
+
     @property
     def rollup_lookback(self) -> timedelta:
         return timedelta(seconds=self.rollup_lookback_s)
+
+
+def _given(value: object) -> bool:
+    """Set and not empty: `FABHUB_DATABASE_URL=` in an environment file is as good as unset."""
+    return bool(value.get_secret_value() if isinstance(value, SecretStr) else value)

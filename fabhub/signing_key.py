@@ -1,5 +1,6 @@
-"""The key that signs access tokens: FABHUB_SECRET_KEY, or for a single installation without one, a random
-key generated once and kept (mode 0600) under the data directory so tokens survive a restart."""
+"""The key that signs access tokens: FABHUB_SECRET_KEY, shared by every process of an installation, or with
+`embedded` only (the demo) a random key generated once and kept (mode 0600) under the data directory so
+tokens survive a restart. Without the shared key, each process would refuse the others' tokens."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def signing_key(settings: Settings) -> str:
         if len(key) < MIN_LENGTH:
             raise ValueError(f"FABHUB_SECRET_KEY needs at least {MIN_LENGTH} characters")
         return key
+    settings.require("secret_key")
     path = settings.data_dir / "secret-key"
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,7 @@ class Gateway:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         spool_max_bytes: int = 1 << 30,
         spool_policy: Policy = "drop_oldest",
+        client_id: str = "fabhub-gateway",
     ) -> None:
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
         self.writer = writer_factory(self.spool)
@@ -101,7 +102,7 @@ class Gateway:
         self.live = LiveHub()
         self._clock = clock
         shared = any(d.protocol == "mqtt" and d.endpoint is None for d in devices)
-        self.hub = self._hub(BrokerLink.from_url(mqtt_url)) if mqtt_url and shared else None
+        self.hub = self._hub(BrokerLink.from_url(mqtt_url, client_id)) if mqtt_url and shared else None
         self.own_hubs: list[MqttHub] = []  # devices that are their own broker
         self.coordinators = [self._coordinator(d) for d in devices]
         self._tasks: list[asyncio.Task[None]] = []

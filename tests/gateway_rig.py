@@ -144,6 +144,9 @@ async def rig(
             own["endpoint"] = sim.url
             own["mqtt"] = {**LAN, "ca_file": sim.broker.cert_path, **own.get("mqtt", {})}
     devices = devices_for(list(sims), ports, merged)
+    # one client id per test, the same for its rigs: a persistent session is the test's own, never one a
+    # gateway of an earlier test on the shared broker left behind
+    settings.setdefault("mqtt_client_id", f"rig-{tmp_path.name}"[:64])
     config = Settings(data_dir=tmp_path, batch_max_age_s=0.05, **settings)
     async with AsyncConnectionPool(pool_url or db_url, min_size=1, max_size=6, open=False, timeout=3) as pool:
         await pool.open(wait=True)

@@ -41,7 +41,13 @@ def app_for(
     config = Settings(**{"run_jobs": False, "run_gateway": False, "secret_key": SECRET, **settings})
     devices = devices or load_devices(REPO / "devices.yaml")
     return create_app(
-        config, database_url, devices, mqtt_url=mqtt_url, clock=clock, environ={**SHIPPED_SECRETS, **(environ or {})}
+        config,
+        database_url,
+        devices,
+        mqtt_url=mqtt_url,
+        clock=clock,
+        environ={**SHIPPED_SECRETS, **(environ or {})},
+        write_catalogue=True,  # each test's database is its own installation, as the demo's is
     )
 
 

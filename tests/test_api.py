@@ -1,11 +1,15 @@
 """The HTTP API, served for real: health, metrics, OpenAPI, telemetry routes and their 4xx answers."""
 
 import httpx
+import psycopg
 import pytest
 
 from accounts.model import Role
+from fabhub.healthz import HEALTH_WITHIN_S
+from simulators.faultproxy import FaultProxy
 from telemetry import BatchWriter, Sample
 from tests.accounts_rig import as_role
+from tests.gateway_rig import eventually
 from tests.http import serve
 from tests.samples import T0, at, fixed_clock, series
 
@@ -149,3 +153,32 @@ async def test_bad_requests_get_4xx_with_a_reason(api, path, params, status, rea
     r = await api.get(path, params=params)
     assert r.status_code == status, r.text
     assert reason in r.text
+
+
+async def test_health_answers_503_when_the_database_goes_silent(db_url):
+    """A database that accepted the connections and then stopped answering: the probe gives up in time, and
+    health is back once the database answers again."""
+    url = psycopg.conninfo.conninfo_to_dict(db_url)
+    proxy = FaultProxy(url.get("host") or "127.0.0.1", int(url.get("port") or 5432))
+    await proxy.start()
+    through = psycopg.conninfo.make_conninfo(db_url, host="127.0.0.1", port=str(proxy.port))
+    try:
+        async with serve(through) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            await proxy.blackhole()
+            r = await client.get("/healthz", timeout=HEALTH_WITHIN_S + 5)
+            assert r.status_code == 503
+            assert r.json()["database"] == {
+                "reachable": False,
+                "error": f"the database did not answer within {HEALTH_WITHIN_S:g} s",
+            }
+            assert "fabhub_database_up 0.0" in (await client.get("/metrics")).text
+            await proxy.drop()
+            await proxy.pass_through()
+            await eventually(lambda: _healthy(client))
+    finally:
+        await proxy.stop()
+
+
+async def _healthy(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/healthz")).status_code == 200

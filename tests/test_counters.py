@@ -17,6 +17,7 @@ from telemetry import BatchWriter
 from telemetry.counters import Baseline, count, step
 from telemetry.model import Count
 from tests.gateway_rig import eventually, rig, running_robot
+from tests.http import SECRET
 from tests.samples import at, fixed_clock
 
 DELTAS = "SELECT coalesce(sum(value), 0) FROM telemetry_sample WHERE device_id = %s AND signal = 'parts_total.delta'"
@@ -140,18 +141,25 @@ devices:
 """
 
 
-def _gateway_process(tmp_path, db_url, mqtt_url) -> subprocess.Popen:
+FABHUB = str(Path(sys.executable).parent / "fabhub")
+
+
+def _environment(tmp_path, db_url, mqtt_url) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FABHUB_")}
-    env |= {
+    return env | {
         "FABHUB_DATABASE_URL": db_url,
+        "FABHUB_SECRET_KEY": SECRET,
         "FABHUB_MQTT_URL": mqtt_url,
         "FABHUB_DEVICES": str(tmp_path / "devices.yaml"),
         "FABHUB_DATA_DIR": str(tmp_path / "data"),
         "FABHUB_PORT": str(free_port()),
         "FABHUB_BATCH_MAX_AGE_S": "0.05",
     }
-    command = [str(Path(sys.executable).parent / "fabhub"), "gateway"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _gateway_process(tmp_path, db_url, mqtt_url) -> subprocess.Popen:
+    env = _environment(tmp_path, db_url, mqtt_url)
+    return subprocess.Popen([FABHUB, "gateway"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.timeout(600)
@@ -161,6 +169,8 @@ async def test_gateway_killed_at_random_instants_counts_every_part_exactly_once(
     sim = await running_robot("robot-01", (1_000, 1_000))
     await sim.start()  # on a free port, known once it listens
     (tmp_path / "devices.yaml").write_text(DEVICES_YAML.format(port=sim.port))
+    # the gateway only reads the catalogue: `catalogue sync` writes it
+    subprocess.run([FABHUB, "catalogue", "sync"], env=_environment(tmp_path, db_url, mosquitto.url), check=True)
     made = 1_000
     counting = True
 

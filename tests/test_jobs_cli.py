@@ -1,5 +1,5 @@
-"""`fabhub jobs`: list the scheduled jobs, run one now on the configured database (migrated first), skip it
-while another process holds its lock. Plain (not async) tests: the command runs its own event loop."""
+"""`fabhub jobs`: list the scheduled jobs, run one now on the configured database (migrated with its
+catalogue, else refused), skip it while another process holds its lock. Plain (not async) tests: the command runs its own event loop."""
 
 import json
 import uuid
@@ -17,7 +17,10 @@ DEVICES = str(REPO / "devices.yaml")
 
 @pytest.fixture
 def env(db_url):
-    return {"FABHUB_DATABASE_URL": db_url, "FABHUB_DEVICES": DEVICES}
+    env = {"FABHUB_DATABASE_URL": db_url, "FABHUB_DEVICES": DEVICES}
+    synced = runner.invoke(app, ["catalogue", "sync"], env=env)
+    assert synced.exit_code == 0, synced.output
+    return env
 
 
 @pytest.fixture
@@ -44,8 +47,12 @@ def test_list_shows_each_job_with_its_interval_and_description():
     assert {"booking-lifecycle", "telemetry-retention", "login-expiry"} <= set(names)
 
 
-def test_run_migrates_a_fresh_database_first_and_prints_the_result(empty_db_url):
+def test_run_needs_a_migrated_database_and_prints_the_result(empty_db_url):
     env = {"FABHUB_DATABASE_URL": empty_db_url, "FABHUB_DEVICES": DEVICES}
+    refused = runner.invoke(app, ["jobs", "run", "oee-summary"], env=env)
+    assert refused.exit_code == 2 and "run `fabhub migrate`" in refused.output, refused.output
+    migrated = runner.invoke(app, ["migrate"], env=env)
+    assert migrated.exit_code == 0 and "catalogue: device cnc-01 added" in migrated.output, migrated.output
     result = runner.invoke(app, ["jobs", "run", "oee-summary"], env=env)
     assert result.exit_code == 0, result.output
     days = json.loads(result.stdout)  # the days it summarized: the last 31 past days

@@ -25,6 +25,8 @@ from gateway.config import (
 )
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+SITE = r"^[a-z0-9][a-z0-9-]{0,31}$"  # also a topic level on the central broker: no `_`, `+`, `#` or `/`
+DEFAULT_SITE = "main"
 ENDPOINT_SCHEMES = {"opcua": ("opc.tcp",), "modbus": ("tcp", "modbus+tcp"), "mqtt": ("mqtt", "mqtts")}
 
 
@@ -93,6 +95,9 @@ class DeviceBase(Strict):
         description="a part counter faster than this times the ideal rate was reset; null: no such check",
     )
     reconnect_max: Duration | None = Field(None, description="longest wait between reconnects; default global")
+    site: Annotated[str, Field(pattern=SITE)] = Field(
+        DEFAULT_SITE, description="the site whose gateway reads it (`fabhub gateway --site NAME`)"
+    )
     states: list[StateRule] = []
 
     @field_validator("endpoint")
@@ -227,3 +232,13 @@ class DeviceFile(Strict):
     @property
     def device_ids(self) -> frozenset[str]:
         return frozenset(d.id for d in self.devices)
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted({d.site for d in self.devices})
+
+    def at_site(self, site: str | None) -> list[OpcUaDevice | ModbusDevice | MqttDevice]:
+        """The devices a gateway for `site` reads (None: every site's, a single-site center's gateway)."""
+        if site is not None and site not in self.sites:
+            raise ValueError(f"no device has site {site!r}; the sites in the file are: {', '.join(self.sites)}")
+        return [d for d in self.devices if site is None or d.site == site]

@@ -8,7 +8,8 @@ waits while it is full, so a slow database slows the broker's delivery instead o
 
 Per device, delta reports (P1-series printers send only what changed) are merged into the last known
 report, and the configured JSON paths become readings. Malformed JSON, wrong types, impossible report
-times and messages on topics no device owns are quarantined with the reason."""
+times and messages on topics no device owns are quarantined with the reason. A gateway subscribes to its
+own devices' topics only, never to wildcards: on a central broker, another site's printers are not its news."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class BrokerLink:
     password: str | None = None
 
     @classmethod
-    def from_url(cls, url: str, client_id: str = "fabhub-gateway") -> BrokerLink:
+    def from_url(cls, url: str, client_id: str) -> BrokerLink:
         """The site broker: credentials in the URL (mqtts:// verifies the broker against the system's CAs)."""
         parts = urlsplit(url)
         tls = parts.scheme == "mqtts"
@@ -131,7 +132,7 @@ class MqttHub:
 
     def register(self, adapter: MqttAdapter) -> None:
         self.adapters[adapter.topic] = adapter
-        self._patterns.add(adapter.wildcard)
+        self._patterns.add(adapter.topic)
 
     def _new_client(self, *, reconnect: bool) -> mqtt.Client:
         client = mqtt.Client(
@@ -359,7 +360,6 @@ class MqttAdapter:
         self._reset = False
         self._busy = False
         self.topic = self._expand(settings.topic)
-        self.wildcard = settings.topic.replace("{serial}", "+").replace("{device_id}", "+")
         self.request_topic = self._expand(settings.request_topic) if settings.request_topic else None
         self._hub = hub
         self._own = own  # the connection is this device's: opened and closed with it
