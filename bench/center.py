@@ -627,7 +627,9 @@ async def run_center(
             secret_key=secrets.token_urlsafe(32),
         )
         # the catalogue has one writer, the deploy step; the gateway only checks it against its file
-        subprocess.run([fabhub, "catalogue", "sync"], env=gw_env, check=True, capture_output=True)
+        await asyncio.to_thread(
+            subprocess.run, [fabhub, "catalogue", "sync"], env=gw_env, check=True, capture_output=True
+        )
         gateway = _spawn([fabhub, "gateway", "--port", str(api_port)], gw_env, gw_log)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=10) as http:
             await _login(http, gateway, password, gw_log)

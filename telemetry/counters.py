@@ -116,7 +116,9 @@ async def count_in_transaction(conn: AsyncConnection, counts: Sequence[Count]) -
     if not counts:
         return Counted()
     keys = sorted({(c.device_id, c.signal) for c in counts})
-    rows = QUERIES.lock_baselines(conn, device_ids=[k[0] for k in keys], signals=[k[1] for k in keys])
+    device_ids, signals = [k[0] for k in keys], [k[1] for k in keys]
+    await QUERIES.lock_counters(conn, device_ids=device_ids, signals=signals)
+    rows = QUERIES.lock_baselines(conn, device_ids=device_ids, signals=signals)
     stored = {(r[0], r[1]): Baseline(int(r[2]), r[3], r[4]) async for r in rows}
     counted = count(counts, stored)
     changed = sorted(k for k, b in counted.baselines.items() if stored.get(k) != b)

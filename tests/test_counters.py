@@ -104,6 +104,21 @@ async def test_batches_overtaking_each_other_count_every_part_once(pool):
         assert (await (await conn.execute(DELTAS, ("robot-01",))).fetchone())[0] == 17
 
 
+async def test_two_writers_count_a_counter_seen_for_the_first_time_once(any_pool):
+    """Two ingest workers each take the first batches of a new counter: neither may take its own first
+    value as the baseline, or the step between the two is lost."""
+    first, second = BatchWriter(any_pool), BatchWriter(any_pool)
+    pairs = [[Count(at(n), "robot-01", "parts_total", 100 + n) for n in (i, i + 1)] for i in range(0, 200, 2)]
+
+    async def write(writer: BatchWriter, batches: list[list[Count]]) -> None:
+        for batch in batches:
+            await writer.write_batch(batch)
+
+    await asyncio.gather(write(first, pairs[0::2]), write(second, pairs[1::2]))
+    async with any_pool.connection() as conn:
+        assert (await (await conn.execute(DELTAS, ("robot-01",))).fetchone())[0] == 199
+
+
 async def test_simulated_robot_restarting_higher_is_quarantined_and_its_next_parts_counted(db_url, tmp_path):
     sim = await running_robot("robot-01", (100, 100))
     async with rig(db_url, tmp_path, {"robot-01": sim}, overrides={"robot-01": {"max_rate": 3.0}}) as r:
@@ -170,7 +185,8 @@ async def test_gateway_killed_at_random_instants_counts_every_part_exactly_once(
     await sim.start()  # on a free port, known once it listens
     (tmp_path / "devices.yaml").write_text(DEVICES_YAML.format(port=sim.port))
     # the gateway only reads the catalogue: `catalogue sync` writes it
-    subprocess.run([FABHUB, "catalogue", "sync"], env=_environment(tmp_path, db_url, mosquitto.url), check=True)
+    sync = [FABHUB, "catalogue", "sync"]
+    await asyncio.to_thread(subprocess.run, sync, env=_environment(tmp_path, db_url, mosquitto.url), check=True)
     made = 1_000
     counting = True
 

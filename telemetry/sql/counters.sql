@@ -14,3 +14,14 @@ VALUES (:device_id, :signal, :raw, :time, :epoch)
 ON CONFLICT (device_id, signal) DO UPDATE
 SET raw = EXCLUDED.raw, time = EXCLUDED.time, epoch = EXCLUDED.epoch
 WHERE telemetry_counter.time < EXCLUDED.time;
+
+-- name: lock-counters^
+-- Before reading the baselines: a counter seen for the first time has no row to lock yet, and two writers
+-- (two ingest workers, or two connections of one) would each take its first value as their baseline and
+-- lose the step between them. Held until the transaction ends; in lock order, so no two writers deadlock.
+SELECT pg_advisory_xact_lock(hashtext('fabhub.counter'), lock_id)
+FROM (
+    SELECT DISTINCT hashtext(device_id || '/' || signal) AS lock_id
+    FROM unnest(:device_ids::text[], :signals::text[]) AS k(device_id, signal)
+    ORDER BY lock_id
+) AS ordered;
