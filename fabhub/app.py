@@ -39,7 +39,7 @@ from fabhub.api_docs import mount_api_docs
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for, notifier_for
-from fabhub.gateway_setup import build_gateway
+from fabhub.gateway_setup import build_gateway, health_table
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.migrations import migrate
@@ -59,9 +59,9 @@ from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.change_pages import make_router as change_pages_router
-from fabhub.web.feed import DatabaseFeed
 from fabhub.web.finance_pages import make_router as finance_pages_router
 from fabhub.web.invite_pages import make_router as invite_pages_router
+from fabhub.web.live import LiveHub
 from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
@@ -70,13 +70,13 @@ from fabhub.web.render import Pages
 from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
-from gateway.live import LiveHub
 from notify.api import make_router as notify_router
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
 from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
+from telemetry.live import LiveListener
 from telemetry.reader import TelemetryReader
 from telemetry.sight import EVERYTHING, Sight
 from telemetry.writer import utc_now
@@ -128,8 +128,9 @@ def create_app(
     sessions = WebSessions(auth, timedelta(hours=settings.session_hours), csrf)
     programs = {p: s.name for p, s in devices.subsidy_programs.items()}
     pages = Pages(settings.zone, devices.center.name, csrf, programs, email=settings.smtp_url is not None)
-    hub = gateway.live if gateway is not None else LiveHub()
-    feed = None if gateway is not None else DatabaseFeed(reader, hub)
+    # One path for every process, a gateway here or not: what is written reaches the board on commit.
+    hub = LiveHub()
+    listener = LiveListener(database_url, reader, hub.publish)
     board = Board(
         [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired],
         {c: (k.name, k.name_zh or k.name) for c, k in devices.classes.items()},
@@ -151,14 +152,13 @@ def create_app(
                 log.info("catalogue: %s", change)
         if settings.run_jobs:
             jobs.start()
+        listening = asyncio.create_task(listener.run(), name="live-listener")
         if gateway is not None:
             await gateway.start()
-        feeding = asyncio.create_task(feed.run(), name="board-feed") if feed is not None else None
         try:
             yield
         finally:
-            if feeding is not None:
-                feeding.cancel()
+            listening.cancel()
             if gateway is not None:
                 await gateway.stop()
             jobs.shutdown()
@@ -176,6 +176,7 @@ def create_app(
     app.state.jobs = jobs
     app.state.metrics = metrics
     app.state.gateway = gateway
+    app.state.listener = listener
     app.state.auth = auth
 
     # Every route takes its caller through auth.caller (or sessions.visitor, or is public), which admits the
@@ -224,9 +225,9 @@ def create_app(
         dependencies=[signed_in],
         responses=PROBLEMS,
     )
-    if gateway is not None:
-        devices_router = gateway_router(gateway, f"{API}/devices", staff)
-        app.include_router(devices_router, dependencies=[signed_in], responses=PROBLEMS)
+    protocols = {d.id: d.protocol for d in devices.devices if not d.retired}
+    devices_router = gateway_router(health_table(settings, pool), protocols, f"{API}/devices", staff, clock)
+    app.include_router(devices_router, dependencies=[signed_in], responses=PROBLEMS)
 
     mount(
         app,

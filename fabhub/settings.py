@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     spool_max_mb: int = Field(1024, ge=1, description="disk spool bound while the database is away")
     spool_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    gateway_id: str | None = Field(None, description="who reports the devices' health; unset: host:pid")
+    site: str | None = Field(None, description="the site this gateway serves, reported with its devices' health")
+    health_every_s: float = Field(5.0, gt=0, le=300, description="seconds between a gateway's health reports")
+    health_stale_rounds: int = Field(
+        3, ge=1, description="reports missed before a gateway's devices read as unknown in /api/v1/devices"
+    )
     smtp_url: SecretStr | None = Field(
         None,
         description="notification email: smtps://user:password@host (TLS) or smtp://user:password@host:587"

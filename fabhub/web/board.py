@@ -1,6 +1,7 @@
 """The technicians' live board: a tile per machine, grouped by class and colored by state, with the key
 values, the time in the current state, the booking under way and any alarm. The page is rendered whole;
-changes then arrive as server-sent events from the gateway's live fan-out, and `board.js` applies them.
+changes then arrive as server-sent events from the process's live fan-out (fed by PostgreSQL
+LISTEN/NOTIFY, so a change written by any gateway reaches every app process), and `board.js` applies them.
 A lost stream shows a banner and reconnects by itself, then fetches a fresh set of tiles."""
 
 import asyncio
@@ -18,9 +19,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from accounts.model import Principal
 from booking.bookings import Bookings
+from fabhub.web.live import LiveHub
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
-from gateway.live import LiveHub
 from telemetry.model import Sample
 from telemetry.reader import TelemetryReader
 

@@ -1,6 +1,6 @@
-"""The live fan-out: every batch the gateway accepts goes to each subscriber (a browser's event stream)
-as it is handed to the writer, so a board sees a change without waiting for the database. A subscriber
-that falls behind is not allowed to hold memory or slow the gateway: its queue is bounded, and on overflow
+"""The live fan-out of one app process: every batch the database announces (telemetry.live, whichever
+process wrote it) goes to each subscriber (a browser's event stream). A subscriber
+that falls behind is not allowed to hold memory or slow the others: its queue is bounded, and on overflow
 it is told to resynchronize from a fresh snapshot instead."""
 
 from __future__ import annotations
