@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from common.tasks import cancel_and_wait
 from gateway.adapters.modbus import ModbusAdapter
 from gateway.adapters.mqtt import BrokerLink, MqttAdapter, MqttHub
 from gateway.adapters.opcua import OpcUaAdapter
@@ -218,9 +219,7 @@ class Gateway:
                 if all(c.adapter.idle for c in self.coordinators if isinstance(c.adapter, MqttAdapter)):
                     break
                 await asyncio.sleep(0.1)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for c in self.coordinators:
             await c.adapter.close()
