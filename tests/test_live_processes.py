@@ -1,0 +1,184 @@
+"""Stateless app processes: device health lives in a table the gateways write, and the live board follows
+the database through LISTEN/NOTIFY, so every app process, with a gateway or without, shows what any gateway
+reported. Two real apps on one database, served over HTTP; the gateway in one of them, or a `fabhub gateway`
+process of its own. Nothing here waits for a fixed time: it waits, generously, for what must arrive, and
+checks the order it arrived in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from accounts.model import Role
+from fabhub.devices import DeviceFile
+from telemetry import BatchWriter, Sample
+from telemetry.live import CHANNEL, PAYLOAD_LIMIT, decode
+from tests.accounts_rig import login, make_user
+from tests.gateway_rig import devices_for, eventually, running_robot
+from tests.http import app_for, serving
+
+TECHNICIAN = "tech@center.example"
+# Rounds long enough that a loaded machine never makes a reporting gateway look silent.
+STEADY = {"health_every_s": 0.5, "health_stale_rounds": 10}
+
+
+class BoardStream:
+    """A technician's board event stream, read in the background: every sample it was sent, in order."""
+
+    def __init__(self) -> None:
+        self.samples: list[list[Any]] = []
+        self.hello = asyncio.Event()
+
+    def states(self, device_id: str, after: int = 0) -> list[str]:
+        """The device's states from the `after`th sample on, a repeat of the same state once (a gateway's
+        heartbeat repeats the state; so may a listener reading the latest values back)."""
+        found: list[str] = []
+        for s in self.samples[after:]:
+            if s[:2] == [device_id, "state"] and found[-1:] != [s[2]]:
+                found.append(s[2])
+        return found
+
+    def saw(self, device_id: str, signal: str, value: object) -> bool:
+        return any(s[:3] == [device_id, signal, value] for s in self.samples)
+
+    async def read(self, client: httpx.AsyncClient) -> None:
+        async with client.stream("GET", "/board/events", headers={"Accept": "text/event-stream"}) as r:
+            assert r.status_code == 200
+            async for line in r.aiter_lines():
+                if line.startswith("event: hello"):
+                    self.hello.set()
+                elif line.startswith("data: ") and line != "data: {}":
+                    self.samples += json.loads(line.removeprefix("data: "))
+
+
+@dataclass
+class AppProcess:
+    app: Any
+    client: httpx.AsyncClient  # a technician's
+    board: BoardStream
+
+
+@contextlib.asynccontextmanager
+async def app_process(db_url: str, devices: DeviceFile | None, tmp: Path, **settings: Any) -> AsyncIterator[AppProcess]:
+    """An app process as a load balancer would see it (no gateway unless asked), served over HTTP, with a
+    technician's client (the user exists: see `technician`) and its board's event stream open."""
+    app = app_for(db_url, devices, data_dir=tmp, **settings)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        token = (await login(client, TECHNICIAN))["Authorization"].removeprefix("Bearer ")
+        client.cookies.set("fabhub_session", token)
+        client.headers["Authorization"] = f"Bearer {token}"
+        board = BoardStream()
+        reading = asyncio.create_task(board.read(client))
+        try:
+            await asyncio.wait_for(board.hello.wait(), 30)
+            yield AppProcess(app, client, board)
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+
+async def technician(pool) -> None:
+    await make_user(pool, Role.technician, email=TECHNICIAN)
+
+
+async def device(client: httpx.AsyncClient, device_id: str) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/devices/{device_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def connection_is(client: httpx.AsyncClient, device_id: str, connection: str) -> bool:
+    return (await device(client, device_id))["connection"] == connection
+
+
+async def test_a_change_a_gateway_writes_reaches_the_boards_of_every_app_process(db_url, pool, tmp_path):
+    """A runs the gateway, B does not: both boards get the robot's states in the order it went through them."""
+    await technician(pool)
+    sim = await running_robot("robot-01")
+    await sim.start()
+    try:
+        devices = devices_for(["robot-01"], {"robot-01": sim.port})
+        async with (
+            app_process(db_url, devices, tmp_path / "a", run_gateway=True, **STEADY) as a,
+            app_process(db_url, devices, tmp_path / "b", **STEADY) as b,
+        ):
+            assert a.app.state.gateway is not None and b.app.state.gateway is None  # B only reads
+            boards = (a.board, b.board)
+            await eventually(lambda: all(board.states("robot-01") == ["running"] for board in boards))
+            for state in ("down", "idle", "running"):
+                sim.machine.force(state, 600)
+                await sim.tick(0)
+                await eventually(lambda s=state: all(board.states("robot-01")[-1:] == [s] for board in boards))
+            for board in boards:  # every change, in the order the robot made them, on both
+                assert board.states("robot-01") == ["running", "down", "idle", "running"]
+            for process in (a, b):
+                found = await device(process.client, "robot-01")
+                assert found["connection"] == "online" and found["state"] == "running"
+                [listed] = (await process.client.get("/api/v1/devices")).json()["devices"]
+                assert listed["device_id"] == "robot-01" and listed["samples"] > 0
+    finally:
+        await sim.stop()
+
+
+async def test_a_batch_too_large_for_one_notification_reaches_the_board_whole(db_url, pool, tmp_path):
+    """1,200 values in one batch: the writer announces them in several notifications on commit, each under
+    PostgreSQL's limit, and a board of an app process receives every one of them."""
+    at = datetime.now(UTC)
+    devices = [f"machine-with-a-rather-long-name-{i:04d}" for i in range(400)]
+    samples = [Sample(at, d, "temperature.spindle_bearing_front", 20.0 + i) for i, d in enumerate(devices)]
+    samples += [Sample(at, d, "program", f"O{i:04d}_FLANGE_HOUSING.NC") for i, d in enumerate(devices)]
+    samples += [Sample(at, d, "state", "running") for d in devices]
+    samples += [Sample(at - timedelta(seconds=1), d, "temperature.spindle_bearing_front", -1.0) for d in devices]
+    await technician(pool)
+    async with (
+        app_process(db_url, None, tmp_path) as process,
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener,
+    ):
+        await listener.execute(f"LISTEN {CHANNEL}")
+        await BatchWriter(pool, clock=lambda: at).write_batch(samples)
+        payloads = [n.payload async for n in listener.notifies(timeout=10, stop_after=1000)]
+        assert len(payloads) > 1
+        assert all(len(p.encode()) < PAYLOAD_LIMIT for p in payloads)
+        announced = [s for p in payloads for s in decode(p)]
+        latest = {(s.device_id, s.signal): s.value for s in announced}
+        assert len(announced) == len(latest) == 3 * len(devices)  # the latest value per series, once
+        assert latest[(devices[7], "temperature.spindle_bearing_front")] == 27.0
+        assert latest[(devices[7], "program")] == "O0007_FLANGE_HOUSING.NC"
+        assert latest[(devices[7], "state")] == "running"
+        assert {s.time for s in announced} == {at}
+
+        def on_the_board() -> dict[tuple[str, str], object]:
+            return {(s[0], s[1]): s[2] for s in process.board.samples if s[0] in devices}
+
+        await eventually(lambda: len(on_the_board()) == len(latest))
+        assert on_the_board() == latest
+
+
+async def test_the_listener_survives_a_killed_connection_and_catches_up(db_url, pool, tmp_path):
+    await technician(pool)
+    async with app_process(db_url, None, tmp_path) as process:
+        listener, board = process.app.state.listener, process.board
+        await eventually(lambda: listener.connects == 1)
+        async with pool.connection() as conn:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                " WHERE application_name = 'fabhub-live' AND datname = current_database()"
+            )
+        # written while the listener is away: it hears of it when it reads the latest values back
+        at = datetime.now(UTC)
+        await BatchWriter(pool).write_batch([Sample(at, "cnc-01", "program", "WHILE_AWAY.NC")])
+        await eventually(lambda: board.saw("cnc-01", "program", "WHILE_AWAY.NC"))
+        assert listener.connects == 2
+        # and it listens again
+        await BatchWriter(pool).write_batch([Sample(at + timedelta(seconds=1), "cnc-01", "state", "down")])
+        await eventually(lambda: board.saw("cnc-01", "state", "down"))
