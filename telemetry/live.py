@@ -23,16 +23,21 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "fabhub_live"  # also named in sql/live.sql
 PAYLOAD_LIMIT = 7900  # bytes; PostgreSQL refuses a NOTIFY payload of 8000 or more
+# Characters of a text value announced (the table keeps it whole). A board shows a line of it, and one entry
+# must fit a payload: even at 6 bytes a character (a control character escaped) it stays under the limit with
+# the longest device id and signal name, so no text a device sends can make pg_notify refuse the batch.
+TEXT_ANNOUNCED = 1000
 
 
 def payloads(part: Partition) -> list[str]:
     """The latest value per (device, signal) of a batch as compact JSON arrays of
-    [device, signal, value, time, quality], chunked under the NOTIFY payload limit."""
+    [device, signal, value, time, quality], chunked under the NOTIFY payload limit. UTF-8 as it is, not
+    escaped: a Chinese alarm text takes 3 bytes a character, not 6."""
     latest: dict[tuple[str, str], tuple[datetime, float | str, int]] = {}
     for s in (*part.numeric, *part.text):
         key = (s.device_id, s.signal)
         if key not in latest or latest[key][0] <= s.time:
-            latest[key] = (s.time, s.value, s.quality)
+            latest[key] = (s.time, s.value[:TEXT_ANNOUNCED] if isinstance(s.value, str) else s.value, s.quality)
     for time, device_id, state, quality in part.states:
         key = (device_id, "state")
         if key not in latest or latest[key][0] <= time:
@@ -41,7 +46,9 @@ def payloads(part: Partition) -> list[str]:
     entries: list[str] = []
     size = 2
     for (device_id, signal), (time, value, quality) in latest.items():
-        entry = json.dumps([device_id, signal, value, time.isoformat(), quality], separators=(",", ":"))
+        entry = json.dumps(
+            [device_id, signal, value, time.isoformat(), quality], separators=(",", ":"), ensure_ascii=False
+        )
         if entries and size + len(entry.encode()) + 1 > PAYLOAD_LIMIT:
             chunks.append(f"[{','.join(entries)}]")
             entries, size = [], 2

@@ -21,7 +21,7 @@ import psycopg
 from accounts.model import Role
 from fabhub.devices import DeviceFile
 from telemetry import BatchWriter, Sample
-from telemetry.live import CHANNEL, PAYLOAD_LIMIT, decode
+from telemetry.live import CHANNEL, PAYLOAD_LIMIT, TEXT_ANNOUNCED, decode
 from tests.accounts_rig import login, make_user
 from tests.gateway_rig import devices_for, eventually, running_robot
 from tests.http import app_for, serving
@@ -162,6 +162,22 @@ async def test_a_batch_too_large_for_one_notification_reaches_the_board_whole(db
 
         await eventually(lambda: len(on_the_board()) == len(latest))
         assert on_the_board() == latest
+
+
+async def test_a_text_longer_than_a_notification_is_stored_whole_and_announced_cut(db_url, pool):
+    """A device may send any text: pg_notify refusing a long one would fail the whole batch, again and again."""
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    alarm = "主轴过载\n" * 4000  # 20,000 characters, 3 bytes each in UTF-8, and control characters
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {CHANNEL}")
+        await BatchWriter(pool, clock=lambda: at).write_batch([Sample(at, "cnc-01", "alarm", alarm)])
+        [payload] = [n.payload async for n in listener.notifies(timeout=10, stop_after=1)]
+    assert len(payload.encode()) < PAYLOAD_LIMIT
+    [announced] = decode(payload)
+    assert announced.value == alarm[:TEXT_ANNOUNCED]
+    async with pool.connection() as conn:
+        stored = await (await conn.execute("SELECT value FROM telemetry_text_sample WHERE signal = 'alarm'")).fetchall()
+    assert stored == [(alarm,)]
 
 
 async def test_the_listener_survives_a_killed_connection_and_catches_up(db_url, pool, tmp_path):
