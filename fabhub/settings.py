@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")
     db_pool_size: int = Field(10, ge=2, le=200)
     batch_size: int = Field(5000, ge=1, le=1_000_000)
-    batch_max_age_s: float = Field(1.0, gt=0, le=60)
+    batch_max_age_s: float = Field(
+        0.2, gt=0, le=60, description="the boards hear of a change when its batch is stored: part of their delay"
+    )
     raw_retention_days: int = Field(30, ge=1)
     rollup_retention_days: int | None = Field(None, ge=1, description="unset: keep rollups forever")
     rollup_lookback_s: int = Field(300, ge=60, le=86_400)
