@@ -34,6 +34,7 @@ from common.bodies import BoundedBodies
 from common.problems import PROBLEM_RESPONSES as PROBLEMS
 from common.problems import problem
 from common.proxies import TrustedProxies
+from common.tasks import cancel_and_wait
 from common.times import AnswerZone
 from fabhub.api_docs import mount_api_docs
 from fabhub.database import make_pool
@@ -61,7 +62,7 @@ from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.change_pages import make_router as change_pages_router
 from fabhub.web.finance_pages import make_router as finance_pages_router
 from fabhub.web.invite_pages import make_router as invite_pages_router
-from fabhub.web.live import LiveHub
+from fabhub.web.live import LiveHub, SilentGateways
 from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
@@ -130,11 +131,15 @@ def create_app(
     pages = Pages(settings.zone, devices.center.name, csrf, programs, email=settings.smtp_url is not None)
     # One path for every process, a gateway here or not: what is written reaches the board on commit.
     hub = LiveHub()
-    listener = LiveListener(database_url, reader, hub.publish)
+    health = health_table(settings, pool)
+    machines = [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired]
+    silent = SilentGateways(health, reader, [m.id for m in machines], hub, clock)
+    listener = LiveListener(database_url, reader, silent.publish)
     board = Board(
-        [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired],
+        machines,
         {c: (k.name, k.name_zh or k.name) for c, k in devices.classes.items()},
         reader,
+        health,
         bookings,
         pool,
         clock,
@@ -152,13 +157,14 @@ def create_app(
                 log.info("catalogue: %s", change)
         if settings.run_jobs:
             jobs.start()
-        listening = asyncio.create_task(listener.run(), name="live-listener")
+        live = [asyncio.create_task(listener.run(), name="live-listener")]
+        live.append(asyncio.create_task(silent.run(), name="silent-gateways"))
         if gateway is not None:
             await gateway.start()
         try:
             yield
         finally:
-            listening.cancel()
+            await cancel_and_wait(live)
             if gateway is not None:
                 await gateway.stop()
             jobs.shutdown()
@@ -226,7 +232,7 @@ def create_app(
         responses=PROBLEMS,
     )
     protocols = {d.id: d.protocol for d in devices.devices if not d.retired}
-    devices_router = gateway_router(health_table(settings, pool), protocols, f"{API}/devices", staff, clock)
+    devices_router = gateway_router(health, protocols, f"{API}/devices", staff, clock)
     app.include_router(devices_router, dependencies=[signed_in], responses=PROBLEMS)
 
     mount(

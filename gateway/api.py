@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from common.errors import NotFound
 from common.times import Stamp
-from gateway.health import HealthTable
+from gateway.health import UNKNOWN, HealthTable
 from telemetry.model import DEVICE_ID
 
 STAFF_ONLY = "staff only: null for customers"
@@ -55,7 +55,7 @@ def make_router(
 
     def answer(device_id: str, row: dict[str, Any] | None, full: bool) -> DeviceHealth:
         if row is None:  # no gateway has reported it
-            row = {"device_id": device_id, "protocol": catalogue[device_id], "connection": "unknown"}
+            row = {"device_id": device_id, "protocol": catalogue[device_id], "connection": UNKNOWN}
             row |= {"since": None, "state": None}
         if not full:
             return DeviceHealth(**{k: row[k] for k in EVERYONE_SEES})

@@ -16,6 +16,8 @@ from psycopg_pool import AsyncConnectionPool
 from gateway.coordinator import DeviceStatus
 from gateway.sqlfiles import QUERIES
 
+UNKNOWN = "unknown"  # the connection of a device no gateway reports now
+
 
 @dataclass(frozen=True, slots=True)
 class GatewayFigures:
@@ -65,7 +67,7 @@ class HealthTable:
             rows = [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
         for row in rows:
             if not row.pop("fresh"):
-                row.update(connection="unknown", state=None, since=row["heartbeat"])
+                row.update(connection=UNKNOWN, state=None, since=row["heartbeat"])
             del row["heartbeat"]
         return {row["device_id"]: row for row in rows}
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,18 +22,22 @@ from typing import Any
 
 import httpx
 import psycopg
+import yaml
 
 from accounts.model import Role
-from fabhub.devices import DeviceFile
+from fabhub.devices import DeviceFile, load_devices
+from fabhub.devservices import free_port
 from telemetry import BatchWriter, Sample
 from telemetry.live import CHANNEL, PAYLOAD_LIMIT, TEXT_ANNOUNCED, decode
 from tests.accounts_rig import login, make_user
 from tests.gateway_rig import devices_for, eventually, running_robot
-from tests.http import app_for, serving
+from tests.http import REPO, app_for, serving
 
 TECHNICIAN = "tech@center.example"
 # Rounds long enough that a loaded machine never makes a reporting gateway look silent.
 STEADY = {"health_every_s": 0.5, "health_stale_rounds": 10}
+# Short rounds, for the test that waits for a silent gateway to be noticed.
+QUICK = {"health_every_s": 0.25, "health_stale_rounds": 4}
 
 
 class BoardStream:
@@ -126,6 +135,100 @@ async def test_a_change_a_gateway_writes_reaches_the_boards_of_every_app_process
                 assert found["connection"] == "online" and found["state"] == "running"
                 [listed] = (await process.client.get("/api/v1/devices")).json()["devices"]
                 assert listed["device_id"] == "robot-01" and listed["samples"] > 0
+    finally:
+        await sim.stop()
+
+
+def one_robot(path: Path, port: int) -> DeviceFile:
+    """The shipped devices.yaml with only robot-01, at the simulator's port and polled fast, written to `path`
+    for a `fabhub gateway` process (and loaded for the app processes beside it)."""
+    shipped = yaml.safe_load((REPO / "devices.yaml").read_text())
+    [robot] = [d for d in shipped["devices"] if d["id"] == "robot-01"]
+    robot |= {"endpoint": f"tcp://127.0.0.1:{port}", "modbus": {"unit": 1, "poll_interval": "200ms", "timeout": "1s"}}
+    shipped["devices"] = [robot]
+    path.write_text(yaml.safe_dump(shipped, allow_unicode=True))
+    return load_devices(path)
+
+
+@contextlib.contextmanager
+def gateway_process(db_url: str, mqtt_url: str, devices: Path, tmp: Path) -> Iterator[subprocess.Popen]:
+    """`fabhub gateway` in a process of its own, as a site would run it; its output in tmp/gateway.log."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FABHUB_")}
+    env |= {
+        "FABHUB_DATABASE_URL": db_url,
+        "FABHUB_MQTT_URL": mqtt_url,
+        "FABHUB_DEVICES": str(devices),
+        "FABHUB_DATA_DIR": str(tmp),
+        "FABHUB_PORT": str(free_port()),
+        "FABHUB_GATEWAY_ID": "site-a",
+        "FABHUB_SITE": "Jingjiang",
+        "FABHUB_HEALTH_EVERY_S": str(QUICK["health_every_s"]),
+        "FABHUB_HEALTH_STALE_ROUNDS": str(QUICK["health_stale_rounds"]),
+    }
+    tmp.mkdir()
+    with (tmp / "gateway.log").open("wb") as log:
+        command = [str(Path(sys.executable).parent / "fabhub"), "gateway"]
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def test_a_gateway_that_stops_reporting_leaves_its_devices_unknown_in_every_app_process(
+    db_url, pool, mosquitto, tmp_path
+):
+    """The gateway process is frozen (SIGSTOP): alive, its connections open, but it reports nothing more.
+    Both app processes then answer `unknown` for its robot, in the API, on the board's page and on the
+    board's stream; thawed, it reports again and both show the robot's stored state."""
+    await technician(pool)
+    sim = await running_robot("robot-01")
+    await sim.start()
+    devices = one_robot(tmp_path / "devices.yaml", sim.port)
+    try:
+        with gateway_process(db_url, mosquitto.url, tmp_path / "devices.yaml", tmp_path / "gateway") as gateway:
+
+            async def reporting() -> list[tuple]:
+                async with pool.connection() as conn:
+                    return await (await conn.execute("SELECT gateway_id, site FROM gateway_report")).fetchall()
+
+            await eventually(reporting, 90)  # started: the apps then find the catalogue it wrote
+            assert await reporting() == [("site-a", "Jingjiang")]
+            async with (
+                app_process(db_url, devices, tmp_path / "a", **QUICK) as a,
+                app_process(db_url, devices, tmp_path / "b", **QUICK) as b,
+            ):
+                apps, boards = (a.client, b.client), (a.board, b.board)
+                await eventually(lambda: all(board.states("robot-01")[-1:] == ["running"] for board in boards), 90)
+                for client in apps:
+                    await eventually(lambda c=client: connection_is(c, "robot-01", "online"))
+
+                gateway.send_signal(signal.SIGSTOP)
+                for client in apps:
+                    await eventually(lambda c=client: connection_is(c, "robot-01", "unknown"))
+                    found = await device(client, "robot-01")
+                    assert found["state"] is None and found["since"] is not None
+                    staff = (await client.get("/api/v1/devices")).json()
+                    assert staff["spool_depth"] == 0 and staff["writer_pending"] == 0  # no gateway reports now
+                    tiles = (await client.get("/board/tiles")).text
+                    assert re.search(r'class="tile state-unknown"[^>]*id="tile-robot-01"', tiles), tiles
+                await eventually(lambda: all(board.states("robot-01")[-1:] == ["unknown"] for board in boards))
+                frozen = [len(board.samples) for board in boards]
+
+                gateway.send_signal(signal.SIGCONT)
+                for client in apps:
+                    await eventually(lambda c=client: connection_is(c, "robot-01", "online"))
+                await eventually(
+                    lambda: all(
+                        board.states("robot-01", n)[-1:] == ["running"] for board, n in zip(boards, frozen, strict=True)
+                    )
+                )
     finally:
         await sim.stop()
 

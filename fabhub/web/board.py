@@ -22,6 +22,7 @@ from booking.bookings import Bookings
 from fabhub.web.live import LiveHub
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
+from gateway.health import UNKNOWN, HealthTable
 from telemetry.model import Sample
 from telemetry.reader import TelemetryReader
 
@@ -74,13 +75,15 @@ class Tile:
 
 
 class Board:
-    """Builds the tiles from the database: states, latest values and the bookings under way."""
+    """Builds the tiles from the database: states, latest values and the bookings under way; a device whose
+    gateway stopped reporting (the device health table) is `unknown`, whatever state was stored last."""
 
     def __init__(
         self,
         machines: list[Machine],
         class_names: dict[str, tuple[str, str]],
         reader: TelemetryReader,
+        health: HealthTable,
         bookings: Bookings,
         pool: Any,
         clock: Callable[[], datetime],
@@ -88,6 +91,7 @@ class Board:
         self.machines = machines
         self.class_names = class_names
         self.reader = reader
+        self.health = health
         self.bookings = bookings
         self.pool = pool
         self.clock = clock
@@ -96,11 +100,14 @@ class Board:
         tiles = {m.id: Tile(m) for m in self.machines}
         for row in await self.reader.current_states(list(tiles)):
             tiles[row["device_id"]].state, tiles[row["device_id"]].since = row["state"], row["since"]
+        now = self.clock()
+        for device_id, health in (await self.health.devices(list(tiles), now)).items():
+            if health["connection"] == UNKNOWN:  # its gateway stopped reporting: the stored state is stale
+                tiles[device_id].state, tiles[device_id].since = UNKNOWN, health["since"]
         latest = await self.reader.latest()
         for row in [*latest["numeric"], *latest["text"]]:
             if row["device_id"] in tiles and shown(row["signal"]) and row["quality"] == 0:
                 tiles[row["device_id"]].values[row["signal"]] = row["value"]
-        now = self.clock()
         async with self.pool.connection() as conn:
             current = await self.bookings.list(conn, principal, now, now + timedelta(seconds=1), limit=2000)
         for b in current:
