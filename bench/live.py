@@ -8,7 +8,9 @@ much of the delay is ours rather than the event stream's.
   as a technician on GET /board/events. A change is `force` on a simulator, the clock read right before
   `await sim.tick(0)` publishes its registers; a client's latency ends when the `samples` event carrying
   the new `state` arrives. It includes the wait for the gateway's next poll (0 to P ms, P/2 on average),
-  then normalizer, LiveHub fan-out, the board's stream and the socket.
+  then normalizer, the writer's batch (up to FABHUB_BATCH_MAX_AGE_S) and its commit with the NOTIFY, the
+  app's LISTEN connection, LiveHub fan-out, the board's stream and the socket: the path of every app
+  process, the gateway's own included.
 - Bare: a tiny Starlette app on uvicorn whose sse-starlette endpoint waits on one asyncio queue per client;
   the publisher puts the same one-sample batch on the C queues directly (no gateway, simulator or database).
 

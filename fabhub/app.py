@@ -33,13 +33,14 @@ from common.bodies import BoundedBodies
 from common.problems import PROBLEM_RESPONSES as PROBLEMS
 from common.problems import problem
 from common.proxies import TrustedProxies
+from common.tasks import cancel_and_wait
 from common.times import AnswerZone
 from fabhub.api_docs import mount_api_docs
 from fabhub.catalogue import settle_catalogue
 from fabhub.database import make_pool
 from fabhub.devices import DeviceFile
 from fabhub.domains import domains_for, notifier_for
-from fabhub.gateway_setup import build_gateway
+from fabhub.gateway_setup import build_gateway, health_table
 from fabhub.healthz import make_router as health_router
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
@@ -59,9 +60,9 @@ from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
 from fabhub.web.change_pages import make_router as change_pages_router
-from fabhub.web.feed import DatabaseFeed
 from fabhub.web.finance_pages import make_router as finance_pages_router
 from fabhub.web.invite_pages import make_router as invite_pages_router
+from fabhub.web.live import LiveHub, SilentGateways
 from fabhub.web.machine_pages import make_router as machine_router
 from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
@@ -70,13 +71,13 @@ from fabhub.web.render import Pages
 from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
-from gateway.live import LiveHub
 from notify.api import make_router as notify_router
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
 from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
+from telemetry.live import LiveListener
 from telemetry.reader import TelemetryReader
 from telemetry.sight import EVERYTHING, Sight
 from telemetry.writer import utc_now
@@ -130,12 +131,17 @@ def create_app(
     sessions = WebSessions(auth, timedelta(hours=settings.session_hours), csrf)
     programs = {p: s.name for p, s in devices.subsidy_programs.items()}
     pages = Pages(settings.zone, devices.center.name, csrf, programs, email=settings.smtp_url is not None)
-    hub = gateway.live if gateway is not None else LiveHub()
-    feed = None if gateway is not None else DatabaseFeed(reader, hub)
+    # One path for every process, a gateway here or not: what is written reaches the board on commit.
+    hub = LiveHub()
+    health = health_table(settings, pool)
+    machines = [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired]
+    silent = SilentGateways(health, reader, [m.id for m in machines], hub, clock)
+    listener = LiveListener(database_url, reader, silent.publish)
     board = Board(
-        [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired],
+        machines,
         {c: (k.name, k.name_zh or k.name) for c, k in devices.classes.items()},
         reader,
+        health,
         bookings,
         pool,
         clock,
@@ -153,14 +159,14 @@ def create_app(
                 log.info("catalogue: %s", change)
         if settings.run_jobs:
             jobs.start()
+        live = [asyncio.create_task(listener.run(), name="live-listener")]
+        live.append(asyncio.create_task(silent.run(), name="silent-gateways"))
         if gateway is not None:
             await gateway.start()
-        feeding = asyncio.create_task(feed.run(), name="board-feed") if feed is not None else None
         try:
             yield
         finally:
-            if feeding is not None:
-                feeding.cancel()
+            await cancel_and_wait(live)
             if gateway is not None:
                 await gateway.stop()
             jobs.shutdown()
@@ -178,6 +184,7 @@ def create_app(
     app.state.jobs = jobs
     app.state.metrics = metrics
     app.state.gateway = gateway
+    app.state.listener = listener
     app.state.auth = auth
 
     # Every route takes its caller through auth.caller (or sessions.visitor, or is public), which admits the
@@ -226,9 +233,9 @@ def create_app(
         dependencies=[signed_in],
         responses=PROBLEMS,
     )
-    if gateway is not None:
-        devices_router = gateway_router(gateway, f"{API}/devices", staff)
-        app.include_router(devices_router, dependencies=[signed_in], responses=PROBLEMS)
+    protocols = {d.id: d.protocol for d in devices.devices if not d.retired}
+    devices_router = gateway_router(health, protocols, f"{API}/devices", staff, clock)
+    app.include_router(devices_router, dependencies=[signed_in], responses=PROBLEMS)
 
     mount(
         app,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -13,6 +14,7 @@ from fabhub.devices import DeviceFile
 from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
 from fabhub.settings import Settings
 from gateway.config import DEFAULT_RECONNECT_MAX, GatewayDevice, MissingSecret
+from gateway.health import HealthTable
 from gateway.service import Gateway
 from gateway.spool import Spool
 from telemetry.writer import BatchWriter
@@ -87,4 +89,12 @@ def build_gateway(
         spool_max_bytes=settings.spool_max_mb << 20,
         spool_policy=settings.spool_policy,
         client_id=settings.client_id,
+        health=health_table(settings, pool),
+        gateway_id=settings.gateway_id or f"{socket.gethostname()}:{os.getpid()}",
+        site=settings.site,
     )
+
+
+def health_table(settings: Settings, pool: AsyncConnectionPool) -> HealthTable:
+    """The same rounds for the gateway that writes and every process that reads."""
+    return HealthTable(pool, every=settings.health_every_s, stale_rounds=settings.health_stale_rounds)

@@ -16,7 +16,7 @@ import psycopg
 from fabhub.sqlfiles import QUERIES
 
 # Dependency order: a package's tables may reference those of packages before it.
-PACKAGES: tuple[str, ...] = ("common", "outbox", "telemetry", "accounts", "booking", "oee", "notify")
+PACKAGES: tuple[str, ...] = ("common", "outbox", "telemetry", "gateway", "accounts", "booking", "oee", "notify")
 FILENAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 TimescaleMode = Literal["auto", "require", "off"]
 

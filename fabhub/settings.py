@@ -82,7 +82,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body accepted (413 beyond)")
     db_pool_size: int = Field(10, ge=2, le=200)
     batch_size: int = Field(5000, ge=1, le=1_000_000)
-    batch_max_age_s: float = Field(1.0, gt=0, le=60)
+    batch_max_age_s: float = Field(
+        0.2, gt=0, le=60, description="the boards hear of a change when its batch is stored: part of their delay"
+    )
     raw_retention_days: int = Field(30, ge=1)
     rollup_retention_days: int | None = Field(None, ge=1, description="unset: keep rollups forever")
     rollup_lookback_s: int = Field(300, ge=60, le=86_400)
@@ -93,6 +95,11 @@ class Settings(BaseSettings):
     )
     spool_max_mb: int = Field(1024, ge=1, description="disk spool bound while the database is away")
     spool_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    gateway_id: str | None = Field(None, description="who reports the devices' health; unset: host:pid")
+    health_every_s: float = Field(5.0, gt=0, le=300, description="seconds between a gateway's health reports")
+    health_stale_rounds: int = Field(
+        3, ge=1, description="reports missed before a gateway's devices read as unknown in /api/v1/devices"
+    )
     smtp_url: SecretStr | None = Field(
         None,
         description="notification email: smtps://user:password@host (TLS) or smtp://user:password@host:587"

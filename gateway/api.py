@@ -1,17 +1,17 @@
-"""`GET /api/v1/devices`: what the gateway knows of each device right now. Everyone signed in sees each
-device's connection and state (the board's); its traffic, errors and the gateway's spool and writer are
-for staff, null for customers."""
+"""`GET /api/v1/devices`: what the gateways last reported of each device, read from the device health table
+by any app process (gateway/health.py). Everyone signed in sees each device's connection and state (the
+board's); its traffic, errors and the gateways' spools and writers are for staff, null for customers."""
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from common.errors import NotFound
 from common.times import Stamp
-from gateway.coordinator import DeviceStatus
-from gateway.service import Gateway
+from gateway.health import UNKNOWN, HealthTable
 from telemetry.model import DEVICE_ID
 
 STAFF_ONLY = "staff only: null for customers"
@@ -21,7 +21,9 @@ EVERYONE_SEES = ("device_id", "protocol", "connection", "since", "state")
 class DeviceHealth(BaseModel):
     device_id: str
     protocol: str
-    connection: str
+    connection: Annotated[
+        str, Field(description="connecting, online or offline; unknown when no gateway reports it now")
+    ]
     since: Stamp | None
     state: str | None
     last_sample: Annotated[Stamp | None, Field(description=STAFF_ONLY)] = None
@@ -39,33 +41,45 @@ class GatewayHealth(BaseModel):
     writer_pending: Annotated[int | None, Field(description=STAFF_ONLY)] = None
 
 
-def make_router(gateway: Gateway, prefix: str, staff: Callable[..., Awaitable[bool]]) -> APIRouter:
-    """`staff`: a dependency that says whether the caller is staff (the composition root's)."""
+def make_router(
+    health: HealthTable,
+    catalogue: Mapping[str, str],
+    prefix: str,
+    staff: Callable[..., Awaitable[bool]],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    """`catalogue`: the protocol of each device in the catalogue's order; `staff`: a dependency that says
+    whether the caller is staff (the composition root's)."""
     router = APIRouter(prefix=prefix, tags=["devices"])
     IsStaff = Annotated[bool, Depends(staff)]
 
-    def health(status: DeviceStatus, full: bool) -> DeviceHealth:
+    def answer(device_id: str, row: dict[str, Any] | None, full: bool) -> DeviceHealth:
+        if row is None:  # no gateway has reported it
+            row = {"device_id": device_id, "protocol": catalogue[device_id], "connection": UNKNOWN}
+            row |= {"since": None, "state": None}
         if not full:
-            return DeviceHealth(**{k: getattr(status, k) for k in EVERYONE_SEES})
-        fields = {k: getattr(status, k) for k in DeviceHealth.model_fields if k != "errors"}
-        return DeviceHealth(**fields, errors=dict(status.errors))
+            return DeviceHealth(**{k: row[k] for k in EVERYONE_SEES})
+        return DeviceHealth(**row)
 
     @router.get("", response_model=GatewayHealth, summary="Connection, state and errors of every device")
     async def devices(full: IsStaff) -> GatewayHealth:
         """Every device's connection and state; its counts and errors, and the spool and writer, for staff."""
-        found = GatewayHealth(devices=[health(s, full) for s in gateway.statuses])
+        now = clock()
+        rows = await health.devices(list(catalogue), now)
+        found = GatewayHealth(devices=[answer(d, rows.get(d), full) for d in catalogue])
         if full:
-            found.spool_depth = gateway.spool.depth
-            found.spool_dropped = gateway.spool.stats.dropped
-            found.writer_pending = gateway.writer.pending
+            figures = await health.figures(now)
+            found.spool_depth = figures.spool_depth
+            found.spool_dropped = figures.spool_dropped
+            found.writer_pending = figures.writer_pending
         return found
 
     @router.get("/{device_id}", response_model=DeviceHealth, summary="One device's connection and state")
     async def device(full: IsStaff, device_id: str = Path(pattern=DEVICE_ID.pattern)) -> DeviceHealth:
         """The device's connection and state; its counts and errors for staff."""
-        for status in gateway.statuses:
-            if status.device_id == device_id:
-                return health(status, full)
-        raise NotFound(f"unknown device '{device_id}'")
+        if device_id not in catalogue:
+            raise NotFound(f"unknown device '{device_id}'")
+        rows = await health.devices([device_id], clock())
+        return answer(device_id, rows.get(device_id), full)
 
     return router

@@ -61,13 +61,17 @@ class DeviceCoordinator:
         sink: Sink,
         clock: Callable[[], datetime],
         reconnect_max: float = 10.0,
+        *,
+        changed: Callable[[], None],
     ) -> None:
+        """`changed` is called when the device's connection or state changes (its health is due at once)."""
         self.adapter = adapter
         self.normalizer = normalizer
         self.status = status
         self._sink = sink
         self._clock = clock
         self._reconnect_max = reconnect_max
+        self._changed = changed
 
     async def run(self) -> None:
         failures = 0
@@ -119,7 +123,9 @@ class DeviceCoordinator:
         if out.rejected:
             first = out.rejected[0]
             log.warning("%s: quarantined %s=%r: %s", self.status.device_id, first.signal, first.value, first.reason)
-        self.status.state = self.normalizer.state
+        if self.status.state != self.normalizer.state:
+            self.status.state = self.normalizer.state
+            self._changed()
         await self._sink(out)
 
     def _online(self) -> None:
@@ -128,6 +134,7 @@ class DeviceCoordinator:
                 log.info("%s is back", self.status.device_id)
             self.status.connection = "online"
             self.status.since = self._clock()
+            self._changed()
 
     async def _offline(self, exc: Exception) -> None:
         self.status.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -137,6 +144,7 @@ class DeviceCoordinator:
             self.status.connection = "offline"
             self.status.since = self._clock()
             self.status.reconnects += 1
+            self._changed()
             await self._deliver(self.normalizer.offline(self._clock()))
 
     async def _heartbeat(self) -> None:

@@ -1,9 +1,12 @@
 """The gateway as one service: a coordinator per device, the shared MQTT connection, the telemetry
-writer with its disk spool, and the metrics. The composition root builds it and starts it."""
+writer with its disk spool, the devices' health in the database, and the metrics. The composition root
+builds it and starts it. The board hears of what it reads from the database (telemetry.live), like every
+other app process, not from the gateway's memory."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from common.tasks import cancel_and_wait
 from gateway.adapters.modbus import ModbusAdapter
 from gateway.adapters.mqtt import BrokerLink, MqttAdapter, MqttHub
 from gateway.adapters.opcua import OpcUaAdapter
@@ -28,11 +32,11 @@ from gateway.config import (
     OpcUaSignal,
 )
 from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
-from gateway.live import LiveHub
+from gateway.health import GatewayFigures, HealthTable
 from gateway.normalize import DeviceNormalizer, Output
 from gateway.spool import Policy, Spool
 from telemetry.model import Rejected
-from telemetry.writer import BatchWriter
+from telemetry.writer import TRANSIENT, BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +99,21 @@ class Gateway:
         spool_max_bytes: int = 1 << 30,
         spool_policy: Policy = "drop_oldest",
         client_id: str = "fabhub-gateway",
+        health: HealthTable | None = None,
+        gateway_id: str = "gateway",
+        site: str | None = None,
     ) -> None:
+        """`health`: where the devices' health goes (None: nowhere, for a benchmark without a database);
+        `gateway_id` and `site` say who reports it."""
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
         self.writer = writer_factory(self.spool)
         self.metrics = GatewayMetrics(registry or CollectorRegistry())
-        self.live = LiveHub()
         self._clock = clock
+        self.health = health
+        self.gateway_id = gateway_id
+        self.site = site
+        self._health_due = asyncio.Event()
+        self._health_failing = False
         shared = any(d.protocol == "mqtt" and d.endpoint is None for d in devices)
         self.hub = self._hub(BrokerLink.from_url(mqtt_url, client_id)) if mqtt_url and shared else None
         self.own_hubs: list[MqttHub] = []  # devices that are their own broker
@@ -157,7 +170,15 @@ class Gateway:
             device.id, device.signals, device.states, device.heartbeat, device.counter_rules()
         )
         sink = self._sink_for(device.protocol)
-        return DeviceCoordinator(adapter, normalizer, status, sink, self._clock, device.reconnect_max.total_seconds())
+        return DeviceCoordinator(
+            adapter,
+            normalizer,
+            status,
+            sink,
+            self._clock,
+            device.reconnect_max.total_seconds(),
+            changed=self._health_due.set,
+        )
 
     def _sink_for(self, protocol: str) -> Callable[[Output], Awaitable[None]]:
         samples_in = self.metrics.samples_in.labels(protocol)
@@ -170,7 +191,6 @@ class Gateway:
             quarantined.inc(len(out.rejected))
             if out.samples:  # the oldest sample of the batch: the lag a live view sees
                 lag.observe(max(0.0, (now - min(s.time for s in out.samples)).total_seconds()))
-            self.live.publish(out.samples)
             await self.writer.submit(out.items)
 
         return sink
@@ -186,6 +206,9 @@ class Gateway:
         for c in self.coordinators:
             self._tasks.append(asyncio.create_task(c.run(), name=f"device-{c.status.device_id}"))
         self._tasks.append(asyncio.create_task(self._watch(), name="gateway-metrics"))
+        if self.health is not None:
+            await self._report(self.health)  # the devices are listed from the start, as connecting
+            self._tasks.append(asyncio.create_task(self._reporting(self.health), name="gateway-health"))
 
     async def stop(self) -> None:
         """Stop listening, let the devices pass on what they already received, then stop them and the
@@ -197,13 +220,32 @@ class Gateway:
                 if all(c.adapter.idle for c in self.coordinators if isinstance(c.adapter, MqttAdapter)):
                     break
                 await asyncio.sleep(0.1)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for c in self.coordinators:
             await c.adapter.close()
         await self.writer.close(grace=5)
+
+    async def _report(self, health: HealthTable) -> None:
+        self._health_due.clear()
+        figures = GatewayFigures(self.spool.depth, self.spool.stats.dropped, self.writer.pending)
+        try:
+            await health.report(self.gateway_id, self.site, self._clock(), self.statuses, figures)
+        except TRANSIENT as exc:  # the next round tries again; meanwhile readers see the devices go unknown
+            if not self._health_failing:
+                log.warning("device health not written, database unavailable: %s", exc)
+            self._health_failing = True
+        else:
+            if self._health_failing:
+                log.info("device health written again")
+            self._health_failing = False
+
+    async def _reporting(self, health: HealthTable) -> None:
+        """A round every `health.every` seconds, and at once when a device changes."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._health_due.wait(), health.every)
+            await self._report(health)
 
     async def _watch(self) -> None:
         """The writer counts what it wrote, the metric follows it."""

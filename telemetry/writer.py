@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from telemetry.counters import count_in_transaction
+from telemetry.live import payloads
 from telemetry.model import Count, Partition, Rejected, Sample, SeriesCache, partition, reject
 from telemetry.sqlfiles import QUERIES
 
@@ -349,6 +350,10 @@ class BatchWriter:
                         await copy.write_row(row)
 
     async def _side_tables(self, conn: AsyncConnection, part: Partition, now: datetime) -> None:
+        """Also tells every app process's board, on commit (telemetry.live)."""
+        notices = payloads(part)
+        if notices:
+            await QUERIES.notify_live(conn, payloads=notices)
         if part.new_series:
             await QUERIES.register_series(
                 conn, [{"device_id": d, "signal": s, "kind": k} for d, s, k in sorted(part.new_series)]

@@ -16,11 +16,12 @@ import sqlglot
 from sqlglot import exp
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("outbox", "telemetry", "accounts", "booking", "oee", "notify", "fabhub")
+PACKAGES = ("outbox", "telemetry", "gateway", "accounts", "booking", "oee", "notify", "fabhub")
 # Whose published relations a package's SQL may read: the packages it may import (DESIGN.md).
 MAY_READ: dict[str, frozenset[str]] = {
     "outbox": frozenset(),
     "telemetry": frozenset(),
+    "gateway": frozenset(),
     "accounts": frozenset(),
     "booking": frozenset({"accounts"}),
     "oee": frozenset({"telemetry", "booking", "accounts"}),

@@ -1,6 +1,7 @@
 """The technicians' live board: a tile per machine, grouped by class and colored by state, with the key
 values, the time in the current state, the booking under way and any alarm. The page is rendered whole;
-changes then arrive as server-sent events from the gateway's live fan-out, and `board.js` applies them.
+changes then arrive as server-sent events from the process's live fan-out (fed by PostgreSQL
+LISTEN/NOTIFY, so a change written by any gateway reaches every app process), and `board.js` applies them.
 A lost stream shows a banner and reconnects by itself, then fetches a fresh set of tiles."""
 
 import asyncio
@@ -18,9 +19,10 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from accounts.model import Principal
 from booking.bookings import Bookings
+from fabhub.web.live import LiveHub
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
-from gateway.live import LiveHub
+from gateway.health import UNKNOWN, HealthTable
 from telemetry.model import Sample
 from telemetry.reader import TelemetryReader
 
@@ -73,13 +75,15 @@ class Tile:
 
 
 class Board:
-    """Builds the tiles from the database: states, latest values and the bookings under way."""
+    """Builds the tiles from the database: states, latest values and the bookings under way; a device whose
+    gateway stopped reporting (the device health table) is `unknown`, whatever state was stored last."""
 
     def __init__(
         self,
         machines: list[Machine],
         class_names: dict[str, tuple[str, str]],
         reader: TelemetryReader,
+        health: HealthTable,
         bookings: Bookings,
         pool: Any,
         clock: Callable[[], datetime],
@@ -87,6 +91,7 @@ class Board:
         self.machines = machines
         self.class_names = class_names
         self.reader = reader
+        self.health = health
         self.bookings = bookings
         self.pool = pool
         self.clock = clock
@@ -95,11 +100,14 @@ class Board:
         tiles = {m.id: Tile(m) for m in self.machines}
         for row in await self.reader.current_states(list(tiles)):
             tiles[row["device_id"]].state, tiles[row["device_id"]].since = row["state"], row["since"]
+        now = self.clock()
+        for device_id, health in (await self.health.devices(list(tiles), now)).items():
+            if health["connection"] == UNKNOWN:  # its gateway stopped reporting: the stored state is stale
+                tiles[device_id].state, tiles[device_id].since = UNKNOWN, health["since"]
         latest = await self.reader.latest()
         for row in [*latest["numeric"], *latest["text"]]:
             if row["device_id"] in tiles and shown(row["signal"]) and row["quality"] == 0:
                 tiles[row["device_id"]].values[row["signal"]] = row["value"]
-        now = self.clock()
         async with self.pool.connection() as conn:
             current = await self.bookings.list(conn, principal, now, now + timedelta(seconds=1), limit=2000)
         for b in current:
