@@ -12,9 +12,12 @@ from psycopg_pool import AsyncConnectionPool
 from fabhub.devices import DeviceFile
 from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
 from fabhub.settings import Settings
+from gateway.central import CentralLink, default_client_id
 from gateway.config import DEFAULT_RECONNECT_MAX, GatewayDevice, MissingSecret
-from gateway.service import Gateway
+from gateway.publish import Publisher
+from gateway.service import Gateway, Sink
 from gateway.spool import Spool
+from gateway.wire import site_of
 from telemetry.writer import BatchWriter
 
 
@@ -70,11 +73,50 @@ def build_gateway(
             overflow=spool,
         )
 
+    return _gateway(settings, devices, writer, mqtt_url, clock, registry, environ)
+
+
+def build_publishing_gateway(
+    settings: Settings,
+    devices: DeviceFile,
+    publish_url: str,
+    mqtt_url: str | None,
+    clock: Callable[[], datetime],
+    registry: CollectorRegistry,
+    environ: Mapping[str, str] = os.environ,
+) -> Gateway:
+    """A site gateway that publishes to the central broker at `publish_url` (its path names the site)
+    for ingest workers to store; it needs no database."""
+    password = settings.publish_password.get_secret_value() if settings.publish_password else None
+    link = CentralLink.from_url(
+        publish_url,
+        settings.mqtt_client_id or default_client_id("gateway"),
+        username=settings.publish_username,
+        password=password,
+        ca_file=settings.central_ca_file,
+    )
+    site = site_of(link.path)
+
+    def publisher(spool: Spool) -> Publisher:
+        return Publisher(link, site, spool, batch_size=settings.batch_size)
+
+    return _gateway(settings, devices, publisher, mqtt_url, clock, registry, environ)
+
+
+def _gateway(
+    settings: Settings,
+    devices: DeviceFile,
+    sink: Callable[[Spool], Sink],
+    mqtt_url: str | None,
+    clock: Callable[[], datetime],
+    registry: CollectorRegistry,
+    environ: Mapping[str, str],
+) -> Gateway:
     if mqtt_url is None and any(isinstance(d, MqttDevice) and d.endpoint is None for d in devices.devices):
         raise ValueError("devices.yaml has MQTT devices: set FABHUB_MQTT_URL or let FabHub start a broker")
     return Gateway(
         gateway_devices(devices, environ, timedelta(seconds=settings.reconnect_max_s)),
-        writer,
+        sink,
         settings.data_dir / "spool",
         mqtt_url=mqtt_url,
         registry=registry,

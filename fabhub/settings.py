@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     )
     spool_max_mb: int = Field(1024, ge=1, description="disk spool bound while the database is away")
     spool_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    mqtt_client_id: str | None = Field(
+        None, description="this process's MQTT client id; unset: fabhub-<command>-<host>-<pid>"
+    )
+    ingest_url: str | None = Field(
+        None, description="the central broker `fabhub ingest` reads from, mqtt://host:port or mqtts://host:port"
+    )
+    central_ca_file: Path | None = Field(
+        None, description="CA file for an mqtts:// central broker; unset: the system's CAs"
+    )
+    publish_username: str | None = Field(None, description="user of `fabhub gateway --publish` at the central broker")
+    publish_password: SecretStr | None = None
+    ingest_username: str | None = Field(None, description="user of `fabhub ingest` at the central broker")
+    ingest_password: SecretStr | None = None
     smtp_url: SecretStr | None = Field(
         None,
         description="notification email: smtps://user:password@host (TLS) or smtp://user:password@host:587"
