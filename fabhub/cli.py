@@ -214,11 +214,106 @@ def serve(
 @app.command()
 def gateway(
     port: Annotated[int | None, typer.Option(help="Port of its status API (FABHUB_PORT)")] = None,
+    publish: Annotated[str | None, typer.Option(help=PUBLISH_HELP, metavar="URL")] = None,
 ) -> None:
     """Run the device gateway without the scheduled jobs, for a process of its own next to `serve`
     (then start `serve` with FABHUB_RUN_GATEWAY=false)."""
     _logging()
+    if publish is not None:
+        _publish(_settings(), publish)
+        return
     _serve(_settings(port=port, run_gateway=True, run_jobs=False))
+
+
+PUBLISH_HELP = (
+    "Publish to the central broker mqtt[s]://host:port/SITE for `fabhub ingest` to store, instead of writing to"
+    " the database (credentials: FABHUB_PUBLISH_USERNAME, FABHUB_PUBLISH_PASSWORD)"
+)
+
+
+def _publish(settings: Settings, url: str) -> None:
+    """The gateway as a site's process: devices in, the central broker out, a disk spool between; no database."""
+    from prometheus_client import CollectorRegistry
+
+    from fabhub.broker import mqtt_broker
+    from fabhub.gateway_setup import build_publishing_gateway
+    from telemetry.writer import utc_now
+
+    devices = _devices(settings, os.environ)
+
+    async def run() -> None:
+        async with mqtt_broker(settings) as mqtt_url:
+            try:
+                gw = build_publishing_gateway(settings, devices, url, mqtt_url, utc_now, CollectorRegistry())
+            except ValueError as exc:
+                err.print(f"[red]--publish {url}[/red]: {exc}")
+                raise typer.Exit(2) from None
+            await gw.start()
+            err.print(f"gateway publishing {len(gw.coordinators)} devices to {url.split('@')[-1]}")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await gw.stop()
+
+    _until_stopped(run())
+
+
+def _until_stopped(work: Awaitable[None]) -> None:
+    """SIGTERM as an interrupt, so the work's clean-ups run (what is unsent goes to the spool)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(work)  # type: ignore[arg-type]
+
+
+@app.command()
+def ingest(
+    from_url: Annotated[
+        str | None, typer.Option("--from", help="The central broker, mqtt[s]://host:port (FABHUB_INGEST_URL)")
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id, stable across restarts (FABHUB_MQTT_CLIENT_ID)")
+    ] = None,
+) -> None:
+    """Store what site gateways publish to the central broker; run as many as the database takes. Each
+    acknowledges a message only once it is committed: restart a killed one with the same --client-id and
+    the broker hands it what it had not acknowledged."""
+    _logging()
+    settings = _settings(ingest_url=from_url, mqtt_client_id=client_id)
+    if settings.ingest_url is None or settings.database_url is None:
+        err.print("[red]fabhub ingest needs --from (or FABHUB_INGEST_URL) and FABHUB_DATABASE_URL[/red]")
+        raise typer.Exit(2)
+    devices = _devices(settings)
+    _until_stopped(_ingest(settings, settings.ingest_url, settings.database_url, devices))
+
+
+async def _ingest(settings: Settings, url: str, database: str, devices: DeviceFile) -> None:
+    from fabhub.database import make_pool
+    from gateway.central import CentralLink, default_client_id
+    from gateway.ingest import IngestWorker
+    from telemetry.writer import BatchWriter
+
+    password = settings.ingest_password.get_secret_value() if settings.ingest_password else None
+    try:
+        link = CentralLink.from_url(
+            url,
+            settings.mqtt_client_id or default_client_id("ingest"),
+            username=settings.ingest_username,
+            password=password,
+            ca_file=settings.central_ca_file,
+        )
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    await migrate(database, timescaledb=settings.timescaledb)
+    pool = make_pool(database, settings)
+    await pool.open(wait=True, timeout=30)
+    try:
+        writer = BatchWriter(pool, batch_size=settings.batch_size, known_device=devices.device_ids.__contains__)
+        worker = IngestWorker(link, writer.write_or_quarantine, batch_size=settings.batch_size)
+        err.print(f"ingesting from {link.host}:{link.port} as {link.client_id}")
+        await worker.run()
+    finally:
+        await pool.close()
 
 
 @app.command()

@@ -225,7 +225,7 @@ class BatchWriter:
             for _ in range(self.concurrency):
                 group.create_task(self._work())
             if self._overflow is not None:
-                group.create_task(self._overflow.drain(self._write_or_quarantine))
+                group.create_task(self._overflow.drain(self.write_or_quarantine))
 
     async def _work(self) -> None:
         while True:
@@ -240,7 +240,7 @@ class BatchWriter:
                     await self._overflow.put(batch)
                 else:
                     try:
-                        await self._write_or_quarantine(batch)
+                        await self.write_or_quarantine(batch)
                     except TRANSIENT as exc:
                         log.warning("telemetry database unavailable (%s): spooling", exc)
                         await self._overflow.put(batch)
@@ -260,11 +260,12 @@ class BatchWriter:
             before_sleep=self._log_retry,
         ):
             with attempt:
-                await self._write_or_quarantine(batch)
+                await self.write_or_quarantine(batch)
 
-    async def _write_or_quarantine(self, batch: list[Item]) -> WriteResult:
+    async def write_or_quarantine(self, batch: list[Item]) -> WriteResult:
         """Rows the database refuses for their content are quarantined with its reason instead of
-        blocking the stream; an unreachable database raises for the caller to handle."""
+        blocking the stream; an unreachable database raises for the caller to handle (the run loop, the
+        spool's replay, an ingest worker that acknowledges its messages after it returns)."""
         try:
             return await self.write_batch(batch)
         except psycopg.DatabaseError as exc:

@@ -1,0 +1,176 @@
+"""An ingest worker: takes the site gateways' messages from the central broker and writes them to the
+database. Any number run side by side as members of one MQTT 5 shared subscription, so the broker deals
+each message to one of them.
+
+A message is acknowledged only after the transaction holding it committed (paho's manual_ack): a worker
+killed at any instant leaves its unacknowledged messages with the broker, which delivers them again when
+its session comes back (a restart with the same client id) or to another member. A redelivered message
+stores nothing twice (gateway.wire). Several messages go into one transaction, bounded in items and age,
+and are acknowledged together after it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from gateway import wire
+from gateway.central import CentralLink, on_loop
+from gateway.spool import Item
+from telemetry.writer import TRANSIENT
+
+log = logging.getLogger(__name__)
+GROUP = "fabhub-ingest"
+
+
+@dataclass(slots=True)
+class IngestStats:
+    messages: int = 0
+    items: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    session: int  # which connection it came on: an acknowledgement is only valid on that one
+    mid: int
+    qos: int
+    items: list[Item]
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        link: CentralLink,
+        write: Callable[[list[Item]], Awaitable[Any]],
+        *,
+        group: str = GROUP,
+        batch_size: int = 5000,
+        max_age: float = 0.2,
+        receive_maximum: int = 1000,
+        retry_max_wait: float = 10.0,
+    ) -> None:
+        self.link = link
+        self.subscription = f"$share/{group}/{wire.SUBSCRIPTION}"
+        self.batch_size = batch_size
+        self.max_age = max_age
+        self.receive_maximum = receive_maximum
+        self.retry_max_wait = retry_max_wait
+        self._write = write
+        self._inbox: deque[Received] = deque()
+        self._items_waiting = 0
+        self._session = 0
+        self._lock = threading.Lock()
+        self._arrived = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self.stats = IngestStats()
+
+    async def run(self) -> None:
+        """Until cancelled; what was taken but not committed then is not acknowledged (redelivered)."""
+        self._loop = asyncio.get_running_loop()
+        client = self.link.client(manual_ack=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._client = client
+        self.link.connect(client, receive_maximum=self.receive_maximum)
+        try:
+            while True:
+                await self._gather()
+                batch = self._take()
+                if batch:
+                    await self._commit(batch)
+        finally:
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+            self._client = None
+
+    async def _gather(self) -> None:
+        """Until a batch is full or its first message is `max_age` old."""
+        await self._arrived.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_age
+        while self._items_waiting < self.batch_size and len(self._inbox) < self.receive_maximum:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                break
+
+    def _take(self) -> list[Received]:
+        taken: list[Received] = []
+        items = 0
+        with self._lock:
+            while self._inbox and (not taken or items + len(self._inbox[0].items) <= self.batch_size):
+                message = self._inbox.popleft()
+                taken.append(message)
+                items += len(message.items)
+            self._items_waiting -= items
+            if not self._inbox:
+                self._arrived.clear()
+        return taken
+
+    async def _commit(self, batch: list[Received]) -> None:
+        items = [item for message in batch for item in message.items]
+        failures = 0
+        while True:
+            try:
+                await self._write(items)
+                break
+            except TRANSIENT as exc:
+                failures += 1
+                self.stats.retries += 1
+                if failures == 1:
+                    log.warning("ingest waiting for the database: %s", exc)
+                await asyncio.sleep(random.uniform(0, min(self.retry_max_wait, 0.2 * 2**failures)))
+        self.stats.batches += 1
+        self.stats.messages += len(batch)
+        self.stats.items += len(items)
+        client = self._client
+        for message in batch:
+            # after a reconnect the broker delivers the old session's unacknowledged messages again
+            if client is not None and message.session == self._session:
+                client.ack(message.mid, message.qos)
+
+    # paho's thread ----------------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("central broker %s:%d refused the connection: %s", self.link.host, self.link.port, reason)
+            return
+        with self._lock:
+            self._session += 1
+        log.info("ingesting from %s:%d (session present: %s)", self.link.host, self.link.port, flags.session_present)
+        client.subscribe(self.subscription, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("central broker refused the subscription %s: %s", self.subscription, reasons)
+        elif self._loop is not None:
+            on_loop(self._loop, self.subscribed.set)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("central broker %s:%d went away: %s", self.link.host, self.link.port, reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        items = wire.decode(message.topic, message.payload)  # here, off the event loop
+        with self._lock:
+            self._inbox.append(Received(self._session, message.mid, message.qos, items))
+            self._items_waiting += len(items)
+        if self._loop is not None:
+            on_loop(self._loop, self._arrived.set)
