@@ -102,26 +102,36 @@ def test_the_wire_format_round_trips_and_refuses_with_reasons():
         Rejected(None, "cnc-01", "feed_override", "abc", "not a number"),
         Sample(T0, "robot-01", "power_kw", 3.5),
     ]
-    messages = wire.encode(SITE, items)
-    assert [t for t, _ in messages] == ["fabhub/v1/site-a/cnc-01/samples", "fabhub/v1/site-a/robot-01/samples"]
-    assert [i for t, p in messages for i in wire.decode(t, p)] == items
+    [(where, payload)] = wire.encode(SITE, items)
+    assert where == "fabhub/v1/site-a/samples"
+    assert wire.decode(where, payload) == items
+    # a batch larger than a message is split, each device's items keeping their order
+    many = tick(1, [f"dev-{n:02d}" for n in range(100)], signals=30)
+    messages = wire.encode(SITE, many)
+    assert len(messages) == math.ceil(len(many) / wire.MAX_ITEMS) > 1
+    assert sorted(i for t, p in messages for i in wire.decode(t, p)) == sorted(many)
     # JSON has no NaN: refused at the gateway with the writer's reason
     [(t, p)] = wire.encode(SITE, [Sample(T0, "cnc-01", "power_kw", math.nan)])
     [nan] = wire.decode(t, p)
     assert type(nan) is Rejected and nan.reason == "value is not finite"
-    # an id that cannot be a topic level still travels, to be quarantined by the writer
-    [(t, _)] = wire.encode(SITE, [Sample(T0, "Bad/Id", "x", 1.0)])
-    assert t == "fabhub/v1/site-a/_invalid/samples"
+    # an id the writer refuses still travels, to be quarantined by the writer with its reason
+    [(t, p)] = wire.encode(SITE, [Sample(T0, "Bad/Id", "x", 1.0)])
+    assert wire.decode(t, p) == [Sample(T0, "Bad/Id", "x", 1.0)]
     for payload, why in [
         (b"{not json", "JSONDecodeError"),
-        (b'{"v": 2, "device": "cnc-01", "items": []}', "unsupported version 2"),
-        (b'{"v": 1, "device": "cnc-01", "items": [["s", "2026-01-01T00:00:00", "x", 1.0, 0]]}', "without its offset"),
-        (b'{"v": 1, "device": "cnc-01", "items": [["z"]]}', "unknown item kind"),
+        (b'{"v": 2, "devices": {}}', "unsupported version 2"),
+        (b'{"v": 1, "devices": {"cnc-01": {"s": [["2026-01-01T00:00:00"], ["x"], [1.0], [0]]}}}', "without its offset"),
+        (b'{"v": 1, "devices": {"cnc-01": {"z": []}}}', "unknown item kind"),
+        (b'{"v": 1, "devices": {"cnc-01": {"s": [["2026-01-01T00:00:00Z"], ["x"], [1.0]]}}}', "not 4 columns"),
+        (b'{"v": 1, "devices": {"cnc-01": {"s": [[], [], [], [0]]}}}', "of one length"),
+        (b'{"v": 1, "devices": {"cnc-01": {"r": [[null], ["x"], [1.0], ["why"]]}}}', "are text"),
+        (b'{"v": 1, "devices": {"cnc-01": []}}', "devices missing"),
         (b"\xff\xfe", "JSONDecodeError"),
     ]:
-        [refused] = wire.decode("fabhub/v1/site-a/cnc-01/samples", payload)
-        assert type(refused) is Rejected and refused.device_id == "cnc-01" and refused.signal == "payload"
-        assert refused.reason.startswith("malformed payload") and why in refused.reason, refused
+        [refused] = wire.decode("fabhub/v1/site-a/samples", payload)
+        assert type(refused) is Rejected and refused.device_id == "unknown" and refused.signal == "payload"
+        assert refused.reason.startswith("malformed payload on fabhub/v1/site-a/samples"), refused
+        assert why in refused.reason, refused
     with pytest.raises(ValueError, match="names the site"):
         wire.site_of("/Site A")
 
@@ -240,7 +250,7 @@ async def test_malformed_and_redelivered_messages_are_stored_once_and_acknowledg
                     await conn.execute("SELECT device_id, signal, value, reason FROM telemetry_quarantine ORDER BY 2")
                 ).fetchall()
             assert rows[0] == ("cnc-01", "feed_override", "abc", "not a number")
-            assert rows[1][:3] == ("cnc-01", "payload", "{garbage") and rows[1][3].startswith("malformed payload")
+            assert rows[1][:3] == ("unknown", "payload", "{garbage") and rows[1][3].startswith("malformed payload")
             assert len(rows) == 2
         # acknowledged: the same client id's session holds nothing to deliver again
         async with workers(pool, broker, "ingest-1") as [again]:
