@@ -6,7 +6,12 @@ A message is acknowledged only after the transaction holding it committed (paho'
 killed at any instant leaves its unacknowledged messages with the broker, which delivers them again when
 its session comes back (a restart with the same client id) or to another member. A redelivered message
 stores nothing twice (gateway.wire). Several messages go into one transaction, bounded in items and age,
-and are acknowledged together after it."""
+and are acknowledged together after it.
+
+Two transactions are in flight at a time, as in the gateway's BatchWriter: while one is being committed,
+the next batch is gathered and copied, so neither this process nor the database waits for the other
+(one at a time ran at about half the single-process rate in bench/scale.py). Acknowledgements still go
+out in the order the messages came, as MQTT asks of a receiver."""
 
 from __future__ import annotations
 
@@ -46,6 +51,14 @@ class Received:
     items: list[Item]
 
 
+@dataclass(slots=True)
+class Taken:
+    """A batch of messages on its way to the database; acknowledged when it and every earlier one committed."""
+
+    messages: list[Received]
+    committed: bool = False
+
+
 class IngestWorker:
     def __init__(
         self,
@@ -55,17 +68,23 @@ class IngestWorker:
         group: str = GROUP,
         batch_size: int = 5000,
         max_age: float = 0.2,
-        receive_maximum: int = 1000,
+        receive_maximum: int = 100,
         retry_max_wait: float = 10.0,
+        concurrency: int = 2,
     ) -> None:
+        """`receive_maximum`: messages the broker may hand over unacknowledged; with up to wire.MAX_ITEMS
+        items each, it bounds this process's memory."""
         self.link = link
         self.subscription = f"$share/{group}/{wire.SUBSCRIPTION}"
         self.batch_size = batch_size
         self.max_age = max_age
         self.receive_maximum = receive_maximum
         self.retry_max_wait = retry_max_wait
+        self.concurrency = concurrency
         self._write = write
         self._inbox: deque[Received] = deque()
+        self._unacked: deque[Taken] = deque()
+        self._gathering = asyncio.Lock()  # one loop gathers the next batch while the other commits
         self._items_waiting = 0
         self._session = 0
         self._lock = threading.Lock()
@@ -86,15 +105,21 @@ class IngestWorker:
         self._client = client
         self.link.connect(client, receive_maximum=self.receive_maximum)
         try:
-            while True:
-                await self._gather()
-                batch = self._take()
-                if batch:
-                    await self._commit(batch)
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(self._work())
         finally:
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
             self._client = None
+
+    async def _work(self) -> None:
+        while True:
+            async with self._gathering:
+                await self._gather()
+                batch = self._take()
+            if batch is not None:
+                await self._commit(batch)
 
     async def _gather(self) -> None:
         """Until a batch is full or its first message is `max_age` old."""
@@ -111,7 +136,7 @@ class IngestWorker:
             except TimeoutError:
                 break
 
-    def _take(self) -> list[Received]:
+    def _take(self) -> Taken | None:
         taken: list[Received] = []
         items = 0
         with self._lock:
@@ -122,10 +147,13 @@ class IngestWorker:
             self._items_waiting -= items
             if not self._inbox:
                 self._arrived.clear()
-        return taken
+        if not taken:
+            return None
+        self._unacked.append(Taken(taken))
+        return self._unacked[-1]
 
-    async def _commit(self, batch: list[Received]) -> None:
-        items = [item for message in batch for item in message.items]
+    async def _commit(self, batch: Taken) -> None:
+        items = [item for message in batch.messages for item in message.items]
         failures = 0
         while True:
             try:
@@ -138,13 +166,15 @@ class IngestWorker:
                     log.warning("ingest waiting for the database: %s", exc)
                 await asyncio.sleep(random.uniform(0, min(self.retry_max_wait, 0.2 * 2**failures)))
         self.stats.batches += 1
-        self.stats.messages += len(batch)
+        self.stats.messages += len(batch.messages)
         self.stats.items += len(items)
+        batch.committed = True
         client = self._client
-        for message in batch:
-            # after a reconnect the broker delivers the old session's unacknowledged messages again
-            if client is not None and message.session == self._session:
-                client.ack(message.mid, message.qos)
+        while self._unacked and self._unacked[0].committed:
+            for message in self._unacked.popleft().messages:
+                # after a reconnect the broker delivers the old session's unacknowledged messages again
+                if client is not None and message.session == self._session:
+                    client.ack(message.mid, message.qos)
 
     # paho's thread ----------------------------------------------------------------------------------
 
@@ -160,8 +190,10 @@ class IngestWorker:
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if any(r.is_failure for r in reasons):
             log.error("central broker refused the subscription %s: %s", self.subscription, reasons)
-        elif self._loop is not None:
-            on_loop(self._loop, self.subscribed.set)
+        else:
+            log.info("subscribed to %s", self.subscription)  # from here on the broker deals this worker its share
+            if self._loop is not None:
+                on_loop(self._loop, self.subscribed.set)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
