@@ -288,19 +288,12 @@ def ingest(
 
 async def _ingest(settings: Settings, url: str, database: str, devices: DeviceFile) -> None:
     from fabhub.database import make_pool
-    from gateway.central import CentralLink, default_client_id
+    from fabhub.gateway_setup import central_link
     from gateway.ingest import IngestWorker
     from telemetry.writer import BatchWriter
 
-    password = settings.ingest_password.get_secret_value() if settings.ingest_password else None
     try:
-        link = CentralLink.from_url(
-            url,
-            settings.mqtt_client_id or default_client_id("ingest"),
-            username=settings.ingest_username,
-            password=password,
-            ca_file=settings.central_ca_file,
-        )
+        link = central_link(settings, url, "ingest", settings.ingest_username, settings.ingest_password)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -309,7 +302,7 @@ async def _ingest(settings: Settings, url: str, database: str, devices: DeviceFi
     await pool.open(wait=True, timeout=30)
     try:
         writer = BatchWriter(pool, batch_size=settings.batch_size, known_device=devices.device_ids.__contains__)
-        worker = IngestWorker(link, writer.write_or_quarantine, batch_size=settings.batch_size)
+        worker = IngestWorker(link, writer.deliver_retrying, batch_size=settings.batch_size)
         err.print(f"ingesting from {link.host}:{link.port} as {link.client_id}")
         await worker.run()
     finally:

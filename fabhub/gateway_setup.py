@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
 
 from fabhub.devices import DeviceFile
 from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
@@ -87,20 +88,27 @@ def build_publishing_gateway(
 ) -> Gateway:
     """A site gateway that publishes to the central broker at `publish_url` (its path names the site)
     for ingest workers to store; it needs no database."""
-    password = settings.publish_password.get_secret_value() if settings.publish_password else None
-    link = CentralLink.from_url(
-        publish_url,
-        settings.mqtt_client_id or default_client_id("gateway"),
-        username=settings.publish_username,
-        password=password,
-        ca_file=settings.central_ca_file,
-    )
+    link = central_link(settings, publish_url, "gateway", settings.publish_username, settings.publish_password)
     site = site_of(link.path)
 
     def publisher(spool: Spool) -> Publisher:
         return Publisher(link, site, spool, batch_size=settings.batch_size)
 
     return _gateway(settings, devices, publisher, mqtt_url, clock, registry, environ)
+
+
+def central_link(
+    settings: Settings, url: str, command: str, username: str | None, password: SecretStr | None
+) -> CentralLink:
+    """This process's link to the central broker: its client id, credentials and CA from the settings
+    (a gateway and an ingest worker have credentials of their own)."""
+    return CentralLink.from_url(
+        url,
+        settings.mqtt_client_id or default_client_id(command),
+        username=username,
+        password=password.get_secret_value() if password is not None else None,
+        ca_file=settings.central_ca_file,
+    )
 
 
 def _gateway(

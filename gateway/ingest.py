@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,6 @@ import paho.mqtt.client as mqtt
 from gateway import wire
 from gateway.central import CentralLink, on_loop
 from gateway.spool import Item
-from telemetry.writer import TRANSIENT
 
 log = logging.getLogger(__name__)
 GROUP = "fabhub-ingest"
@@ -40,7 +38,6 @@ class IngestStats:
     messages: int = 0
     items: int = 0
     batches: int = 0
-    retries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +66,16 @@ class IngestWorker:
         batch_size: int = 5000,
         max_age: float = 0.2,
         receive_maximum: int = 100,
-        retry_max_wait: float = 10.0,
         concurrency: int = 2,
     ) -> None:
-        """`receive_maximum`: messages the broker may hand over unacknowledged; with up to wire.MAX_ITEMS
-        items each, it bounds this process's memory."""
+        """`write` returns once the items are committed, waiting out a database that is away (the
+        BatchWriter's deliver_retrying). `receive_maximum`: messages the broker may hand over
+        unacknowledged; with up to wire.MAX_ITEMS items each, it bounds this process's memory."""
         self.link = link
         self.subscription = f"$share/{group}/{wire.SUBSCRIPTION}"
         self.batch_size = batch_size
         self.max_age = max_age
         self.receive_maximum = receive_maximum
-        self.retry_max_wait = retry_max_wait
         self.concurrency = concurrency
         self._write = write
         self._inbox: deque[Received] = deque()
@@ -154,17 +150,7 @@ class IngestWorker:
 
     async def _commit(self, batch: Taken) -> None:
         items = [item for message in batch.messages for item in message.items]
-        failures = 0
-        while True:
-            try:
-                await self._write(items)
-                break
-            except TRANSIENT as exc:
-                failures += 1
-                self.stats.retries += 1
-                if failures == 1:
-                    log.warning("ingest waiting for the database: %s", exc)
-                await asyncio.sleep(random.uniform(0, min(self.retry_max_wait, 0.2 * 2**failures)))
+        await self._write(items)
         self.stats.batches += 1
         self.stats.messages += len(batch.messages)
         self.stats.items += len(items)

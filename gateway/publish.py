@@ -1,5 +1,6 @@
 """The gateway's sink when it publishes to the central broker instead of writing to the database: the
-same interface as the BatchWriter (start, submit, close, stats, pending), so `Gateway` does not know.
+same interface as the BatchWriter, and the same buffering and spooling (telemetry.batcher), so `Gateway`
+does not know.
 
 A batch counts as delivered when the broker has acknowledged every message of it (QoS 1). While the
 broker is away, or a batch is not acknowledged in time, batches go to the disk spool and are replayed in
@@ -9,10 +10,8 @@ workers twice, which store it once (see gateway.wire)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ import paho.mqtt.client as mqtt
 from gateway import wire
 from gateway.central import CentralLink, on_loop
 from gateway.spool import Item, Spool
-from telemetry.writer import SampleBuffer
+from telemetry.batcher import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,14 @@ class PublishStats:
     submitted: int = 0
     written: int = 0  # items the broker acknowledged (the gateway's "written")
     messages: int = 0
-    spooled_batches: int = 0
+    retries: int = 0
 
 
-class Publisher:
+class Publisher(Batcher):
+    destination = "central broker"
+    transient = (ConnectionError, TimeoutError)
+    stats: PublishStats
+
     def __init__(
         self,
         link: CentralLink,
@@ -47,29 +50,19 @@ class Publisher:
         ack_timeout: float = 10.0,
         max_inflight: int = 1000,
     ) -> None:
+        super().__init__(batch_size=batch_size, max_age=max_age, capacity=capacity, overflow=spool)
         self.link = link
         self.site = wire.site_of(site)
-        self.batch_size = batch_size
-        self.max_age = max_age
         self.ack_timeout = ack_timeout
         self._spool = spool
-        self._buffer = SampleBuffer(capacity)
         self._max_inflight = max_inflight
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.connected = threading.Event()
         self._lock = threading.Lock()
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._early: set[int] = set()  # acknowledged before publish() returned its mid
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
         self.stats = PublishStats()
-
-    @property
-    def pending(self) -> int:
-        return len(self._buffer) + self._in_flight
 
     async def start(self) -> None:
         if self._task is not None:
@@ -82,69 +75,18 @@ class Publisher:
         client.on_publish = self._on_publish
         self._client = client
         self.link.connect(client, receive_maximum=self._max_inflight)
-        self._task = asyncio.create_task(self._run(), name="central-publisher")
-
-    async def submit(self, items: Sequence[Item]) -> None:
-        self.stats.submitted += len(items)
-        if items:
-            self._idle.clear()
-        await self._buffer.put_many(items)
-
-    async def flush(self) -> None:
-        while self.pending:
-            self._idle.clear()
-            await self._idle.wait()
+        await super().start()
 
     async def close(self, grace: float = 30.0) -> list[Item]:
         """Publish what is queued (within `grace`); the rest goes to the spool, for the next start."""
-        try:
-            await asyncio.wait_for(self.flush(), grace)
-        except TimeoutError:
-            log.warning("publisher closing with %d items unpublished: spooling them", self.pending)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        left = self._buffer.take_now(len(self._buffer))
-        if left:
-            await self._spool.put(left)
+        left = await super().close(grace)
         if self._client is not None:
             self._client.disconnect()
             await asyncio.to_thread(self._client.loop_stop)
             self._client = None
-        return []
+        return left
 
-    async def _run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._work())
-            group.create_task(self._spool.drain(self.publish_batch))
-
-    async def _work(self) -> None:
-        while True:
-            batch = await self._buffer.take(self.batch_size, self.max_age)
-            if not batch:
-                continue
-            self._in_flight += len(batch)
-            try:
-                if self._spool.backlog:
-                    await self._spool.put(batch)
-                else:
-                    try:
-                        await self.publish_batch(batch)
-                    except (ConnectionError, TimeoutError) as exc:
-                        log.warning("central broker unavailable (%s): spooling", exc)
-                        self.stats.spooled_batches += 1
-                        await self._spool.put(batch)
-            except asyncio.CancelledError:
-                self._buffer.put_front(batch)
-                raise
-            finally:
-                self._in_flight -= len(batch)
-            if not self.pending:
-                self._idle.set()
-
-    async def publish_batch(self, batch: list[Item]) -> None:
+    async def deliver(self, batch: list[Item]) -> None:
         """Publish and wait for the broker's acknowledgement of every message; raises when it cannot."""
         client = self._client
         if client is None or not self.connected.is_set():

@@ -81,7 +81,7 @@ async def stored(pool: AsyncConnectionPool) -> tuple[int, int, dict[str, float]]
 @contextlib.asynccontextmanager
 async def workers(pool: AsyncConnectionPool, broker: Mosquitto, *ids: str) -> AsyncIterator[list[IngestWorker]]:
     writer = BatchWriter(pool)
-    running = [IngestWorker(link(broker, i), writer.write_or_quarantine, max_age=0.05) for i in ids]
+    running = [IngestWorker(link(broker, i), writer.deliver_retrying, max_age=0.05) for i in ids]
     tasks = [asyncio.create_task(w.run()) for w in running]
     try:
         for w in running:
