@@ -79,7 +79,7 @@ class CentralLink:
 
     def connect(self, client: mqtt.Client, receive_maximum: int) -> None:
         """Connect in the background (paho reconnects by itself) to the persistent session."""
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
         props.SessionExpiryInterval = self.session_expiry_s
         props.ReceiveMaximum = receive_maximum
         client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)

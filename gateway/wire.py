@@ -74,7 +74,7 @@ def _checked(sample: Sample) -> Item:
     return sample
 
 
-def _columns(rows: list[Item]) -> list[tuple]:
+def _columns(rows: list[Item]) -> list[tuple[object, ...]]:
     columns = list(zip(*rows, strict=True))
     del columns[1]  # the device: the key they are under
     return columns
