@@ -273,20 +273,24 @@ def ingest(
     client_id: Annotated[
         str | None, typer.Option(help="MQTT client id, stable across restarts (FABHUB_MQTT_CLIENT_ID)")
     ] = None,
+    leave: Annotated[
+        bool, typer.Option("--leave", help="Retire this client id: store what its session holds, then end it")
+    ] = False,
 ) -> None:
     """Store what site gateways publish to the central broker; run as many as the database takes. Each
-    acknowledges a message only once it is committed: restart a killed one with the same --client-id and
-    the broker hands it what it had not acknowledged."""
+    acknowledges a message only once it is committed: restart a stopped one with the same --client-id and
+    the broker hands it what it had not acknowledged and its share of what came meanwhile. To run fewer,
+    stop one and run it once more with --leave."""
     _logging()
     settings = _settings(ingest_url=from_url, mqtt_client_id=client_id)
     if settings.ingest_url is None or settings.database_url is None:
         err.print("[red]fabhub ingest needs --from (or FABHUB_INGEST_URL) and FABHUB_DATABASE_URL[/red]")
         raise typer.Exit(2)
     devices = _devices(settings)
-    _until_stopped(_ingest(settings, settings.ingest_url, settings.database_url, devices))
+    _until_stopped(_ingest(settings, settings.ingest_url, settings.database_url, devices, leave))
 
 
-async def _ingest(settings: Settings, url: str, database: str, devices: DeviceFile) -> None:
+async def _ingest(settings: Settings, url: str, database: str, devices: DeviceFile, leave: bool) -> None:
     from fabhub.database import make_pool
     from fabhub.gateway_setup import central_link
     from gateway.ingest import IngestWorker
@@ -304,7 +308,7 @@ async def _ingest(settings: Settings, url: str, database: str, devices: DeviceFi
         writer = BatchWriter(pool, batch_size=settings.batch_size, known_device=devices.device_ids.__contains__)
         worker = IngestWorker(link, writer.deliver_retrying, batch_size=settings.batch_size)
         err.print(f"ingesting from {link.host}:{link.port} as {link.client_id}")
-        await worker.run()
+        await (worker.leave() if leave else worker.run())
     finally:
         await pool.close()
 

@@ -11,19 +11,27 @@ and are acknowledged together after it.
 Two transactions are in flight at a time, as in the gateway's BatchWriter: while one is being committed,
 the next batch is gathered and copied, so neither this process nor the database waits for the other
 (one at a time ran at about half the single-process rate in bench/scale.py). Acknowledgements still go
-out in the order the messages came, as MQTT asks of a receiver."""
+out in the order the messages came, as MQTT asks of a receiver.
+
+A worker that stops keeps its session, and Mosquitto goes on dealing it a share of the messages while it
+is away: they wait for its restart under the same client id. Retiring a worker for good is therefore a
+step of its own (`leave`): it leaves the shared subscription, stores what its session still holds, and
+ends the session."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway import wire
 from gateway.central import CentralLink, on_loop
@@ -86,6 +94,10 @@ class IngestWorker:
         self._lock = threading.Lock()
         self._arrived = asyncio.Event()
         self.subscribed = asyncio.Event()
+        self.unsubscribed = asyncio.Event()
+        self._leaving = False
+        self._end_session = False
+        self._last_arrival = 0.0  # time.monotonic() of the latest message
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self.stats = IngestStats()
@@ -98,6 +110,7 @@ class IngestWorker:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         self._client = client
         self.link.connect(client, receive_maximum=self.receive_maximum)
         try:
@@ -105,9 +118,33 @@ class IngestWorker:
                 for _ in range(self.concurrency):
                     group.create_task(self._work())
         finally:
-            client.disconnect()
+            if self._end_session:
+                props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
+                props.SessionExpiryInterval = 0
+                client.disconnect(properties=props)
+            else:
+                client.disconnect()
             await asyncio.to_thread(client.loop_stop)
             self._client = None
+
+    async def leave(self, quiet: float = 2.0) -> None:
+        """Retire this worker (this client id) for good: leave the shared subscription, store and
+        acknowledge what the broker still holds for the session until nothing came for `quiet` seconds,
+        then end the session. Cancelled before that, the session stays, with what it holds."""
+        self._leaving = True
+        task = asyncio.create_task(self.run())
+        try:
+            await self.unsubscribed.wait()
+            while True:  # polled: the broker says nothing when a session has no more to deliver
+                still = quiet - (time.monotonic() - self._last_arrival)
+                if still <= 0 and not self._inbox and not self._unacked:
+                    break
+                await asyncio.sleep(max(still, quiet / 10))
+            self._end_session = True
+            log.info("left %s: its session held no more messages", self.subscription)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _work(self) -> None:
         while True:
@@ -171,7 +208,10 @@ class IngestWorker:
         with self._lock:
             self._session += 1
         log.info("ingesting from %s:%d (session present: %s)", self.link.host, self.link.port, flags.session_present)
-        client.subscribe(self.subscription, qos=1)
+        if self._leaving:
+            client.unsubscribe(self.subscription)
+        else:
+            client.subscribe(self.subscription, qos=1)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if any(r.is_failure for r in reasons):
@@ -181,12 +221,19 @@ class IngestWorker:
             if self._loop is not None:
                 on_loop(self._loop, self.subscribed.set)
 
+    def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        log.info("left the shared subscription %s: taking what the session still holds", self.subscription)
+        self._last_arrival = time.monotonic()
+        if self._loop is not None:
+            on_loop(self._loop, self.unsubscribed.set)
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.warning("central broker %s:%d went away: %s", self.link.host, self.link.port, reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         items = wire.decode(message.topic, message.payload)  # here, off the event loop
+        self._last_arrival = time.monotonic()
         with self._lock:
             self._inbox.append(Received(self._session, message.mid, message.qos, items))
             self._items_waiting += len(items)

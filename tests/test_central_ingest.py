@@ -171,6 +171,45 @@ async def settles(pool: AsyncConnectionPool, want: tuple, timeout: float) -> Non
     assert await stored(pool) == want
 
 
+async def test_a_retired_worker_stores_its_share_and_ends_its_session(pool, broker, tmp_path):
+    """Mosquitto deals a stopped worker's session its share: `leave` stores it and ends the session."""
+    devices = [f"dev-{n:02d}" for n in range(4)]
+    publisher = Publisher(link(broker, "gw-c"), SITE, Spool(tmp_path / "spool"), max_age=0.05)
+    await publisher.start()
+    async with workers(pool, broker, "ingest-1"):
+        async with workers(pool, broker, "ingest-2"):
+            pass  # subscribed, then stopped: its session stays a member of the group
+        await eventually(publisher.connected.is_set)
+        for n in range(20):
+            await publisher.submit(tick(n, devices))
+            await asyncio.sleep(0.02)
+        await publisher.flush()
+        await asyncio.sleep(0.5)
+        assert (await stored(pool))[0] < 20 * len(devices) * 5, "the stopped worker's share waits in its session"
+        retiring = IngestWorker(link(broker, "ingest-2"), BatchWriter(pool).deliver_retrying, max_age=0.05)
+        await asyncio.wait_for(retiring.leave(quiet=0.5), 30)
+        assert retiring.stats.messages > 0
+        for n in range(20, 40):  # all to the one member left
+            await publisher.submit(tick(n, devices))
+        await publisher.flush()
+        await settles(pool, (40 * len(devices) * 5, 40 * len(devices), {}), 30)
+    await publisher.close()
+    assert not await session_present(broker, "ingest-2")
+
+
+async def session_present(broker: Mosquitto, client_id: str) -> bool:
+    answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    probe = CentralLink.from_url(broker.url, client_id).client()
+    probe.on_connect = lambda c, u, flags, *_: loop.call_soon_threadsafe(answer.set_result, flags.session_present)
+    CentralLink.from_url(broker.url, client_id).connect(probe, receive_maximum=1)
+    try:
+        return await asyncio.wait_for(answer, 10)
+    finally:
+        probe.disconnect()
+        probe.loop_stop()
+
+
 def start_worker(db_url: str, broker: Mosquitto, client_id: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FABHUB_")}
     env |= {
