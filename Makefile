@@ -30,6 +30,7 @@ bench: $(STAMP) system
 	$(BIN)/python bench/bookings.py
 	$(BIN)/python bench/oee_daily.py
 	$(BIN)/python bench/live.py
+	$(BIN)/python bench/scale.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

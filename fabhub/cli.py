@@ -213,15 +213,20 @@ def _serve(settings: Settings, speed: float | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     _require(settings, "database_url", "secret_key")
     if settings.run_gateway:
-        try:
-            devices.at_site(settings.site)
-        except ValueError as exc:
-            err.print(f"[red]--site: {exc}[/red]")
-            raise typer.Exit(2) from None
+        _at_site(devices, settings.site)
     with _database(settings) as url, contextlib.suppress(KeyboardInterrupt):
         if not settings.embedded:
             asyncio.run(_check_catalogue(url, settings, devices))
         asyncio.run(_serve_async(settings, devices, url, speed))
+
+
+def _at_site(devices: DeviceFile, site: str | None) -> None:
+    """Exit 2 naming the file's sites when `site` has no device."""
+    try:
+        devices.at_site(site)
+    except ValueError as exc:
+        err.print(f"[red]--site: {exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _require(settings: Settings, *names: str) -> None:
@@ -292,12 +297,116 @@ def serve(
 def gateway(
     port: Annotated[int | None, typer.Option(help="Port of its status API (FABHUB_PORT)")] = None,
     site: Annotated[str | None, typer.Option(help=SITE_HELP)] = None,
+    publish: Annotated[str | None, typer.Option(help=PUBLISH_HELP, metavar="URL")] = None,
     embedded: Annotated[bool, typer.Option("--embedded", help=EMBEDDED_HELP)] = False,
 ) -> None:
     """Run the device gateway without the scheduled jobs, for a process of its own next to
     `serve --no-gateway`: one per site with --site."""
     _logging()
-    _serve(_settings(port=port, run_gateway=True, run_jobs=False, site=site, embedded=embedded or None))
+    settings = _settings(port=port, run_gateway=True, run_jobs=False, site=site, embedded=embedded or None)
+    if publish is not None:
+        _publish(settings, publish)
+        return
+    _serve(settings)
+
+
+PUBLISH_HELP = (
+    "Publish the --site's samples to the central broker mqtt[s]://host:port for `fabhub ingest` to store, instead"
+    " of writing to the database (credentials: FABHUB_PUBLISH_USERNAME, FABHUB_PUBLISH_PASSWORD)"
+)
+
+
+def _publish(settings: Settings, url: str) -> None:
+    """The gateway as a site's process: devices in, the central broker out, a disk spool between; no database."""
+    from prometheus_client import CollectorRegistry
+
+    from fabhub.broker import mqtt_broker
+    from fabhub.gateway_setup import build_publishing_gateway
+    from telemetry.writer import utc_now
+
+    devices = _devices(settings, os.environ)
+    _at_site(devices, settings.site)
+
+    async def run() -> None:
+        async with mqtt_broker(settings) as mqtt_url:
+            try:
+                gw = build_publishing_gateway(settings, devices, url, mqtt_url, utc_now, CollectorRegistry())
+            except ValueError as exc:
+                err.print(f"[red]--publish {url}[/red]: {exc}")
+                raise typer.Exit(2) from None
+            await gw.start()
+            err.print(f"gateway publishing {len(gw.coordinators)} devices to {url.split('@')[-1]}")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await gw.stop()
+
+    _until_stopped(run())
+
+
+def _until_stopped(work: Awaitable[None]) -> None:
+    """SIGTERM as an interrupt, so the work's clean-ups run (what is unsent goes to the spool)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(work)  # type: ignore[arg-type]
+
+
+@app.command()
+def ingest(
+    from_url: Annotated[
+        str | None, typer.Option("--from", help="The central broker, mqtt[s]://host:port (FABHUB_INGEST_URL)")
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id, stable across restarts (FABHUB_MQTT_CLIENT_ID)")
+    ] = None,
+    leave: Annotated[
+        bool, typer.Option("--leave", help="Retire this client id: store what its session holds, then end it")
+    ] = False,
+    embedded: Annotated[bool, typer.Option("--embedded", help=EMBEDDED_HELP)] = False,
+) -> None:
+    """Store what site gateways publish to the central broker; run as many as the database takes. Each
+    acknowledges a message only once it is committed: restart a stopped one with the same --client-id and
+    the broker hands it what it had not acknowledged and its share of what came meanwhile. To run fewer,
+    stop one and run it once more with --leave."""
+    _logging()
+    settings = _settings(ingest_url=from_url, mqtt_client_id=client_id, embedded=embedded or None)
+    _require(settings, "database_url")
+    if settings.ingest_url is None or settings.mqtt_client_id is None:
+        err.print(
+            "[red]fabhub ingest needs --from (FABHUB_INGEST_URL) and --client-id (FABHUB_MQTT_CLIENT_ID), one per"
+            " worker and the same after a restart: the broker keeps a worker's unacknowledged messages for it[/red]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    devices = _devices(settings)
+    with _database(settings) as database:
+        asyncio.run(_check_catalogue(database, settings, devices))
+        _until_stopped(_ingest(settings, settings.ingest_url, settings.mqtt_client_id, database, devices, leave))
+
+
+async def _ingest(
+    settings: Settings, url: str, client_id: str, database: str, devices: DeviceFile, leave: bool
+) -> None:
+    from fabhub.database import make_pool
+    from fabhub.gateway_setup import central_link
+    from gateway.ingest import IngestWorker
+    from telemetry.writer import BatchWriter
+
+    try:
+        link = central_link(settings, url, client_id, settings.ingest_username, settings.ingest_password)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    pool = make_pool(database, settings)
+    await pool.open(wait=True, timeout=30)
+    try:
+        writer = BatchWriter(pool, batch_size=settings.batch_size, known_device=devices.device_ids.__contains__)
+        worker = IngestWorker(link, writer.deliver_retrying, batch_size=settings.batch_size)
+        err.print(f"ingesting from {link.host}:{link.port} as {link.client_id}")
+        await (worker.leave() if leave else worker.run())
+    finally:
+        await pool.close()
 
 
 @app.command()

@@ -93,8 +93,10 @@ def postgres_bindir() -> Path:
 
 
 class PostgresCluster:
-    def __init__(self, *, timescaledb: bool = True) -> None:
+    def __init__(self, *, timescaledb: bool = True, settings: dict[str, str] | None = None) -> None:
+        """`settings` go to postgresql.conf after the defaults (a benchmark's track_commit_timestamp)."""
         self.timescaledb = timescaledb
+        self.settings = settings or {}
         self.bindir = postgres_bindir()
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="fabhub-pg-"))
@@ -124,6 +126,7 @@ class PostgresCluster:
         settings = dict(_PG_SETTINGS, unix_socket_directories=str(self.dir))
         if self.timescaledb:
             settings["shared_preload_libraries"] = "timescaledb"
+        settings.update(self.settings)
         with (self.data / "postgresql.auto.conf").open("a") as conf:
             for key, value in settings.items():
                 conf.write(f"{key} = '{value}'\n")
@@ -192,6 +195,11 @@ class Mosquitto:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The running broker's process (a benchmark counts its CPU)."""
+        return self._proc.pid if self._proc is not None else None
 
     def start(self) -> Mosquitto:
         """Mosquitto needs a port number, so one from free_port() may be taken before it binds: the first

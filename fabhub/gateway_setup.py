@@ -9,13 +9,16 @@ from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
 
 from fabhub.devices import DeviceFile
 from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
 from fabhub.settings import Settings
+from gateway.central import CentralLink
 from gateway.config import DEFAULT_RECONNECT_MAX, GatewayDevice, MissingSecret
 from gateway.health import HealthTable
-from gateway.service import Gateway
+from gateway.publish import Publisher
+from gateway.service import Gateway, Sink
 from gateway.spool import Spool
 from telemetry.writer import BatchWriter
 
@@ -76,12 +79,65 @@ def build_gateway(
             overflow=spool,
         )
 
+    return _gateway(settings, devices, writer, health_table(settings, pool), mqtt_url, clock, registry, environ)
+
+
+def build_publishing_gateway(
+    settings: Settings,
+    devices: DeviceFile,
+    publish_url: str,
+    mqtt_url: str | None,
+    clock: Callable[[], datetime],
+    registry: CollectorRegistry,
+    environ: Mapping[str, str] = os.environ,
+) -> Gateway:
+    """A site gateway that publishes its site's samples to the central broker at `publish_url` for ingest
+    workers to store; it needs no database."""
+    site = settings.site
+    if site is None:
+        raise ValueError("a publishing gateway serves one site: give --site (FABHUB_SITE)")
+    # its own id at the central broker, stable like the site broker's, and apart from it: they may be one broker
+    client_id = f"{settings.client_id}-publish"
+    link = central_link(settings, publish_url, client_id, settings.publish_username, settings.publish_password)
+    if link.path.strip("/") not in ("", site):
+        raise ValueError(f"the URL's path names site {link.path.strip('/')!r}, --site {site!r}")
+
+    def publisher(spool: Spool) -> Publisher:
+        return Publisher(link, site, spool, batch_size=settings.batch_size)
+
+    return _gateway(settings, devices, publisher, None, mqtt_url, clock, registry, environ)
+
+
+def central_link(
+    settings: Settings, url: str, client_id: str, username: str | None, password: SecretStr | None
+) -> CentralLink:
+    """This process's link to the central broker: its CA from the settings (a gateway and an ingest worker
+    have credentials of their own)."""
+    return CentralLink.from_url(
+        url,
+        client_id,
+        username=username,
+        password=password.get_secret_value() if password is not None else None,
+        ca_file=settings.central_ca_file,
+    )
+
+
+def _gateway(
+    settings: Settings,
+    devices: DeviceFile,
+    sink: Callable[[Spool], Sink],
+    health: HealthTable | None,
+    mqtt_url: str | None,
+    clock: Callable[[], datetime],
+    registry: CollectorRegistry,
+    environ: Mapping[str, str],
+) -> Gateway:
     served = devices.at_site(settings.site)
     if mqtt_url is None and any(isinstance(d, MqttDevice) and d.endpoint is None and not d.retired for d in served):
         raise ValueError("printers publish to the site's broker: set FABHUB_MQTT_URL (or --embedded to start one)")
     return Gateway(
         gateway_devices(devices, environ, timedelta(seconds=settings.reconnect_max_s), settings.site),
-        writer,
+        sink,
         settings.data_dir / "spool",
         mqtt_url=mqtt_url,
         registry=registry,
@@ -89,7 +145,7 @@ def build_gateway(
         spool_max_bytes=settings.spool_max_mb << 20,
         spool_policy=settings.spool_policy,
         client_id=settings.client_id,
-        health=health_table(settings, pool),
+        health=health,
         gateway_id=settings.gateway_id or f"{socket.gethostname()}:{os.getpid()}",
         site=settings.site,
     )

@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     health_stale_rounds: int = Field(
         3, ge=1, description="reports missed before a gateway's devices read as unknown in /api/v1/devices"
     )
+    ingest_url: str | None = Field(
+        None, description="the central broker `fabhub ingest` reads from, mqtt://host:port or mqtts://host:port"
+    )
+    central_ca_file: Path | None = Field(
+        None, description="CA file for an mqtts:// central broker; unset: the system's CAs"
+    )
+    publish_username: str | None = Field(None, description="user of `fabhub gateway --publish` at the central broker")
+    publish_password: SecretStr | None = None
+    ingest_username: str | None = Field(None, description="user of `fabhub ingest` at the central broker")
+    ingest_password: SecretStr | None = None
     smtp_url: SecretStr | None = Field(
         None,
         description="notification email: smtps://user:password@host (TLS) or smtp://user:password@host:587"

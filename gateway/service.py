@@ -9,10 +9,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import ClassVar, Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -34,11 +34,33 @@ from gateway.config import (
 from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
 from gateway.health import GatewayFigures, HealthTable
 from gateway.normalize import DeviceNormalizer, Output
-from gateway.spool import Policy, Spool
+from gateway.spool import Item, Policy, Spool
 from telemetry.model import Rejected
-from telemetry.writer import TRANSIENT, BatchWriter
+from telemetry.writer import TRANSIENT
 
 log = logging.getLogger(__name__)
+
+
+class SinkStats(Protocol):
+    @property
+    def written(self) -> int: ...
+
+
+class Sink(Protocol):
+    """Where the gateway's normalized output goes: the database (telemetry's BatchWriter) or the central
+    broker (gateway.publish.Publisher)."""
+
+    @property
+    def stats(self) -> SinkStats: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def submit(self, items: Sequence[Item]) -> None: ...
+
+    async def close(self, grace: float = 30.0) -> list[Item]: ...
 
 
 class GatewayMetrics:
@@ -90,7 +112,7 @@ class Gateway:
     def __init__(
         self,
         devices: list[GatewayDevice],
-        writer_factory: Callable[[Spool], BatchWriter],
+        writer_factory: Callable[[Spool], Sink],
         spool_dir: Path,
         *,
         mqtt_url: str | None = None,

@@ -18,6 +18,7 @@ TINY = {
     "bookings.py": "--bookings 20 --clients 2 --devices 3 --rounds 1 --requests 5 --concurrent 1",
     "oee_daily.py": "--devices 2 --days 2 --runs 1 --hz-devices 0",
     "live.py": "--clients 2 --changes 4",
+    "scale.py": "--samples 10000 --rounds 1 --lag-seconds 1",
 }
 
 
