@@ -20,10 +20,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from fabhub.devices import load_devices
 from fabhub.devservices import Mosquitto
+from fabhub.gateway_setup import build_publishing_gateway
+from fabhub.settings import Settings
 from gateway import wire
 from gateway.central import CentralLink
 from gateway.coordinator import DeviceStatus
@@ -32,7 +35,7 @@ from gateway.ingest import IngestWorker
 from gateway.publish import HealthPublisher, Publisher
 from gateway.spool import Item, Spool
 from telemetry.model import Count, Rejected, Sample
-from telemetry.writer import BatchWriter
+from telemetry.writer import BatchWriter, utc_now
 from tests.gateway_rig import eventually
 from tests.http import REPO
 
@@ -234,6 +237,38 @@ async def test_a_publishing_gateways_device_health_reaches_the_table_through_a_w
         await publisher.close()
         raw.disconnect()
         raw.loop_stop()
+
+
+async def test_fabhub_gateway_publish_reports_its_sites_devices_until_it_stops(pool, broker, tmp_path):
+    """build_publishing_gateway, as `fabhub gateway --site site-a --publish URL` runs it: its device appears in the health table from its rounds, and reads unknown once the gateway stopped."""
+    text = (REPO / "devices.yaml").read_text().replace("  - id: robot-01\n", "  - id: robot-01\n    site: site-a\n")
+    (tmp_path / "devices.yaml").write_text(text)
+    settings = Settings(site=SITE, data_dir=tmp_path, health_every_s=0.5, gateway_id="gw-site-a")
+    gateway = build_publishing_gateway(
+        settings,
+        load_devices(tmp_path / "devices.yaml"),
+        f"{broker.url}/{SITE}",
+        None,
+        utc_now,
+        CollectorRegistry(),
+        {},
+    )
+    table = HealthTable(pool, every=0.5, stale_rounds=2)
+
+    async def reads(*connections: str) -> bool:
+        seen = await table.devices(["robot-01"], datetime.now(UTC))
+        return seen.get("robot-01", {}).get("connection") in connections
+
+    async with workers(pool, broker, "ingest-1"):
+        await gateway.start()
+        try:
+            await eventually(lambda: reads(*wire.CONNECTIONS), timeout=60)  # whether a simulator runs or not
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT gateway_id, site FROM device_health")
+                assert await cur.fetchall() == [("gw-site-a", SITE)]
+        finally:
+            await gateway.stop()
+        await eventually(lambda: reads("unknown"), timeout=30)
 
 
 async def heartbeats(pool: AsyncConnectionPool, sent: datetime) -> bool:
