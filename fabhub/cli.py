@@ -389,7 +389,7 @@ async def _ingest(
     settings: Settings, url: str, client_id: str, database: str, devices: DeviceFile, leave: bool
 ) -> None:
     from fabhub.database import make_pool
-    from fabhub.gateway_setup import central_link
+    from fabhub.gateway_setup import central_link, health_table
     from gateway.ingest import IngestWorker
     from telemetry.writer import BatchWriter
 
@@ -402,7 +402,8 @@ async def _ingest(
     await pool.open(wait=True, timeout=30)
     try:
         writer = BatchWriter(pool, batch_size=settings.batch_size, known_device=devices.device_ids.__contains__)
-        worker = IngestWorker(link, writer.deliver_retrying, batch_size=settings.batch_size)
+        health = health_table(settings, pool)
+        worker = IngestWorker(link, writer.deliver_retrying, health=health, batch_size=settings.batch_size)
         err.print(f"ingesting from {link.host}:{link.port} as {link.client_id}")
         await (worker.leave() if leave else worker.run())
     finally:

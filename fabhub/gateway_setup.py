@@ -16,8 +16,8 @@ from fabhub.devices.schema import ModbusDevice, MqttDevice, OpcUaDevice
 from fabhub.settings import Settings
 from gateway.central import CentralLink
 from gateway.config import DEFAULT_RECONNECT_MAX, GatewayDevice, MissingSecret
-from gateway.health import HealthTable
-from gateway.publish import Publisher
+from gateway.health import HealthSink, HealthTable
+from gateway.publish import HealthPublisher, Publisher
 from gateway.service import Gateway, Sink
 from gateway.spool import Spool
 from telemetry.writer import BatchWriter
@@ -91,8 +91,8 @@ def build_publishing_gateway(
     registry: CollectorRegistry,
     environ: Mapping[str, str] = os.environ,
 ) -> Gateway:
-    """A site gateway that publishes its site's samples to the central broker at `publish_url` for ingest
-    workers to store; it needs no database."""
+    """A site gateway that publishes its site's samples and device health to the central broker at
+    `publish_url` for ingest workers to store; it needs no database."""
     site = settings.site
     if site is None:
         raise ValueError("a publishing gateway serves one site: give --site (FABHUB_SITE)")
@@ -102,10 +102,15 @@ def build_publishing_gateway(
     if link.path.strip("/") not in ("", site):
         raise ValueError(f"the URL's path names site {link.path.strip('/')!r}, --site {site!r}")
 
-    def publisher(spool: Spool) -> Publisher:
-        return Publisher(link, site, spool, batch_size=settings.batch_size)
+    made: list[Publisher] = []  # the gateway makes it with its spool; its health rounds share the connection
 
-    return _gateway(settings, devices, publisher, None, mqtt_url, clock, registry, environ)
+    def publisher(spool: Spool) -> Publisher:
+        made.append(Publisher(link, site, spool, batch_size=settings.batch_size))
+        return made[-1]
+
+    gateway = _gateway(settings, devices, publisher, None, mqtt_url, clock, registry, environ)
+    gateway.health = HealthPublisher(made[0], every=settings.health_every_s)
+    return gateway
 
 
 def central_link(
@@ -126,7 +131,7 @@ def _gateway(
     settings: Settings,
     devices: DeviceFile,
     sink: Callable[[Spool], Sink],
-    health: HealthTable | None,
+    health: HealthSink | None,
     mqtt_url: str | None,
     clock: Callable[[], datetime],
     registry: CollectorRegistry,

@@ -9,14 +9,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.coordinator import DeviceStatus
 from gateway.sqlfiles import QUERIES
 
 UNKNOWN = "unknown"  # the connection of a device no gateway reports now
+# A HealthSink's destination is away: the database (a pool timeout is an OperationalError too), or the central
+# broker (HealthPublisher). The next round tries again.
+UNAVAILABLE = (psycopg.OperationalError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,36 @@ class GatewayFigures:
     spool_depth: int
     spool_dropped: int
     writer_pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """One gateway's round as it travels through the central broker (gateway.wire), HealthSink.report's
+    arguments in one value."""
+
+    gateway_id: str
+    site: str | None
+    heartbeat: datetime
+    statuses: Sequence[DeviceStatus]
+    figures: GatewayFigures
+
+
+class HealthSink(Protocol):
+    """Where a gateway's health rounds go: the table (a gateway that writes to the database) or the central
+    broker (gateway.publish.HealthPublisher, for ingest workers to write to the table). One interface, so
+    `Gateway` reports alike whichever it has."""
+
+    @property
+    def every(self) -> float: ...
+
+    async def report(
+        self,
+        gateway_id: str,
+        site: str | None,
+        now: datetime,
+        statuses: Sequence[DeviceStatus],
+        figures: GatewayFigures,
+    ) -> None: ...
 
 
 def _json(value: object) -> object:
@@ -45,6 +79,8 @@ class HealthTable:
         statuses: Sequence[DeviceStatus],
         figures: GatewayFigures,
     ) -> None:
+        """Idempotent: a round older than the one stored (a redelivered or overtaken message from the central
+        broker) changes nothing."""
         devices = [{f.name: getattr(s, f.name) for f in fields(s)} for s in statuses]
         async with self._pool.connection() as conn:
             await QUERIES.report_health(

@@ -16,7 +16,13 @@ out in the order the messages came, as MQTT asks of a receiver.
 A worker that stops keeps its session, and Mosquitto goes on dealing it a share of the messages while it
 is away: they wait for its restart under the same client id. Retiring a worker for good is therefore a
 step of its own (`leave`): it leaves the shared subscription, stores what its session still holds, and
-ends the session."""
+ends the session.
+
+Given where health goes, a worker also takes the publishing gateways' health rounds (a second shared
+subscription, `fabhub/v1/+/health`) and writes each to the health table after the samples of its batch,
+acknowledging it after that, in order with the rest. A malformed round is quarantined with its reason like a
+malformed samples message; a round the database refuses is logged and acknowledged: neither stops the
+worker."""
 
 from __future__ import annotations
 
@@ -29,12 +35,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_random_exponential
 
 from gateway import wire
 from gateway.central import CentralLink, on_loop
+from gateway.health import HealthReport, HealthSink
 from gateway.spool import Item
+from telemetry.model import Rejected
 
 log = logging.getLogger(__name__)
 GROUP = "fabhub-ingest"
@@ -45,6 +55,8 @@ class IngestStats:
     messages: int = 0
     items: int = 0
     batches: int = 0
+    health: int = 0  # health rounds written
+    health_refused: int = 0  # by the database: logged and acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class Received:
     mid: int
     qos: int
     items: list[Item]
+    health: HealthReport | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +93,7 @@ class IngestWorker:
         link: CentralLink,
         write: Callable[[list[Item]], Awaitable[Any]],
         *,
+        health: HealthSink | None = None,
         group: str = GROUP,
         batch_size: int = 5000,
         max_age: float = 0.2,
@@ -87,10 +101,16 @@ class IngestWorker:
         concurrency: int = 2,
     ) -> None:
         """`write` returns once the items are committed, waiting out a database that is away (the
-        BatchWriter's deliver_retrying). `receive_maximum`: messages the broker may hand over
-        unacknowledged; with up to wire.MAX_ITEMS items each, it bounds this process's memory."""
+        BatchWriter's deliver_retrying). `health`: where the gateways' health rounds go (the HealthTable); a
+        database away is waited out here. Without it, the worker takes no health rounds.
+        `receive_maximum`: messages the broker may hand over unacknowledged; with up to wire.MAX_ITEMS items
+        each, it bounds this process's memory."""
         self.link = link
         self.subscription = f"$share/{group}/{wire.SUBSCRIPTION}"
+        self.subscriptions = [self.subscription]
+        if health is not None:
+            self.subscriptions.append(f"$share/{group}/{wire.HEALTH_SUBSCRIPTION}")
+        self._health = health
         self.batch_size = batch_size
         self.max_age = max_age
         self.receive_maximum = receive_maximum
@@ -151,7 +171,7 @@ class IngestWorker:
                     break
                 await asyncio.sleep(max(still, quiet / 10))
             self._end_session = True
-            log.info("left %s: its session held no more messages", self.subscription)
+            log.info("left %s: its session held no more messages", self.subscriptions)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -188,8 +208,17 @@ class IngestWorker:
         which made a worker's transactions three times as long."""
         while self._arrivals:
             arrival = self._arrivals.popleft()
-            items = wire.decode(arrival.topic, arrival.payload)
-            self._inbox.append(Received(arrival.session, arrival.mid, arrival.qos, items))
+            health = None
+            if wire.is_health(arrival.topic):
+                decoded = wire.decode_health(arrival.topic, arrival.payload)
+                if isinstance(decoded, Rejected):
+                    log.warning("health round quarantined: %s", decoded.reason)
+                    items: list[Item] = [decoded]
+                else:
+                    items, health = [], decoded
+            else:
+                items = wire.decode(arrival.topic, arrival.payload)
+            self._inbox.append(Received(arrival.session, arrival.mid, arrival.qos, items, health))
             self._items_waiting += len(items)
 
     def _take(self) -> Taken | None:
@@ -210,7 +239,11 @@ class IngestWorker:
 
     async def _commit(self, batch: Taken) -> None:
         items = [item for message in batch.messages for item in message.items]
-        await self._write(items)
+        if items:
+            await self._write(items)
+        for message in batch.messages:
+            if message.health is not None:
+                await self._write_health(message.health)
         self.stats.batches += 1
         self.stats.messages += len(batch.messages)
         self.stats.items += len(items)
@@ -222,6 +255,25 @@ class IngestWorker:
                 if client is not None and message.session == self._session:
                     client.ack(message.mid, message.qos)
 
+    async def _write_health(self, report: HealthReport) -> None:
+        """Retried while the database is away (the round is acknowledged only once written); refused by it, the
+        round is logged and dropped: the gateway sends the next within its round time."""
+        assert self._health is not None
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(psycopg.OperationalError),
+                wait=wait_random_exponential(multiplier=0.2, max=5),
+            ):
+                with attempt:
+                    await self._health.report(
+                        report.gateway_id, report.site, report.heartbeat, report.statuses, report.figures
+                    )
+        except psycopg.Error as exc:
+            self.stats.health_refused += 1
+            log.error("health round of %s (site %s) refused by the database: %s", report.gateway_id, report.site, exc)
+        else:
+            self.stats.health += 1
+
     # paho's thread ----------------------------------------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -231,20 +283,20 @@ class IngestWorker:
         self._session += 1  # only this thread writes it
         log.info("ingesting from %s:%d (session present: %s)", self.link.host, self.link.port, flags.session_present)
         if self._leaving:
-            client.unsubscribe(self.subscription)
+            client.unsubscribe(self.subscriptions)
         else:
-            client.subscribe(self.subscription, qos=1)
+            client.subscribe([(s, 1) for s in self.subscriptions])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if any(r.is_failure for r in reasons):
-            log.error("central broker refused the subscription %s: %s", self.subscription, reasons)
+            log.error("central broker refused the subscriptions %s: %s", self.subscriptions, reasons)
         else:
-            log.info("subscribed to %s", self.subscription)  # from here on the broker deals this worker its share
+            log.info("subscribed to %s", self.subscriptions)  # from here on the broker deals this worker its share
             if self._loop is not None:
                 on_loop(self._loop, self.subscribed.set)
 
     def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        log.info("left the shared subscription %s: taking what the session still holds", self.subscription)
+        log.info("left the shared subscriptions %s: taking what the session still holds", self.subscriptions)
         self._last_arrival = time.monotonic()
         if self._loop is not None:
             on_loop(self._loop, self.unsubscribed.set)

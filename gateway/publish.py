@@ -5,20 +5,26 @@ does not know.
 A batch counts as delivered when the broker has acknowledged every message of it (QoS 1). While the
 broker is away, or a batch is not acknowledged in time, batches go to the disk spool and are replayed in
 order when it returns; a batch both spooled and later retransmitted by paho's session reaches the ingest
-workers twice, which store it once (see gateway.wire)."""
+workers twice, which store it once (see gateway.wire).
+
+HealthPublisher sends the gateway's health rounds through the same connection, beside the batches."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from gateway import wire
 from gateway.central import CentralLink, on_loop
+from gateway.coordinator import DeviceStatus
+from gateway.health import GatewayFigures, HealthReport
 from gateway.spool import Item, Spool
 from telemetry.batcher import Batcher
 
@@ -58,7 +64,7 @@ class Publisher(Batcher):
         self._max_inflight = max_inflight
         self.connected = threading.Event()
         self._lock = threading.Lock()
-        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._waiting: dict[int, asyncio.Future[None] | None] = {}  # None: a message nobody waits for
         self._early: set[int] = set()  # acknowledged before publish() returned its mid
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,16 +106,29 @@ class Publisher(Batcher):
     def _publish(self, client: mqtt.Client, where: str, payload: bytes) -> asyncio.Future[None]:
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()
+        self._send(client, where, payload, done)
+        return done
+
+    def publish_unawaited(self, where: str, payload: bytes) -> None:
+        """One QoS 1 message outside the batches (a health round): neither spooled nor waited for, and
+        queued behind nothing of the spool, so it never holds up samples. ConnectionError while the broker
+        is away, so that rounds nobody needs do not pile up in paho's queue meanwhile."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            raise ConnectionError(f"not connected to {self.link.host}:{self.link.port}")
+        self._send(client, where, payload, None)
+
+    def _send(self, client: mqtt.Client, where: str, payload: bytes, done: asyncio.Future[None] | None) -> None:
         info = client.publish(where, payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise ConnectionError(f"publish refused: {mqtt.error_string(info.rc)}")
         with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                done.set_result(None)
-            else:
+            if info.mid not in self._early:
                 self._waiting[info.mid] = done
-        return done
+                return
+            self._early.discard(info.mid)
+        if done is not None:
+            done.set_result(None)
 
     # paho's thread ----------------------------------------------------------------------------------
 
@@ -127,11 +146,11 @@ class Publisher(Batcher):
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._lock:
-            done = self._waiting.pop(mid, None)
-            if done is None:
+            if mid not in self._waiting:
                 self._early.add(mid)
                 return
-        if self._loop is not None:
+            done = self._waiting.pop(mid)
+        if done is not None and self._loop is not None:
             on_loop(self._loop, lambda: _settle(done, reason))
 
 
@@ -142,3 +161,28 @@ def _settle(done: asyncio.Future[None], reason: Any) -> None:
         done.set_exception(ConnectionError(f"the broker refused a message: {reason}"))
     else:
         done.set_result(None)
+
+
+class HealthPublisher:
+    """The HealthSink of a gateway that publishes: each round one message on `fabhub/v1/<site>/health`
+    through the Publisher's connection, for ingest workers to write to the health table. Only the latest
+    round matters, so a round is not spooled and not waited for: one lost with the connection is followed by
+    the next within `every` seconds, and while the broker is away `report` raises ConnectionError (the
+    gateway logs it once) and the site's devices read unknown centrally, as they should."""
+
+    def __init__(self, publisher: Publisher, *, every: float = 5.0) -> None:
+        self.publisher = publisher
+        self.every = every
+
+    async def report(
+        self,
+        gateway_id: str,
+        site: str | None,
+        now: datetime,
+        statuses: Sequence[DeviceStatus],
+        figures: GatewayFigures,
+    ) -> None:
+        """`site`: the publisher's, whatever is given, as its topic is what the broker's access control and
+        the workers go by."""
+        report = HealthReport(gateway_id, self.publisher.site, now, statuses, figures)
+        self.publisher.publish_unawaited(*wire.encode_health(self.publisher.site, report))

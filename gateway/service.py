@@ -32,11 +32,10 @@ from gateway.config import (
     OpcUaSignal,
 )
 from gateway.coordinator import Adapter, DeviceCoordinator, DeviceStatus
-from gateway.health import GatewayFigures, HealthTable
+from gateway.health import UNAVAILABLE, GatewayFigures, HealthSink
 from gateway.normalize import DeviceNormalizer, Output
 from gateway.spool import Item, Policy, Spool
 from telemetry.model import Rejected
-from telemetry.writer import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +120,12 @@ class Gateway:
         spool_max_bytes: int = 1 << 30,
         spool_policy: Policy = "drop_oldest",
         client_id: str = "fabhub-gateway",
-        health: HealthTable | None = None,
+        health: HealthSink | None = None,
         gateway_id: str = "gateway",
         site: str | None = None,
     ) -> None:
-        """`health`: where the devices' health goes (None: nowhere, for a benchmark without a database);
+        """`health`: where the devices' health goes, the table or the central broker (None: nowhere, for a
+        benchmark without either);
         `gateway_id` and `site` say who reports it."""
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
         self.writer = writer_factory(self.spool)
@@ -248,21 +248,21 @@ class Gateway:
             await c.adapter.close()
         await self.writer.close(grace=5)
 
-    async def _report(self, health: HealthTable) -> None:
+    async def _report(self, health: HealthSink) -> None:
         self._health_due.clear()
         figures = GatewayFigures(self.spool.depth, self.spool.stats.dropped, self.writer.pending)
         try:
             await health.report(self.gateway_id, self.site, self._clock(), self.statuses, figures)
-        except TRANSIENT as exc:  # the next round tries again; meanwhile readers see the devices go unknown
+        except UNAVAILABLE as exc:  # the next round tries again; meanwhile readers see the devices go unknown
             if not self._health_failing:
-                log.warning("device health not written, database unavailable: %s", exc)
+                log.warning("device health not reported, its destination unavailable: %s", exc)
             self._health_failing = True
         else:
             if self._health_failing:
-                log.info("device health written again")
+                log.info("device health reported again")
             self._health_failing = False
 
-    async def _reporting(self, health: HealthTable) -> None:
+    async def _reporting(self, health: HealthSink) -> None:
         """A round every `health.every` seconds, and at once when a device changes."""
         while True:
             with contextlib.suppress(TimeoutError):

@@ -16,30 +16,45 @@ Why this shape (measured with bench/scale.py, 200 devices x 25 signals a batch):
 - columns, not a list per item: a list per item made decoding allocate a container per item, and the
   garbage collector's passes over them cost the worker more than the parsing itself.
 The site is the topic level that access control needs (a site's credentials publish under its own site).
+
+Topic `fabhub/v1/<site>/health`, QoS 1, one message per health round of a publishing gateway (HealthSink.report),
+versioned alike: {"v": 1, "gateway_id": id, "heartbeat": time, "figures": {spool_depth, spool_dropped,
+writer_pending}, "devices": [{every field of DeviceStatus}, ...]}. The site is the topic's, as for samples.
+Only the latest round matters (the table keeps the newest heartbeat), so it is neither spooled nor batched;
+a payload that is not this is quarantined like a malformed samples message.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from itertools import repeat
+from typing import Any, TypeVar
 
 import orjson
 
+from gateway.coordinator import DeviceStatus
+from gateway.health import GatewayFigures, HealthReport
 from gateway.spool import KIND_OF, KINDS, Item
 from telemetry.model import Rejected, Sample, reject
 
 VERSION = 1
 SITE = re.compile(r"^[a-z0-9-]{1,64}$")
 SUBSCRIPTION = f"fabhub/v{VERSION}/+/samples"
+HEALTH_SUBSCRIPTION = f"fabhub/v{VERSION}/+/health"
 MAX_ITEMS = 2000  # per message: keeps a message far below broker limits and a redelivery small
 UNKNOWN_DEVICE = "unknown"  # the quarantine's device for a payload that names none
 
 
-def topic(site: str) -> str:
-    return f"fabhub/v{VERSION}/{site}/samples"
+def topic(site: str, what: str = "samples") -> str:
+    return f"fabhub/v{VERSION}/{site}/{what}"
+
+
+def is_health(topic_name: str) -> bool:
+    return topic_name.endswith("/health")
 
 
 def encode(site: str, items: Sequence[Item]) -> list[tuple[str, bytes]]:
@@ -84,22 +99,36 @@ class Malformed(ValueError):
     pass
 
 
+T = TypeVar("T")
+
+
 def decode(topic_name: str, payload: bytes | bytearray) -> list[Item]:
     """The items of one message; a payload that is not the format is one Rejected naming why."""
+    out = _refusing(_decode, topic_name, payload)
+    return [out] if isinstance(out, Rejected) else out
+
+
+def _refusing(parse: Callable[[bytes | bytearray], T], topic_name: str, payload: bytes | bytearray) -> T | Rejected:
     try:
-        return _decode(payload)
+        return parse(payload)
     except Malformed as exc:
-        return [_refused(topic_name, payload, str(exc))]
+        return _refused(topic_name, payload, str(exc))
     except (ValueError, TypeError, KeyError, IndexError) as exc:  # orjson's JSONDecodeError is a ValueError
-        return [_refused(topic_name, payload, f"{type(exc).__name__}: {exc}")]
+        return _refused(topic_name, payload, f"{type(exc).__name__}: {exc}")
 
 
-def _decode(payload: bytes | bytearray) -> list[Item]:
+def _body(payload: bytes | bytearray) -> dict[str, Any]:
+    """A message's JSON object, of this version."""
     body = orjson.loads(payload)
     if not isinstance(body, dict):
         raise Malformed("not a JSON object")
     if body.get("v") != VERSION:
         raise Malformed(f"unsupported version {body.get('v')!r}")
+    return body
+
+
+def _decode(payload: bytes | bytearray) -> list[Item]:
+    body = _body(payload)
     devices = body.get("devices")
     if not isinstance(devices, dict) or not all(isinstance(kinds, dict) for kinds in devices.values()):
         raise Malformed("devices missing or not a mapping of device ids to their items by kind")
@@ -140,6 +169,110 @@ def _time(value: object, times: dict[str, datetime]) -> datetime:
         if when.tzinfo is None:
             raise Malformed("a time without its offset")
     return when
+
+
+def encode_health(site: str, report: HealthReport) -> tuple[str, bytes]:
+    """(topic, payload) of one health round; the site goes in the topic only."""
+    body = {
+        "v": VERSION,
+        "gateway_id": report.gateway_id,
+        "heartbeat": report.heartbeat,
+        "figures": report.figures,
+        "devices": list(report.statuses),
+    }
+    return topic(site, "health"), orjson.dumps(body)  # orjson writes dataclasses as objects, Counters as dicts
+
+
+def decode_health(topic_name: str, payload: bytes | bytearray) -> HealthReport | Rejected:
+    """The round of one health message; a payload that is not the format is a Rejected naming why."""
+    parts = topic_name.split("/")
+    if len(parts) != 4 or not SITE.match(parts[2]):
+        return _refused(topic_name, payload, "the topic names no site")
+    return _refusing(lambda body: _health(parts[2], body), topic_name, payload)
+
+
+def _health(site: str, payload: bytes | bytearray) -> HealthReport:
+    body = _body(payload)
+    if body.keys() != {"v", "gateway_id", "heartbeat", "figures", "devices"}:
+        raise Malformed("a health round has v, gateway_id, heartbeat, figures and devices, nothing else")
+    devices = body["devices"]
+    if not isinstance(devices, list):
+        raise Malformed("devices is not a list")
+    return HealthReport(
+        _text(body["gateway_id"]),
+        site,
+        _stamp(body["heartbeat"]),
+        [_record(DeviceStatus, _STATUS, d, f"devices[{n}]") for n, d in enumerate(devices)],
+        _record(GatewayFigures, _FIGURES, body["figures"], "figures"),
+    )
+
+
+def _record(cls: Callable[..., T], checks: Mapping[str, Callable[[object], object]], value: object, what: str) -> T:
+    """`cls` from a JSON object with exactly the fields of `checks`, each checked and converted."""
+    if not isinstance(value, dict) or value.keys() != checks.keys():
+        raise Malformed(f"{what} is not an object of {', '.join(checks)}")
+    out = {}
+    for name, check in checks.items():
+        try:
+            out[name] = check(value[name])
+        except Malformed as exc:
+            raise Malformed(f"{what}.{name}: {exc}") from None
+    return cls(**out)
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise Malformed("not a non-empty text")
+    return value
+
+
+def _message(value: object) -> str:
+    if not isinstance(value, str):
+        raise Malformed("not a text")
+    return value
+
+
+def _count(value: object) -> int:
+    if type(value) is not int or not 0 <= value < 1 << 63:
+        raise Malformed("not a count")
+    return value
+
+
+def _stamp(value: object) -> datetime:
+    return _time(value, {})
+
+
+def _connection(value: object) -> str:
+    if value not in CONNECTIONS:
+        raise Malformed(f"not one of {', '.join(CONNECTIONS)}")
+    return str(value)
+
+
+def _errors(value: object) -> Counter[str]:
+    if not isinstance(value, dict) or not all(type(n) is int and n >= 0 for n in value.values()):
+        raise Malformed("not an object of counts")
+    return Counter(value)
+
+
+def _optional(check: Callable[[object], T]) -> Callable[[object], T | None]:
+    return lambda value: None if value is None else check(value)
+
+
+CONNECTIONS = ("connecting", "online", "offline")  # device_health's CHECK
+_FIGURES = {"spool_depth": _count, "spool_dropped": _count, "writer_pending": _count}
+_STATUS: dict[str, Callable[[object], object]] = {
+    "device_id": _text,
+    "protocol": _text,
+    "connection": _connection,
+    "since": _optional(_stamp),
+    "last_sample": _optional(_stamp),
+    "state": _optional(_text),
+    "samples": _count,
+    "quarantined": _count,
+    "reconnects": _count,
+    "last_error": _optional(_message),
+    "errors": _errors,
+}
 
 
 def _refused(topic_name: str, payload: bytes | bytearray, why: str) -> Rejected:

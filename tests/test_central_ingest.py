@@ -12,23 +12,30 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from fabhub.devices import load_devices
 from fabhub.devservices import Mosquitto
+from fabhub.gateway_setup import build_publishing_gateway
+from fabhub.settings import Settings
 from gateway import wire
 from gateway.central import CentralLink
+from gateway.coordinator import DeviceStatus
+from gateway.health import GatewayFigures, HealthReport, HealthTable
 from gateway.ingest import IngestWorker
-from gateway.publish import Publisher
+from gateway.publish import HealthPublisher, Publisher
 from gateway.spool import Item, Spool
 from telemetry.model import Count, Rejected, Sample
-from telemetry.writer import BatchWriter
+from telemetry.writer import BatchWriter, utc_now
 from tests.gateway_rig import eventually
 from tests.http import REPO
 
@@ -78,7 +85,8 @@ async def stored(pool: AsyncConnectionPool) -> tuple[int, int, dict[str, float]]
 @contextlib.asynccontextmanager
 async def workers(pool: AsyncConnectionPool, broker: Mosquitto, *ids: str) -> AsyncIterator[list[IngestWorker]]:
     writer = BatchWriter(pool)
-    running = [IngestWorker(link(broker, i), writer.deliver_retrying, max_age=0.05) for i in ids]
+    health = HealthTable(pool)
+    running = [IngestWorker(link(broker, i), writer.deliver_retrying, health=health, max_age=0.05) for i in ids]
     tasks = [asyncio.create_task(w.run()) for w in running]
     try:
         for w in running:
@@ -131,6 +139,143 @@ def test_the_wire_format_round_trips_and_refuses_with_reasons():
         assert why in refused.reason, refused
     with pytest.raises(ValueError, match="names the site"):
         wire.site_of("/Site A")
+
+
+STATUSES = [
+    DeviceStatus(
+        "cnc-01", "opcua", "online", T0, T0 + timedelta(seconds=5), "running", 5, 1, 2, "timeout", Counter(t=2)
+    ),
+    DeviceStatus("robot-01", "modbus"),
+]
+
+
+def test_a_health_round_round_trips_and_a_malformed_one_is_refused_with_its_reason():
+    report = HealthReport("gw-1", SITE, T0, STATUSES, GatewayFigures(3, 1, 0))
+    where, payload = wire.encode_health(SITE, report)
+    assert where == "fabhub/v1/site-a/health" and wire.is_health(where)
+    assert wire.decode_health(where, payload) == report
+    good = b'{"v": 1, "gateway_id": "gw", "heartbeat": "2026-01-01T00:00:00Z", "figures": %s, "devices": [%s]}'
+    figures = b'{"spool_depth": 0, "spool_dropped": 0, "writer_pending": 0}'
+    device = (
+        b'{"device_id": "cnc-01", "protocol": "opcua", "connection": "%s", "since": null, "last_sample": null,'
+        b' "state": null, "samples": %s, "quarantined": 0, "reconnects": 0, "last_error": null, "errors": {}}'
+    )
+    assert type(wire.decode_health(where, good % (figures, device % (b"online", b"0")))) is HealthReport
+    for body, why in [
+        (b"{garbage", "JSONDecodeError"),
+        (b'{"v": 2}', "unsupported version 2"),
+        (b'{"v": 1, "gateway_id": "gw"}', "has v, gateway_id"),
+        (good.replace(b"Z", b"") % (figures, b""), "without its offset"),
+        (good % (b"{}", b""), "figures is not an object"),
+        (good % (figures, device % (b"asleep", b"0")), "devices[0].connection: not one of"),
+        (good % (figures, device % (b"online", b"-1")), "devices[0].samples: not a count"),
+        (good % (figures, device % (b"online", b"true")), "devices[0].samples: not a count"),
+        (good % (figures, b'{"device_id": "cnc-01"}'), "devices[0] is not an object"),
+    ]:
+        refused = wire.decode_health(where, body)
+        assert type(refused) is Rejected and refused.signal == "payload", refused
+        assert refused.reason.startswith("malformed payload on fabhub/v1/site-a/health"), refused
+        assert why in refused.reason, refused
+
+
+async def test_a_publishing_gateways_device_health_reaches_the_table_through_a_worker(pool, broker, tmp_path):
+    """Its devices appear with the heartbeat it sent, a late older round changes nothing, a malformed round is
+    quarantined without stopping the worker, and once the gateway is silent its devices read unknown."""
+    publisher = Publisher(link(broker, "gw-h"), SITE, Spool(tmp_path / "spool"), max_age=0.05)
+    health = HealthPublisher(publisher, every=0.5)
+    table = HealthTable(pool, every=0.5, stale_rounds=2)
+    ids = ["cnc-01", "robot-01"]
+    figures = GatewayFigures(3, 1, 0)
+    raw = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="raw", protocol=mqtt.MQTTv5)
+    raw.connect("127.0.0.1", broker.port)
+    raw.loop_start()
+    await publisher.start()
+    try:
+        async with workers(pool, broker, "ingest-1", "ingest-2") as running:
+            await eventually(publisher.connected.is_set)
+            raw.publish(wire.topic(SITE, "health"), b"{garbage", qos=1).wait_for_publish(10)
+            sent = datetime.now(UTC)
+            await health.report("gw-h", "ignored: the publisher's site", sent, STATUSES, figures)
+            await eventually(lambda: heartbeats(pool, sent), timeout=30)
+            now = await table.devices(ids, sent)
+            assert now["cnc-01"] | {"device_id": "cnc-01"} == {
+                "device_id": "cnc-01",
+                "protocol": "opcua",
+                "connection": "online",
+                "state": "running",
+                "since": T0,
+                "last_sample": T0 + timedelta(seconds=5),
+                "last_error": "timeout",
+                "samples": 5,
+                "quarantined": 1,
+                "reconnects": 2,
+                "errors": {"t": 2},
+            }
+            assert now["robot-01"]["connection"] == "connecting"
+            assert await table.figures(sent) == figures
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT gateway_id, site FROM gateway_report")
+                assert await cur.fetchall() == [("gw-h", SITE)]
+            # a round older than the stored one (late, redelivered, or through the other worker) changes nothing
+            offline = [replace(STATUSES[0], connection="offline")]
+            await health.report("gw-h", SITE, sent - timedelta(seconds=10), offline, figures)
+            await eventually(lambda: sum(w.stats.health for w in running) == 2, timeout=30)
+            assert await heartbeats(pool, sent)
+            assert (await table.devices(ids, sent))["cnc-01"]["connection"] == "online"
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT signal, value, reason FROM telemetry_quarantine")
+                [(signal, value, reason)] = await cur.fetchall()
+            assert (signal, value) == ("payload", "{garbage")
+            assert reason.startswith("malformed payload on fabhub/v1/site-a/health: JSONDecodeError")
+
+            async def unknown() -> bool:
+                seen = await table.devices(ids, datetime.now(UTC))
+                return all(seen[d]["connection"] == "unknown" and seen[d]["state"] is None for d in ids)
+
+            await eventually(unknown, timeout=30)  # the gateway stopped reporting: its devices read unknown
+    finally:
+        await publisher.close()
+        raw.disconnect()
+        raw.loop_stop()
+
+
+async def test_fabhub_gateway_publish_reports_its_sites_devices_until_it_stops(pool, broker, tmp_path):
+    """build_publishing_gateway, as `fabhub gateway --site site-a --publish URL` runs it: its device appears in the health table from its rounds, and reads unknown once the gateway stopped."""
+    text = (REPO / "devices.yaml").read_text().replace("  - id: robot-01\n", "  - id: robot-01\n    site: site-a\n")
+    (tmp_path / "devices.yaml").write_text(text)
+    settings = Settings(site=SITE, data_dir=tmp_path, health_every_s=0.5, gateway_id="gw-site-a")
+    gateway = build_publishing_gateway(
+        settings,
+        load_devices(tmp_path / "devices.yaml"),
+        f"{broker.url}/{SITE}",
+        None,
+        utc_now,
+        CollectorRegistry(),
+        {},
+    )
+    table = HealthTable(pool, every=0.5, stale_rounds=2)
+
+    async def reads(*connections: str) -> bool:
+        seen = await table.devices(["robot-01"], datetime.now(UTC))
+        return seen.get("robot-01", {}).get("connection") in connections
+
+    async with workers(pool, broker, "ingest-1"):
+        await gateway.start()
+        try:
+            await eventually(lambda: reads(*wire.CONNECTIONS), timeout=60)  # whether a simulator runs or not
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT gateway_id, site FROM device_health")
+                assert await cur.fetchall() == [("gw-site-a", SITE)]
+        finally:
+            await gateway.stop()
+        await eventually(lambda: reads("unknown"), timeout=30)
+
+
+async def heartbeats(pool: AsyncConnectionPool, sent: datetime) -> bool:
+    """Whether both devices' rows carry the heartbeat the gateway sent (and no other)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT device_id, heartbeat FROM device_health ORDER BY 1")
+        return await cur.fetchall() == [("cnc-01", sent), ("robot-01", sent)]
 
 
 async def test_two_workers_store_a_stream_once_across_a_broker_restart(pool, broker, tmp_path):

@@ -1,13 +1,16 @@
 -- Device health (gateway/health.py).
 
 -- name: report-health!
--- One gateway's round, in one statement: its heartbeat and figures, and each of its devices.
+-- One gateway's round, in one statement: its heartbeat and figures, and each of its devices. A round older
+-- than the stored one changes nothing: rounds through the central broker may arrive late, twice, or out of
+-- order (two ingest workers), and the latest must win.
 WITH reporter AS (
     INSERT INTO gateway_report (gateway_id, site, heartbeat, spool_depth, spool_dropped, writer_pending)
     VALUES (:gateway_id, :site, :heartbeat, :spool_depth, :spool_dropped, :writer_pending)
     ON CONFLICT (gateway_id) DO UPDATE
     SET site = excluded.site, heartbeat = excluded.heartbeat, spool_depth = excluded.spool_depth,
         spool_dropped = excluded.spool_dropped, writer_pending = excluded.writer_pending
+    WHERE gateway_report.heartbeat <= excluded.heartbeat
 )
 INSERT INTO device_health AS h (device_id, protocol, gateway_id, site, connection, state, since, last_sample,
                                 last_error, samples, quarantined, reconnects, errors, heartbeat)
@@ -22,7 +25,8 @@ SET protocol = excluded.protocol, gateway_id = excluded.gateway_id, site = exclu
     connection = excluded.connection, state = excluded.state, since = excluded.since,
     last_sample = excluded.last_sample, last_error = excluded.last_error, samples = excluded.samples,
     quarantined = excluded.quarantined, reconnects = excluded.reconnects, errors = excluded.errors,
-    heartbeat = excluded.heartbeat;
+    heartbeat = excluded.heartbeat
+WHERE h.heartbeat <= excluded.heartbeat;
 
 -- name: device-health
 -- `fresh`: whether its gateway reported since :fresh_after; a device no gateway reported has no row.
