@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -245,7 +245,7 @@ async def test_two_sites_two_workers_two_apps_store_and_show_everything_once(db_
     async with center(db_url, pool, tmp_path) as the:
         # every machine's first state, from both sites, reaches the database: the counters' baselines too
         for device_id in SITES:
-            await eventually(lambda d=device_id: _first_seen(the, d), timeout=60)
+            await _until(the, device_id, _first_seen)
 
         # a booking under way on robot-01, so its going down is news for the technicians
         async with httpx.AsyncClient(base_url=the.apps[0], timeout=30) as first:
@@ -285,13 +285,22 @@ async def test_two_sites_two_workers_two_apps_store_and_show_everything_once(db_
         # the simulators stop where they are; everything they reported arrives, once
         for device_id in COUNTED:
             final = the.sims[device_id].machine.state.parts_total
-            await eventually(lambda d=device_id, f=final: _counted_up_to(the, d, f), timeout=60)
+            await _until(the, device_id, lambda the, d, f=final: _counted_up_to(the, d, f))
             made, raw = await _parts(the, device_id)
             assert raw == final
             assert made == final - START[device_id] > 0, the.logs()
         for device_id in SITES:
             states = await _states(the, device_id)
             assert states == ["idle", *SCRIPT], (device_id, states)
+
+        # both sites' devices are online in both app processes' /api/v1/devices: the publishing site's health
+        # came through the central broker and an ingest worker
+        for url in the.apps:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as app:
+                headers = await login(app, TECHNICIAN)
+                for device_id in SITES:
+                    found = (await app.get(f"/api/v1/devices/{device_id}", headers=headers)).json()
+                    assert (found["connection"], found["state"]) == ("online", SCRIPT[-1]), (url, found)
 
         # the machine-alerts job ran in both app processes: the technicians hear of robot-01 going down once
         down = "SELECT count(*) FROM outbox_event WHERE kind = 'device.down' AND payload->'down'->>'device_id' = %s"
@@ -314,6 +323,15 @@ async def test_two_sites_two_workers_two_apps_store_and_show_everything_once(db_
             # a token from one app process is good at the other: the key is shared
             me = await b.get("/api/v1/me", headers=await login(a, one.email))
             assert me.status_code == 200 and me.json()["email"] == one.email, me.text
+
+
+async def _until(the: Center, device_id: str, check: Callable[[Center, str], Awaitable[bool]]) -> None:
+    """Wait for `check`; fail with what the database holds of the device and the processes' logs."""
+    try:
+        await eventually(lambda: check(the, device_id), timeout=60)
+    except AssertionError:
+        states, parts = await _states(the, device_id), await _parts(the, device_id)
+        raise AssertionError(f"{device_id}: states {states}, parts {parts}\n{the.logs()}") from None
 
 
 async def _first_seen(the: Center, device_id: str) -> bool:
