@@ -151,6 +151,7 @@ async def test_report_times_from_the_payload_and_one_count_per_problem(db_url, t
     override = {"printer-02": {"mqtt": {"time_json": "print.timestamp", "offline_after": timedelta(minutes=5)}}}
     async with rig(db_url, tmp_path, {"printer-02": sim}, mqtt_url=mosquitto.url, overrides=override) as r:
         await eventually(lambda: r.gateway.hub.connected.is_set())
+        await r.state_becomes("printer-02", "idle")  # the answer to the gateway's full-report request came first
         topic = f"device/{P1S}/report"
         sent_at = int(time.time()) + 60  # a printer whose clock runs a minute ahead: later than what it sent before
         sim.publish_raw(json.dumps({"print": {"gcode_state": "RUNNING", "timestamp": sent_at}}).encode(), topic)

@@ -126,6 +126,7 @@ class MqttHub:
         self.unknown = 0
         self.on_unknown: Callable[[Rejected], Awaitable[None]] | None = None
         self._patterns: set[str] = set()
+        self._suback_mid: int | None = None  # the subscription whose acknowledgement makes the hub ready
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -148,6 +149,7 @@ class MqttHub:
         if self.link.tls is not None:
             client.tls_set_context(self.link.tls())
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -237,8 +239,21 @@ class MqttHub:
         self.refused = None
         log.info("MQTT connected to %s:%d (session present: %s)", self.host, self.port, flags.session_present)
         self._call(lambda: self._answered(None))
-        for pattern in sorted(self._patterns):
-            client.subscribe(pattern, qos=1)
+        if not self._patterns:
+            self._ready()
+            return
+        # Ready only once the broker acknowledged the subscriptions: on a new session, a report (or the answer
+        # to the full-report request below) sent before that would be dropped by the broker.
+        _, self._suback_mid = client.subscribe([(pattern, 1) for pattern in sorted(self._patterns)])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if mid == self._suback_mid:
+            refused = [str(r) for r in reasons if r.is_failure]
+            if refused:
+                log.warning("MQTT broker %s:%d refused subscriptions: %s", self.host, self.port, ", ".join(refused))
+            self._ready()
+
+    def _ready(self) -> None:
         self._call(self.connected.set)
         for adapter in list(self.adapters.values()):
             self._call(adapter.request_full_report)
