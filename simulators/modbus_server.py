@@ -72,8 +72,9 @@ class RegisterServer:
         self.refresh()
         flags = self.FLAGS
 
-        def bits() -> list[SimData]:
-            return [SimData(flags.start, values=[False] * len(flags), datatype=DataType.BITS)] if flags else []
+        def bits() -> list[SimData]:  # pymodbus wants a block; without flags every bit read answers 0x02 anyway
+            defined = flags or range(1)
+            return [SimData(defined.start, values=[False] * len(defined), datatype=DataType.BITS)]
 
         def blocks() -> list[SimData]:
             return [SimData(a, values=[0] * n, datatype=DataType.REGISTERS) for a, n in self.BLOCKS]
