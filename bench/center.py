@@ -135,7 +135,7 @@ def write_devices(target: Path, taken: set[int], lan_printers: int = COUNTS["mqt
     yaml.width = 4096  # flow mappings on one line, as in the shipped file
     yaml.indent(mapping=2, sequence=4, offset=2)
     doc = yaml.load(SHIPPED_DEVICES.read_text(encoding="utf-8"))
-    models = {p: [d for d in doc["devices"] if d["protocol"] == p] for p in PROTOCOLS}
+    models = {p: [d for d in doc["devices"] if d["protocol"] == p and "meters" not in d] for p in PROTOCOLS}
     missing = [p for p, ds in models.items() if not ds]
     if missing:
         raise RuntimeError(f"{SHIPPED_DEVICES} has no {', '.join(missing)} device to copy the signal map from")

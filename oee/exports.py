@@ -101,6 +101,8 @@ TITLES_ZH = {
     "class": "设备类别", "status": "状态", "start": "开始", "end": "结束", "booked h": "预约时长（小时）",
     "running h": "运行时长（小时）", "setup h": "调试时长（小时）", "overrun h": "超时时长（小时）",
     "offline h": "离线时长（小时）", "parts total": "产量", "parts good": "良品", "energy kWh": "电能（kWh）",
+    "idle energy kWh": "非运行电能（kWh）", "CO2 kg": "二氧化碳排放（kg）",
+    "grid factor kg CO2/kWh": "电网排放因子（kg CO2/kWh）",
     "bookings": "预约数", "market value (CNY)": "市场价（元）", "subsidy granted (CNY)": "补贴金额（元）",
     "annual cap (CNY)": "年度上限（元）", "cap used year to date (CNY)": "本年已用额度（元）",
     "cap left (CNY)": "剩余额度（元）", "Lines": "明细", "Usage": "使用记录", "Subsidy": "补贴报表",
@@ -298,6 +300,9 @@ USAGE_COLUMNS = [
     Column("parts total", COUNT, 9),
     Column("parts good", COUNT, 9),
     Column("energy kWh", "0.000", 10),
+    Column("idle energy kWh", "0.000", 10),
+    Column("CO2 kg", "0.00", 9),
+    Column("grid factor kg CO2/kWh", "0.0000", 10),
 ]
 
 
@@ -337,6 +342,9 @@ async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo, lang:
                 row["parts_total"],
                 row["parts_good"],
                 row["energy_kwh"],
+                row["idle_energy_kwh"],
+                row["co2_kg"],
+                row["carbon_factor"],
             ]
         )
     return _in(lang, sheet, heading_zh)

@@ -69,6 +69,8 @@ BOUNDED = {
     "/api/v1/oee/bookings/{booking_id}",
     "/api/v1/downtime/codes",
     "/api/v1/losses/pareto",
+    "/api/v1/energy/devices",  # machines x days, at most 92 days
+    "/api/v1/energy/customers",  # one row per customer of one month
     "/api/v1/telemetry/devices/{device_id}/signals",
     "/api/v1/telemetry/devices/{device_id}/signals/{signal}",
     "/api/v1/telemetry/devices/{device_id}/states",

@@ -158,6 +158,9 @@ async def test_the_months_usage(pool):
         (ZHIZAO, got[2][1], "completed", "2027-03-09 09:00", "2027-03-09 12:00", "3.00", "0.00", "0.00", "0.00", "0"),
     ]
     assert [r["class"] for r in rows] == ["cnc", "robot", "cnc"]
+    # the robot's meter counted 3.5 kWh, all of it after the robot stopped running; cnc-01's meter was silent
+    energy = [(r["energy kWh"], r["idle energy kWh"], r["CO2 kg"], r["grid factor kg CO2/kWh"]) for r in rows]
+    assert energy[:2] == [("", "", "", ""), ("3.500", "3.500", "2.00", "0.5703")]  # 3.5 x 0.5703 = 1.996
     assert len(read_csv(february)) == 1 and read_csv(february)[0][start] == "2027-02-15 09:00"
     assert read_csv(april) == []
 

@@ -516,6 +516,8 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             "from": local(0, 0).isoformat(),
             "to": local(31, 0).isoformat(),
             "month": "2027-03",
+            "since": "2027-03-01",
+            "until": "2027-03-31",
             "class": "cnc",
             "device_id": CNC,
             "signal": signals[0]["signal"],

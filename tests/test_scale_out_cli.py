@@ -82,7 +82,7 @@ def test_an_empty_setting_counts_as_unset(tmp_path, db_url):
 def test_a_file_that_disagrees_with_the_catalogue_is_refused_naming_the_difference(env, tmp_path):
     changed = _two_sites()
     changed["classes"]["cnc"]["hourly_rate"] = "200.00"
-    changed["devices"] = [d for d in changed["devices"] if d["id"] != "robot-02"]
+    changed["devices"] = [d for d in changed["devices"] if "robot-02" not in (d["id"], d.get("meters"))]
     other = {**env, "FABHUB_DEVICES": _file(tmp_path, "other.yaml", changed)}
     check = runner.invoke(app, ["catalogue", "check"], env=other)
     assert check.exit_code == 2, check.output

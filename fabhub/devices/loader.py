@@ -185,7 +185,8 @@ def _too_deep(text: str) -> tuple[int, int]:
 
 
 def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
-    """What no single field knows: ids unique, classes referenced (by devices and programs) exist."""
+    """What no single field knows: ids unique, classes referenced (by devices and programs) exist, power
+    meters measure machines of the file."""
     found: list[tuple[tuple, str]] = []
     devices = data.get("devices")
     classes = data.get("classes")
@@ -199,6 +200,7 @@ def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
     if not isinstance(devices, list):
         return found
     ids = Counter(d.get("id") for d in devices if isinstance(d, dict) and isinstance(d.get("id"), str))
+    machines = {d.get("id") for d in devices if isinstance(d, dict) and d.get("meters") is None}
     for i, device in enumerate(devices):
         if not isinstance(device, dict):
             continue
@@ -207,6 +209,9 @@ def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
         cls = device.get("class")
         if isinstance(classes, dict) and isinstance(cls, str) and cls not in classes:
             found.append((("devices", i, "class"), f"unknown class {cls!r}; classes: {', '.join(classes)}"))
+        metered = device.get("meters")
+        if isinstance(metered, str) and metered not in machines:
+            found.append((("devices", i, "meters"), f"{metered!r} is not a machine in this file"))
     return found
 
 

@@ -251,14 +251,6 @@ class DeviceFile(Strict):
     subsidy_programs: dict[Annotated[str, Field(pattern=ID)], SubsidyProgram] = {}
     carbon: Carbon = Carbon()
 
-    @model_validator(mode="after")
-    def _meters_measure_machines(self) -> DeviceFile:
-        machines = {d.id for d in self.devices if d.meters is None}
-        for i, d in enumerate(self.devices):
-            if d.meters is not None and d.meters not in machines:
-                raise ValueError(f"devices[{i}] ({d.id}) meters {d.meters!r}, which is not a machine in this file")
-        return self
-
     @property
     def machines(self) -> list[OpcUaDevice | ModbusDevice | MqttDevice]:
         """The devices that are booked (every one but the power meters)."""

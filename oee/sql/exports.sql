@@ -24,7 +24,9 @@ SELECT b.id AS booking_id, o.name AS organization, o.uscc, d.id AS device_id, d.
        round(CAST(u.offline_s AS numeric) / 3600, 2) AS offline_h,
        CAST(round(CAST(u.parts_total AS numeric)) AS bigint) AS parts_total,
        CAST(round(CAST(u.parts_good AS numeric)) AS bigint) AS parts_good,
-       round(CAST(u.energy_kwh AS numeric), 3) AS energy_kwh
+       round(CAST(u.energy_kwh AS numeric), 3) AS energy_kwh,
+       round(CAST(u.idle_energy_kwh AS numeric), 3) AS idle_energy_kwh,
+       round(CAST(u.energy_kwh AS numeric) * u.carbon_factor, 2) AS co2_kg, u.carbon_factor
 FROM usage_record u
 JOIN booking_slot b ON b.id = u.booking_id
 JOIN device_entry d ON d.id = b.device_id
