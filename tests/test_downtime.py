@@ -125,6 +125,16 @@ async def test_intervals_reasons_and_the_pareto_worked_by_hand(day, any_pool):
             ("unassigned", 4_500),
             ("tool_breakage", 1_200),
         ]
+        # Explained down time outside opening hours counts whole: E (material_shortage) 19:30 to NOW = 16,200;
+        # the unexplained A still only 08:00-08:30 (1,800) and F 900: 10,200 - 1,800 + 16,200 = 24,600.
+        explained = await downtime.pareto(conn, ["cnc-01", "cnc-02"], t(0), t(24), NOW, ZONE, explained_outside=True)
+        assert (explained.planned_only, explained.explained_outside, explained.down_s) == (True, True, 24_600)
+        assert [(r.code, r.seconds, r.intervals) for r in explained.rows] == [
+            ("material_shortage", 16_200, 1),
+            ("machine_fault", 4_500, 2),
+            ("unassigned", 2_700, 2),
+            ("tool_breakage", 1_200, 1),
+        ]
         # A window from 10:30 to 12:10 cuts B to 15 min and C to 10 min.
         cut = await downtime.pareto(conn, ["cnc-01"], t(10.5), t(12 + 10 / 60), NOW, ZONE)
         assert [(r.code, r.seconds) for r in cut.rows] == [("machine_fault", 900), ("tool_breakage", 600)]
