@@ -1,49 +1,103 @@
-"""The demo's month of history: last month's bookings of the demo SME checked in, completed (one a no-show)
-by the lifecycle's rules, two bookings under way now, and last month billable with usage from the states
-written for it. Written once."""
+"""The demo's month of history: every machine booked by several SMEs and measured, checked in, completed or
+marked no-show by the lifecycle's rules, a late cancellation, maintenance, explained faults (one at night,
+outside opening hours), parts and energy samples, two bookings under way now, and last month billable.
+Written once, and quickly."""
 
+import itertools
+import time as clock
 from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from accounts.users import list_users
-from fabhub.catalogue import catalogue_from, oee_facts
+from fabhub.catalogue import oee_facts
 from fabhub.demo_accounts import ensure_demo_accounts
-from fabhub.demo_history import LAST_MONTH, admin_principal, ensure_history
+from fabhub.demo_history import admin_principal, ensure_history
+from fabhub.demo_plan import DEMO_MONTH, plan_month
 from fabhub.devices import load_devices
+from oee import downtime
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from tests.http import REPO
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2027, 4, 14, 3, 10, tzinfo=UTC)  # 11:10 on a Wednesday in Jingjiang
+DEVICES = ("cnc-01", "cnc-02", "robot-01", "robot-02", "printer-01", "printer-02", "printer-03")
+
+
+def test_the_plan_is_the_same_every_time_and_never_double_books():
+    first = plan_month(datetime(2027, 3, 1).date(), datetime(2027, 4, 14).date(), ZONE, DEVICES)
+    again = plan_month(datetime(2027, 3, 1).date(), datetime(2027, 4, 14).date(), ZONE, DEVICES)
+    assert first.sessions == again.sessions and first.maintenance == again.maintenance
+    for device in DEVICES:
+        spans = sorted(
+            [(s.start, s.end) for s in first.sessions if s.device == device]
+            + [(m.start, m.end) for m in first.maintenance if m.device == device]
+        )
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), device
+        assert any(s.device == device for s in first.sessions), device
+    assert {s.sme for s in first.sessions} == {"demo", "hengda", "huarui", "chuangxiang", "xincheng"}
+    # a busy week and a quiet week: booked hours per ISO week differ by more than twice
+    hours: dict[int, float] = {}
+    for s in first.sessions:
+        week = s.start.isocalendar()[1]
+        hours[week] = hours.get(week, 0) + (s.end - s.start).total_seconds() / 3600
+    full_weeks = [h for w, h in hours.items() if w not in (min(hours), max(hours))]
+    assert max(full_weeks) > 2 * min(full_weeks)
 
 
 async def test_history_is_written_once_and_bills(db_url, pool):
     devices = load_devices(REPO / "devices.yaml")
-    catalogue = catalogue_from(devices)
     await ensure_demo_accounts(db_url, list(devices.classes), list(devices.subsidy_programs), NOW, ZONE)
     async with pool.connection() as conn:
         users = {u.role.value: u for u in await list_users(conn)}
     admin, customer = users["admin"], users["customer"]
-    args = (pool, catalogue, ZONE, NOW, admin_principal(admin.id, admin.email), customer.id, customer.organization_id)
+    args = (pool, devices, ZONE, NOW, admin_principal(admin.id, admin.email), customer.id, customer.organization_id)
+    began = clock.monotonic()
     assert await ensure_history(*args) is True
+    assert clock.monotonic() - began < 30  # a few seconds on a quiet machine; the demo's start stays quick
     assert await ensure_history(*args) is False
     async with pool.connection() as conn:
-        rows = await (await conn.execute("SELECT status, count(*) FROM booking GROUP BY 1 ORDER BY 1")).fetchall()
-    assert dict(rows) == {"completed": len(LAST_MONTH) - 1, "no_show": 1, "confirmed": 2}
 
-    oee = OeeService(*oee_facts(devices), ZONE, lambda: NOW)
-    invoicing = Invoicing(oee, Decimal("0.06"), ZONE, lambda: NOW)
-    async with pool.connection() as conn:
-        [invoice_id] = await invoicing.draft_month(conn, datetime(2027, 3, 1).date(), "tests")
-        lines = await (
-            await conn.execute(
-                "SELECT kind, count(*) FROM invoice_line WHERE invoice_id = %s GROUP BY 1", (invoice_id,)
-            )
-        ).fetchall()
-        running = await (await conn.execute("SELECT sum(running_s) FROM usage_record")).fetchone()
-    assert dict(lines)["usage"] == len(LAST_MONTH) - 1 and dict(lines)["no_show"] == 1
-    # running starts 10 minutes into each booking; the printer's run past its end is overrun, not usage
-    inside = sum(min(minutes, hours * 60 - 10) for *_, hours, minutes in LAST_MONTH)
-    assert running[0] == 60 * inside
+        async def rows(sql: str, *params: object) -> list:
+            return await (await conn.execute(sql, params)).fetchall()
+
+        status = dict(await rows("SELECT status, count(*) FROM booking GROUP BY 1"))
+        assert status["confirmed"] == 2  # under way now
+        assert status["no_show"] >= 2 and status["cancelled"] == 1 and status["completed"] > 60
+        [[late]] = await rows("SELECT count(*) FROM booking WHERE late_cancellation AND fee > 0")
+        assert late == 1
+        per_org = dict(await rows("SELECT organization_id, count(*) FROM booking GROUP BY 1"))
+        assert len(per_org) == 5 and per_org[customer.organization_id] == len(DEMO_MONTH) + 2
+        booked = {d for [d] in await rows("SELECT DISTINCT device_id FROM booking")}
+        stated = {d for [d] in await rows("SELECT DISTINCT device_id FROM state_change")}
+        assert booked == stated == set(DEVICES)
+        [[windows]] = await rows("SELECT count(*) FROM maintenance_window")
+        assert windows >= 3
+        energy = dict(
+            await rows("SELECT device_id, sum(value) FROM measured_value WHERE signal = 'energy_kwh.delta' GROUP BY 1")
+        )
+        assert set(energy) == set(DEVICES) and energy["cnc-01"] > 10 * energy["printer-01"] > 0
+        [[powers]] = await rows("SELECT count(*) FROM measured_value WHERE signal = 'power_kw'")
+        assert powers == sum(1 for _ in await rows("SELECT 1 FROM measured_value WHERE signal = 'energy_kwh.delta'"))
+        [[parts]] = await rows("SELECT sum(value) FROM measured_value WHERE signal = 'parts_total.delta'")
+        assert parts > 1000
+        # faults with reasons, one at night (outside opening hours), and some left unexplained
+        march = (datetime(2027, 3, 1, tzinfo=ZONE), datetime(2027, 4, 1, tzinfo=ZONE))
+        found = await downtime.down_intervals(conn, list(DEVICES), *march, NOW)
+        explained = [i for i in found if i.reason is not None]
+        assert len(explained) >= 5 and len(found) > len(explained)
+        night = [i for i in explained if i.start.astimezone(ZONE).hour >= 20]
+        assert night and night[0].duration_s == 9 * 3600
+        inside = await downtime.pareto(conn, list(DEVICES), *march, NOW, ZONE)
+        whole = await downtime.pareto(conn, list(DEVICES), *march, NOW, ZONE, explained_outside=True)
+        assert whole.down_s - inside.down_s >= 9 * 3600 - 1
+
+        oee = OeeService(*oee_facts(devices), ZONE, lambda: NOW)
+        invoicing = Invoicing(oee, Decimal("0.06"), ZONE, lambda: NOW)
+        invoices = await invoicing.draft_month(conn, datetime(2027, 3, 1).date(), "tests")
+        assert len(invoices) == 5
+        lines = dict(await rows("SELECT kind, count(*) FROM invoice_line GROUP BY 1"))
+        assert lines["usage"] > 40 and lines["no_show"] >= 1 and lines["subsidy"] > 10
+        [[spent]] = await rows("SELECT sum(amount) FROM subsidy_ledger")
+        assert spent > 0
