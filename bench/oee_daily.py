@@ -176,7 +176,7 @@ def bench_devices(count: int) -> DeviceFile:
     for i in range(count):
         template = templates[i % len(templates)]
         devices.append(
-            template.model_copy(update={"id": f"{template.class_}-{101 + i}", "name": f"{template.name} #{101 + i}"})
+            template.model_copy(update={"id": f"{template.class_id}-{101 + i}", "name": f"{template.name} #{101 + i}"})
         )
     return base.model_copy(update={"devices": devices})
 

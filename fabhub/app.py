@@ -75,6 +75,7 @@ from notify.api import make_router as notify_router
 from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
+from oee.energy_api import make_router as energy_router
 from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
 from telemetry.live import LiveListener
@@ -134,7 +135,7 @@ def create_app(
     # One path for every process, a gateway here or not: what is written reaches the board on commit.
     hub = LiveHub()
     health = health_table(settings, pool)
-    machines = [Machine(d.id, d.name, d.class_) for d in devices.devices if not d.retired]
+    machines = [Machine(d.id, d.name, d.class_id) for d in devices.machines if not d.retired]
     silent = SilentGateways(health, reader, [m.id for m in machines], hub, clock)
     listener = LiveListener(database_url, reader, silent.publish)
     board = Board(
@@ -224,6 +225,7 @@ def create_app(
     app.include_router(waiting_router(pool, auth, bookings, clock, API), responses=PROBLEMS)
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(oee_router(pool, auth, oee_service, catalogue, clock, API), responses=PROBLEMS)
+    app.include_router(energy_router(pool, auth, oee_service, catalogue, API), responses=PROBLEMS)
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(
         billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS

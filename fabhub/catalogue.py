@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 
 from booking.catalogue import Catalogue, Device, DeviceClass, Program, Rules, differences, sync
 from fabhub.devices import DeviceFile
+from oee.energy import Carbon, EnergyFacts
 
 
 class CatalogueMismatch(RuntimeError):
@@ -53,8 +54,8 @@ def catalogue_from(devices: DeviceFile) -> Catalogue:
     return Catalogue(
         classes=classes,
         devices={
-            d.id: Device(id=d.id, class_id=d.class_, name=d.name, hourly_rate=d.hourly_rate, retired=d.retired)
-            for d in devices.devices
+            d.id: Device(id=d.id, class_id=d.class_id, name=d.name, hourly_rate=d.hourly_rate, retired=d.retired)
+            for d in devices.machines
         },
         programs={
             program_id: Program(
@@ -71,9 +72,11 @@ def catalogue_from(devices: DeviceFile) -> Catalogue:
     )
 
 
-def oee_facts(devices: DeviceFile) -> tuple[dict[str, float | None], frozenset[str]]:
-    """Each device's ideal cycle time in seconds (None when not configured), and the devices that count good
-    or bad parts (quality is unknown, not perfect, on the others)."""
-    ideal = {d.id: d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None for d in devices.devices}
-    counts_good = frozenset(d.id for d in devices.devices if {"parts_good", "parts_bad"} & d.signal_names())
-    return ideal, counts_good
+def oee_facts(devices: DeviceFile) -> tuple[dict[str, float | None], frozenset[str], EnergyFacts]:
+    """Each machine's ideal cycle time in seconds (None when not configured), the machines that count good
+    or bad parts (quality is unknown, not perfect, on the others), and where their energy is measured."""
+    machines = devices.machines
+    ideal = {d.id: d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None for d in machines}
+    counts_good = frozenset(d.id for d in machines if {"parts_good", "parts_bad"} & d.signal_names())
+    c = devices.carbon
+    return ideal, counts_good, EnergyFacts(devices.energy_sources(), Carbon(c.factor, c.source, c.year))

@@ -9,7 +9,7 @@ import secrets
 import zlib
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from fabhub.devices import DeviceFile
@@ -18,6 +18,7 @@ from simulators.machine import Machine, Profile
 from simulators.modbus_robot import ModbusRobot
 from simulators.mqtt_printer import MqttPrinter, printer_profile
 from simulators.opcua_cnc import OpcUaCnc
+from simulators.power_meter import LOADS, PowerMeter
 from simulators.printer_broker import LanPrinter
 
 ReportMode = Literal["full", "delta"]  # a simulated printer's: full reports (X1) or deltas (P1)
@@ -29,13 +30,20 @@ class Simulator(Protocol):
 
 
 def at_speed(devices: DeviceFile, speed: float) -> DeviceFile:
-    """The devices as a gateway reading simulators at `speed` must see them: the machines make parts `speed`
-    times faster than real ones, so the physical limit on a counter's step grows with it."""
+    """The devices as a gateway reading simulators at `speed` must see them: the machines make parts and use
+    energy `speed` times faster than real ones, so the physical limit on a counter's step grows with it."""
     if speed <= 1:
         return devices
-    scaled = [
-        d.model_copy(update={"max_rate": d.max_rate * speed}) if d.max_rate is not None else d for d in devices.devices
-    ]
+    scaled = []
+    for d in devices.devices:
+        update: dict[str, Any] = {}
+        if d.max_rate is not None:
+            update["max_rate"] = d.max_rate * speed
+        limited = {n: s.model_copy(update={"max_per_s": s.max_per_s * speed})
+                   for n, s in d.signals.items() if s.max_per_s is not None}  # fmt: skip
+        if limited:
+            update["signals"] = d.signals | limited
+        scaled.append(d.model_copy(update=update) if update else d)
     return devices.model_copy(update={"devices": scaled})
 
 
@@ -52,7 +60,9 @@ def demo_access_codes(devices: DeviceFile, environ: MutableMapping[str, str]) ->
     return made
 
 
-def _lan_printer(d: MqttDevice, seed: int, mode: ReportMode, speed: float, environ: Mapping[str, str]) -> LanPrinter:
+def _lan_printer(
+    d: MqttDevice, machine: Machine, mode: ReportMode, speed: float, environ: Mapping[str, str]
+) -> LanPrinter:
     endpoint = urlsplit(d.endpoint or "")
     serial = d.mqtt.serial or d.id
     ca_file = d.mqtt.ca_file
@@ -62,7 +72,6 @@ def _lan_printer(d: MqttDevice, seed: int, mode: ReportMode, speed: float, envir
     code = d.mqtt.resolved(environ).password
     if not code:
         raise ValueError(f"{d.id}: a printer in LAN mode needs its access code (mqtt.password_env)")
-    machine = Machine(seed, printer_profile())
     host, port = endpoint.hostname or "127.0.0.1", endpoint.port or 8883
     return LanPrinter(
         serial, machine, access_code=code, cert_dir=Path(ca_file).parent, host=host, port=port, mode=mode, speed=speed
@@ -78,23 +87,34 @@ def simulators_for(
         raise ValueError("printers publish to a site broker: set FABHUB_MQTT_URL")
     broker = urlsplit(mqtt_url or "")
     sims: list[Simulator] = []
-    for n, d in enumerate(x for x in devices.devices if not x.retired):
+    machines: dict[str, tuple[Machine, str]] = {}  # a machine's simulated life and its class, for its meter
+    for n, d in enumerate(x for x in devices.machines if not x.retired):
         seed = zlib.crc32(d.id.encode())
         cycle = d.ideal_cycle_time.total_seconds() if d.ideal_cycle_time else None
         if isinstance(d, MqttDevice):
+            machine = Machine(seed, printer_profile())
             mode: ReportMode = "delta" if n % 2 else "full"  # P1-style deltas and X1-style full reports side by side
             if d.endpoint is not None:
-                sims.append(_lan_printer(d, seed, mode, speed, environ or {}))
-                continue
-            machine = Machine(seed, printer_profile())
-            sims.append(MqttPrinter(d.mqtt.serial or d.id, broker.hostname or "127.0.0.1", broker.port or 1883,
-                                    machine, mode=mode, speed=speed))  # fmt: skip
+                sims.append(_lan_printer(d, machine, mode, speed, environ or {}))
+            else:
+                sims.append(MqttPrinter(d.mqtt.serial or d.id, broker.hostname or "127.0.0.1", broker.port or 1883,
+                                        machine, mode=mode, speed=speed))  # fmt: skip
+            machines[d.id] = machine, d.class_id
             continue
         endpoint = urlsplit(d.endpoint or "")
         machine = Machine(seed, Profile(ideal_cycle_s=cycle) if cycle else Profile())
+        machines[d.id] = machine, d.class_id
         host, port = endpoint.hostname or "127.0.0.1", endpoint.port or 0
         if isinstance(d, OpcUaDevice):
             sims.append(OpcUaCnc(d.id, port, machine, host=host, speed=speed))
         elif isinstance(d, ModbusDevice):
             sims.append(ModbusRobot(d.id, port, machine, host=host, speed=speed))
+    for d in devices.devices:
+        if d.meters is None or d.retired or d.meters not in machines or not isinstance(d, ModbusDevice):
+            continue
+        machine, class_id = machines[d.meters]
+        endpoint = urlsplit(d.endpoint or "")
+        load = LOADS.get(class_id, LOADS["robot"])
+        sims.append(PowerMeter(d.id, endpoint.port or 0, machine, load, seed=zlib.crc32(d.id.encode()),
+                               host=endpoint.hostname or "127.0.0.1", speed=speed))  # fmt: skip
     return sims

@@ -116,6 +116,9 @@ ROLES: Policy = {
     ("GET", "/api/v1/utilisation"): EVERYONE,
     ("GET", "/api/v1/oee/bookings/{booking_id}"): EVERYONE,
     ("POST", "/api/v1/oee/bookings/{booking_id}/recompute"): FINANCE,
+    # Energy: per machine and day is the center's own; per customer and month a customer sees its own.
+    ("GET", "/api/v1/energy/devices"): STAFF,
+    ("GET", "/api/v1/energy/customers"): EVERYONE,
     # Down time is the center's own: staff read it, floor staff explain it; anyone may read the codes.
     ("GET", "/api/v1/downtime"): STAFF,
     ("GET", "/api/v1/downtime/codes"): EVERYONE,

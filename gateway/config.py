@@ -135,16 +135,24 @@ class SignalCommon(Strict):
         None,
         gt=0,
         le=1e9,
-        description="the most a counter can count per second; parts_* default from ideal_cycle_time",
+        description="the most a counter can count per second (in its unit: parts, kWh); parts_* default from"
+        " ideal_cycle_time",
     )
     reset_on: SignalName | None = Field(None, description="a signal (e.g. a job id) whose change restarts the count")
+    resolution: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        description="a counter's step in its raw value, for counters read as decimals (an energy meter's float kWh:"
+        " 0.01); its deltas are then counted in these steps. Default 1: a whole-number counter",
+    )
     deadband: float = Field(0.0, ge=0, description="report a number only when it moves more than this")
 
     @model_validator(mode="after")
     def _range(self) -> SignalCommon:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is larger than max")
-        for option in ("rollover", "max_per_s", "reset_on"):
+        for option in ("rollover", "max_per_s", "reset_on", "resolution"):
             if getattr(self, option) is not None and not self.counter:
                 raise ValueError(f"{option} only applies to a counter")
         return self
@@ -442,9 +450,12 @@ def derive_state(rules: list[StateRule], values: dict[str, Any]) -> str | None:
 class CounterRule:
     """How the writer judges a counter's steps (telemetry.counters)."""
 
-    modulus: int | None = None
-    max_per_s: float | None = None
+    modulus: int | None = None  # in steps
+    max_per_s: float | None = None  # steps a second
     reset_on: str | None = None
+    resolution: float = 1.0  # raw value of a step
+    unit: float = 1.0  # what a step is worth in the signal's unit (kWh, parts): resolution x scale
+    every: int = 0  # steps to gather before handing the value on (the deadband), unless the heartbeat is due
 
 
 PART_COUNTER = "parts_"
@@ -468,17 +479,24 @@ class GatewayDevice:
     reconnect_max: timedelta = DEFAULT_RECONNECT_MAX
 
     def counter_rules(self) -> dict[str, CounterRule]:
-        """Wrap-around from the register type unless stated; part counters may not outrun `max_rate` times
-        the ideal cycle (one part per ideal_cycle_time), other counters their own `max_per_s`."""
+        """Counters count in steps of their `resolution` (1: whole numbers), each worth `resolution` x `scale`
+        of the signal's unit. Integer registers wrap where their type does unless `rollover` (raw) says
+        otherwise; decimals never wrap. Part counters may not outrun `max_rate` times the ideal cycle (one part
+        per ideal_cycle_time), other counters their own `max_per_s` (in the signal's unit a second)."""
         rules = {}
         for name, spec in self.signals.items():
             if not spec.counter:
                 continue
+            resolution = spec.resolution or 1.0
+            unit = resolution * spec.scale
             modulus = spec.rollover
             if modulus is None and isinstance(spec, ModbusSignal) and spec.type in MODBUS_WIDTH:
-                modulus = 1 << (16 * MODBUS_WIDTH[spec.type])
-            max_per_s = spec.max_per_s
+                modulus = None if spec.type.startswith("float") else 1 << (16 * MODBUS_WIDTH[spec.type])
+            if modulus is not None:
+                modulus = round(modulus / resolution)
+            max_per_s = spec.max_per_s / unit if spec.max_per_s is not None else None
             if max_per_s is None and name.startswith(PART_COUNTER) and self.ideal_cycle_time and self.max_rate:
                 max_per_s = self.max_rate / self.ideal_cycle_time.total_seconds()
-            rules[name] = CounterRule(modulus, max_per_s, spec.reset_on)
+            every = math.floor(spec.deadband / unit) if spec.deadband else 0
+            rules[name] = CounterRule(modulus, max_per_s, spec.reset_on, resolution, unit, every)
         return rules

@@ -65,7 +65,7 @@ class DeviceNormalizer:
         self.values: dict[str, Any] = {}  # latest good value of each signal: what the state rules see
         self._changed: dict[str, datetime] = {}  # when each value last changed: the time of a state it decides
         self._emitted: dict[str, _Emitted] = {}
-        self._counted: dict[str, int] = {}  # raw value of each counter as last handed on
+        self._counted: dict[str, tuple[int, datetime]] = {}  # each counter's raw value as last handed on, and when
         self.state: str | None = None
         self._state_time: datetime | None = None
 
@@ -125,6 +125,8 @@ class DeviceNormalizer:
             return None
         self._keep(r.signal, number, r.time)
         if spec is not None and spec.counter:
+            if spec.resolution is not None:  # a decimal counter (float kWh): counted in steps of its resolution
+                return r.signal, round(number / spec.resolution), r.time
             if number != int(number):
                 self._reject(out, r, "a counter must be a whole number")
                 return None
@@ -162,13 +164,18 @@ class DeviceNormalizer:
     def _count(self, signal: str, raw: int, time: datetime, out: Output) -> None:
         """Hand a counter's value on when it changed (or is the first since start or recovery): the writer
         counts it against the baseline stored in the database (telemetry.counters), never here."""
-        if self._counted.get(signal) == raw:
-            return
-        self._counted[signal] = raw
         rule = self._counters.get(signal, CounterRule())
+        last = self._counted.get(signal)
+        if last is not None:
+            raw_then, then = last
+            if raw == raw_then:
+                return
+            if 0 < raw - raw_then < rule.every and time - then < self._heartbeat:
+                return  # inside its deadband: gathered into a later step (a reset is handed on at once)
+        self._counted[signal] = (raw, time)
         epoch = None if rule.reset_on is None else self.values.get(rule.reset_on)
         epoch_text = None if epoch is None else str(epoch)
-        out.counts.append(Count(time, self.device_id, signal, raw, rule.modulus, rule.max_per_s, epoch_text))
+        out.counts.append(Count(time, self.device_id, signal, raw, rule.modulus, rule.max_per_s, epoch_text, rule.unit))
 
     def _reject(self, out: Output, r: Reading, reason: str) -> None:
         out.rejected.append(reject((r.time, self.device_id, r.signal, r.value), reason))

@@ -4,7 +4,8 @@ Topic `fabhub/v1/<site>/samples`, QoS 1, one message per gateway batch (split at
 versioned by "v"): {"v": 1, "devices": {device_id: {kind: [column, ...], ...}, ...}}, a device's items of one
 kind as columns of equal length:
   "s": [times, signals, values, qualities]                       samples and states
-  "c": [times, signals, raws, moduli, max_per_s, epochs]          cumulative counters' raw values
+  "c": [times, signals, raws, moduli, max_per_s, epochs, units]   cumulative counters' raw values (units may be
+                                                                  left out: a gateway of before decimal counters)
   "r": [times (or null), signals, values, reasons]                refused at the gateway, for the quarantine
 with times in ISO 8601 with their offset. An item carries everything its store keys on (device, signal,
 time; the quarantine's value and reason), so a redelivered message stores nothing twice. A payload that
@@ -39,7 +40,7 @@ import orjson
 from gateway.coordinator import DeviceStatus
 from gateway.health import GatewayFigures, HealthReport
 from gateway.spool import KIND_OF, KINDS, Item
-from telemetry.model import Rejected, Sample, reject
+from telemetry.model import Count, Rejected, Sample, reject
 
 VERSION = 1
 SITE = re.compile(r"^[a-z0-9-]{1,64}$")
@@ -144,12 +145,13 @@ def _items(device_id: str, kind: str, columns: object, times: dict[str, datetime
     cls = KINDS.get(kind)
     if cls is None:
         raise Malformed(f"unknown item kind {kind!r}")
+    widths = (len(cls._fields) - 1, len(cls._fields) - 2) if cls is Count else (len(cls._fields) - 1,)
     if (
         not isinstance(columns, list)
-        or len(columns) != len(cls._fields) - 1
+        or len(columns) not in widths
         or not all(isinstance(c, list) and len(c) == len(columns[0]) for c in columns)
     ):
-        raise Malformed(f"the {kind!r} items of {device_id} are not {len(cls._fields) - 1} columns of one length")
+        raise Malformed(f"the {kind!r} items of {device_id} are not {widths[0]} columns of one length")
     when, *rest = columns
     if cls is Rejected:
         if not all(isinstance(x, str) for column in rest for x in column):

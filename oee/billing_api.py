@@ -86,6 +86,12 @@ class UsageOut(BaseModel):
     offline_s: float
     parts_total: int  # counted parts, whole
     parts_good: int | None
+    energy_kwh: float | None = Field(description="the machine's energy over the slot; null: it measures none")
+    idle_energy_kwh: float | None = Field(description="of which while the machine was not running")
+    co2_kg: Decimal | None = Field(description="energy_kwh x carbon_factor")
+    carbon_factor: Decimal | None = Field(description="kg CO2 per kWh, the grid factor in force when frozen")
+    carbon_source: str | None
+    carbon_year: int | None
     computed_at: Stamp
     updated_at: Stamp
     reference: str | None

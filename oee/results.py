@@ -30,6 +30,7 @@ from accounts.model import Principal
 from booking import lifecycle
 from common.errors import Conflict, NotFound
 from common.rows import dict_rows
+from oee import energy
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
 
@@ -171,8 +172,10 @@ async def _store(
         "offline_s": float(sums.get("offline_s", 0.0)),
         "parts_total": float(sums.get("parts_total", 0.0)),
         "parts_good": float(raw["parts_good"].sum()) if raw["parts_good"].notna().any() else None,
-        "energy_kwh": await QUERIES.energy(conn, device_id=booking["device_id"], start=start, end=end),
     }
+    spent = await energy.used(conn, oee.energy, booking["device_id"], start, end, oee.zone.key)
+    usage |= {"energy_kwh": spent.kwh, "idle_energy_kwh": spent.idle_kwh}
+    usage |= oee.energy.carbon.stated() if spent.kwh is not None else dict.fromkeys(oee.energy.carbon.stated())
     if replace_usage or await _usage(conn, booking["id"]) is None:
         await QUERIES.store_usage(conn, **usage, now=now)
     rows = []

@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.types.multirange import Multirange
 
 from oee import metrics
+from oee.energy import EnergyFacts
 from oee.sqlfiles import QUERIES
 
 MICRO_STOP = timedelta(minutes=2)
@@ -29,12 +30,14 @@ class OeeService:
         self,
         ideal_cycle_s: Mapping[str, float | None],
         counts_good: frozenset[str],
+        energy: EnergyFacts,
         zone: ZoneInfo,
         clock: Callable[[], datetime],
         micro_stop: timedelta = MICRO_STOP,
     ) -> None:
         self.ideal_cycle_s = ideal_cycle_s
         self.counts_good = counts_good  # devices with a parts_good or parts_bad counter
+        self.energy = energy
         self.zone = zone
         self.clock = clock
         self.micro_stop = micro_stop

@@ -106,7 +106,8 @@ def count(counts: Sequence[Count], stored: dict[tuple[str, str], Baseline]) -> C
             log.warning("%s %s: %s", c.device_id, c.signal, result.problem)
             out.rejected.append(reject((c.time, c.device_id, c.signal, c.raw), result.problem))
         elif result.delta > 0:
-            out.deltas.append(Sample(c.time, c.device_id, c.signal + DELTA_SUFFIX, float(result.delta)))
+            value = float(result.delta) if c.unit == 1 else round(result.delta * c.unit, 9)  # 0.01 x 3 is 0.03
+            out.deltas.append(Sample(c.time, c.device_id, c.signal + DELTA_SUFFIX, value))
     return out
 
 

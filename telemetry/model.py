@@ -47,6 +47,7 @@ class Count(NamedTuple):
     modulus: int | None = None  # where the counter wraps around
     max_per_s: float | None = None  # the most the machine can count per second: a larger step is a reset
     epoch: str | None = None  # the value of the counter's reset_on signal: a change starts a new baseline
+    unit: float = 1.0  # what one step of `raw` is worth in the signal's unit (0.01 for a meter counting 0.01 kWh)
 
 
 @final
@@ -225,6 +226,8 @@ def _route_count(out: Partition, count: Count, horizon: datetime, cache: SeriesC
         reason = "timestamp in the future"
     elif type(count.raw) is not int or count.raw < 0:
         reason = "a counter is a whole number of at least 0"
+    elif type(count.unit) not in (int, float) or not 0 < count.unit < math.inf:
+        reason = "a counter's unit is a positive number"
     else:
         out.counts.append(count)
         return

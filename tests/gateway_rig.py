@@ -36,13 +36,14 @@ def devices_for(ids: list[str], ports: dict[str, int], overrides: dict[str, dict
     """The shipped devices, only `ids`, with endpoints on the given ports and fast polling; `overrides` change
     protocol settings per device, e.g. {"cnc-01": {"opcua": {"username": "x"}}}, or the device's own fields,
     e.g. {"robot-01": {"max_rate": 3.0}}. Tests move counters faster than machines can: the physical limit
-    on a counter's step is lifted (max_rate None) unless a test sets it."""
+    on a counter's step is lifted (max_rate and the signals' max_per_s None) unless a test sets it."""
     shipped = load_devices(REPO / "devices.yaml")
     chosen = []
     for d in shipped.devices:
         if d.id not in ids:
             continue
         update: dict[str, Any] = {"heartbeat": timedelta(seconds=30), "max_rate": None}
+        update["signals"] = {n: s.model_copy(update={"max_per_s": None}) for n, s in d.signals.items()}
         if d.protocol == "modbus":
             update["endpoint"] = f"tcp://127.0.0.1:{ports[d.id]}"
             update["modbus"] = d.modbus.model_copy(update=FAST)

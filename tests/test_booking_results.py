@@ -21,6 +21,7 @@ from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry import BatchWriter, Sample
 from telemetry.maintenance import roll_up
+from telemetry.model import Count
 from tests.accounts_rig import Clock, as_role, login, make_user
 from tests.booking_rig import NOW, ZONE, customer, local, slot
 from tests.http import REPO, serve
@@ -29,18 +30,20 @@ from tests.test_invoices import NOW as APRIL
 from tests.test_invoices import customer as billed_customer
 
 CNC = "cnc-01"
+METER = "meter-cnc-01"
 
 
-def shift() -> list[Sample]:
+def shift() -> list[Sample | Count]:
     """Tuesday 2 March on cnc-01 (ideal cycle 4 min), booked 09:00-12:00: setup 30 min, running 2 h, then idle;
-    20 parts, 19 good, 12.5 kWh."""
-    samples = [
+    20 parts, 19 good; its meter counts 12.5 kWh in the slot (in 0.01 kWh steps), 1.5 kWh of it not running."""
+    samples: list[Sample | Count] = [
         Sample(local(1, 9), CNC, "state", "setup"),
         Sample(local(1, 9.5), CNC, "state", "running"),
         Sample(local(1, 11.5), CNC, "state", "idle"),
-        Sample(local(1, 8.9), CNC, "energy_kwh", 100.0),
-        Sample(local(1, 11.9), CNC, "energy_kwh", 112.5),
     ]
+    meter = [(8.9, 10000), (9.5, 10050), (11.5, 11150), (11.9, 11250)]
+    samples += [Sample(local(1, h), METER, "energy_kwh", raw / 100) for h, raw in meter]
+    samples += [Count(local(1, h), METER, "energy_kwh", raw, unit=0.01) for h, raw in meter]
     samples += [Sample(local(1, 9.5 + i * 0.1), CNC, "parts_total.delta", 1.0) for i in range(20)]
     samples += [Sample(local(1, 9.5 + i * 0.1 + 0.01), CNC, "parts_good.delta", 1.0) for i in range(19)]
     return samples
@@ -96,10 +99,10 @@ async def test_results_survive_raw_retention_and_change_only_by_an_audited_recom
         assert await reports(owner.headers) == shown
         async with pool.connection() as conn:
             usage = await (
-                await conn.execute("SELECT running_s, parts_total, energy_kwh FROM usage_record WHERE booking_id = %s",
-                                   (booking_id,))
+                await conn.execute("SELECT running_s, parts_total, energy_kwh, idle_energy_kwh, carbon_factor,"
+                                   " carbon_year FROM usage_record WHERE booking_id = %s", (booking_id,))
             ).fetchone()  # fmt: skip
-        assert usage == (7200.0, 20.0, 12.5)
+        assert usage == (7200.0, 20.0, 12.5, 1.5, Decimal("0.5703"), 2022)
 
         # Five parts reported late: the frozen figures stay until finance recomputes, with a reason.
         await BatchWriter(pool, clock=clock).write_batch([Sample(local(1, 11.55), CNC, "parts_total.delta", 5.0)])

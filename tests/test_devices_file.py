@@ -65,7 +65,7 @@ devices:
 
 def test_shipped_file_is_valid_and_describes_the_center():
     devices = load_devices(REPO / "devices.yaml")
-    by_class = Counter(d.class_ for d in devices.devices)
+    by_class = Counter(d.class_id for d in devices.machines)
     assert by_class["cnc"] >= 2
     assert by_class["robot"] >= 2
     assert by_class["printer"] >= 3

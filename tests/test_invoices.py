@@ -18,6 +18,7 @@ from fabhub.devices import load_devices
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry import BatchWriter, Sample
+from telemetry.model import Count
 from tests.accounts_rig import make_org, make_user
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,8 +79,10 @@ async def month_of(pool, org):
             Sample(t(2, 11.25), "cnc-01", "state", "idle"),  # ran on 15 min past the end
             Sample(t(3, 9), "robot-01", "state", "running"),
             Sample(t(3, 9.5), "robot-01", "state", "idle"),
-            Sample(t(3, 8.9), "robot-01", "energy_kwh", 1520.25),  # the meter before the slot ...
-            Sample(t(3, 10.5), "robot-01", "energy_kwh", 1523.75),  # ... and its last reading inside it
+            Sample(t(3, 8.9), "meter-robot-01", "energy_kwh", 1520.25),  # the meter before the slot ...
+            Count(t(3, 8.9), "meter-robot-01", "energy_kwh", 152025, unit=0.01),
+            Sample(t(3, 10.5), "meter-robot-01", "energy_kwh", 1523.75),  # ... and its last reading inside it
+            Count(t(3, 10.5), "meter-robot-01", "energy_kwh", 152375, unit=0.01),
         ]
     )
     return [

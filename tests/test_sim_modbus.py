@@ -197,7 +197,7 @@ async def test_set_register_overrides_until_cleared(robot, machine, client):
     assert await regs(client, 258) == [99]
     assert (await client.read_input_registers(300, count=1)).registers == [65000]
     assert (await client.read_coils(262, count=1)).bits[0] is True
-    with pytest.raises(ValueError, match="not in the robot's table"):
+    with pytest.raises(ValueError, match="not in ur-1's table"):
         robot.set_register(160, 1)
     robot.clear_overrides()
     assert await regs(client, 258) == [7]

@@ -82,7 +82,10 @@ class DeviceClass(Strict):
 class DeviceBase(Strict):
     id: Annotated[str, Field(pattern=ID)]
     name: str = Field(min_length=1)
-    class_: Annotated[str, Field(alias="class", pattern=ID)]
+    class_: Annotated[str | None, Field(alias="class", pattern=ID)] = None
+    meters: Annotated[str | None, Field(pattern=ID)] = Field(
+        None, description="a power meter: the id of the machine whose energy it measures (a meter has no class)"
+    )
     endpoint: str | None = None
     ideal_cycle_time: Duration | None = None
     hourly_rate: Money | None = None
@@ -120,6 +123,25 @@ class DeviceBase(Strict):
 
     def signal_names(self) -> set[str]:
         return set(getattr(self, "signals", {}))
+
+    @property
+    def class_id(self) -> str:
+        if self.class_ is None:
+            raise ValueError(f"{self.id} is a power meter: it has no class")
+        return self.class_
+
+    @model_validator(mode="after")
+    def _machine_or_meter(self) -> DeviceBase:
+        if self.meters is None and self.class_ is None:
+            raise ValueError("a machine needs its class (or `meters: <machine id>` for a power meter)")
+        if self.meters is not None:
+            given = [k for k in ("class_", "ideal_cycle_time", "hourly_rate", "states") if getattr(self, k)]
+            if given:
+                names = ", ".join("class" if k == "class_" else k for k in given)
+                raise ValueError(f"a power meter is not booked and has no states: drop {names}")
+            if "energy_kwh" not in self.signal_names():
+                raise ValueError("a power meter needs its energy_kwh counter among its signals")
+        return self
 
     @model_validator(mode="after")
     def _rules_use_known_signals(self) -> DeviceBase:
@@ -211,6 +233,15 @@ class Center(Strict):
     name_en: str | None = None
 
 
+class Carbon(Strict):
+    """The grid emission factor every CO2 figure is computed with and stated beside. Default: the national
+    average the Ministry of Ecology and Environment published for 2022; a provincial factor may replace it."""
+
+    factor: Annotated[Decimal, BeforeValidator(_decimal), Field(gt=0, le=5, decimal_places=4)] = Decimal("0.5703")
+    source: str = Field("生态环境部 2022 年全国电力平均二氧化碳排放因子", min_length=1, max_length=200)
+    year: int = Field(2022, ge=2000, le=2100)
+
+
 class DeviceFile(Strict):
     """Top-level keys starting with `x-` are free for YAML anchors (shared signal maps), as in Compose."""
 
@@ -218,6 +249,33 @@ class DeviceFile(Strict):
     classes: dict[Annotated[str, Field(pattern=ID)], DeviceClass] = Field(min_length=1)
     devices: list[Device] = Field(min_length=1)
     subsidy_programs: dict[Annotated[str, Field(pattern=ID)], SubsidyProgram] = {}
+    carbon: Carbon = Carbon()
+
+    @model_validator(mode="after")
+    def _meters_measure_machines(self) -> DeviceFile:
+        machines = {d.id for d in self.devices if d.meters is None}
+        for i, d in enumerate(self.devices):
+            if d.meters is not None and d.meters not in machines:
+                raise ValueError(f"devices[{i}] ({d.id}) meters {d.meters!r}, which is not a machine in this file")
+        return self
+
+    @property
+    def machines(self) -> list[OpcUaDevice | ModbusDevice | MqttDevice]:
+        """The devices that are booked (every one but the power meters)."""
+        return [d for d in self.devices if d.meters is None]
+
+    def energy_sources(self) -> dict[str, tuple[str, ...]]:
+        """Where each machine's energy is measured: its power meters, else its own energy_kwh counter.
+        A machine with neither has no energy figures (unknown, not zero)."""
+        meters: dict[str, list[str]] = {}
+        for d in self.devices:
+            if d.meters is not None:
+                meters.setdefault(d.meters, []).append(d.id)
+        return {
+            m.id: tuple(meters.get(m.id, [m.id]))
+            for m in self.machines
+            if m.id in meters or "energy_kwh" in m.signal_names()
+        }
 
     @model_validator(mode="before")
     @classmethod

@@ -73,24 +73,17 @@ SELECT CASE WHEN running
        CASE WHEN running THEN until ELSE CAST(:end AS timestamptz) END AS settles_at
 FROM run;
 
--- name: energy$
--- The energy meter (cumulative kWh) at the end minus at the start; null without readings or across a reset.
-SELECT CASE WHEN e.at_end >= e.at_start THEN e.at_end - e.at_start END
-FROM (SELECT
-        (SELECT value FROM measured_value WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
-           AND time <= :end ORDER BY time DESC LIMIT 1) AS at_end,
-        (SELECT value FROM measured_value WHERE device_id = :device_id AND signal = 'energy_kwh' AND quality = 0
-           AND time <= :start ORDER BY time DESC LIMIT 1) AS at_start) AS e;
-
 -- name: store-usage!
 INSERT INTO usage_record (booking_id, booked_s, running_s, setup_s, overrun_s, offline_s, parts_total, parts_good,
-                          energy_kwh, computed_at)
+                          energy_kwh, idle_energy_kwh, carbon_factor, carbon_source, carbon_year, computed_at)
 VALUES (:booking_id, :booked_s, :running_s, :setup_s, :overrun_s, :offline_s, :parts_total, :parts_good, :energy_kwh,
-        :now)
+        :idle_energy_kwh, :carbon_factor, :carbon_source, :carbon_year, :now)
 ON CONFLICT (booking_id) DO UPDATE SET
     booked_s = EXCLUDED.booked_s, running_s = EXCLUDED.running_s, setup_s = EXCLUDED.setup_s,
     overrun_s = EXCLUDED.overrun_s, offline_s = EXCLUDED.offline_s, parts_total = EXCLUDED.parts_total,
-    parts_good = EXCLUDED.parts_good, energy_kwh = EXCLUDED.energy_kwh, computed_at = EXCLUDED.computed_at;
+    parts_good = EXCLUDED.parts_good, energy_kwh = EXCLUDED.energy_kwh, idle_energy_kwh = EXCLUDED.idle_energy_kwh,
+    carbon_factor = EXCLUDED.carbon_factor, carbon_source = EXCLUDED.carbon_source,
+    carbon_year = EXCLUDED.carbon_year, computed_at = EXCLUDED.computed_at;
 
 -- name: ensure-subsidy-cap!
 INSERT INTO subsidy_cap (organization_id, program_id, year) VALUES (:organization_id, :program_id, :year)
@@ -160,7 +153,9 @@ ORDER BY i.month DESC, o.name, i.id;
 -- name: usage-of-month
 SELECT b.id AS booking_id, b.organization_id, o.name AS organization_name, b.device_id, lower(b.during) AS start,
        upper(b.during) AS "end", b.status, u.booked_s, u.running_s, u.setup_s, u.overrun_s, u.offline_s,
-       u.parts_total, u.parts_good, u.computed_at, u.updated_at, b.reference
+       u.parts_total, u.parts_good, u.energy_kwh, u.idle_energy_kwh,
+       round(CAST(u.energy_kwh AS numeric) * u.carbon_factor, 2) AS co2_kg, u.carbon_factor, u.carbon_source,
+       u.carbon_year, u.computed_at, u.updated_at, b.reference
 FROM booking_slot b
 JOIN org_profile o ON o.id = b.organization_id
 JOIN usage_record u ON u.booking_id = b.id

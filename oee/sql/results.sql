@@ -35,7 +35,7 @@ DELETE FROM booking_result WHERE booking_id = :booking_id;
 
 -- name: usage-of-booking^
 SELECT booking_id, booked_s, running_s, setup_s, overrun_s, offline_s, parts_total, parts_good, energy_kwh,
-       computed_at
+       idle_energy_kwh, carbon_factor, carbon_source, carbon_year, computed_at
 FROM usage_record WHERE booking_id = :booking_id;
 
 -- name: issued-invoice-of-booking$
