@@ -66,9 +66,10 @@ async def ensure_history(
     rng = random.Random(SEED)
     changes = state_changes(plan, ids, datetime.combine(today, time(), zone), zone)
     samples = [Sample(at, device, "state", state) for device, rows in changes.items() for at, state in rows]
-    samples += parts(plan, oee_facts(devices)[0], rng)
+    ideal, _, facts = oee_facts(devices)
+    samples += parts(plan, ideal, rng)
     for device, rows in changes.items():
-        samples += energy(device, catalogue.devices[device].class_id, rows, rng)
+        samples += energy(facts.sources.get(device, (device,)), catalogue.devices[device].class_id, rows, rng)
     await BatchWriter(pool, clock=lambda: now).write_batch(samples)
     async with pool.connection() as conn:
         for window in plan.maintenance:  # decided a week ahead, as technicians do

@@ -2,13 +2,14 @@
 running in each session, down in a fault, maintenance in a window, off at night), part counts at the end of
 each run, and energy as a meter would (`energy_kwh.delta`, the kWh since the previous sample every ten
 minutes, following the state: base load when idle, load with scatter when running, nothing while off) with
-the mean `power_kw` of those ten minutes. Pure: the plan in, samples out."""
+the mean `power_kw` of those ten minutes, from the machine's power meters where it has them. Pure: the plan
+in, samples out."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -75,8 +76,11 @@ def parts(plan: Plan, ideal_cycle_s: Mapping[str, float | None], rng: random.Ran
     return samples
 
 
-def energy(device: str, device_class: str, rows: list[tuple[datetime, str]], rng: random.Random) -> list[Sample]:
-    """Ten-minute energy and mean power of one device, integrated over its states; none while it is off."""
+def energy(
+    sources: Sequence[str], device_class: str, rows: list[tuple[datetime, str]], rng: random.Random
+) -> list[Sample]:
+    """Ten-minute energy and mean power of one machine, integrated over its states, as its `sources` (its
+    power meters, shared equally, or the machine itself) report it; none while it is off."""
     loads = POWER_KW.get(device_class, POWER_KW["robot"])
     buckets: dict[datetime, float] = {}
     for (start, state), (end, _) in itertools.pairwise(rows):
@@ -92,8 +96,10 @@ def energy(device: str, device_class: str, rows: list[tuple[datetime, str]], rng
             at = stop
     samples = []
     for at, kwh in sorted(buckets.items()):
-        samples += [
-            Sample(at, device, "energy_kwh.delta", round(kwh, 4)),
-            Sample(at, device, "power_kw", round(kwh * 3600 / STEP.total_seconds(), 3)),
-        ]
+        share = kwh / len(sources)
+        for source in sources:
+            samples += [
+                Sample(at, source, "energy_kwh.delta", round(share, 4)),
+                Sample(at, source, "power_kw", round(share * 3600 / STEP.total_seconds(), 3)),
+            ]
     return samples
