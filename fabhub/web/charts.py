@@ -96,10 +96,11 @@ def label_step(labels: Sequence[str], pitch: float) -> int:
 def heat_map(
     rows: Sequence[str], columns: Sequence[str], values: dict[tuple[str, str], float | None], label: str
 ) -> Markup:
-    """Shares per row and column, from white (0) to dark teal (1 and above); blank where undefined. Cells narrow
-    as columns grow (92 days still fit a screen); column labels are thinned to every n-th so none overlap, and
-    every cell names its row, column and value on hover."""
-    cell_w = max(12, min(26, 1100 // max(1, len(columns))))
+    """Shares per row and column, from white (0) to dark teal (1 and above); blank where undefined. Cells are as
+    wide as a label while they fit and narrow as columns grow (92 days still fit a screen); column labels are
+    then thinned to every n-th so none overlap, and every cell names its row, column and value on hover."""
+    label_w = math.ceil(max((text_px(c) for c in columns), default=0.0) + FONT_PX / 2)
+    cell_w = max(12, min(label_w, 1100 // max(1, len(columns))))  # a label per column while they fit
     cell_h, top = 22, 36
     left = int(max((text_px(r) for r in rows), default=0.0)) + 16
     width, height = left + cell_w * len(columns) + 10, top + cell_h * len(rows) + 10
