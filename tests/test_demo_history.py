@@ -5,17 +5,17 @@ Written once, and quickly."""
 
 import itertools
 import time as clock
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from accounts.users import list_users
 from fabhub.catalogue import oee_facts
-from fabhub.demo_accounts import ensure_demo_accounts
+from fabhub.demo_accounts import ORGANIZATION, ensure_demo_accounts
 from fabhub.demo_history import admin_principal, ensure_history
-from fabhub.demo_plan import DEMO_MONTH, plan_month
+from fabhub.demo_plan import DEMO_MONTH, SMES, plan_month
 from fabhub.devices import load_devices
-from oee import downtime, energy
+from oee import center_figures, downtime, energy
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from tests.http import REPO
@@ -46,7 +46,8 @@ def test_the_plan_is_the_same_every_time_and_never_double_books():
     assert max(full_weeks) > 2 * min(full_weeks)
 
 
-async def test_history_is_written_once_and_bills(db_url, pool):
+async def demo_month(db_url: str, pool) -> tuple[tuple, float]:
+    """The demo's accounts and month at NOW, as `fabhub demo` writes them; the arguments and seconds taken."""
     devices = load_devices(REPO / "devices.yaml")
     await ensure_demo_accounts(db_url, list(devices.classes), list(devices.subsidy_programs), NOW, ZONE)
     async with pool.connection() as conn:
@@ -55,8 +56,21 @@ async def test_history_is_written_once_and_bills(db_url, pool):
     args = (pool, devices, ZONE, NOW, admin_principal(admin.id, admin.email), customer.id, customer.organization_id)
     began = clock.monotonic()
     assert await ensure_history(*args) is True
-    assert clock.monotonic() - began < 30  # a few seconds on a quiet machine; the demo's start stays quick
+    return args, clock.monotonic() - began
+
+
+async def draft_march(pool, devices) -> list[int]:
+    """What the invoice-drafts job does once April has begun: the subsidy ledger then holds March's subsidy."""
+    oee = OeeService(*oee_facts(devices), ZONE, lambda: NOW)
+    async with pool.connection() as conn:
+        return await Invoicing(oee, Decimal("0.06"), ZONE, lambda: NOW).draft_month(conn, date(2027, 3, 1), "tests")
+
+
+async def test_history_is_written_once_and_bills(db_url, pool):
+    args, seconds = await demo_month(db_url, pool)
+    assert seconds < 30  # a few seconds on a quiet machine; the demo's start stays quick
     assert await ensure_history(*args) is False
+    devices, customer_org = args[1], args[6]
     async with pool.connection() as conn:
 
         async def rows(sql: str, *params: object) -> list:
@@ -68,7 +82,7 @@ async def test_history_is_written_once_and_bills(db_url, pool):
         [[late]] = await rows("SELECT count(*) FROM booking WHERE late_cancellation AND fee > 0")
         assert late == 1
         per_org = dict(await rows("SELECT organization_id, count(*) FROM booking GROUP BY 1"))
-        assert len(per_org) == 5 and per_org[customer.organization_id] == len(DEMO_MONTH) + 2
+        assert len(per_org) == 5 and per_org[customer_org] == len(DEMO_MONTH) + 2
         booked = {d for [d] in await rows("SELECT DISTINCT device_id FROM booking")}
         stated = {d for [d] in await rows("SELECT DISTINCT device_id FROM state_change")}
         assert booked == stated == set(DEVICES)
@@ -95,11 +109,24 @@ async def test_history_is_written_once_and_bills(db_url, pool):
         whole = await downtime.pareto(conn, list(DEVICES), *march, NOW, ZONE, explained_outside=True)
         assert whole.down_s - inside.down_s >= 9 * 3600 - 1
 
-        oee = OeeService(*oee_facts(devices), ZONE, lambda: NOW)
-        invoicing = Invoicing(oee, Decimal("0.06"), ZONE, lambda: NOW)
-        invoices = await invoicing.draft_month(conn, datetime(2027, 3, 1).date(), "tests")
-        assert len(invoices) == 5
-        lines = dict(await rows("SELECT kind, count(*) FROM invoice_line GROUP BY 1"))
+    assert len(await draft_march(pool, devices)) == 5
+    async with pool.connection() as conn:
+        lines = dict(await (await conn.execute("SELECT kind, count(*) FROM invoice_line GROUP BY 1")).fetchall())
         assert lines["usage"] > 40 and lines["no_show"] >= 1 and lines["subsidy"] > 10
-        [[spent]] = await rows("SELECT sum(amount) FROM subsidy_ledger")
-        assert spent > 0
+        # subsidy against caps: every eligible customer and program, with what its invoices took from the cap
+        uses = await center_figures.subsidy_against_caps(conn, 2027)
+        taken = await (
+            await conn.execute(
+                "SELECT i.organization_id, l.subsidy_program, -sum(l.amount) FROM invoice_line l "
+                "JOIN invoice i ON i.id = l.invoice_id WHERE l.kind = 'subsidy' GROUP BY 1, 2"
+            )
+        ).fetchall()
+    by_pair = {(u.organization_name, u.program_id): u for u in uses}
+    eligible = {(sme.name, p) for sme in SMES for p in sme.programs}
+    eligible |= {(ORGANIZATION[0], p) for p in devices.subsidy_programs}
+    assert set(by_pair) == eligible  # 鑫诚 is eligible for nothing and took nothing
+    assert {(u.organization_id, u.program_id): u.used for u in uses if u.used} == {(o, p): a for o, p, a in taken}
+    caps = {"jingjiang-sme": Decimal("20000.00"), "jiangsu-smart-manufacturing": Decimal("50000.00")}
+    assert all(u.cap == caps[u.program_id] and u.remaining == u.cap - u.used for u in uses)
+    totals = center_figures.program_totals(uses)
+    assert totals["jingjiang-sme"] == (sum(u.used for u in uses if u.program_id == "jingjiang-sme"), 3)

@@ -214,6 +214,7 @@ def make_router(
             ),
             subsidy_rows=f.subsidy,
             subsidy_totals=center_figures.program_totals(f.subsidy),
+            program_names={u.program_id: u.program_name for u in f.subsidy},
             year=f.year,
         )
 
