@@ -83,10 +83,9 @@ async def ensure_history(
                 False,
                 window.start - timedelta(days=7),
             )
-        for session in plan.sessions:
+        for session in plan.sessions + _under_way(catalogue, zone, now):
             async with conn.transaction():
                 await _book(conn, pool, catalogue, zone, now, admin, users[session.sme], session)
-        await _book_now(conn, pool, catalogue, zone, now, admin, customer_user_id)
         for _ in range(2):  # check in (or mark the no-show), then complete
             async with conn.transaction():
                 await lifecycle.advance(conn, now, catalogue, zone, activity_after_start)
@@ -104,43 +103,28 @@ async def _book(
     user_id: int,
     session: Session,
 ) -> None:
-    """A past session booked by the center for its customer (no confirmation mail for the past); a late
+    """A session booked by the center for its customer (confirmed by mail only when it has not ended); a late
     cancellation is booked and cancelled three hours before its start, so its fee follows the class's rule."""
     at = session.start - timedelta(hours=3) if session.cancelled_late else now
     bookings = Bookings(pool, catalogue, zone, lambda: at)
     request = BookingRequest(
         start=session.start, end=session.end, device_id=session.device, user_id=user_id, override_reason=ACTOR_REASON
     )
-    booked = await bookings.create(conn, admin, request, announce=False)
+    booked = await bookings.create(conn, admin, request, announce=session.end > now)
     if session.cancelled_late:
         await bookings.cancel(conn, admin, booked["id"])
 
 
-async def _book_now(
-    conn: AsyncConnection,
-    pool: AsyncConnectionPool,
-    catalogue: Catalogue,
-    zone: ZoneInfo,
-    now: datetime,
-    admin: Principal,
-    user_id: int,
-) -> None:
+def _under_way(catalogue: Catalogue, zone: ZoneInfo, now: datetime) -> list[Session]:
     """The demo SME's two bookings under way now, from the last half hour on, so the board names who has a
-    machine while the simulators run."""
-    bookings = Bookings(pool, catalogue, zone, lambda: now)
-    grid = timedelta(minutes=30)
-    start = datetime.fromtimestamp(now.timestamp() // grid.total_seconds() * grid.total_seconds(), zone)
-    for device, hours in NOW_HOURS:
-        if device in catalogue.devices:
-            async with conn.transaction():
-                request = BookingRequest(
-                    start=start,
-                    end=start + timedelta(hours=hours),
-                    device_id=device,
-                    user_id=user_id,
-                    override_reason=ACTOR_REASON,
-                )
-                await bookings.create(conn, admin, request)
+    machine while the simulators run (what the machine does in them is the simulators' part)."""
+    grid = timedelta(minutes=30).total_seconds()
+    start = datetime.fromtimestamp(now.timestamp() // grid * grid, zone)
+    return [
+        Session(DEMO_SME, device, start, start + timedelta(hours=hours), 0)
+        for device, hours in NOW_HOURS
+        if device in catalogue.devices
+    ]
 
 
 async def _explain(conn: AsyncConnection, plan: Plan, admin: Principal, now: datetime) -> None:

@@ -4,7 +4,6 @@ machine's states under it, zoomable to one day), the down-time Pareto (explained
 hours included), energy and CO2 per device class and month, and subsidy paid out against each program's cap.
 All from the domains' own figures, so the charts, their CSV downloads and the API never disagree."""
 
-
 import csv
 import io
 import math
