@@ -234,6 +234,11 @@ async def test_reasons_over_http_then_the_pareto(center):
     assert pareto["reasons"][0]["name_zh"] == "未指定"
     r = await client.get("/api/v1/losses/pareto", params={**day, "class": "cnc", "scope": "all"}, headers=tech)
     assert r.json()["down_s"] == 26_400 and r.json()["planned_only"] is False
+    # E (19:30 to midnight) explained: counted whole, 10,200 - 1,800 + 16,200 = 24,600
+    await client.put(f"/api/v1/downtime/cnc-01/{at(E)}", json={"code": "material_shortage"}, headers=tech)
+    r = await client.get("/api/v1/losses/pareto", params={**day, "scope": "explained"}, headers=tech)
+    assert (r.json()["down_s"], r.json()["planned_only"], r.json()["explained_outside"]) == (24_600, True, True)
+    await client.delete(f"/api/v1/downtime/cnc-01/{at(E)}", headers=tech)
     r = await client.get("/api/v1/losses/pareto", params={**day, "device": "cnc-02"}, headers=tech)
     assert [(p["code"], p["seconds"]) for p in r.json()["reasons"]] == [("unassigned", 900)]
 
@@ -283,7 +288,7 @@ BAD = [
     ("GET", "/api/v1/losses/pareto", {"from": "2025-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}, None, 422,
      "at most 400 days"),
     ("GET", "/api/v1/losses/pareto", {"to": "2027-01-01T00:00:00Z"}, None, 422, "query.from: Field required"),
-    ("GET", "/api/v1/losses/pareto", {**DAY_UTC, "scope": "some"}, None, 422, "'planned' or 'all'"),
+    ("GET", "/api/v1/losses/pareto", {**DAY_UTC, "scope": "some"}, None, 422, "'planned', 'explained' or 'all'"),
     ("GET", "/api/v1/losses/pareto", {**DAY_UTC, "device": "robot-99"}, None, 404, "no device 'robot-99'"),
     ("PUT", B_PATH, {}, {"code": "coffee"}, 422, "unknown reason code 'coffee'"),
     ("PUT", B_PATH, {}, {"code": "Other!"}, 422, "pattern"),
