@@ -74,8 +74,10 @@ async def draft_march(pool, devices) -> list[int]:
         return await Invoicing(oee, Decimal("0.06"), ZONE, lambda: NOW).draft_month(conn, date(2027, 3, 1), "tests")
 
 
-async def test_history_is_written_once_and_bills(db_url, pool):
-    args, seconds = await demo_month(db_url, pool)
+async def test_history_is_written_once_and_bills(any_db_url, any_pool):
+    """On TimescaleDB and on the embedded PostgreSQL the demo runs on."""
+    pool = any_pool
+    args, seconds = await demo_month(any_db_url, pool)
     assert seconds < 30  # a few seconds on a quiet machine; the demo's start stays quick
     assert await ensure_history(*args) is False
     devices, customer_org = args[1], args[6]

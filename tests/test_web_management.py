@@ -1,6 +1,7 @@
 """Management's charts in a real browser, over the down-time test's day worked by hand (cnc-01 ran, faulted
 four times and made 100 parts, 95 good): the OEE trend has a point, the heat map a cell per device and
-day, the Gantt the measured states, and the Pareto the unexplained down time."""
+day, the Gantt the measured states, and the Pareto the unexplained down time; then over the demo's month, with
+screenshots of the whole page, a day's Gantt and 92 days under artifacts/screenshots/management-*.png."""
 
 import csv
 import io
