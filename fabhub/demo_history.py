@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from accounts.model import Principal, Role
+from accounts.users import list_users
 from booking import lifecycle, maintenance
 from booking.bookings import BookingRequest, Bookings
 from booking.catalogue import Catalogue, sync
@@ -54,10 +55,11 @@ async def ensure_history(
         async with conn.transaction():
             await sync(conn, catalogue, now)
             users = {DEMO_SME: customer_user_id}
+            existing = {u.email: u.id for u in await list_users(conn)}  # a first start that broke off midway
             for sme in SMES:
                 org = await ensure_organization(conn, sme.name, sme.uscc, sme.programs, sme.contact, now)
                 email = f"{sme.key}@sme.demo.fabhub"
-                users[sme.key] = await create_customer(
+                users[sme.key] = existing.get(email) or await create_customer(
                     conn, email, sme.contact, org, list(catalogue.classes), now, zone
                 )
     today = now.astimezone(zone).date()
