@@ -149,7 +149,6 @@ async def _open_board(server: object, base: str) -> None:
 
 async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str) -> tuple[DemoAccount, ...]:
     """The demo's accounts, and a month of history on first start so every page has something to show."""
-    from fabhub.catalogue import catalogue_from
     from fabhub.database import make_pool
     from fabhub.demo_history import admin_principal, ensure_history
 
@@ -167,14 +166,14 @@ async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str)
         assert customer.organization_id is not None  # a customer is always some organization's
         if await ensure_history(
             pool,
-            catalogue_from(devices),
+            devices,
             settings.zone,
             now,
             admin_principal(admin.id, admin.email),
             customer.id,
             customer.organization_id,
         ):
-            err.print("  a month of demo history written: last month's bookings, two under way now")
+            err.print("  a month of demo history written: five SMEs, every machine, two bookings under way now")
     finally:
         await pool.close()
     return accounts

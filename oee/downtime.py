@@ -70,6 +70,7 @@ class ParetoRow:
 @dataclass(frozen=True, slots=True)
 class Pareto:
     planned_only: bool
+    explained_outside: bool  # explained down time outside planned time counted too
     down_s: float  # seconds of down time in all, not money
     rows: list[ParetoRow]
 
@@ -147,6 +148,7 @@ async def pareto(
     now: datetime,
     zone: ZoneInfo,
     planned_only: bool = True,
+    explained_outside: bool = False,
 ) -> Pareto:
     """Down seconds per reason code, largest first, with each row's share and the cumulative share.
 
@@ -154,10 +156,15 @@ async def pareto(
     to the device's planned busy time (opening hours minus planned maintenance), as the OEE report's down
     time is: a machine that faults at 19:50 and waits for the morning shift lost ten minutes of production,
     not twelve hours, and the Pareto's total then equals the OEE report's down time for the same devices and
-    window. Without it, every down second in the window counts (how long machines sat broken)."""
+    window. Without it, every down second in the window counts (how long machines sat broken).
+
+    With `explained_outside`, an interval a technician gave a reason to counts whole (within the window)
+    even outside planned time: a spindle that failed at night and was repaired before the morning shift
+    cost the center a repair, which management wants to see under its reason; unexplained time outside
+    opening hours still counts only inside planned time (nobody knows whether it mattered)."""
     ids = list(device_ids)
     if not ids:
-        return Pareto(planned_only, 0.0, [])
+        return Pareto(planned_only, explained_outside, 0.0, [])
     if planned_only:
         params = {"device_ids": ids, "start": start, "end": end, "zone": zone.key}
         cur = await conn.execute(QUERIES.device_planned_time.sql, params)
@@ -166,15 +173,16 @@ async def pareto(
         planned = {d: Multirange([Range(start, end)]) for d in ids}
     ids = [d for d in ids if d in planned]
     if not ids:
-        return Pareto(planned_only, 0.0, [])
+        return Pareto(planned_only, explained_outside, 0.0, [])
     rows = await _rows(conn, ids, start, end, now, [planned[d] for d in ids], None)
     sums: dict[str, list[Any]] = {}
     for row in rows:
-        if not row["inside_s"]:
+        seconds = row["window_s"] if explained_outside and row["code"] else row["inside_s"]
+        if not seconds:
             continue
         code = ReasonCode(row["code"], row["name"], row["name_zh"]) if row["code"] else UNASSIGNED
         entry = sums.setdefault(code.code, [code, 0.0, 0])
-        entry[1] += row["inside_s"]
+        entry[1] += seconds
         entry[2] += 1
     total = sum(seconds for _, seconds, _ in sums.values())
     ordered = sorted(sums.values(), key=lambda e: (-e[1], e[0].code))
@@ -182,7 +190,7 @@ async def pareto(
     for code, seconds, count in ordered:
         running += seconds
         result.append(ParetoRow(code.code, code.name, code.name_zh, seconds, count, seconds / total, running / total))
-    return Pareto(planned_only, total, result)
+    return Pareto(planned_only, explained_outside, total, result)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class ParetoOut(BaseModel):
     start: datetime = Field(serialization_alias="from")
     end: datetime = Field(serialization_alias="to")
     planned_only: bool = Field(description="clipped to planned busy time (opening hours minus maintenance)")
+    explained_outside: bool = Field(description="explained down time outside planned busy time counted whole")
     down_s: float  # seconds of down time in all, not money
     reasons: list[ParetoRow]
 
@@ -135,8 +136,12 @@ def make_router(
         device_id: DeviceQuery = None,
         class_id: ClassQuery = None,
         scope: Annotated[
-            Literal["planned", "all"],
-            Query(description="planned: only down time inside planned busy time, as in the OEE report"),
+            Literal["planned", "explained", "all"],
+            Query(
+                description="planned: only down time inside planned busy time, as in the OEE report; explained: "
+                "that, and down time a technician gave a reason to outside it (a night-time fault); all: every "
+                "down second"
+            ),
         ] = "planned",
     ) -> ParetoOut:
         """Down time in [from, to) per reason code, largest first, unexplained time as 'unassigned', with each
@@ -145,7 +150,23 @@ def make_router(
         window(start, end)
         ids = devices(device_id, class_id)
         async with pool.connection() as conn:
-            found = await downtime.pareto(conn, ids, start, end, clock(), zone, planned_only=scope == "planned")
-        return ParetoOut(start=start, end=end, planned_only=found.planned_only, down_s=found.down_s, reasons=found.rows)
+            found = await downtime.pareto(
+                conn,
+                ids,
+                start,
+                end,
+                clock(),
+                zone,
+                planned_only=scope != "all",
+                explained_outside=scope == "explained",
+            )
+        return ParetoOut(
+            start=start,
+            end=end,
+            planned_only=found.planned_only,
+            explained_outside=found.explained_outside,
+            down_s=found.down_s,
+            reasons=found.rows,
+        )
 
     return router

@@ -135,6 +135,7 @@ PAGE_VALUES = {
     "action": "withdraw",
     "notification_id": 1,
     "registration_id": 1,
+    "chart": "energy",
 }
 
 

@@ -125,6 +125,16 @@ async def test_intervals_reasons_and_the_pareto_worked_by_hand(day, any_pool):
             ("unassigned", 4_500),
             ("tool_breakage", 1_200),
         ]
+        # Explained down time outside opening hours counts whole: E (material_shortage) 19:30 to NOW = 16,200;
+        # the unexplained A still only 08:00-08:30 (1,800) and F 900: 10,200 - 1,800 + 16,200 = 24,600.
+        explained = await downtime.pareto(conn, ["cnc-01", "cnc-02"], t(0), t(24), NOW, ZONE, explained_outside=True)
+        assert (explained.planned_only, explained.explained_outside, explained.down_s) == (True, True, 24_600)
+        assert [(r.code, r.seconds, r.intervals) for r in explained.rows] == [
+            ("material_shortage", 16_200, 1),
+            ("machine_fault", 4_500, 2),
+            ("unassigned", 2_700, 2),
+            ("tool_breakage", 1_200, 1),
+        ]
         # A window from 10:30 to 12:10 cuts B to 15 min and C to 10 min.
         cut = await downtime.pareto(conn, ["cnc-01"], t(10.5), t(12 + 10 / 60), NOW, ZONE)
         assert [(r.code, r.seconds) for r in cut.rows] == [("machine_fault", 900), ("tool_breakage", 600)]
@@ -224,6 +234,11 @@ async def test_reasons_over_http_then_the_pareto(center):
     assert pareto["reasons"][0]["name_zh"] == "未指定"
     r = await client.get("/api/v1/losses/pareto", params={**day, "class": "cnc", "scope": "all"}, headers=tech)
     assert r.json()["down_s"] == 26_400 and r.json()["planned_only"] is False
+    # E (19:30 to midnight) explained: counted whole, 10,200 - 1,800 + 16,200 = 24,600
+    await client.put(f"/api/v1/downtime/cnc-01/{at(E)}", json={"code": "material_shortage"}, headers=tech)
+    r = await client.get("/api/v1/losses/pareto", params={**day, "scope": "explained"}, headers=tech)
+    assert (r.json()["down_s"], r.json()["planned_only"], r.json()["explained_outside"]) == (24_600, True, True)
+    await client.delete(f"/api/v1/downtime/cnc-01/{at(E)}", headers=tech)
     r = await client.get("/api/v1/losses/pareto", params={**day, "device": "cnc-02"}, headers=tech)
     assert [(p["code"], p["seconds"]) for p in r.json()["reasons"]] == [("unassigned", 900)]
 
@@ -273,7 +288,7 @@ BAD = [
     ("GET", "/api/v1/losses/pareto", {"from": "2025-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}, None, 422,
      "at most 400 days"),
     ("GET", "/api/v1/losses/pareto", {"to": "2027-01-01T00:00:00Z"}, None, 422, "query.from: Field required"),
-    ("GET", "/api/v1/losses/pareto", {**DAY_UTC, "scope": "some"}, None, 422, "'planned' or 'all'"),
+    ("GET", "/api/v1/losses/pareto", {**DAY_UTC, "scope": "some"}, None, 422, "'planned', 'explained' or 'all'"),
     ("GET", "/api/v1/losses/pareto", {**DAY_UTC, "device": "robot-99"}, None, 404, "no device 'robot-99'"),
     ("PUT", B_PATH, {}, {"code": "coffee"}, 422, "unknown reason code 'coffee'"),
     ("PUT", B_PATH, {}, {"code": "Other!"}, 422, "pattern"),

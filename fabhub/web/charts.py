@@ -3,6 +3,8 @@ network. Each function takes plain numbers and labels and returns markup with ev
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,16 +78,38 @@ def line_chart(
     return _svg(width, height, body, label)
 
 
+FONT_PX = 11
+CHAR_PX = 7  # the widest digit or Latin letter at FONT_PX, a CJK character counts twice
+
+
+def text_px(text: str) -> float:
+    """A generous width of `text` at FONT_PX, so labels placed this far apart never touch."""
+    return sum(2 * CHAR_PX if ord(c) > 0x2E7F else CHAR_PX for c in text)
+
+
+def label_step(labels: Sequence[str], pitch: float) -> int:
+    """Show every n-th of labels `pitch` pixels apart, n the smallest that leaves a gap of half the font size."""
+    widest = max((text_px(t) for t in labels), default=0.0)
+    return max(1, math.ceil((widest + FONT_PX / 2) / pitch))
+
+
 def heat_map(
     rows: Sequence[str], columns: Sequence[str], values: dict[tuple[str, str], float | None], label: str
 ) -> Markup:
-    """Shares per row and column, from white (0) to dark teal (1 and above); blank where undefined."""
-    cell_w, cell_h, left, top = 26, 22, 160, 36
+    """Shares per row and column, from white (0) to dark teal (1 and above); blank where undefined. Cells are as
+    wide as a label while they fit and narrow as columns grow (92 days still fit a screen); column labels are
+    then thinned to every n-th so none overlap, and every cell names its row, column and value on hover."""
+    label_w = math.ceil(max((text_px(c) for c in columns), default=0.0) + FONT_PX / 2)
+    cell_w = max(12, min(label_w, 1100 // max(1, len(columns))))  # a label per column while they fit
+    cell_h, top = 22, 36
+    left = int(max((text_px(r) for r in rows), default=0.0)) + 16
     width, height = left + cell_w * len(columns) + 10, top + cell_h * len(rows) + 10
     body = []
+    step = label_step(columns, cell_w)
     for c, column in enumerate(columns):
-        x = left + c * cell_w + cell_w / 2
-        body.append(f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{escape(column)}</text>')
+        if c % step == 0:
+            x = left + c * cell_w + cell_w / 2
+            body.append(f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{escape(column)}</text>')
     for r, row in enumerate(rows):
         y = top + r * cell_h
         body.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{escape(row)}</text>')
@@ -131,18 +155,30 @@ def state_bars(
 
 
 def gantt(
-    rows: Sequence[str], span_s: float, ticks: Sequence[tuple[float, str]], bars: Sequence[Bar], label: str
+    rows: Sequence[str],
+    span_s: float,
+    ticks: Sequence[tuple[float, str]],
+    bars: Sequence[Bar],
+    label: str,
+    links: Mapping[str, str] | None = None,
 ) -> Markup:
-    """Per device: its bookings as a bar, and under it the machine's measured states."""
+    """Per device: its bookings as a bar, and under it the machine's measured states. Tick labels are thinned
+    so none overlap; a tick whose text is in `links` links there (a day's label zooms to that day)."""
     left, top, lane, width = 160, 24, 30, 900
     plot_w = width - left - 10
     height = top + lane * len(rows) + 10
     index = {row: i for i, row in enumerate(rows)}
     body = []
-    for at, text in ticks:
+    pitch = plot_w * min((b[0] - a[0] for a, b in itertools.pairwise(ticks)), default=span_s) / span_s
+    step = label_step([text for _, text in ticks], pitch) if ticks else 1
+    for n, (at, text) in enumerate(ticks):
         x = left + plot_w * at / span_s
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{height - 10}" stroke="#e5e7eb"/>')
-        body.append(f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{escape(text)}</text>')
+        if n % step:
+            continue
+        tick = f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{escape(text)}</text>'
+        href = (links or {}).get(text)
+        body.append(f'<a href="{escape(href)}">{tick}</a>' if href else tick)
     for row, i in index.items():
         body.append(f'<text x="{left - 6}" y="{top + lane * i + 18}" text-anchor="end">{escape(row)}</text>')
     for bar in bars:
@@ -184,4 +220,53 @@ def pareto(items: Sequence[tuple[str, float, float]], label: str, unit: str = "h
     if points:
         body.append(f'<polyline fill="none" stroke="#d97706" stroke-width="2" points="{" ".join(points)}"/>')
         body.append(f'<text x="{left + plot_w + 6}" y="{top + 4}">100%</text>')
+    return _svg(width, height, body, label)
+
+
+def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], label: str, unit: str) -> Markup:
+    """Bars per group (e.g. a month), one per series (e.g. a device class) side by side, with a legend."""
+    width, height, left, bottom, top, right = 720, 240, 56, 30, 20, 150
+    plot_w, plot_h = width - left - right, height - top - bottom
+    biggest = max((v for values in series.values() for v in values), default=0.0) or 1.0
+    group_w = plot_w / max(1, len(groups))
+    bar_w = (group_w - 12) / max(1, len(series))
+    body = [f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{biggest:.0f}</text>',
+            f'<text x="{left - 6}" y="{top + plot_h}" text-anchor="end">0</text>',
+            f'<text x="{left}" y="{top - 6}">{escape(unit)}</text>']  # fmt: skip
+    for g, group in enumerate(groups):
+        x0 = left + g * group_w + 6
+        body.append(
+            f'<text x="{x0 + (group_w - 12) / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+            f"{escape(group)}</text>"
+        )
+        for j, (name, values) in enumerate(series.items()):
+            h = plot_h * values[g] / biggest
+            body.append(
+                f'<rect x="{x0 + j * bar_w:.1f}" y="{top + plot_h - h:.1f}" width="{max(1.0, bar_w - 2):.1f}" '
+                f'height="{h:.1f}" fill="{PALETTE[j % len(PALETTE)]}">'
+                f"<title>{escape(name)} {escape(group)}: {values[g]:.1f} {escape(unit)}</title></rect>"
+            )
+    for j, name in enumerate(series):
+        ly = top + 14 * j + 6
+        body.append(f'<rect x="{left + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{PALETTE[j % 8]}"/>')
+        body.append(f'<text x="{left + plot_w + 24}" y="{ly + 1}">{escape(name)}</text>')
+    return _svg(width, height, body, label)
+
+
+def against_caps(rows: Sequence[tuple[str, float, float]], label: str, unit: str) -> Markup:
+    """One horizontal bar per row: the amount used as a share of its cap (the full track), the figures beside."""
+    left, lane, track = int(max((text_px(r[0]) for r in rows), default=0.0)) + 16, 24, 360
+    width, height = left + track + 200, 10 + lane * len(rows)
+    body = []
+    for i, (name, used, cap) in enumerate(rows):
+        y = 6 + i * lane
+        share = max(0.0, min(1.0, used / cap)) if cap else 0.0
+        color = "#dc2626" if share >= 0.9 else "#0f766e"
+        body.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{escape(name)}</text>')
+        body.append(f'<rect x="{left}" y="{y}" width="{track}" height="16" fill="#e5e7eb"/>')
+        body.append(
+            f'<rect x="{left}" y="{y}" width="{track * share:.1f}" height="16" fill="{color}">'
+            f"<title>{escape(name)}: {used:,.2f} / {cap:,.2f} {escape(unit)}</title></rect>"
+        )
+        body.append(f'<text x="{left + track + 8}" y="{y + 13}">{used:,.0f} / {cap:,.0f} {escape(unit)}</text>')
     return _svg(width, height, body, label)

@@ -6,7 +6,8 @@
 -- wherever that lies (null: still down). One under way at :start keeps its true start, found by looking
 -- back past the repeated rows. With :planned (a multirange per device, in step with :device_ids),
 -- `inside_s` is the part of the interval inside [:start, least(:end, :now)) and that multirange; without,
--- it is null. Newest first, at most :limit rows (null: all).
+-- it is null. `window_s` is the part inside [:start, least(:end, :now)) whatever the planned time. Newest
+-- first, at most :limit rows (null: all).
 WITH devices AS (
     SELECT device_id, planned
     FROM unnest(CAST(:device_ids AS text[]), CAST(:planned AS tstzmultirange[])) AS d (device_id, planned)
@@ -59,7 +60,11 @@ SELECT i.device_id, i.start, i.stop AS "end",
         FROM unnest(d.planned * tstzmultirange(
             tstzrange(i.start, i.stop)
             * tstzrange(:start, greatest(CAST(:start AS timestamptz), least(CAST(:end AS timestamptz), :now))))) AS x
-        WHERE d.planned IS NOT NULL)::double precision AS inside_s
+        WHERE d.planned IS NOT NULL)::double precision AS inside_s,
+       (SELECT coalesce(sum(extract(epoch FROM upper(x) - lower(x))), 0)
+        FROM unnest(tstzmultirange(tstzrange(i.start, i.stop)
+            * tstzrange(:start, greatest(CAST(:start AS timestamptz), least(CAST(:end AS timestamptz), :now)))))
+        AS x)::double precision AS window_s
 FROM intervals i
 JOIN devices d USING (device_id)
 LEFT JOIN downtime_reason r ON r.device_id = i.device_id AND r.start = i.start
