@@ -182,7 +182,7 @@ async def _demo_accounts(settings: Settings, devices: DeviceFile, database: str)
 def _banner(settings: Settings, devices: DeviceFile, speed: float, accounts: tuple[DemoAccount, ...]) -> None:
     base = f"http://{settings.host}:{settings.port}"
     err.print(f"[bold green]FabHub demo[/bold green] at {base}: {len(devices.machines)} simulated machines"
-              f" ({len(devices.devices) - len(devices.machines)} power meters), "
+              f" and {len(devices.devices) - len(devices.machines)} power meters, "
               f"{speed:g}x real time")  # fmt: skip
     err.print(f"  [bold]live board {base}/board[/bold] (log in as the technician below)")
     err.print(f"  booking  {base}/book")

@@ -74,7 +74,7 @@ async def used(
     rows = await per_day(conn, facts, [machine_id], start, end, zone)
     if not rows and not (sources and await QUERIES.energy_reported(conn, source_ids=sources, start=start, end=end)):
         return Used(None, None)
-    return Used(sum(r["kwh"] for r in rows), sum(r["idle_kwh"] for r in rows))
+    return Used(_kwh(sum(r["kwh"] for r in rows)), _kwh(sum(r["idle_kwh"] for r in rows)))
 
 
 async def per_day(
@@ -107,15 +107,15 @@ async def devices_daily(
         while day <= last:
             e = energy.get((machine, day), {})
             p = parts.get((machine, day), {})
-            kwh, good = float(e.get("kwh") or 0.0), p.get("good")
+            kwh, good = _kwh(float(e.get("kwh") or 0.0)), p.get("good")
             out.append(
                 {
                     "device_id": machine,
                     "day": day,
                     "energy_kwh": kwh,
-                    "idle_energy_kwh": float(e.get("idle_kwh") or 0.0),
+                    "idle_energy_kwh": _kwh(float(e.get("idle_kwh") or 0.0)),
                     "parts_good": None if good is None else float(good),
-                    "kwh_per_good_part": kwh / float(good) if good else None,
+                    "kwh_per_good_part": round(kwh / float(good), 4) if good else None,
                     "co2_kg": facts.carbon.kg(kwh),
                     **facts.carbon.stated(),
                 }
@@ -132,5 +132,12 @@ async def customers(
     rows = await dict_rows(conn, QUERIES.energy_of_customers.sql, params)
     for row in rows:
         kwh, good = row["energy_kwh"], row["parts_good"]
-        row["kwh_per_good_part"] = kwh / good if kwh is not None and good else None
+        for key in ("energy_kwh", "idle_energy_kwh"):
+            row[key] = None if row[key] is None else _kwh(row[key])
+        row["kwh_per_good_part"] = round(kwh / good, 4) if kwh is not None and good else None
     return rows
+
+
+def _kwh(value: float) -> float:
+    """Sums of deltas in 0.01 kWh steps, without the binary fractions' noise (4.630000000000001)."""
+    return round(value, 6)

@@ -66,15 +66,15 @@ def make_router(
     @router.get(f"{prefix}/energy/devices", responses={404: {}, 422: {}})
     async def devices(
         principal: Caller,
-        since: Annotated[date, Query(description="first local day")],
-        until: Annotated[date, Query(description="last local day, at most 92 days after `since`")],
+        first: Annotated[date, Query(alias="first_day", description="first local day")],
+        last: Annotated[date, Query(alias="last_day", description="last local day, at most 92 days in all")],
         device_id: Annotated[str | None, Query(alias="device", pattern=ID)] = None,
         class_id: Annotated[str | None, Query(alias="class", pattern=ID)] = None,
     ) -> list[DeviceDayOut]:
         """Energy, idle energy, kWh per good part and CO2 per machine and local day, for the machines that
         measure energy (a power meter, or their own counter)."""
-        if until < since or until - since >= timedelta(days=MAX_DAYS):
-            raise Invalid(f"'until' must not be before 'since', and at most {MAX_DAYS} days in all")
+        if last < first or last - first >= timedelta(days=MAX_DAYS):
+            raise Invalid(f"'last_day' must not be before 'first_day', and at most {MAX_DAYS} days in all")
         if class_id is not None and class_id not in catalogue.classes:
             raise NotFound(f"no device class {class_id!r}")
         ids = [d.id for d in catalogue.devices.values() if class_id is None or d.class_id == class_id]
@@ -83,7 +83,7 @@ def make_router(
                 raise NotFound(f"no device {device_id!r}" + (f" in class {class_id}" if class_id else ""))
             ids = [device_id]
         async with pool.connection() as conn:
-            rows = await energy.devices_daily(conn, service.energy, ids, since, until, service.zone)
+            rows = await energy.devices_daily(conn, service.energy, ids, first, last, service.zone)
         return [DeviceDayOut(**row) for row in rows]
 
     @router.get(f"{prefix}/energy/customers", responses={404: {}})

@@ -7,15 +7,19 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.model import Role
 from fabhub.catalogue import oee_facts
 from oee import energy, results
 from oee.service import OeeService
 from simulators.machine import Machine, Profile
 from simulators.modbus_robot import ModbusRobot
 from simulators.power_meter import LOADS, PowerMeter
+from tests.accounts_rig import as_role
 from tests.booking_rig import ZONE
 from tests.gateway_rig import rig
-from tests.test_invoices import book, center, customer, setup
+from tests.http import serve
+from tests.test_invoices import MARCH, book, center, customer, month_of, setup
+from tests.test_invoices import NOW as APRIL
 
 COUNTED = "SELECT coalesce(sum(value), 0) FROM telemetry_sample WHERE device_id = %s AND signal = 'energy_kwh.delta'"
 STEP = 0.01  # the meter's counter resolution in devices.yaml
@@ -89,3 +93,43 @@ def test_carbon_is_kwh_times_the_factor_to_the_hundredth():
     assert carbon.kg(None) is None
     assert carbon.stated() == {"carbon_factor": Decimal("0.5366"), "carbon_source": "江苏省 2021 年电网排放因子",
                                "carbon_year": 2021}  # fmt: skip
+
+
+async def test_energy_per_machine_day_and_per_customer_month_over_http(db_url, pool):
+    """The hand-made March of test_invoices: robot-01's meter counts 3.5 kWh on 3 March, after the robot
+    stopped running; the draft freezes it with the booking."""
+    invoicing = await setup(pool, center())
+    org = await customer(pool)
+    await month_of(pool, org)
+    async with pool.connection() as conn:
+        await invoicing.draft(conn, org[0], MARCH, "tests")
+    other = await customer(pool)
+    async with serve(db_url, clock=lambda: APRIL) as client:
+        finance = await as_role(pool, client, Role.finance)
+        own = await as_role(pool, client, Role.customer, org[0])
+        stranger = await as_role(pool, client, Role.customer, other[0])
+
+        url = "/api/v1/energy/devices"
+        day = {"first_day": "2027-03-03", "last_day": "2027-03-03", "device": "robot-01"}
+        r = await client.get(url, params=day, headers=finance)
+        assert r.status_code == 200, r.text
+        assert [(x["day"], x["energy_kwh"], x["idle_energy_kwh"], x["co2_kg"], x["carbon_factor"])
+                for x in r.json()] == [("2027-03-03", 3.5, 3.5, "2.00", "0.5703")]  # fmt: skip
+        assert (await client.get(url, params=day, headers=own)).status_code == 403  # the center's own view
+        backwards = day | {"first_day": "2027-03-04"}
+        assert (await client.get(url, params=backwards, headers=finance)).status_code == 422
+        too_long = day | {"first_day": "2026-12-01"}
+        assert (await client.get(url, params=too_long, headers=finance)).status_code == 422
+        assert (await client.get(url, params=day | {"device": "nope-01"}, headers=finance)).status_code == 404
+
+        url = "/api/v1/energy/customers"
+        rows = (await client.get(url, params={"month": "2027-03"}, headers=finance)).json()
+        mine = [x for x in rows if x["organization_id"] == org[0]]
+        assert [(x["bookings"], x["measured_bookings"], x["energy_kwh"], x["co2_kg"], x["carbon_factors"])
+                for x in mine] == [(2, 1, 3.5, "2.00", ["0.5703"])]  # fmt: skip
+        seen = (await client.get(url, params={"month": "2027-03"}, headers=own)).json()
+        assert [x["organization_id"] for x in seen] == [org[0]]
+        assert (await client.get(url, params={"month": "2027-03"}, headers=stranger)).json() == []
+        asked = {"month": "2027-03", "organization_id": org[0]}
+        assert (await client.get(url, params=asked, headers=stranger)).status_code == 404
+        assert (await client.get(url, params={"month": "2027-13"}, headers=own)).status_code == 422

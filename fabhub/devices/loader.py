@@ -200,7 +200,7 @@ def _cross_checks(data: dict) -> list[tuple[tuple, str]]:
     if not isinstance(devices, list):
         return found
     ids = Counter(d.get("id") for d in devices if isinstance(d, dict) and isinstance(d.get("id"), str))
-    machines = {d.get("id") for d in devices if isinstance(d, dict) and d.get("meters") is None}
+    machines = {d["id"] for d in devices if isinstance(d, dict) and isinstance(d.get("id"), str) and "meters" not in d}
     for i, device in enumerate(devices):
         if not isinstance(device, dict):
             continue
