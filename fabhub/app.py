@@ -76,6 +76,7 @@ from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
 from oee.energy_api import make_router as energy_router
+from oee.report_api import make_router as report_router
 from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
 from telemetry.live import LiveListener
@@ -230,6 +231,7 @@ def create_app(
     app.include_router(
         billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
     )
+    app.include_router(report_router(pool, auth, devices.center.name, settings.zone, API), responses=PROBLEMS)
     app.include_router(
         telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry", sight, clock),
         dependencies=[signed_in],

@@ -134,7 +134,7 @@ def _in(lang: Lang, sheet: Sheet, heading_zh: list[str]) -> Sheet:
     return Sheet(TITLES_ZH.get(sheet.name, sheet.name), heading_zh, columns, rows, sheet.total_row)
 
 
-def _to_csv(sheet: Sheet) -> bytes:
+def to_csv(sheet: Sheet) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.writer(out)
     writer.writerow([c.title for c in sheet.columns])
@@ -155,7 +155,7 @@ def _check_exact(value: Decimal) -> None:
         raise ValueError(f"{value} has more than 15 significant digits: XLSX cannot hold it exactly")
 
 
-def _to_xlsx(sheet: Sheet) -> bytes:
+def to_xlsx(sheet: Sheet) -> bytes:
     book = Workbook()
     ws = book.active
     assert isinstance(ws, Worksheet)  # a new workbook's one sheet
@@ -271,11 +271,11 @@ async def _lines_sheet(conn: AsyncConnection, invoice_id: int, lang: Lang) -> Sh
 
 async def invoice_lines_csv(conn: AsyncConnection, invoice_id: int, lang: Lang = "zh-CN") -> bytes:
     """The lines of one invoice or credit note ("DRAFT" in the invoice column until it is issued)."""
-    return _to_csv(await _lines_sheet(conn, invoice_id, lang))
+    return to_csv(await _lines_sheet(conn, invoice_id, lang))
 
 
 async def invoice_lines_xlsx(conn: AsyncConnection, invoice_id: int, lang: Lang = "zh-CN") -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _lines_sheet(conn, invoice_id, lang))
+    return await asyncio.to_thread(to_xlsx, await _lines_sheet(conn, invoice_id, lang))
 
 
 # --- the month's usage ------------------------------------------------------------------------------------
@@ -344,11 +344,11 @@ async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo, lang:
 
 async def usage_csv(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang = "zh-CN") -> bytes:
     """The usage record of each booking starting in `month` (the center's calendar), in local times."""
-    return _to_csv(await _usage_sheet(conn, month, zone, lang))
+    return to_csv(await _usage_sheet(conn, month, zone, lang))
 
 
 async def usage_xlsx(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang = "zh-CN") -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _usage_sheet(conn, month, zone, lang))
+    return await asyncio.to_thread(to_xlsx, await _usage_sheet(conn, month, zone, lang))
 
 
 # --- the subsidy report -----------------------------------------------------------------------------------
@@ -421,7 +421,7 @@ async def subsidy_report(
 
     The figures follow invoice months, so `zone` does not change them; it is taken for a signature like the
     other exports'."""
-    return _to_csv(await _subsidy_sheet(conn, program_id, month, lang))
+    return to_csv(await _subsidy_sheet(conn, program_id, month, lang))
 
 
 subsidy_report_csv = subsidy_report
@@ -430,18 +430,18 @@ subsidy_report_csv = subsidy_report
 async def subsidy_report_xlsx(
     conn: AsyncConnection, program_id: str, month: date, zone: ZoneInfo, lang: Lang = "zh-CN"
 ) -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _subsidy_sheet(conn, program_id, month, lang))
+    return await asyncio.to_thread(to_xlsx, await _subsidy_sheet(conn, program_id, month, lang))
 
 
 # --- the PDF invoice --------------------------------------------------------------------------------------
 
-_font_lock = threading.Lock()  # reportlab's font registry and subsetting state are process-wide
+font_lock = threading.Lock()  # reportlab's font registry and subsetting state are process-wide
 _fonts: dict[Path, str] = {}
 
 
 def cjk_font(path: Path = CJK_FONT) -> str:
     """Registers the TrueType collection's first face with reportlab (once) and returns its name."""
-    with _font_lock:
+    with font_lock:
         if path in _fonts:
             return _fonts[path]
         if not path.is_file():
@@ -615,7 +615,7 @@ def _render_pdf(
         author=center_name,
         subject=invoice["customer"],
     )
-    with _font_lock:
+    with font_lock:
         document.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return out.getvalue()
 
