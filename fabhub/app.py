@@ -68,6 +68,7 @@ from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
 from fabhub.web.register_pages import make_router as register_pages_router
 from fabhub.web.render import Pages
+from fabhub.web.report_pages import make_router as report_pages_router
 from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
@@ -250,6 +251,7 @@ def create_app(
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
         change_pages_router(pages, sessions, pool, bookings, catalogue, clock),
         finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
+        report_pages_router(pages, sessions, pool),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),
         admin_orgs_router(pages, sessions, pool, catalogue, clock),

@@ -163,6 +163,8 @@ ROLES: Policy = {
     ("POST", "/book/wait"): BOOKERS,
     ("POST", "/my-bookings/waiting/{entry_id}/{action}"): CUSTOMERS,
     ("POST", "/my-bookings/notifications"): CUSTOMERS,
+    ("GET", "/bookings/{booking_id}/report"): EVERYONE,  # the booking's organization and staff
+    ("GET", "/reports/compare"): EVERYONE,
     ("GET", "/finance"): FINANCE,
     ("POST", "/finance/drafts"): FINANCE,
     ("POST", "/finance/invoices/{invoice_id}/issue"): FINANCE,
