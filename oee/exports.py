@@ -13,7 +13,7 @@ import asyncio
 import csv
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -435,13 +435,13 @@ async def subsidy_report_xlsx(
 
 # --- the PDF invoice --------------------------------------------------------------------------------------
 
-font_lock = threading.Lock()  # reportlab's font registry and subsetting state are process-wide
+_font_lock = threading.Lock()  # reportlab's font registry and subsetting state are process-wide
 _fonts: dict[Path, str] = {}
 
 
 def cjk_font(path: Path = CJK_FONT) -> str:
     """Registers the TrueType collection's first face with reportlab (once) and returns its name."""
-    with font_lock:
+    with _font_lock:
         if path in _fonts:
             return _fonts[path]
         if not path.is_file():
@@ -597,12 +597,22 @@ def _render_pdf(
             canvas.drawCentredString(0, 0, "DRAFT")
             canvas.rotate(-45)
             canvas.translate(-A4[0] / 2, -A4[1] / 2)
-        canvas.setFont(font, 7.5)
-        canvas.setFillColor(colors.grey)
-        canvas.drawString(18 * mm, 10 * mm, label)
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{doc.page}")
+        footer(canvas, doc, font, label)
         canvas.restoreState()
 
+    return build_a4(story, decorate, title=f"{title} {number}", author=center_name, subject=invoice["customer"])
+
+
+def footer(canvas: Any, doc: Any, font: str, label: str) -> None:
+    """The page's footer: what the document is on the left, the page number on the right."""
+    canvas.setFont(font, 7.5)
+    canvas.setFillColor(colors.grey)
+    canvas.drawString(18 * mm, 10 * mm, label)
+    canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{doc.page}")
+
+
+def build_a4(story: list[Any], decorate: Callable[[Any, Any], None], *, title: str, author: str, subject: str) -> bytes:
+    """An A4 document with 18 mm margins, `decorate` drawing on every page, built under the font lock."""
     out = io.BytesIO()
     document = SimpleDocTemplate(
         out,
@@ -611,11 +621,11 @@ def _render_pdf(
         rightMargin=18 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"{title} {number}",
-        author=center_name,
-        subject=invoice["customer"],
+        title=title,
+        author=author,
+        subject=subject,
     )
-    with font_lock:
+    with _font_lock:
         document.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return out.getvalue()
 

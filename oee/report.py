@@ -29,6 +29,7 @@ from common.errors import Conflict, Invalid, NotFound
 from common.rows import dict_rows
 from common.times import Stamp
 from oee import metrics
+from oee.billing_api import LineOut
 from oee.charges import money, usage_charge
 from oee.sqlfiles import QUERIES
 
@@ -52,14 +53,10 @@ class Slot(BaseModel):
     reference: str | None
 
 
-class BilledLine(BaseModel):
+class BilledLine(LineOut):
+    """A line of the invoice that billed the booking, as the invoice shows it, with the invoice's number."""
+
     invoice_number: str
-    kind: str
-    description: str
-    quantity: Decimal
-    unit: str
-    unit_price: Decimal
-    amount: Decimal
 
 
 class Billing(BaseModel):
@@ -282,7 +279,7 @@ async def reports(conn: AsyncConnection, booking_ids: Sequence[int], principal: 
     figures = _figures(await dict_rows(conn, QUERIES.report_results.sql, {"ids": ids}))
     lines: dict[int, list[BilledLine]] = {}
     for line in await dict_rows(conn, QUERIES.report_billed_lines.sql, {"ids": ids}):
-        lines.setdefault(line.pop("booking_id"), []).append(BilledLine(invoice_number=line.pop("number"), **line))
+        lines.setdefault(line["booking_id"], []).append(BilledLine(**line))
     reasons = await _reasons(conn, [rows[i] for i in ids])
     return [_report(rows[i], figures.loc[i], lines.get(i, []), reasons) for i in ids]
 

@@ -6,7 +6,6 @@ programs run, the alarms and the down intervals with their reasons."""
 from __future__ import annotations
 
 import asyncio
-import io
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,11 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-from oee.exports import CJK_FONT, cjk_font, font_lock
+from oee.exports import CJK_FONT, build_a4, cjk_font, footer
 from oee.report import Report
 from oee.report_sheets import Lang, carbon_note, figures, label
 
@@ -135,27 +133,10 @@ def _render(report: Report, center_name: str, zone: ZoneInfo, lang: Lang, font_p
 
     def decorate(canvas: Any, doc: Any) -> None:
         canvas.saveState()
-        canvas.setFont(font, 7.5)
-        canvas.setFillColor(colors.grey)
-        canvas.drawString(18 * mm, 10 * mm, f"{center_name} · {title} {s.booking_id}")
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{doc.page}")
+        footer(canvas, doc, font, f"{center_name} · {title} {s.booking_id}")
         canvas.restoreState()
 
-    out = io.BytesIO()
-    document = SimpleDocTemplate(
-        out,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=18 * mm,
-        bottomMargin=18 * mm,
-        title=f"{title} {s.booking_id}",
-        author=center_name,
-        subject=s.organization_name,
-    )
-    with font_lock:
-        document.build(story, onFirstPage=decorate, onLaterPages=decorate)
-    return out.getvalue()
+    return build_a4(story, decorate, title=f"{title} {s.booking_id}", author=center_name, subject=s.organization_name)
 
 
 async def report_pdf(

@@ -62,53 +62,39 @@ def figures(report: Report) -> list[tuple[str, str, Any, str]]:
     b, t, o, loss, p = report.billing, report.times, report.oee, report.losses, report.parts
     e, c = report.energy, report.cycles
     h = 1 / 3600
-    rows: list[tuple[str, str, Any, str]] = [
-        ("Billing", "basis", b.basis, ""),
-        ("Billing", "hourly rate", b.hourly_rate, "CNY"),
-        ("Billing", "charged hours", b.hours, "h"),
-        ("Billing", "charge", b.charge, "CNY"),
-        ("Billing", "subsidy", b.subsidy, "CNY"),
-        ("Billing", "total", b.total, "CNY"),
-        ("Billing", "invoiced", "yes" if b.invoiced else "estimate", ""),
-        ("Times", "planned", t.planned_s * h, "h"),
-        ("Times", "running", t.running_s * h, "h"),
-        ("Times", "setup", t.setup_s * h, "h"),
-        ("Times", "idle", t.idle_s * h, "h"),
-        ("Times", "down", t.down_s * h, "h"),
-        ("Times", "maintenance", t.maintenance_s * h, "h"),
-        ("Times", "offline", t.offline_s * h, "h"),
-        ("Times", "micro-stops", t.micro_stop_s * h, "h"),
-        ("Times", "overrun", t.overrun_s * h, "h"),
-        ("OEE", "availability", o.availability, "%"),
-        ("OEE", "performance", o.performance, "%"),
-        ("OEE", "quality", o.quality, "%"),
-        ("OEE", "oee", o.oee, "%"),
-        ("OEE", "ideal cycle", o.ideal_cycle_s, "s"),
-        ("Six big losses", "breakdowns", loss.breakdowns_h, "h"),
-        ("Six big losses", "setup and adjustments", loss.setup_h, "h"),
-        ("Six big losses", "small stops", loss.small_stops_h, "h"),
-        ("Six big losses", "reduced speed", loss.reduced_speed_h, "h"),
-        ("Six big losses", "rejects", loss.rejects_h, "h"),
-        ("Parts", "parts total", p.total, "parts"),
-        ("Parts", "parts good", p.good, "parts"),
-        ("Parts", "scrap", p.scrap, "parts"),
-    ]
-    if c is not None:
-        rows += [
-            ("Cycle times", "parts measured", c.parts_measured, "parts"),
-            ("Cycle times", "mean cycle", c.mean_s, "s"),
-            ("Cycle times", "median cycle", c.median_s, "s"),
-            ("Cycle times", "shortest cycle", c.min_s, "s"),
-            ("Cycle times", "longest cycle", c.max_s, "s"),
-        ]
-    rows += [
-        ("Energy", "energy", e.kwh, "kWh"),
-        ("Energy", "idle energy", e.idle_kwh, "kWh"),
-        ("Energy", "energy per good part", e.kwh_per_good_part, "kWh/part"),
-        ("Energy", "CO2", e.co2_kg, "kg"),
-        ("Energy", "carbon factor", e.carbon_factor, "kg CO2/kWh"),
-    ]
-    return rows
+    sections: dict[str, list[tuple[str, Any, str]]] = {
+        "Billing": [
+            ("basis", b.basis, ""), ("hourly rate", b.hourly_rate, "CNY"), ("charged hours", b.hours, "h"),
+            ("charge", b.charge, "CNY"), ("subsidy", b.subsidy, "CNY"), ("total", b.total, "CNY"),
+            ("invoiced", "yes" if b.invoiced else "estimate", ""),
+        ],
+        "Times": [
+            (name, getattr(t, f"{key}_s") * h, "h")
+            for key, name in (("planned", "planned"), ("running", "running"), ("setup", "setup"), ("idle", "idle"),
+                              ("down", "down"), ("maintenance", "maintenance"), ("offline", "offline"),
+                              ("micro_stop", "micro-stops"), ("overrun", "overrun"))
+        ],
+        "OEE": [
+            ("availability", o.availability, "%"), ("performance", o.performance, "%"), ("quality", o.quality, "%"),
+            ("oee", o.oee, "%"), ("ideal cycle", o.ideal_cycle_s, "s"),
+        ],
+        "Six big losses": [
+            ("breakdowns", loss.breakdowns_h, "h"), ("setup and adjustments", loss.setup_h, "h"),
+            ("small stops", loss.small_stops_h, "h"), ("reduced speed", loss.reduced_speed_h, "h"),
+            ("rejects", loss.rejects_h, "h"),
+        ],
+        "Parts": [("parts total", p.total, "parts"), ("parts good", p.good, "parts"), ("scrap", p.scrap, "parts")],
+        "Cycle times": [] if c is None else [
+            ("parts measured", c.parts_measured, "parts"), ("mean cycle", c.mean_s, "s"),
+            ("median cycle", c.median_s, "s"), ("shortest cycle", c.min_s, "s"), ("longest cycle", c.max_s, "s"),
+        ],
+        "Energy": [
+            ("energy", e.kwh, "kWh"), ("idle energy", e.idle_kwh, "kWh"),
+            ("energy per good part", e.kwh_per_good_part, "kWh/part"), ("CO2", e.co2_kg, "kg"),
+            ("carbon factor", e.carbon_factor, "kg CO2/kWh"),
+        ],
+    }  # fmt: skip
+    return [(section, figure, value, unit) for section, rows in sections.items() for figure, value, unit in rows]
 
 
 def _report_sheet(report: Report, zone: ZoneInfo, lang: Lang) -> Sheet:

@@ -60,8 +60,9 @@ ORDER BY booking_id, day;
 
 -- name: report-billed-lines
 -- What the bookings were billed: the lines of issued invoices that no credit note cancelled.
-SELECT l.booking_id, i.number, l.kind, l.description, l.quantity, l.unit, l.unit_price, l.amount
-FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id
+SELECT l.id, l.position, l.booking_id, l.kind, l.description, l.quantity, l.unit, l.unit_price, l.amount,
+       l.subsidy_program, b.reference, i.number AS invoice_number
+FROM invoice_line l JOIN invoice i ON i.id = l.invoice_id LEFT JOIN booking_slot b ON b.id = l.booking_id
 WHERE l.booking_id = ANY(:ids) AND i.kind = 'invoice' AND i.status = 'issued' AND i.credited_by IS NULL
 ORDER BY l.booking_id, l.position;
 
