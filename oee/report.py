@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -31,11 +31,11 @@ from common.times import Stamp
 from oee import metrics
 from oee.billing_api import LineOut
 from oee.charges import money, usage_charge
+from oee.energy import carbon_kg
 from oee.sqlfiles import QUERIES
 
 MIN_COMPARED, MAX_COMPARED = 2, 4
 BINS = 10
-KG = Decimal("0.01")
 
 
 class Slot(BaseModel):
@@ -326,11 +326,10 @@ def _number(value: Any) -> float | None:
 
 
 def _report(row: dict[str, Any], f: pd.Series, lines: list[BilledLine], reasons: dict[Any, dict[str, Any]]) -> Report:
-    usage = row["usage"]
     good = _number(f["parts_good"])
     total = float(f["parts_total"])
     seconds = {f"{t}_s": float(f[f"{t}_s"]) for t in metrics.TIMES if t != "booked"}
-    times = Times(**seconds, overrun_s=usage["overrun_s"])
+    times = Times(**seconds, overrun_s=row["overrun_s"])
     hours = 1 / 3600
     ideal = _number(f["ideal_cycle_s"])
     return Report(
@@ -339,7 +338,7 @@ def _report(row: dict[str, Any], f: pd.Series, lines: list[BilledLine], reasons:
             **{k: row[k] for k in ("organization_id", "organization_name", "device_id", "device_name", "class_id")},
             **{k: row[k] for k in ("class_name", "class_name_zh", "start", "end", "status", "reference")},
         ),
-        billing=_billing(row, usage, lines),
+        billing=_billing(row, lines),
         times=times,
         oee=Figures(
             availability=_number(f["availability"]),
@@ -357,8 +356,8 @@ def _report(row: dict[str, Any], f: pd.Series, lines: list[BilledLine], reasons:
             rejects_h=None if ideal is None or good is None else float(f["loss_scrap_s"]) * hours,
         ),
         parts=Parts(total=total, good=good, scrap=None if good is None else total - good),
-        energy=_energy(usage, good),
-        frozen_at=datetime.fromisoformat(usage["computed_at"]),
+        energy=_energy(row, good),
+        frozen_at=row["frozen_at"],
         timeline=None if row["timeline"] is None else [_span(s) for s in row["timeline"]],
         cycles=None if row["cycles"] is None else _cycles(row["cycles"], ideal),
         programs=None if row["programs"] is None else [ProgramRun(**p) for p in row["programs"]],
@@ -367,13 +366,13 @@ def _report(row: dict[str, Any], f: pd.Series, lines: list[BilledLine], reasons:
     )
 
 
-def _billing(row: dict[str, Any], usage: dict[str, Any], lines: list[BilledLine]) -> Billing:
+def _billing(row: dict[str, Any], lines: list[BilledLine]) -> Billing:
     charge = usage_charge(
         row["billing_basis"],
         row["hourly_rate"],
-        usage["booked_s"],
-        usage["running_s"],
-        usage["overrun_s"],
+        row["booked_s"],
+        row["running_s"],
+        row["overrun_s"],
         row["metered_minimum_share"],
     )
     if lines:
@@ -395,22 +394,17 @@ def _billing(row: dict[str, Any], usage: dict[str, Any], lines: list[BilledLine]
     )
 
 
-def _energy(usage: dict[str, Any], good: float | None) -> Energy:
-    """`usage` is the usage record as JSON: the carbon factor's exact digits come back as Decimal."""
-    kwh = usage.get("energy_kwh")
-    factor = usage.get("carbon_factor")
-    factor = None if factor is None else Decimal(str(factor))
-    co2 = None
-    if kwh is not None and factor is not None:
-        co2 = (Decimal(str(kwh)) * factor).quantize(KG, rounding=ROUND_HALF_UP)
+def _energy(row: dict[str, Any], good: float | None) -> Energy:
+    """From the usage record: kWh, idle kWh and the carbon factor frozen with it (oee.energy)."""
+    kwh = row["energy_kwh"]
     return Energy(
         kwh=kwh,
-        idle_kwh=usage.get("idle_energy_kwh"),
+        idle_kwh=row["idle_energy_kwh"],
         kwh_per_good_part=kwh / good if kwh is not None and good else None,
-        co2_kg=co2,
-        carbon_factor=factor,
-        carbon_source=usage.get("carbon_source"),
-        carbon_year=usage.get("carbon_year"),
+        co2_kg=carbon_kg(kwh, row["carbon_factor"]),
+        carbon_factor=row["carbon_factor"],
+        carbon_source=row["carbon_source"],
+        carbon_year=row["carbon_year"],
     )
 
 

@@ -47,7 +47,9 @@ def _shown(value: Any, unit: str, lang: Lang) -> str:
         return f"{value:,.2f}" if unit == "CNY" else format(value, "f")
     if unit == "parts":
         return f"{value:,.0f}"
-    return f"{value:,.2f}" if unit == "h" else f"{value:,.4g}"
+    if unit == "kWh/part":
+        return f"{value:,.3f}"
+    return f"{value:,.2f}" if unit in ("h", "kWh") else f"{value:,.4g}"
 
 
 def _duration(seconds: float, lang: Lang) -> str:

@@ -50,11 +50,13 @@ def carbon_note(report: Report, lang: Lang) -> str | None:
     if e.carbon_factor is None:
         return None
     source = e.carbon_source or ""
-    if lang == "zh-CN":
-        year = f" {e.carbon_year} 年" if e.carbon_year else ""
-        return f"按 {e.carbon_factor} kg CO₂/kWh（{source}{year}）"
-    year = f", {e.carbon_year}" if e.carbon_year else ""
-    return f"at {e.carbon_factor} kg CO₂/kWh ({source}{year})"
+    if e.carbon_year and str(e.carbon_year) not in source:  # the source usually names its year itself
+        source += f" {e.carbon_year}"
+    return (
+        f"按 {e.carbon_factor} kg CO₂/kWh（{source}）"
+        if lang == "zh-CN"
+        else f"at {e.carbon_factor} kg CO₂/kWh ({source})"
+    )
 
 
 def figures(report: Report) -> list[tuple[str, str, Any, str]]:

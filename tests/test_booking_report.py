@@ -20,34 +20,38 @@ from fabhub.settings import Settings
 from oee.invoices import Invoicing
 from oee.service import OeeService
 from telemetry import BatchWriter, Sample
+from telemetry.model import Count
 from tests.accounts_rig import Clock, as_role, login
 from tests.booking_rig import NOW, ZONE, customer, local, slot
 from tests.http import REPO, serve
 from tests.test_exports import pdf_text
 
-CNC, OTHER = "cnc-01", "cnc-02"
+CNC, OTHER, METER = "cnc-01", "cnc-02", "meter-cnc-01"
 MIN = 1 / 60
 
 
-def shift() -> list[Sample]:
+def shift() -> list[Sample | Count]:
     """Tuesday 2 March on cnc-01 (ideal cycle 4 min), booked 09:00-12:00: setup 09:00-09:30, running to 10:30,
     down to 10:45 (alarm E1 10:30-10:44), running to 11:30, idle to the end. Parts: one every 6 min from 09:36
     to 10:30 (10), then 2 at 10:57 and 3 at 11:21 (24 min for 3: 8 min each); 14 good. Program O1001 from
-    before the slot, O2002 from 10:40. 12.5 kWh."""
+    before the slot, O2002 from 10:40. Its power meter counts 12.5 kWh in the slot, 2 of them not running."""
     h = 1.0  # day 1
-    samples = [
+    samples: list[Sample | Count] = [
         Sample(local(1, 9), CNC, "state", "setup"),
         Sample(local(1, 9.5), CNC, "state", "running"),
         Sample(local(1, 10.5), CNC, "state", "down"),
         Sample(local(1, 10.75), CNC, "state", "running"),
         Sample(local(1, 11.5), CNC, "state", "idle"),
-        Sample(local(1, 8.9), CNC, "energy_kwh", 100.0),
-        Sample(local(1, 11.9), CNC, "energy_kwh", 112.5),
         Sample(local(1, 8.8), CNC, "program", "O1001 BRACKET"),
         Sample(local(1, 10 + 40 * MIN), CNC, "program", "O2002 FLANGE"),
         Sample(local(1, 10.5), CNC, "alarm", "E1 spindle overload"),
         Sample(local(1, 10 + 44 * MIN), CNC, "alarm", ""),
     ]
+    # The meter's deltas: 0.5 kWh up to 09:30 (setup), 6 to 10:30 (running), 0.5 to 10:45 (down), 4.5 to 11:30
+    # (running), 1 to 11:54 (idle): 12.5 kWh, 2 of them not running.
+    meter = [(8.9, 10000), (9.5, 10050), (10.5, 10650), (10.75, 10700), (11.5, 11150), (11.9, 11250)]
+    samples += [Sample(local(1, h), METER, "energy_kwh", raw / 100) for h, raw in meter]
+    samples += [Count(local(1, h), METER, "energy_kwh", raw, unit=0.01) for h, raw in meter]
     samples += [Sample(local(h, 9.5 + (i + 1) * 0.1), CNC, "parts_total.delta", 1.0) for i in range(10)]
     samples += [Sample(local(h, 9.5 + (i + 1) * 0.1 + 0.01), CNC, "parts_good.delta", 1.0) for i in range(9)]
     samples += [
@@ -174,8 +178,15 @@ async def test_the_report_of_a_completed_booking_has_the_hand_computed_figures_a
         900,
     )
     assert (down["reason_code"], down["reason_name_zh"], down["note"]) == ("tool_breakage", "刀具损坏", "T12 broke")
-    assert report["energy"]["kwh"] == pytest.approx(12.5)
-    assert report["energy"]["kwh_per_good_part"] == pytest.approx(12.5 / 14)
+    energy = report["energy"]
+    assert (energy["kwh"], energy["idle_kwh"]) == (pytest.approx(12.5), pytest.approx(2.0))
+    assert energy["kwh_per_good_part"] == pytest.approx(12.5 / 14)
+    assert (energy["co2_kg"], energy["carbon_factor"], energy["carbon_year"]) == (
+        "7.13",
+        "0.5703",
+        2022,
+    )  # 12.5 x 0.5703
+    assert "生态环境部" in energy["carbon_source"]
     billing = report["billing"]
     assert (billing["basis"], billing["hours"], billing["charge"], billing["invoiced"]) == (
         "booked",
@@ -208,7 +219,8 @@ async def test_the_pdf_and_the_files_say_it_in_chinese(center):
     text = pdf_text(r.content)
     for expected in ("设备使用报告", "可用率", "58.3 %", "性能率", "57.1 %", "良品率", "93.3 %", "六大损失", "故障停机",
                      "0.75", "总产量", "15", "平均节拍", "390", "O1001 BRACKET", "E1 spindle overload", "未指定",
-                     "电能", "12.5", "540.00", "状态时间线"):  # fmt: skip
+                     "电能", "12.5", "空闲电能", "2.00", "二氧化碳排放", "7.13", "按 0.5703 kg CO₂/kWh（生态环境部",
+                     "540.00", "状态时间线"):  # fmt: skip
         assert expected in text, expected
     english = pdf_text((await client.get(f"{url}.pdf", params={"lang": "en"}, headers=a.headers)).content)
     assert "Machine report" in english and "availability" in english and "设备使用报告" not in english
@@ -219,6 +231,7 @@ async def test_the_pdf_and_the_files_say_it_in_chinese(center):
     assert rows[0] == ["分类", "指标", "数值", "单位"]
     assert ["设备综合效率（OEE）", "可用率", "58.33", "%"] in rows
     assert ["产量", "废品", "1.0", "件"] in rows
+    assert ["能耗", "二氧化碳排放", "7.13", "kg"] in rows
     r = await client.get(f"{url}.xlsx", params={"lang": "en"}, headers=a.headers)
     sheet = load_workbook(io.BytesIO(r.content)).active
     values = [[c.value for c in row] for row in sheet.iter_rows()]

@@ -24,6 +24,8 @@ async def test_report_and_comparison_pages(center):  # noqa: F811
         await expect(page.locator("#alarms")).to_contain_text("E1 spindle overload")
         await expect(page.locator("#downtime")).to_contain_text("15 分")
         await expect(page.locator("#cycles")).to_contain_text("390 s")
+        await expect(page.locator("#energy")).to_contain_text("7.13 kg")
+        await expect(page.locator("[data-test=carbon]")).to_contain_text("按 0.5703 kg CO₂/kWh（生态环境部")
         assert await page.locator("#timeline svg rect").count() == 5
         assert await page.locator("#losses svg rect").count() == 5
         await shot(page, "report-desktop")

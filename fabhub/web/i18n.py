@@ -396,7 +396,6 @@ ZH: dict[str, str] = {
     "not measured": "未计量",
     "Idle energy": "空闲电能",
     "Energy per good part": "单件良品电耗",
-    "at": "按",
     "Overrun": "超时运行",
     "Six big losses": "六大损失",
     "Breakdowns": "故障停机",

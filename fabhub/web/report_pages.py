@@ -19,6 +19,7 @@ from fabhub.web.i18n import Texts
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
 from oee import report
+from oee.report_sheets import carbon_note
 
 LOSSES = (
     ("breakdowns_h", "Breakdowns"),
@@ -97,6 +98,7 @@ def make_router(pages: Pages, sessions: WebSessions, pool: AsyncConnectionPool) 
             r=found,
             timeline=timeline_chart(found, texts) if found.timeline else None,
             losses=losses_chart(found, texts),
+            carbon=carbon_note(found, "zh-CN" if texts.lang == "zh" else "en"),
             **extra,
         )
 

@@ -41,7 +41,8 @@ SELECT b.id, b.organization_id, o.name AS organization_name, b.device_id, d.name
        b.status, b.reference, b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.subsidy, b.net,
        c.billing_basis, c.metered_minimum_share,
        EXISTS (SELECT 1 FROM booking_result r WHERE r.booking_id = b.id) AND u.booking_id IS NOT NULL AS frozen,
-       to_jsonb(u) AS usage,
+       u.booked_s, u.running_s, u.overrun_s, u.energy_kwh, u.idle_energy_kwh, u.carbon_factor, u.carbon_source,
+       u.carbon_year, u.computed_at AS frozen_at,
        s.computed_at AS snapshot_at, s.timeline, s.cycles, s.programs, s.alarms, s.downtime
 FROM booking_slot b
 JOIN org_profile o ON o.id = b.organization_id
