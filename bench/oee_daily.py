@@ -212,7 +212,7 @@ async def prepare(url: str, devices: DeviceFile, days: int, every: int, now: dat
     """Migrated database, center open 24/7, the catalogue synced, states and parts generated, vacuumed."""
     await migrate(url, timescaledb="require")
     ids = [d.id for d in devices.devices]
-    _, counting = oee_facts(devices)
+    _, counting, _ = oee_facts(devices)
     end = START + timedelta(days=days)
     async with await AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("DELETE FROM opening_hours")
