@@ -204,6 +204,16 @@ async def test_the_report_of_a_completed_booking_has_the_hand_computed_figures_a
     assert (await client.get(url, headers=a.headers)).json() == report
     assert (await client.get(url, headers=staff)).json() == report
 
+    # A booking frozen before reports were: its frozen figures, without the snapshot's parts.
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM booking_report WHERE booking_id = %s", (first["id"],))
+    older = (await client.get(url, headers=a.headers)).json()
+    snapshot = ("timeline", "cycles", "programs", "alarms", "downtime")
+    assert all(older[k] is None for k in snapshot)
+    assert {k: v for k, v in older.items() if k not in snapshot} == {
+        k: v for k, v in report.items() if k not in snapshot
+    }
+
     # Another organization's customer: not found, like a booking that does not exist.
     for path in ("", ".pdf", ".csv", ".xlsx"):
         r = await client.get(url + path, headers=b.headers)
