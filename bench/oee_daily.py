@@ -23,6 +23,11 @@ after one warm-up, the paths alternating:
 - bare: one statement: per device and local day the seconds per state (repeats dropped with lag(), each
   span ended by lead(), spans cut at local midnight) and the sums of the part deltas, fetched into Python.
 - history: `daily` again once `summarize` has stored the days (the path a past month takes).
+- reports: one organization's month of B completed bookings (default 200, spread over the devices and days,
+  up to 2 h each) frozen as the booking-lifecycle job freezes them (usage, per-day results and the report's
+  snapshot of timeline, cycles, programs, alarms and down time), then the machine report of every one built
+  from the frozen rows (`oee.report.reports`, the customer's view, in one call) against the bare SQL reading
+  the same frozen rows into Python; and the 200 reports one request at a time (`booking_report` per booking).
 
 The service's and the bare numbers must agree (every state's seconds per device-day within 1 s, parts
 exactly), and the history must equal the live answer, micro-stops aside: the summary cuts an idle span at
@@ -30,6 +35,7 @@ midnight before judging it short, so those differ; the bench counts by how much.
 stores a true row every second (no change detection) for H devices over N days, timed the same way.
 
     .venv/bin/python bench/oee_daily.py [--devices 50] [--days 30] [--runs 3] [--hz-devices 10] [--hz-days 3] [--jit]
+        [--report-bookings 200]
 """
 
 from __future__ import annotations
@@ -52,12 +58,13 @@ import pandas as pd
 import psycopg
 from psycopg import AsyncConnection
 
+from accounts.model import Principal, Role
 from booking.catalogue import sync
 from fabhub.catalogue import catalogue_from, oee_facts
 from fabhub.devices import DeviceFile, load_devices
 from fabhub.devservices import PostgresCluster
 from fabhub.migrations import migrate
-from oee import metrics
+from oee import metrics, report, results
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
 
@@ -165,13 +172,33 @@ GROUP BY 1, 2, 3
 """
 
 
+# The frozen rows the reports read, as one would fetch them by hand: per booking the slot, device and class,
+# the usage record, the per-day results summed, and the snapshot's JSON.
+BARE_REPORTS = """
+SELECT b.id, lower(b.during), upper(b.during), b.device_id, d.name, c.billing_basis, b.hourly_rate, u.booked_s,
+       u.running_s, u.overrun_s, u.energy_kwh, r.planned_s, r.running_s, r.setup_s, r.down_s, r.micro_stop_s,
+       r.offline_s, r.parts_total, r.parts_good, r.ideal_cycle_s, s.timeline, s.cycles, s.programs, s.alarms,
+       s.downtime
+FROM booking b
+JOIN device d ON d.id = b.device_id
+JOIN device_class c ON c.id = d.class_id
+JOIN usage_record u ON u.booking_id = b.id
+JOIN booking_report s ON s.booking_id = b.id
+JOIN (SELECT booking_id, sum(planned_s) AS planned_s, sum(running_s) AS running_s, sum(setup_s) AS setup_s,
+             sum(down_s) AS down_s, sum(micro_stop_s) AS micro_stop_s, sum(offline_s) AS offline_s,
+             sum(parts_total) AS parts_total, sum(parts_good) AS parts_good, min(ideal_cycle_s) AS ideal_cycle_s
+      FROM booking_result WHERE booking_id = ANY(%(ids)s) GROUP BY booking_id) r ON r.booking_id = b.id
+WHERE b.id = ANY(%(ids)s)
+ORDER BY b.id
+"""
+
 # -- set-up -----------------------------------------------------------------------------------------------
 
 
 def bench_devices(count: int) -> DeviceFile:
-    """devices.yaml's center, classes and programs, with `count` devices cloned in turn from its own."""
+    """devices.yaml's center, classes and programs, with `count` devices cloned in turn from its machines."""
     base = load_devices(REPO / "devices.yaml")
-    templates = base.devices
+    templates = base.machines  # the power meters are not booked
     devices = []
     for i in range(count):
         template = templates[i % len(templates)]
@@ -358,6 +385,98 @@ async def bench(
     return out
 
 
+async def book_a_month(
+    conn: AsyncConnection, devices: DeviceFile, days: int, count: int, now: datetime
+) -> tuple[Principal, list[dict[str, Any]]]:
+    """One organization, its user and `count` completed bookings spread evenly over the devices and days (up to
+    2 h each, back to back at most), written as the booking domain stores them."""
+    cur = await conn.execute(
+        "INSERT INTO organization (name, uscc) VALUES ('靖江精工机械有限公司', '913202817000000001') RETURNING id"
+    )
+    (org_id,) = await cur.fetchone()
+    cur = await conn.execute(
+        "INSERT INTO app_user (email, name, role, organization_id, password_hash) "
+        "VALUES ('bench@example.com', 'Bench', 'customer', %s, 'x') RETURNING id",
+        (org_id,),
+    )
+    (user_id,) = await cur.fetchone()
+    ids = [d.id for d in devices.devices]
+    per_device = -(-count // len(ids))
+    spacing = timedelta(days=days) / per_device
+    length = min(timedelta(hours=2), spacing)
+    bookings = []
+    for i in range(count):
+        device_id, k = ids[i % len(ids)], i // len(ids)
+        start = START + k * spacing
+        cur = await conn.execute(
+            "INSERT INTO booking (device_id, organization_id, user_id, created_by, during, status, hourly_rate, gross, "
+            "net, created_at) SELECT %(device)s, %(org)s, %(user)s, %(user)s, tstzrange(%(start)s, %(end)s), "
+            "'completed', coalesce(d.hourly_rate, c.hourly_rate), 0, 0, %(start)s "
+            "FROM device d JOIN device_class c ON c.id = d.class_id WHERE d.id = %(device)s RETURNING id",
+            {"device": device_id, "org": org_id, "user": user_id, "start": start, "end": start + length},
+        )
+        (booking_id,) = await cur.fetchone()
+        bookings.append(
+            {"id": booking_id, "device_id": device_id, "organization_id": org_id, "start": start,
+             "end": start + length, "status": "completed"}
+        )  # fmt: skip
+    return Principal(user_id, "bench@example.com", "Bench", Role.customer, org_id), bookings
+
+
+async def bench_reports(url: str, devices: DeviceFile, days: int, count: int, runs: int) -> dict[str, float]:
+    """Freezes an organization's month of bookings, then times building their reports against the bare SQL."""
+    end = START + timedelta(days=days)
+    now = end + timedelta(days=2)  # every overrun settled
+    service = OeeService(*oee_facts(devices), ZONE, lambda: now)
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("SET jit = off")
+        async with conn.transaction():
+            customer, bookings = await book_a_month(conn, devices, days, count, now)
+        freezing, frozen = await timed(lambda: freeze_all(conn, service, bookings, now))
+        assert frozen == count, f"only {frozen} of {count} bookings could be frozen"
+        ids = [b["id"] for b in bookings]
+
+        async def ours() -> list[report.Report]:
+            return await report.reports(conn, ids, customer)
+
+        async def one_by_one() -> list[report.Report]:
+            return [await report.booking_report(conn, i, customer) for i in ids]
+
+        async def bare() -> list[tuple]:
+            return await fetch(conn, BARE_REPORTS, {"ids": ids})
+
+        times, answers = await race(runs, {"ours": ours, "one": one_by_one, "bare": bare})
+        built: list[report.Report] = answers["ours"]
+        assert [r.slot.booking_id for r in built] == ids
+        assert len(answers["bare"]) == count
+        assert answers["one"] == built, "one at a time and all at once disagree"
+        for mine, theirs in zip(built, answers["bare"], strict=True):
+            assert (mine.times.running_s, mine.parts.total) == (theirs[12], theirs[17]), mine.slot.booking_id
+        out = {name: statistics.median(t) for name, t in times.items()}
+        spans = sum(len(r.timeline or []) for r in built)
+        cycles = sum(len(r.cycles.trend) if r.cycles else 0 for r in built)
+        print(
+            f"reports: one organization's {count} completed bookings on {len(devices.devices)} devices over {days} days"
+        )
+        print(
+            f"  frozen in {freezing:.1f} s (usage, per-day results, snapshot: {spans:,} state spans, {cycles:,} "
+            "measured cycles in all)"
+        )
+        print(f"  ours: oee.report.reports, all {count} at once       {ms(times['ours'])}")
+        print(f"  ours: booking_report, one at a time ({count} calls)  {ms(times['one'])}")
+        print(f"  bare: one SQL reading the same frozen rows          {ms(times['bare'])}")
+        print(f"  ratio ours / bare: {out['ours'] / out['bare']:.2f} (one at a time {out['one'] / out['bare']:.2f})")
+    return out
+
+
+async def freeze_all(conn: AsyncConnection, service: OeeService, bookings: list[dict[str, Any]], now: datetime) -> int:
+    frozen = 0
+    for booking in bookings:
+        async with conn.transaction():
+            frozen += await results.freeze(conn, service, booking, now) is not None
+    return frozen
+
+
 async def summarize_days(conn: AsyncConnection, service: OeeService, ids: list[str], now: datetime) -> list:
     async with conn.transaction():
         return await service.summarize(conn, ids, now)
@@ -371,6 +490,7 @@ async def main() -> None:
     parser.add_argument("--hz-devices", type=int, default=10, help="devices of the row-a-second set (0: skip it)")
     parser.add_argument("--hz-days", type=int, default=3)
     parser.add_argument("--jit", action="store_true", help="keep the server's JIT (default: SET jit = off)")
+    parser.add_argument("--report-bookings", type=int, default=200, help="one organization's bookings in the month")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -401,6 +521,9 @@ async def main() -> None:
             url, devices, args.days, args.runs, args.jit, f"{args.devices} devices x {args.days} days", True
         )
 
+        print()
+        reports = await bench_reports(url, devices, args.days, args.report_bookings, args.runs)
+
         hz: dict[str, float] | None = None
         if args.hz_devices:
             hz_devices = bench_devices(args.hz_devices)
@@ -425,6 +548,12 @@ async def main() -> None:
         print(
             f"  history (the days stored by summarize): {main_set['history'] * 1000:.0f} ms, "
             f"goal under {GOAL_SECONDS:g} s {verdict(main_set['history'] < GOAL_SECONDS)}"
+        )
+        print(
+            f"  machine reports of one organization's {args.report_bookings} bookings from frozen results: "
+            f"{reports['ours']:.3f} s all at once ({reports['one']:.3f} s one at a time), bare SQL "
+            f"{reports['bare']:.3f} s, ratio {reports['ours'] / reports['bare']:.2f}; goal under {GOAL_SECONDS:g} s: "
+            f"{verdict(reports['ours'] < GOAL_SECONDS)}"
         )
         if hz is not None:
             print(

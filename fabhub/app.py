@@ -68,6 +68,7 @@ from fabhub.web.management_pages import make_router as management_router
 from fabhub.web.pages import make_router as pages_router
 from fabhub.web.register_pages import make_router as register_pages_router
 from fabhub.web.render import Pages
+from fabhub.web.report_pages import make_router as report_pages_router
 from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
@@ -76,6 +77,7 @@ from oee.api import make_router as oee_router
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
 from oee.energy_api import make_router as energy_router
+from oee.report_api import make_router as report_router
 from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
 from telemetry.live import LiveListener
@@ -230,6 +232,7 @@ def create_app(
     app.include_router(
         billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
     )
+    app.include_router(report_router(pool, auth, devices.center.name, settings.zone, API), responses=PROBLEMS)
     app.include_router(
         telemetry_router(reader, devices.device_ids.__contains__, f"{API}/telemetry", sight, clock),
         dependencies=[signed_in],
@@ -248,6 +251,7 @@ def create_app(
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
         change_pages_router(pages, sessions, pool, bookings, catalogue, clock),
         finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
+        report_pages_router(pages, sessions, pool),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),
         admin_orgs_router(pages, sessions, pool, catalogue, clock),

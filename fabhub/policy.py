@@ -119,6 +119,12 @@ ROLES: Policy = {
     # Energy: per machine and day is the center's own; per customer and month a customer sees its own.
     ("GET", "/api/v1/energy/devices"): STAFF,
     ("GET", "/api/v1/energy/customers"): EVERYONE,
+    # Machine reports of completed bookings: the booking's organization and staff (another's reads as 404).
+    ("GET", "/api/v1/bookings/{booking_id}/report"): EVERYONE,
+    ("GET", "/api/v1/bookings/{booking_id}/report.pdf"): EVERYONE,
+    ("GET", "/api/v1/bookings/{booking_id}/report.{fmt}"): EVERYONE,
+    ("GET", "/api/v1/reports/compare"): EVERYONE,
+    ("GET", "/api/v1/reports/compare.{fmt}"): EVERYONE,
     # Down time is the center's own: staff read it, floor staff explain it; anyone may read the codes.
     ("GET", "/api/v1/downtime"): STAFF,
     ("GET", "/api/v1/downtime/codes"): EVERYONE,
@@ -157,6 +163,8 @@ ROLES: Policy = {
     ("POST", "/book/wait"): BOOKERS,
     ("POST", "/my-bookings/waiting/{entry_id}/{action}"): CUSTOMERS,
     ("POST", "/my-bookings/notifications"): CUSTOMERS,
+    ("GET", "/bookings/{booking_id}/report"): EVERYONE,  # the booking's organization and staff
+    ("GET", "/reports/compare"): EVERYONE,
     ("GET", "/finance"): FINANCE,
     ("POST", "/finance/drafts"): FINANCE,
     ("POST", "/finance/invoices/{invoice_id}/issue"): FINANCE,

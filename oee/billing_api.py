@@ -113,7 +113,7 @@ ExportLang = Annotated[Literal["zh-CN", "en"], Query(description="the sheet's la
 MEDIA = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def _download(data: bytes, media_type: str, filename: str) -> Response:
+def download(data: bytes, media_type: str, filename: str) -> Response:
     return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -173,7 +173,7 @@ def make_router(
         await readable(principal, invoice_id)
         async with pool.connection() as conn:
             pdf = await exports.invoice_pdf(conn, invoice_id, center_name, zone)
-        return _download(pdf, "application/pdf", f"invoice-{invoice_id}.pdf")
+        return download(pdf, "application/pdf", f"invoice-{invoice_id}.pdf")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}/lines.{{fmt}}", response_class=Response, responses={404: {}})
     async def invoice_lines(principal: Caller, invoice_id: RowId, fmt: Format, lang: ExportLang = "zh-CN") -> Response:
@@ -182,7 +182,7 @@ def make_router(
         async with pool.connection() as conn:
             export = exports.invoice_lines_csv if fmt == "csv" else exports.invoice_lines_xlsx
             data = await export(conn, invoice_id, lang)
-        return _download(data, MEDIA[fmt], f"invoice-{invoice_id}-lines.{fmt}")
+        return download(data, MEDIA[fmt], f"invoice-{invoice_id}-lines.{fmt}")
 
     @router.get(f"{prefix}/usage.{{fmt}}", response_class=Response)
     async def usage_export(principal: Caller, fmt: Format, month: Month, lang: ExportLang = "zh-CN") -> Response:
@@ -190,7 +190,7 @@ def make_router(
         async with pool.connection() as conn:
             export = exports.usage_csv if fmt == "csv" else exports.usage_xlsx
             data = await export(conn, month_of(month), zone, lang)
-        return _download(data, MEDIA[fmt], f"usage-{month}.{fmt}")
+        return download(data, MEDIA[fmt], f"usage-{month}.{fmt}")
 
     @router.get(f"{prefix}/subsidy-report.{{fmt}}", response_class=Response, responses={404: {}})
     async def subsidy_report(
@@ -205,7 +205,7 @@ def make_router(
         async with pool.connection() as conn:
             export = exports.subsidy_report_csv if fmt == "csv" else exports.subsidy_report_xlsx
             data = await export(conn, program, month_of(month), zone, lang)
-        return _download(data, MEDIA[fmt], f"subsidy-{program}-{month}.{fmt}")
+        return download(data, MEDIA[fmt], f"subsidy-{program}-{month}.{fmt}")
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
     async def one_invoice(principal: Caller, invoice_id: RowId) -> InvoiceWithLines:

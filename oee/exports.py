@@ -13,7 +13,7 @@ import asyncio
 import csv
 import io
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -136,7 +136,7 @@ def _in(lang: Lang, sheet: Sheet, heading_zh: list[str]) -> Sheet:
     return Sheet(TITLES_ZH.get(sheet.name, sheet.name), heading_zh, columns, rows, sheet.total_row)
 
 
-def _to_csv(sheet: Sheet) -> bytes:
+def to_csv(sheet: Sheet) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.writer(out)
     writer.writerow([c.title for c in sheet.columns])
@@ -157,7 +157,7 @@ def _check_exact(value: Decimal) -> None:
         raise ValueError(f"{value} has more than 15 significant digits: XLSX cannot hold it exactly")
 
 
-def _to_xlsx(sheet: Sheet) -> bytes:
+def to_xlsx(sheet: Sheet) -> bytes:
     book = Workbook()
     ws = book.active
     assert isinstance(ws, Worksheet)  # a new workbook's one sheet
@@ -273,11 +273,11 @@ async def _lines_sheet(conn: AsyncConnection, invoice_id: int, lang: Lang) -> Sh
 
 async def invoice_lines_csv(conn: AsyncConnection, invoice_id: int, lang: Lang = "zh-CN") -> bytes:
     """The lines of one invoice or credit note ("DRAFT" in the invoice column until it is issued)."""
-    return _to_csv(await _lines_sheet(conn, invoice_id, lang))
+    return to_csv(await _lines_sheet(conn, invoice_id, lang))
 
 
 async def invoice_lines_xlsx(conn: AsyncConnection, invoice_id: int, lang: Lang = "zh-CN") -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _lines_sheet(conn, invoice_id, lang))
+    return await asyncio.to_thread(to_xlsx, await _lines_sheet(conn, invoice_id, lang))
 
 
 # --- the month's usage ------------------------------------------------------------------------------------
@@ -352,11 +352,11 @@ async def _usage_sheet(conn: AsyncConnection, month: date, zone: ZoneInfo, lang:
 
 async def usage_csv(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang = "zh-CN") -> bytes:
     """The usage record of each booking starting in `month` (the center's calendar), in local times."""
-    return _to_csv(await _usage_sheet(conn, month, zone, lang))
+    return to_csv(await _usage_sheet(conn, month, zone, lang))
 
 
 async def usage_xlsx(conn: AsyncConnection, month: date, zone: ZoneInfo, lang: Lang = "zh-CN") -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _usage_sheet(conn, month, zone, lang))
+    return await asyncio.to_thread(to_xlsx, await _usage_sheet(conn, month, zone, lang))
 
 
 # --- the subsidy report -----------------------------------------------------------------------------------
@@ -429,7 +429,7 @@ async def subsidy_report(
 
     The figures follow invoice months, so `zone` does not change them; it is taken for a signature like the
     other exports'."""
-    return _to_csv(await _subsidy_sheet(conn, program_id, month, lang))
+    return to_csv(await _subsidy_sheet(conn, program_id, month, lang))
 
 
 subsidy_report_csv = subsidy_report
@@ -438,7 +438,7 @@ subsidy_report_csv = subsidy_report
 async def subsidy_report_xlsx(
     conn: AsyncConnection, program_id: str, month: date, zone: ZoneInfo, lang: Lang = "zh-CN"
 ) -> bytes:
-    return await asyncio.to_thread(_to_xlsx, await _subsidy_sheet(conn, program_id, month, lang))
+    return await asyncio.to_thread(to_xlsx, await _subsidy_sheet(conn, program_id, month, lang))
 
 
 # --- the PDF invoice --------------------------------------------------------------------------------------
@@ -605,12 +605,22 @@ def _render_pdf(
             canvas.drawCentredString(0, 0, "DRAFT")
             canvas.rotate(-45)
             canvas.translate(-A4[0] / 2, -A4[1] / 2)
-        canvas.setFont(font, 7.5)
-        canvas.setFillColor(colors.grey)
-        canvas.drawString(18 * mm, 10 * mm, label)
-        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{doc.page}")
+        footer(canvas, doc, font, label)
         canvas.restoreState()
 
+    return build_a4(story, decorate, title=f"{title} {number}", author=center_name, subject=invoice["customer"])
+
+
+def footer(canvas: Any, doc: Any, font: str, label: str) -> None:
+    """The page's footer: what the document is on the left, the page number on the right."""
+    canvas.setFont(font, 7.5)
+    canvas.setFillColor(colors.grey)
+    canvas.drawString(18 * mm, 10 * mm, label)
+    canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{doc.page}")
+
+
+def build_a4(story: list[Any], decorate: Callable[[Any, Any], None], *, title: str, author: str, subject: str) -> bytes:
+    """An A4 document with 18 mm margins, `decorate` drawing on every page, built under the font lock."""
     out = io.BytesIO()
     document = SimpleDocTemplate(
         out,
@@ -619,9 +629,9 @@ def _render_pdf(
         rightMargin=18 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"{title} {number}",
-        author=center_name,
-        subject=invoice["customer"],
+        title=title,
+        author=author,
+        subject=subject,
     )
     with _font_lock:
         document.build(story, onFirstPage=decorate, onLaterPages=decorate)

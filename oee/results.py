@@ -2,8 +2,10 @@
 changes what a customer was shown or billed (DESIGN.md, "OEE and utilisation").
 
 What is frozen: the usage record billing reads (booked, running, setup, overrun and offline seconds, parts,
-energy) and, per local day, the rows the customer's OEE is computed from (`booking_result`: times per state,
-parts, the ideal cycle time then configured), all from one live computation over the booking's slot.
+energy), per local day the rows the customer's OEE is computed from (`booking_result`: times per state,
+parts, the ideal cycle time then configured), all from one live computation over the booking's slot, and the
+machine report's raw-derived parts (`booking_report`: timeline, cycle times, programs, alarms, down time;
+oee.snapshot).
 
 When: a completed booking is due once its slot has ended and its overrun is settled (the machine stopped
 running after the end, or the device's next booking or maintenance window began, or a day passed: the
@@ -30,7 +32,7 @@ from accounts.model import Principal
 from booking import lifecycle
 from common.errors import Conflict, NotFound
 from common.rows import dict_rows
-from oee import energy
+from oee import energy, snapshot
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
 
@@ -158,8 +160,8 @@ async def _store(
     *,
     replace_usage: bool,
 ) -> None:
-    """Measures the booking as its customer's planned time (its slot) and stores the per-day rows, and the
-    usage record unless one is kept."""
+    """Measures the booking as its customer's planned time (its slot) and stores the per-day rows, the
+    report's snapshot (oee.snapshot), and the usage record unless one is kept."""
     start, end = booking["start"], booking["end"]
     raw = await oee.live(conn, [booking["device_id"]], start, end, booking["organization_id"])
     sums = raw.sum(numeric_only=True)
@@ -192,6 +194,7 @@ async def _store(
         )
     async with conn.cursor() as cur:
         await cur.executemany(QUERIES.store_result.sql, rows)
+    await snapshot.store(conn, booking, now)
 
 
 async def _usage(conn: AsyncConnection, booking_id: int) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ TINY = {
     "gateway_paths.py": "--seconds 1 --messages 300 --variables 5 --tls-printers 2 --tls-messages 100 --rounds 1"
     " --no-center",
     "bookings.py": "--bookings 20 --clients 2 --devices 3 --rounds 1 --requests 5 --concurrent 1",
-    "oee_daily.py": "--devices 2 --days 2 --runs 1 --hz-devices 0",
+    "oee_daily.py": "--devices 2 --days 2 --runs 1 --hz-devices 0 --report-bookings 20",
     "live.py": "--clients 2 --changes 4",
     "scale.py": "--samples 10000 --rounds 1 --lag-seconds 1",
 }

@@ -522,6 +522,7 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
             "device_id": CNC,
             "signal": signals[0]["signal"],
             "booking_id": str(bookings[0].id),
+            "bookings": f"{bookings[0].id},{bookings[1].id}",  # A's first CNC and robot bookings, compared
             "invoice_id": str(invoices["A"]),
             "organization_id": str(orgs["A"]),
             "user_id": str((await c.client.get("/api/v1/me", headers=admin)).json()["id"]),

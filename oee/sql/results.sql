@@ -31,6 +31,8 @@ VALUES (
     :down_s, :maintenance_s, :offline_s, :micro_stop_s, :parts_total, :parts_good, :ideal_cycle_s, :computed_at);
 
 -- name: delete-results!
+-- The per-day rows and the report's snapshot (oee.snapshot), which are frozen together.
+WITH report AS (DELETE FROM booking_report WHERE booking_id = :booking_id)
 DELETE FROM booking_result WHERE booking_id = :booking_id;
 
 -- name: usage-of-booking^
