@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from accounts import audit
 from booking.sqlfiles import QUERIES
+from common.errors import NotFound
 
 ACTOR = "devices.yaml"
 
@@ -79,6 +80,18 @@ class Catalogue:
 
     def class_devices(self, class_id: str) -> list[str]:
         return [d.id for d in self.devices.values() if d.class_id == class_id and not d.retired]
+
+    def chosen(self, device_id: str | None, class_id: str | None) -> list[str]:
+        """The devices a report's `device` and `class` filters choose, in id order; NotFound naming an unknown
+        one (retired devices included: their history stays reportable)."""
+        if class_id is not None and class_id not in self.classes:
+            raise NotFound(f"no device class {class_id!r}")
+        found = [d.id for d in self.devices.values() if class_id is None or d.class_id == class_id]
+        if device_id is not None:
+            if device_id not in found:
+                raise NotFound(f"no device {device_id!r}" + (f" in class {class_id}" if class_id else ""))
+            return [device_id]
+        return sorted(found)
 
     def rate(self, device_id: str) -> Decimal:
         device = self.devices[device_id]

@@ -60,16 +60,6 @@ def make_router(
     StartPath = Annotated[Instant, Path(description="the interval's start, exactly as listed")]
     errors: dict[int | str, dict[str, Any]] = {422: {"description": "invalid input, with the reason"}}
 
-    def devices(device_id: str | None, class_id: str | None) -> list[str]:
-        if class_id is not None and class_id not in catalogue.classes:
-            raise NotFound(f"no device class {class_id!r}")
-        found = [d.id for d in catalogue.devices.values() if class_id is None or d.class_id == class_id]
-        if device_id is not None:
-            if device_id not in found:
-                raise NotFound(f"no device {device_id!r}" + (f" in class {class_id}" if class_id else ""))
-            return [device_id]
-        return sorted(found)
-
     def window(start: datetime, end: datetime) -> None:
         if end <= start:
             raise Invalid("'to' must be after 'from'")
@@ -101,7 +91,7 @@ def make_router(
         end = end or clock()
         start = start or end - DEFAULT_WINDOW
         window(start, end)
-        ids = devices(device_id, class_id)
+        ids = catalogue.chosen(device_id, class_id)
         async with pool.connection() as conn:
             found = await downtime.down_intervals(conn, ids, start, end, clock())
         return page_of(DOWNTIME, found, page)
@@ -148,7 +138,7 @@ def make_router(
         reason's share and the cumulative share. By default only planned busy time counts (see
         `oee.downtime.pareto`), so the total equals the OEE report's down time."""
         window(start, end)
-        ids = devices(device_id, class_id)
+        ids = catalogue.chosen(device_id, class_id)
         async with pool.connection() as conn:
             found = await downtime.pareto(
                 conn,

@@ -75,13 +75,7 @@ def make_router(
         measure energy (a power meter, or their own counter)."""
         if last < first or last - first >= timedelta(days=MAX_DAYS):
             raise Invalid(f"'last_day' must not be before 'first_day', and at most {MAX_DAYS} days in all")
-        if class_id is not None and class_id not in catalogue.classes:
-            raise NotFound(f"no device class {class_id!r}")
-        ids = [d.id for d in catalogue.devices.values() if class_id is None or d.class_id == class_id]
-        if device_id is not None:
-            if device_id not in ids:
-                raise NotFound(f"no device {device_id!r}" + (f" in class {class_id}" if class_id else ""))
-            ids = [device_id]
+        ids = catalogue.chosen(device_id, class_id)
         async with pool.connection() as conn:
             rows = await energy.devices_daily(conn, service.energy, ids, first, last, service.zone)
         return [DeviceDayOut(**row) for row in rows]

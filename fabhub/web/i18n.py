@@ -410,7 +410,6 @@ ZH: dict[str, str] = {
     "Not invoiced yet: an estimate from the measured usage; the subsidy's annual cap applies on the invoice.": (
         "尚未开票：按实测用量估算；补贴的年度上限在开票时计算。"
     ),
-    "Energy": "能耗",
     "not measured": "未计量",
     "Idle energy": "空闲电能",
     "Energy per good part": "单件良品电耗",
