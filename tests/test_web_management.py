@@ -1,7 +1,8 @@
 """Management's charts in a real browser, over the down-time test's day worked by hand (cnc-01 ran, faulted
 four times and made 100 parts, 95 good): the OEE trend has a point, the heat map a cell per device and
 day, the Gantt the measured states, and the Pareto the unexplained down time; then over the demo's month, with
-screenshots of the whole page, a day's Gantt and 92 days under artifacts/screenshots/management-*.png."""
+screenshots of the whole page, a day's Gantt and 92 days under artifacts/screenshots/management-*.png, and of
+a demo SME's machine report and its two robots side by side (report-demo.png, compare-demo.png)."""
 
 import csv
 import io
@@ -76,6 +77,26 @@ async def test_management_over_the_demo_month(db_url, pool):
         await assert_labels_apart(page, "#utilisation svg text[text-anchor=middle]")
         await assert_labels_apart(page, "#gantt svg text[text-anchor=middle]")
         await shot(page, "management-92-days")
+
+        # the robot tester's March on both robots, as its report and side by side (frozen by the draft)
+        async with pool.connection() as conn:
+            found = await conn.execute(
+                "SELECT DISTINCT ON (b.device_id) b.id FROM booking b JOIN organization o ON o.id = b.organization_id"
+                " JOIN usage_record u ON u.booking_id = b.id WHERE o.name = %s AND b.device_id LIKE 'robot-%%'"
+                " AND b.status = 'completed' AND u.parts_total > 0 ORDER BY b.device_id, b.during",
+                ("靖江华瑞自动化设备有限公司",),
+            )
+            robots = [row[0] for row in await found.fetchall()]
+        assert len(robots) == 2
+        await page.goto(f"/bookings/{robots[0]}/report")
+        await expect(page.locator("#energy")).to_contain_text("kWh")  # measured by the machine's DTSU666
+        await expect(page.locator("[data-test=carbon]")).to_contain_text("0.5703")
+        assert await page.locator("#timeline svg rect").count() >= 2
+        await shot(page, "report-demo")
+        await page.goto(f"/reports/compare?bookings={robots[0]},{robots[1]}")
+        await expect(page.locator("#compare")).to_contain_text("UR5e")
+        await expect(page.locator("#compare")).not_to_contain_text("未计量")
+        await shot(page, "compare-demo")
 
         response = await page.request.get("/management/downtime.csv?since=2027-03-01&until=2027-04-13")
         assert response.ok
