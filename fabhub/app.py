@@ -74,9 +74,12 @@ from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
 from notify.api import make_router as notify_router
 from oee.api import make_router as oee_router
+from oee.bank_import import BankImport
 from oee.billing_api import make_router as billing_router
 from oee.downtime_api import make_router as downtime_router
 from oee.energy_api import make_router as energy_router
+from oee.payments import Payments
+from oee.payments_api import make_router as payments_router
 from oee.report_api import make_router as report_router
 from outbox.events import waiting as outbox_waiting
 from telemetry.api import make_router as telemetry_router
@@ -231,6 +234,13 @@ def create_app(
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(
         billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
+    )
+    payments = Payments(settings.zone, clock)
+    app.include_router(
+        payments_router(
+            pool, auth, payments, BankImport(payments, clock), settings.payment_term_days, settings.zone, clock, API
+        ),
+        responses=PROBLEMS,
     )
     app.include_router(report_router(pool, auth, devices.center.name, settings.zone, API), responses=PROBLEMS)
     app.include_router(

@@ -142,6 +142,16 @@ ROLES: Policy = {
     ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): EVERYONE,
     ("GET", "/api/v1/usage.{fmt}"): FINANCE,  # every customer's usage
     ("GET", "/api/v1/subsidy-report.{fmt}"): FINANCE,
+    # Payments: finance and admins record, reverse and import; a customer reads its own invoices' payments.
+    ("POST", "/api/v1/invoices/{invoice_id}/payments"): FINANCE,
+    ("GET", "/api/v1/invoices/{invoice_id}/payments"): EVERYONE,
+    ("POST", "/api/v1/payments/{payment_id}/reverse"): FINANCE,
+    ("GET", "/api/v1/receivables"): FINANCE,
+    ("GET", "/api/v1/receivables.csv"): FINANCE,
+    ("POST", "/api/v1/bank-statements"): FINANCE,
+    ("GET", "/api/v1/bank-statements/{statement_id}"): FINANCE,
+    ("POST", "/api/v1/bank-statements/rows/{row_id}/assign"): FINANCE,
+    ("POST", "/api/v1/bank-statements/rows/{row_id}/dismiss"): FINANCE,
     # Web pages: the same roles through the session cookie; anonymous visitors are sent to the login form.
     ("GET", "/"): EVERYONE,
     ("GET", "/login"): PUBLIC,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     vat_rate: Decimal = Field(
         Decimal("0.06"), ge=0, le=1, decimal_places=4, description="VAT on services; amounts are tax-inclusive"
     )
+    payment_term_days: int = Field(
+        30, ge=0, le=365, description="days after issue before an invoice with an open amount is overdue"
+    )
     access_token_minutes: int = Field(15, ge=1, le=24 * 60)
     session_hours: int = Field(12, ge=1, le=24 * 7, description="how long a browser stays logged in")
     secure_cookies: bool = Field(False, description="send the pages' cookies over HTTPS only (behind TLS)")

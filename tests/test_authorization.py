@@ -97,6 +97,9 @@ async def test_every_route_as_every_role(center):
         "entry_id": 1,
         "registration_id": 1,
         "notification_id": 1,
+        "payment_id": 1,
+        "statement_id": 1,
+        "row_id": 1,
     }
     wrong = []
     for (method, path), allowed in ROLES.items():
@@ -524,6 +527,11 @@ async def invoice_lines(z: Tenants, invoice_id: int) -> None:
     await z.get(z.a.headers, f"/api/v1/invoices/{invoice_id}/lines.csv", 404)
 
 
+async def invoice_payments(z: Tenants, invoice_id: int) -> None:
+    await z.get(z.b.headers, f"/api/v1/invoices/{invoice_id}/payments")
+    await z.get(z.a.headers, f"/api/v1/invoices/{invoice_id}/payments", 404)
+
+
 async def usage(z: Tenants, invoice_id: int) -> None:
     """B's measured usage is its slot's: 90 minutes running, none of A's."""
     rows = await z.get(z.b.headers, "/api/v1/usage", month="2027-03")
@@ -537,6 +545,7 @@ MONEY = {
     ("GET", "/api/v1/invoices/{invoice_id}"): one_invoice,
     ("GET", "/api/v1/invoices/{invoice_id}.pdf"): invoice_pdf,
     ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): invoice_lines,
+    ("GET", "/api/v1/invoices/{invoice_id}/payments"): invoice_payments,
     ("GET", "/api/v1/usage"): usage,
 }
 
