@@ -233,7 +233,10 @@ def create_app(
     app.include_router(energy_router(pool, auth, oee_service, catalogue, API), responses=PROBLEMS)
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(
-        billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
+        billing_router(
+            pool, auth, invoicing, devices.center.name, settings.zone, clock, API, settings.payment_term_days
+        ),
+        responses=PROBLEMS,
     )
     payments = Payments(settings.zone, clock)
     app.include_router(

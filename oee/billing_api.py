@@ -19,7 +19,8 @@ from common.http import ID, RowId, Text
 from common.paging import Key, Listing, Page, Paging, fetch_page
 from common.times import Stamp
 from oee import exports
-from oee.invoices import Invoicing, document_filters, documents, lines_of, next_month, parse_month
+from oee.invoices import ZERO, Invoicing, document_filters, documents, lines_of, next_month, parse_month
+from oee.payments import PaymentStatus, payment_status
 from oee.sqlfiles import QUERIES
 
 MONTH = r"^(20[0-9]{2}|21[0-9]{2})-(0[1-9]|1[0-2])$"
@@ -65,6 +66,11 @@ class InvoiceOut(BaseModel):
     issued_at: Stamp | None
     updated_at: Stamp
     currency: str = "CNY"
+    paid: Decimal = Field(description="payments that stand (not reversed)")
+    open_amount: Decimal | None = Field(None, description="what is still owed; null on drafts and credit notes")
+    payment_status: PaymentStatus | None = Field(
+        None, description="issued, partly_paid, paid, overdue (open after the payment term) or credited"
+    )
 
 
 class InvoiceWithLines(InvoiceOut):
@@ -132,9 +138,17 @@ def make_router(
     zone: ZoneInfo,
     clock: Callable[[], datetime],
     prefix: str,
+    payment_term_days: int,
 ) -> APIRouter:
     router = APIRouter(tags=["billing"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
+
+    def with_payments(invoice: InvoiceOut) -> InvoiceOut:
+        """Paid, open and status as of today in the center's calendar (computed: an issued invoice never changes)."""
+        today = clock().astimezone(zone).date()
+        status = payment_status(invoice.model_dump(), invoice.paid, today, payment_term_days, zone)
+        open_amount = None if status is None else invoice.total - invoice.paid if status != "credited" else ZERO
+        return invoice.model_copy(update={"payment_status": status, "open_amount": open_amount})
 
     def scope(principal: Principal, organization_id: int | None) -> int | None:
         """A customer's view is its own organization; asking for another's finds nothing."""
@@ -160,7 +174,8 @@ def make_router(
         chosen = month_of(month) if month else None
         params = document_filters(principal, month=chosen, organization_id=organization_id, status=status)
         async with pool.connection() as conn:
-            return await fetch_page(conn, INVOICES, QUERIES.invoices.sql, params, page, InvoiceOut)
+            listed = await fetch_page(conn, INVOICES, QUERIES.invoices.sql, params, page, InvoiceOut)
+        return listed.model_copy(update={"items": [with_payments(i) for i in listed.items]})
 
     # The exports first: /invoices/7.pdf must not be taken for /invoices/{invoice_id}.
     async def readable(principal: Principal, invoice_id: int) -> None:
@@ -214,7 +229,7 @@ def make_router(
         if not found:
             raise NotFound(f"no invoice {invoice_id}")
         async with pool.connection() as conn:
-            return InvoiceWithLines(**found[0], lines=await lines_of(conn, invoice_id))
+            return with_payments(InvoiceWithLines(**found[0], lines=await lines_of(conn, invoice_id)))  # type: ignore[return-value]
 
     @router.post(f"{prefix}/invoices/drafts")
     async def draft(principal: Caller, body: DraftIn) -> dict[str, Any]:

@@ -137,6 +137,10 @@ async def test_bank_statement_import_and_review(db_url, pool):
         ]
         paid_b = (await client.get(f"/api/v1/invoices/{b}/payments", headers=money_desk)).json()
         assert (paid_b["paid"], paid_b["open_amount"], paid_b["payment_status"]) == ("100.00", "515.00", "overdue")
+        shown = (await client.get(f"/api/v1/invoices/{b}", headers=money_desk)).json()
+        assert (shown["paid"], shown["open_amount"], shown["payment_status"]) == ("100.00", "515.00", "overdue")
+        listed = (await client.get("/api/v1/invoices", headers=money_desk)).json()["items"]
+        assert {i["id"]: i["payment_status"] for i in listed} == {a: "paid", b: "overdue", c: "overdue"}
         paid_a = (await client.get(f"/api/v1/invoices/{a}/payments", headers=money_desk)).json()
         assert (paid_a["open_amount"], paid_a["payment_status"]) == ("0.00", "paid")
 
