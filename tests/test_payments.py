@@ -174,6 +174,11 @@ async def test_bank_statement_import_and_review(db_url, pool):
         ).text
         assert csv_text.splitlines()[-1] == "合计,2,0.00,1042.00,0.00,0.00,1042.00"
 
+        client.cookies.set("fabhub_session", money_desk["Authorization"].removeprefix("Bearer "))
+        page = await client.get("/finance/receivables", params={"as_of": "2027-05-11"})
+        assert page.status_code == 200 and "应收账款" in page.text and "¥1,042.00" in page.text
+        client.cookies.clear()
+
         bad = "date,amount,reference,payer\n2027-02-30,10.00,x,y\n2027-03-01,-5,x,y\n2027-03-01,1.005,x,y\n2027-03-02,5.00,x,y\n"
         r = await upload(bad.encode())
         assert r.status_code == 422

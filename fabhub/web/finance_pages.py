@@ -1,6 +1,7 @@
 """Finance at month end: usage per customer, the month's invoice drafts to review and issue, credit notes,
 and the exports (which the API serves; the session cookie reads them). Issuing and crediting go through
-the same `Invoicing` as the API, so the numbering and the ledger rules are the same."""
+the same `Invoicing` as the API, so the numbering and the ledger rules are the same. Receivables show the
+same ageing as the API's."""
 
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from common.http import RowId
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 from oee.invoices import Invoicing, documents, first_of_month, lines_of, next_month, parse_month
+from oee.receivables import ageing, totals
 from oee.sqlfiles import QUERIES
 
 
@@ -110,6 +112,17 @@ def make_router(
         return await act(
             request, user, field(form, "month"), lambda conn, _: invoicing.credit(conn, invoice_id, user, reason)
         )
+
+    @router.get("/finance/receivables")
+    async def receivables(request: Request, user: Visitor, as_of: str | None = None) -> Response:
+        """The ageing table as of a day (today when absent or not a date), with the CSV the API serves."""
+        try:
+            day = date.fromisoformat(as_of or "")
+        except ValueError:
+            day = clock().astimezone(zone).date()
+        async with pool.connection() as conn:
+            rows = await ageing(conn, day, zone)
+        return pages.render(request, "receivables.html", user, as_of=day, rows=rows, totals=totals(rows))
 
     @router.get("/finance/invoices/{invoice_id}")
     async def invoice(request: Request, user: Visitor, invoice_id: RowId) -> HTMLResponse:
