@@ -263,7 +263,7 @@ def create_app(
         board_router(pages, sessions, board, hub),
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
         change_pages_router(pages, sessions, pool, bookings, catalogue, clock),
-        finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock),
+        finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock, payments, settings.payment_term_days),
         report_pages_router(pages, sessions, pool),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),

@@ -181,6 +181,7 @@ ROLES: Policy = {
     ("POST", "/finance/invoices/{invoice_id}/credit-note"): FINANCE,
     ("GET", "/finance/invoices/{invoice_id}"): FINANCE,
     ("GET", "/finance/receivables"): FINANCE,
+    ("POST", "/finance/invoices/{invoice_id}/payments"): FINANCE,
     ("GET", "/management"): FINANCE,
     ("GET", "/management/{chart}.csv"): FINANCE,  # each chart's numbers, the page's own figures
     ("GET", "/machines/{device_id}"): OPERATORS,  # a machine's full telemetry: staff only

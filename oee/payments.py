@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
@@ -22,6 +22,7 @@ from common.rows import dict_rows
 from oee.sqlfiles import QUERIES
 
 Method = Literal["bank_transfer", "cash", "wechat", "alipay", "other"]
+METHODS: tuple[str, ...] = get_args(Method)
 PaymentStatus = Literal["issued", "partly_paid", "paid", "overdue", "credited"]
 
 

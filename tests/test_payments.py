@@ -17,6 +17,7 @@ from oee.payments import Payments, payment_status
 from oee.receivables import ageing, ageing_csv, totals
 from tests.accounts_rig import as_role
 from tests.http import serve
+from tests.test_authorization import form_token
 from tests.test_invoices import MARCH, NOW, book, center, customer, finance, setup, t
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -177,6 +178,16 @@ async def test_bank_statement_import_and_review(db_url, pool):
         client.cookies.set("fabhub_session", money_desk["Authorization"].removeprefix("Bearer "))
         page = await client.get("/finance/receivables", params={"as_of": "2027-05-11"})
         assert page.status_code == 200 and "应收账款" in page.text and "¥1,042.00" in page.text
+        csrf = await form_token(client)
+        form = {"csrf": csrf, "amount": "15.00", "paid_on": "2027-05-10", "method": "cash", "reference": "收据 12"}
+        r = await client.post(f"/finance/invoices/{b}/payments", data=form)
+        assert r.status_code == 303
+        shown = await client.get(r.headers["location"])
+        assert "已登记收款" in shown.text and "收据 12" in shown.text and "¥500.00" in shown.text
+        r = await client.post(f"/finance/invoices/{b}/payments", data={**form, "amount": "500.01"})
+        assert r.status_code == 409
+        r = await client.post(f"/finance/invoices/{b}/payments", data={**form, "amount": "NaN"})
+        assert r.status_code == 422 and "请填写大于 0 的金额" in r.text
         client.cookies.clear()
 
         bad = "date,amount,reference,payer\n2027-02-30,10.00,x,y\n2027-03-01,-5,x,y\n2027-03-01,1.005,x,y\n2027-03-02,5.00,x,y\n"

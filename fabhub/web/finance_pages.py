@@ -4,6 +4,7 @@ the same `Invoicing` as the API, so the numbering and the ledger rules are the s
 same ageing as the API's."""
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,9 +16,11 @@ from accounts.model import Principal
 from booking.catalogue import Catalogue
 from common.errors import DomainError
 from common.http import RowId
+from common.money import money
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 from oee.invoices import Invoicing, documents, first_of_month, lines_of, next_month, parse_month
+from oee.payments import METHODS, Payments, payment_status
 from oee.receivables import ageing, totals
 from oee.sqlfiles import QUERIES
 
@@ -29,6 +32,8 @@ def make_router(
     invoicing: Invoicing,
     catalogue: Catalogue,
     clock: Any,
+    payments: Payments,
+    term_days: int,
 ) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     zone = pages.zone
@@ -124,13 +129,59 @@ def make_router(
             rows = await ageing(conn, day, zone)
         return pages.render(request, "receivables.html", user, as_of=day, rows=rows, totals=totals(rows))
 
-    @router.get("/finance/invoices/{invoice_id}")
-    async def invoice(request: Request, user: Visitor, invoice_id: RowId) -> HTMLResponse:
+    async def invoice_page(
+        request: Request, user: Principal, invoice_id: int, status: int = 200, **extra: Any
+    ) -> HTMLResponse:
         async with pool.connection() as conn:
             found = await documents(conn, user, invoice_id=invoice_id)
             lines = await lines_of(conn, invoice_id)
+            paid_in = await payments.of_invoice(conn, invoice_id)
         if not found:
             return pages.not_found(request, user)
-        return pages.render(request, "invoice.html", user, invoice=found[0], lines=lines)
+        invoice = found[0]
+        today = clock().astimezone(zone).date()
+        state = payment_status(invoice, invoice["paid"], today, term_days, zone)
+        return pages.render(
+            request,
+            "invoice.html",
+            user,
+            status=status,
+            invoice=invoice,
+            lines=lines,
+            payments=paid_in,
+            payment_status=state,
+            open_amount=invoice["total"] - invoice["paid"],
+            today=today,
+            **extra,
+        )
+
+    @router.get("/finance/invoices/{invoice_id}")
+    async def invoice(request: Request, user: Visitor, invoice_id: RowId, done: str | None = None) -> HTMLResponse:
+        notice = pages.texts(request)("Payment recorded.") if done else None
+        return await invoice_page(request, user, invoice_id, notice=notice)
+
+    @router.post("/finance/invoices/{invoice_id}/payments")
+    async def record_payment(request: Request, user: Visitor, invoice_id: RowId) -> Response:
+        """The API's payment rules through a form; a bad field or a refused payment shows the page again."""
+        form = await sessions.csrf.checked_form(request)
+        texts = pages.texts(request)
+        try:
+            amount = money(Decimal(field(form, "amount", "")))
+            paid_on = date.fromisoformat(field(form, "paid_on", ""))
+            method = field(form, "method", "")
+            reference = field(form, "reference", "")
+            if amount <= 0 or amount >= Decimal("1e10") or method not in METHODS or len(reference) > 200:
+                raise ValueError(method)
+            if "\x00" in reference or not date(2000, 1, 1) <= paid_on <= date(2199, 12, 31):
+                raise ValueError(reference)
+        except (ValueError, InvalidOperation):
+            message = texts("Give an amount above 0, a date and a method.")
+            return await invoice_page(request, user, invoice_id, status=422, problems=[message])
+        try:
+            async with pool.connection() as conn:
+                await payments.record(conn, invoice_id, amount, paid_on, method, reference, user)
+        except DomainError as exc:
+            return await invoice_page(request, user, invoice_id, status=exc.status, problems=[texts.error(exc.detail)])
+        return RedirectResponse(f"/finance/invoices/{invoice_id}?done=1", status_code=303)
 
     return router
