@@ -512,7 +512,11 @@ async def test_a_compressed_month_is_recorded_billed_issued_exported_and_reconci
                 assert (await c.jobs.run(job))[0]
         sent = (await c.client.get("/api/v1/notifications", params={"status": "sent"}, headers=admin)).json()
         assert sent["total"] > 0 and len(c.mailbox.messages) == sent["total"]
+        statement = ("s.csv", "日期,金额,附言,付款人\n2027-03-31,1.00,测试,某人\n".encode("gbk"), "text/csv")
+        r = await c.client.post("/api/v1/bank-statements", files={"file": statement}, headers=admin)
+        assert r.status_code == 201 and r.json()["unmatched"] == 1, r.text
         values = {
+            "statement_id": str(r.json()["id"]),
             "from": local(0, 0).isoformat(),
             "to": local(31, 0).isoformat(),
             "month": "2027-03",
