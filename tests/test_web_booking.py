@@ -94,8 +94,8 @@ async def test_the_booking_page_tells_a_customer_which_classes_they_may_book(db_
 
 
 async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
-    """Upcoming bookings (one late to cancel, with its fee), a waiting-list entry, a cancelled booking and a
-    calendar link: on a desktop three tables, at 390 px a card per row with each cell labelled by its column,
+    """Upcoming bookings (one late to cancel, with its fee), a waiting-list entry, a cancelled booking (listed
+    with its fee, never as usage) and a calendar link: on a desktop three tables, at 390 px a card per row with each cell labelled by its column,
     nothing wider than the screen and every button in reach."""
     async with serve(db_url, clock=Clock(NOW), access_token_minutes=24 * 60) as client:
         booker = await customer(pool, client, programs=("jingjiang-sme",))
@@ -120,8 +120,8 @@ async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
                 await page.click("form[action='/my-bookings/calendar-link'] button")
                 await expect(page.locator("#feed-url")).to_be_visible()
                 await expect(page.locator("#upcoming")).to_contain_text("逾期取消费")
-                await expect(page.locator("#past")).to_contain_text("已取消")
-                for table in ("#upcoming", "#waiting", "#past"):
+                await expect(page.locator("#cancelled")).to_contain_text("¥45.00")  # half of the subsidized 90.00: the late fee
+                for table in ("#upcoming", "#waiting", "#cancelled"):
                     await assert_cards(page, table, phone=phone)
                 await shot(page, "my-bookings-phone" if phone else "my-bookings-desktop")
                 if not phone:

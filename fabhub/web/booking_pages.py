@@ -314,6 +314,7 @@ def make_router(
             rows = await bookings.list(conn, user, now - timedelta(days=62), now + timedelta(days=62), limit=500)
         upcoming: list[dict[str, Any]] = []
         past: list[dict[str, Any]] = []
+        cancelled: list[dict[str, Any]] = []
         for b in sorted(rows, key=lambda r: r["start"]):
             cls = catalogue.classes.get(b["class_id"])  # a class retired from devices.yaml keeps its bookings
             late, fee = (
@@ -323,9 +324,18 @@ def make_router(
                 if cls is not None
                 else (False, pricing.ZERO)
             )
-            b = {**b, "late": late, "fee_if_cancelled": fee}
-            (upcoming if b["end"] > now and b["status"] in STATUSES_LIVE else past).append(b)
+            # checked in once the machine runs, or at the no-show deadline: a booking whose slot has begun is under
+            # way to its customer from its first minute
+            shown = "in_progress" if b["status"] == "confirmed" and b["start"] <= now else b["status"]
+            b = {**b, "late": late, "fee_if_cancelled": fee, "shown_status": shown}
+            if b["status"] == "cancelled":
+                cancelled.append(b)  # never usage: a late cancellation's fee is listed with it
+            elif b["end"] > now and b["status"] in STATUSES_LIVE:
+                upcoming.append(b)
+            else:
+                past.append(b)
         past = past[-20:][::-1]
+        cancelled = cancelled[-20:][::-1]
         usage: dict[int, Any] = {}
         async with pool.connection() as conn:
             for b in past:
@@ -349,6 +359,7 @@ def make_router(
             status=status,
             upcoming=upcoming,
             past=past,
+            cancelled=cancelled,
             usage=usage,
             now=now,
             invoices=issued,

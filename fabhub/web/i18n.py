@@ -67,6 +67,10 @@ ZH: dict[str, str] = {
     "Cancel": "取消",
     "Cancelled.": "已取消。",
     "Late cancellation fee": "逾期取消费",
+    "No-show fee": "未到场费",
+    "Fee": "费用",
+    "Cancelled bookings": "已取消的预约",
+    "Cancelled at": "取消时间",
     "Status": "状态",
     "confirmed": "已确认",
     "in_progress": "进行中",
@@ -694,6 +698,12 @@ class Texts:
 
     def clock(self, moment: datetime) -> str:
         return format_time(moment.astimezone(self.zone), "HH:mm", locale=self.locale)
+
+    def until(self, start: datetime, end: datetime) -> str:
+        """A slot's end beside its start: the time alone on the same local day, else with its date (a
+        booking running past midnight ends the next day)."""
+        same_day = start.astimezone(self.zone).date() == end.astimezone(self.zone).date()
+        return self.clock(end) if same_day else self.when(end)
 
     def duration(self, seconds: float | None) -> str:
         """A length of time as people say it: "35 小时 47 分" / "35 h 47 min", never "35.8 h"."""
