@@ -132,7 +132,7 @@ async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
                 await expect(page.locator(".notice")).to_have_text("已取消。")
                 await page.click("[data-test=language]")
                 await expect(page.locator("#upcoming thead")).to_contain_text("You pay")
-                for table in ("#upcoming", "#waiting", "#past"):
+                for table in ("#upcoming", "#waiting", "#cancelled"):
                     await assert_cards(page, table, phone=True)
                 await assert_fits_phone(page)
                 await shot(page, "my-bookings-phone-en")
