@@ -152,6 +152,7 @@ ZH: dict[str, str] = {
     "Choose a class of machines.": "请选择设备类别。",
     "credited": "已冲销",
     "Give a reason of 3 to 500 characters.": "请填写 3 至 500 字的原因。",
+    "Text cannot contain NUL characters.": "文字中不能含有 NUL 字符。",
     "Choose a down interval.": "请选择一个停机区间。",
     "The window has already ended.": "该时段已经结束。",
     "unexplained": "未说明",
