@@ -505,6 +505,8 @@ def _render_pdf(
         ["Issue date 开具日期", issued],
         ["Period 账期", f"{invoice['month']:%Y-%m}"],
     ]
+    if invoice["tax_number"]:
+        facts.append(["Tax invoice no. 数电发票号码", invoice["tax_number"]])
     if credit_note:
         facts.append(["Cancels invoice 冲销发票", invoice["credits_number"] or ""])
         if invoice["reason"]:
