@@ -12,16 +12,18 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from accounts.model import Role
+from accounts.organizations import update_organization
 from common.errors import Conflict
 from fabhub.devices import DeviceFile
 from oee import einvoice
-from oee.einvoice import COLUMNS, TECHNICAL_SERVICE, EInvoiceSettings, Item, tax_shares
+from oee.einvoice import COLUMNS, TECHNICAL_SERVICE, TITLES, EInvoiceSettings, Item, tax_shares
 from tests.accounts_rig import as_role, make_org, make_user
 from tests.http import serve
 from tests.test_exports import JINGGONG, ZHIZAO, uscc_of
 from tests.test_invoices import MARCH, NOW, REPO, book, center, finance, month_of, setup, t
 
 TAX_NUMBER = "25327000000012345678"
+BUYER = ("江苏省靖江市经济开发区新港大道 8 号", "0523-84812345", "中国工商银行靖江支行", "1108020109000012345")
 ROBOT = Item(
     name="工业机器人应用技术服务", code="3040105000000000000", short_name="现代服务", specification="UR10e", unit="小时"
 )
@@ -67,6 +69,8 @@ async def a_month_with_a_credit_note(pool):
         note = await invoicing.credit(conn, first, clerk, "robot rate was wrong")
         other = await invoicing.draft(conn, zhizao, MARCH, "tests")
         await invoicing.issue(conn, other, clerk)
+        tax_data = dict(zip(("invoice_address", "invoice_phone", "bank_name", "bank_account"), BUYER, strict=True))
+        await update_organization(conn, jinggong, {"taxpayer_type": "general", **tax_data}, at=NOW, actor="tests")
         cur = await conn.execute("SELECT description FROM invoice_line ORDER BY invoice_id, position")
         descriptions = [d for (d,) in await cur.fetchall()]
     return clerk, first, note, other, jinggong, zhizao, descriptions
@@ -89,10 +93,12 @@ async def test_the_month_read_back_cell_by_cell(pool):
         await einvoice.record_tax_number(conn, first, TAX_NUMBER, clerk, NOW)
         rows = read(await einvoice.month_xlsx(conn, MARCH, SETTINGS))
     # Before the blue invoice's platform number is recorded, a red row names its FabHub number and says so.
-    assert before[7][16] == "FH2027-000001" and "未登记" in before[7][17] and "FH2027-000001" in before[7][17]
+    blue_number, note = before[7][TITLES.index("蓝字发票号码")], before[7][TITLES.index("备注")]
+    assert blue_number == "FH2027-000001" and "未登记" in note and "FH2027-000001" in note
 
     assert rows[0] == [c.title for c in COLUMNS] == [
-        "发票流水号", "发票类型", "是否含税", "购买方名称", "购买方纳税人识别号", "项目名称", "商品和服务税收分类编码",
+        "发票流水号", "发票类型", "是否含税", "购买方名称", "购买方纳税人识别号", "购买方地址", "购买方电话",
+        "购买方开户银行", "购买方银行账号", "项目名称", "商品和服务税收分类编码",
         "商品服务简称", "规格型号", "单位", "数量", "单价", "金额", "税率", "税额", "发票行性质", "蓝字发票号码", "备注",
     ]  # fmt: skip
     j, z = await uscc_of(pool, jinggong), await uscc_of(pool, zhizao)
@@ -102,7 +108,8 @@ async def test_the_month_read_back_cell_by_cell(pool):
     D = Decimal
 
     def row(number, buyer, code, item, unit, qty, price, amount, tax, kind, original, note):
-        return [number, "普通发票", "是", buyer, code, *item, unit, qty, price, D(amount), D("0.06"), D(tax), kind,
+        tax_data = BUYER if buyer == JINGGONG else (None,) * 4
+        return [number, "普通发票", "是", buyer, code, *tax_data, *item, unit, qty, price, D(amount), D("0.06"), D(tax), kind,
                 original, note]  # fmt: skip
 
     blue = [
@@ -128,7 +135,7 @@ async def test_the_month_read_back_cell_by_cell(pool):
     assert [exact(r) for r in rows[1:]] == expected
     # Each document's rows sum to its VAT: 34.81, -34.81 and 15.28 (270.00 x 0.06 / 1.06).
     for number, vat in (("FH2027-000001", "34.81"), ("FH2027-000002", "-34.81"), ("FH2027-000003", "15.28")):
-        assert sum(exact(r)[14] for r in rows[1:] if r[0] == number) == D(vat)
+        assert sum(exact(r)[TITLES.index("税额")] for r in rows[1:] if r[0] == number) == D(vat)
     assert descriptions[6].startswith("Credit: ")
 
 
@@ -192,3 +199,40 @@ async def test_a_draft_has_no_tax_number(pool):
         draft = await invoicing.draft(conn, org, MARCH, "tests")
         with pytest.raises(Conflict, match="issue it first"):
             await einvoice.record_tax_number(conn, draft, TAX_NUMBER, clerk, NOW)
+
+
+async def test_buyer_tax_data_validated_and_on_the_pdf(db_url, pool):
+    invoicing = await setup(pool, center())
+    clerk = await finance(pool)
+    org = await make_org(pool, name=JINGGONG, programs=("jingjiang-sme",))
+    await book(pool, org, await make_user(pool, Role.customer, org), "cnc-02", t(9, 9), t(9, 12), "completed", "540")
+    async with pool.connection() as conn:
+        invoice_id = await invoicing.draft(conn, org, MARCH, "tests")
+        await invoicing.issue(conn, invoice_id, clerk)
+    async with serve(db_url, clock=lambda: NOW, access_token_minutes=600) as client:
+        admin = await as_role(pool, client, Role.admin)
+        path = f"/api/v1/organizations/{org}"
+        for bad, reason in (
+            ({"invoice_phone": "0523-8481234x"}, "digits, dashes and spaces"),
+            ({"bank_account": "622202"}, "8 to 32 digits"),
+            ({"bank_account": "6222 0212 34AB"}, "8 to 32 digits"),
+            ({"taxpayer_type": "一般纳税人"}, "taxpayer_type"),
+            ({"invoice_address": "地" * 201}, "invoice_address"),
+        ):
+            r = await client.patch(path, json=bad, headers=admin)
+            assert r.status_code == 422 and reason in r.text, (bad, r.text)
+        changes = {
+            "taxpayer_type": "general",
+            "invoice_address": BUYER[0],
+            "invoice_phone": BUYER[1],
+            "bank_name": BUYER[2],
+            "bank_account": "1108 0201 0900 0012 345",  # typed in groups: stored as digits
+        }
+        r = await client.patch(path, json=changes, headers=admin)
+        assert r.status_code == 200, r.text
+        assert r.json()["bank_account"] == BUYER[3] and r.json()["taxpayer_type"] == "general"
+        owner = await as_role(pool, client, Role.customer, org)
+        pdf = await client.get(f"/api/v1/invoices/{invoice_id}.pdf", headers=owner)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).replace("\n", "")
+    for shown in ("一般纳税人", "0523-84812345", "中国工商银行靖江支行", BUYER[3], "新港大道"):
+        assert shown in text, shown

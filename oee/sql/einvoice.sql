@@ -6,6 +6,7 @@
 -- line takes the kind of the line it reverses (same position on the original), so it gets the same item;
 -- `original_number` is the tax platform's number of the cancelled invoice, else its FabHub number.
 SELECT i.id AS invoice_id, i.kind AS document_kind, i.number, i.vat_rate, i.vat, o.name AS buyer, o.uscc,
+       o.invoice_address, o.invoice_phone, o.bank_name, o.bank_account,
        coalesce(ol.kind, l.kind) AS kind, l.position, l.description, l.quantity, l.unit, l.unit_price, l.amount,
        d.class_id, c.number AS original_fabhub_number, ct.number AS original_tax_number
 FROM invoice i
