@@ -1,5 +1,5 @@
-"""An organization's buyer tax data, as its tax invoices print it (购买方 地址、电话、开户行及账号): checked here so
-the API, the admin page and the CSV-free paths give the same reasons, and the tax platform never gets a phone
+"""An organization's buyer tax data, as its tax invoices print it (购买方 地址、电话、开户行及账号): checked here, so
+the API and the admin page give the same reasons, and the tax platform never gets a phone
 number with letters or an account with spaces."""
 
 from __future__ import annotations
