@@ -230,7 +230,8 @@ def create_app(
     app.include_router(energy_router(pool, auth, oee_service, catalogue, API), responses=PROBLEMS)
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(
-        billing_router(pool, auth, invoicing, devices.center.name, settings.zone, clock, API), responses=PROBLEMS
+        billing_router(pool, auth, invoicing, devices.einvoice, devices.center.name, settings.zone, clock, API),
+        responses=PROBLEMS,
     )
     app.include_router(report_router(pool, auth, devices.center.name, settings.zone, API), responses=PROBLEMS)
     app.include_router(

@@ -137,6 +137,8 @@ ROLES: Policy = {
     ("POST", "/api/v1/invoices/drafts"): FINANCE,
     ("POST", "/api/v1/invoices/{invoice_id}/issue"): FINANCE,
     ("POST", "/api/v1/invoices/{invoice_id}/credit-note"): FINANCE,
+    ("PUT", "/api/v1/invoices/{invoice_id}/tax-number"): FINANCE,
+    ("GET", "/api/v1/einvoice.xlsx"): FINANCE,  # every customer's invoices
     ("GET", "/api/v1/usage"): EVERYONE,
     ("GET", "/api/v1/invoices/{invoice_id}.pdf"): EVERYONE,
     ("GET", "/api/v1/invoices/{invoice_id}/lines.{fmt}"): EVERYONE,
@@ -169,6 +171,7 @@ ROLES: Policy = {
     ("POST", "/finance/drafts"): FINANCE,
     ("POST", "/finance/invoices/{invoice_id}/issue"): FINANCE,
     ("POST", "/finance/invoices/{invoice_id}/credit-note"): FINANCE,
+    ("POST", "/finance/invoices/{invoice_id}/tax-number"): FINANCE,
     ("GET", "/finance/invoices/{invoice_id}"): FINANCE,
     ("GET", "/management"): FINANCE,
     ("GET", "/management/{chart}.csv"): FINANCE,  # each chart's numbers, the page's own figures
