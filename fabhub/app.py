@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
 
 from accounts.api import make_router as accounts_router
+from accounts.api_keys import KeyLimits
+from accounts.api_keys_api import make_router as api_keys_router
 from accounts.auth import Authenticator, LoginLimits, public
 from accounts.model import Principal
 from accounts.registration import MAX_LICENCE_BYTES, Licences
@@ -123,6 +125,7 @@ def create_app(
         ),
         token_url=f"{API}/auth/token",
         policy=ROLES,
+        key_limits=KeyLimits(settings.api_key_rate_per_min),
     )
     gateway = (
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry, environ)
@@ -203,6 +206,7 @@ def create_app(
     async def staff(principal: Principal = signed_in) -> bool:
         return principal.is_staff
 
+    app.include_router(api_keys_router(pool, auth, clock, API), responses=PROBLEMS)
     app.include_router(
         accounts_router(
             pool,

@@ -71,6 +71,10 @@ ROLES: Policy = {
     ("POST", "/api/v1/invitations"): ADMIN,
     ("POST", "/api/v1/users/{user_id}/invitation"): ADMIN,
     ("POST", "/api/v1/invitations/accept"): PUBLIC,
+    # API keys for systems: only admins make, list and revoke them (a key itself is never admin).
+    ("POST", "/api/v1/api-keys"): ADMIN,
+    ("GET", "/api/v1/api-keys"): ADMIN,
+    ("POST", "/api/v1/api-keys/{key_id}/revoke"): ADMIN,
     ("GET", "/api/v1/users/{user_id}/qualifications"): EVERYONE,
     ("PUT", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
     ("DELETE", "/api/v1/users/{user_id}/qualifications/{device_class}"): OPERATORS,
