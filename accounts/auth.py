@@ -84,7 +84,12 @@ class Authenticator:
         self.token_ttl = token_ttl
         self.limits = limits
         self.key_limits = key_limits
-        self.scheme = OAuth2PasswordBearer(tokenUrl=token_url, auto_error=False)
+        self.scheme = OAuth2PasswordBearer(
+            tokenUrl=token_url,
+            auto_error=False,
+            description="`Authorization: Bearer <token>`: a person's access token from this login, or a system's"
+            " API key (`fhk_<id>_<secret>`, made by an admin at /api/v1/api-keys), which needs no login",
+        )
         self.policy: Policy = policy or {}
         self.caller = self._caller()
 

@@ -198,3 +198,11 @@ async def test_creating_and_revoking_keys_is_audited(api, admin):
     assert entries[1]["after"]["name"] == "MES"
     assert made["key"].split("_", 2)[2] not in r.text
     assert entries[0]["before"]["revoked_at"] is None and entries[0]["after"]["revoked_at"] is not None
+
+
+async def test_openapi_documents_the_key_as_a_bearer(api):
+    spec = (await api.get("/openapi.json")).json()
+    [scheme] = spec["components"]["securitySchemes"].values()
+    assert "fhk_<id>_<secret>" in scheme["description"]
+    create = spec["paths"][KEYS]["post"]
+    assert create["summary"] == "Create an API key (shown once)"
