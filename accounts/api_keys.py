@@ -121,6 +121,11 @@ async def get_key(conn: AsyncConnection, key_id: int) -> ApiKey:
     return rows[0]
 
 
+async def list_keys(conn: AsyncConnection) -> list[ApiKey]:
+    """Every key, newest first (the admin page; the API pages through the same query)."""
+    return [from_row(ApiKey, row) async for row in QUERIES.api_keys(conn, id=None)]
+
+
 async def revoke_key(conn: AsyncConnection, key_id: int, *, at: datetime, actor: Principal) -> ApiKey:
     """Refused from the next request on; revoking a revoked key changes nothing."""
     before = await get_key(conn, key_id)

@@ -51,6 +51,7 @@ from fabhub.policy import ROLES
 from fabhub.policy import check as check_policy
 from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
+from fabhub.web.admin_api_keys import make_router as admin_api_keys_router
 from fabhub.web.admin_audit import make_router as admin_audit_router
 from fabhub.web.admin_hours import make_router as admin_hours_router
 from fabhub.web.admin_import import make_router as admin_import_router
@@ -265,6 +266,7 @@ def create_app(
         admin_import_router(pages, sessions, pool, clock),
         admin_hours_router(pages, sessions, pool, clock),
         admin_audit_router(pages, sessions, pool),
+        admin_api_keys_router(pages, sessions, pool, clock),
         admin_notifications_router(pages, sessions, pool, clock),
     )
 

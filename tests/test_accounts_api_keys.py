@@ -3,6 +3,7 @@ key's role and organization (a customer key refused on another organization's da
 malformed, rate-limited, their last use recorded, and audited."""
 
 import hashlib
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from accounts.model import Role
 from tests.accounts_rig import Clock, as_role, make_org
 from tests.booking_rig import NOW, customer, slot
 from tests.http import serve
+from tests.test_web_admin import log_in, problems
 
 KEYS = "/api/v1/api-keys"
 
@@ -206,3 +208,27 @@ async def test_openapi_documents_the_key_as_a_bearer(api):
     assert "fhk_<id>_<secret>" in scheme["description"]
     create = spec["paths"][KEYS]["post"]
     assert create["summary"] == "Create an API key (shown once)"
+
+
+async def test_the_admin_page_makes_shows_once_and_revokes_a_key(api, pool, clock):
+    org = await make_org(pool, name="泰州智造有限公司")
+    csrf = await log_in(api, pool, Role.admin, "keys-admin@center.example")
+    refused = await api.post("/admin/api-keys", data={"csrf": csrf, "name": "ERP", "role": "customer"})
+    assert refused.status_code == 422
+    assert problems(refused.text) == ["客户须属于一个单位：请选择其单位。"]
+    form = {"csrf": csrf, "name": "用友 ERP", "role": "customer", "organization_id": str(org), "expires_on": ""}
+    made = await api.post("/admin/api-keys", data=form)
+    assert made.status_code == 201
+    key = re.search(r'<code data-test="key">(fhk_[^<]+)</code>', made.text).group(1)
+    assert "请立即复制" in made.text
+    assert (await api.get("/api/v1/me", headers=bearer(key))).json()["organization_id"] == org
+    listed = await api.get("/admin/api-keys")
+    assert "用友 ERP" in listed.text and "泰州智造有限公司" in listed.text and "最近使用" in listed.text
+    assert key not in listed.text and key.split("_", 2)[2] not in listed.text
+    key_id = key.split("_")[1]
+    revoked = await api.post(f"/admin/api-keys/{key_id}/revoke", data={"csrf": csrf})
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/admin/api-keys?revoked=1"
+    assert "密钥已撤销" in (await api.get("/admin/api-keys?revoked=1")).text
+    assert (await api.get("/api/v1/me", headers=bearer(key))).status_code == 401
+    assert (await api.post("/admin/api-keys/99999/revoke", data={"csrf": csrf})).status_code == 404
+    api.cookies.clear()
