@@ -86,15 +86,9 @@ async def create_key(
     if expires_at is not None and expires_at <= at:
         raise Invalid("expires_at is in the past")
     key_id = await QUERIES.next_api_key_id(conn)
-    user_id = await users.add_user(
-        conn,
-        email=SERVICE_EMAIL.format(id=key_id),
-        name=name,
-        role=role,
-        organization_id=organization_id,
-        password_hash=None,
-        at=at,
-        actor=actor,
+    email = SERVICE_EMAIL.format(id=key_id)
+    user_id = await users.add_passwordless_user(
+        conn, email=email, name=name, role=role, organization_id=organization_id, at=at, actor=actor
     )
     secret, digest = tokens.new_token()
     await QUERIES.insert_api_key(
