@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from accounts.auth import expire_logins
 from accounts.model import Role
 from tests.accounts_rig import Clock, as_role, make_org
 from tests.booking_rig import NOW, customer, slot
@@ -232,3 +233,13 @@ async def test_the_admin_page_makes_shows_once_and_revokes_a_key(api, pool, cloc
     assert (await api.get("/api/v1/me", headers=bearer(key))).status_code == 401
     assert (await api.post("/admin/api-keys/99999/revoke", data={"csrf": csrf})).status_code == 404
     api.cookies.clear()
+
+
+async def test_past_minutes_counts_are_removed_by_the_login_job(api, pool, admin, clock):
+    key = bearer((await make_key(api, admin))["key"])
+    await api.get("/api/v1/me", headers=key)
+    async with pool.connection() as conn:
+        assert (await expire_logins(conn, clock(), timedelta(minutes=15)))["api_key_windows"] == 0
+        assert (await expire_logins(conn, clock() + timedelta(minutes=2), timedelta(minutes=15)))[
+            "api_key_windows"
+        ] == 1
