@@ -242,6 +242,25 @@ ZH: dict[str, str] = {
     "Opening hours": "开放时间",
     "Audit log": "审计日志",
     "Delivery log": "通知记录",
+    "API keys": "API 密钥",
+    "Systems such as an ERP call the API with a key instead of a login: Authorization: Bearer fhk_…": (
+        "ERP 等系统用密钥代替登录调用 API：Authorization: Bearer fhk_…"
+    ),
+    "The new key": "新密钥",
+    "Copy it now: it is shown this once. FabHub keeps only a digest of it.": (
+        "请立即复制：密钥只显示这一次，FabHub 只保存其摘要。"
+    ),
+    "The key is revoked.": "密钥已撤销。",
+    "Created": "创建时间",
+    "Expires": "到期",
+    "Last used": "最近使用",
+    "never": "从不",
+    "revoked": "已撤销",
+    "Create an API key": "创建 API 密钥",
+    "none (staff roles)": "无（员工角色）",
+    "A customer key acts for one organization and sees only its data. A key is never an admin.": (
+        "客户密钥代表一个单位，只能看到该单位的数据。密钥不能是管理员。"
+    ),
     "Registrations": "注册审核",
     "Submitted": "提交时间",
     "Business licence": "营业执照",
@@ -484,6 +503,12 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p), zh)
     for p, zh in (
         (r"^the maintenance window must end after it starts$", "维护时段的结束时间须晚于开始时间。"),
+        (
+            r"^an API key's role is .*administration stays with people$",
+            "密钥的角色只能是客户、技术员或财务：管理仅限登录的人员。",
+        ),
+        (r"^an API key's name has 1 to (\d+) characters$", "密钥名称为 1 至 {0} 个字符。"),
+        (r"^expires_at is in the past$", "有效期已过。"),
         (r"^the maintenance window has already ended", "该维护时段已经结束。"),
         (r"^a maintenance window lasts at most (\d+) days$", "维护时段最长 {0} 天。"),
         (r"^give a reason for the maintenance window$", "请填写维护原因。"),
