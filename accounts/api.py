@@ -81,6 +81,16 @@ Password = Annotated[str, Field(description="8 to 128 characters, no leading or 
 OrganizationId = Annotated[int, Field(gt=0, le=MAX_ID)]
 
 
+TaxpayerType = Annotated[
+    Literal["", "general", "small_scale"],
+    Field(description="general (一般纳税人), small_scale (小规模纳税人), or empty"),
+]
+Address = Annotated[str, Field(max_length=200, description="as printed on its tax invoices")]
+InvoicePhone = Annotated[str, Field(max_length=30, description="digits, dashes and spaces, as printed on invoices")]
+BankName = Annotated[str, Field(max_length=100)]
+BankAccount = Annotated[str, Field(max_length=60, description="8 to 32 digits (spaces between groups dropped)")]
+
+
 class OrganizationIn(Input):
     name: Name
     uscc: CreditCode
@@ -89,6 +99,11 @@ class OrganizationIn(Input):
     contact_email: Email = ""
     subsidy_programs: Programs = []
     reference_required: bool = Field(False, description="every booking needs a project or purchase-order reference")
+    taxpayer_type: TaxpayerType = ""
+    invoice_address: Address = ""
+    invoice_phone: InvoicePhone = ""
+    bank_name: BankName = ""
+    bank_account: BankAccount = ""
 
 
 class OrganizationPatch(Patch):
@@ -100,6 +115,11 @@ class OrganizationPatch(Patch):
     subsidy_programs: Programs | None = None
     active: bool | None = Field(None, description="false locks the organization's users out at once")
     reference_required: bool | None = None
+    taxpayer_type: TaxpayerType | None = None
+    invoice_address: Address | None = None
+    invoice_phone: InvoicePhone | None = None
+    bank_name: BankName | None = None
+    bank_account: BankAccount | None = None
 
 
 class UserIn(Input):

@@ -1,7 +1,8 @@
-"""OAuth2 password flow with short-lived JWT access tokens, login rate limiting, and the dependency that
-admits a caller to a route in one of the roles the app's policy (one table, fabhub/policy.py) gives that
-route. A token names a user; the user is loaded on every request, so a deactivated account or a changed role
-takes effect at once rather than when the token expires."""
+"""OAuth2 password flow with short-lived JWT access tokens, login rate limiting, API keys for systems
+(accounts/api_keys.py) as the other kind of bearer, and the dependency that admits a caller to a route in one
+of the roles the app's policy (one table, fabhub/policy.py) gives that route. A token names a user; the user is
+loaded on every request, so a deactivated account or a changed role takes effect at once rather than when the
+token expires."""
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,7 +16,8 @@ from fastapi.security import OAuth2PasswordBearer
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from accounts import passwords
+from accounts import api_keys, passwords
+from accounts.api_keys import DEFAULT_KEY_LIMITS, KeyLimits
 from accounts.model import Principal, Role
 from accounts.sqlfiles import QUERIES
 from accounts.users import active_principal
@@ -71,6 +73,7 @@ class Authenticator:
         limits: LoginLimits = LoginLimits(),
         token_url: str = "/api/v1/auth/token",
         policy: Policy | None = None,
+        key_limits: KeyLimits = DEFAULT_KEY_LIMITS,
     ) -> None:
         """`policy`: the roles of every route (fabhub.policy.ROLES); a route without a line admits no one."""
         if len(secret) < 32:
@@ -80,7 +83,13 @@ class Authenticator:
         self._clock = clock
         self.token_ttl = token_ttl
         self.limits = limits
-        self.scheme = OAuth2PasswordBearer(tokenUrl=token_url, auto_error=False)
+        self.key_limits = key_limits
+        self.scheme = OAuth2PasswordBearer(
+            tokenUrl=token_url,
+            auto_error=False,
+            description="`Authorization: Bearer <token>`: a person's access token from this login, or a system's"
+            " API key (`fhk_<id>_<secret>`, made by an admin at /api/v1/api-keys), which needs no login",
+        )
         self.policy: Policy = policy or {}
         self.caller = self._caller()
 
@@ -118,6 +127,11 @@ class Authenticator:
         if principal is None:
             raise _unauthorized("this account no longer exists or is deactivated")
         return principal
+
+    async def key_principal(self, key: str) -> Principal:
+        """Who an API key (`fhk_...`) acts as, counted against the key's rate limit."""
+        async with autocommit(self._pool) as conn:
+            return await api_keys.authenticate(conn, key, self._clock(), self.key_limits)
 
     async def revoke(self, token: str) -> None:
         """Ends a token before its expiry (a logout): it is refused from now on. An invalid one ends anyway."""
@@ -188,7 +202,10 @@ class Authenticator:
             token = bearer or (request.cookies.get(SESSION_COOKIE) if request.method in SAFE_METHODS else None)
             if not token:
                 raise _unauthorized("not authenticated: log in at /api/v1/auth/token")
-            principal = await self.principal(token)
+            if bearer and api_keys.is_api_key(bearer):
+                principal = await self.key_principal(bearer)
+            else:
+                principal = await self.principal(token)
             allowed = roles_of(self.policy, request)
             if principal.role not in allowed:
                 names = ", ".join(sorted(allowed)) or "none"
@@ -211,9 +228,10 @@ def _unauthorized(reason: str) -> Unauthorized:
 
 
 async def expire_logins(conn: AsyncConnection, now: datetime, window: timedelta) -> dict[str, int]:
-    """Failures older than the window count for nothing, and a revoked token past its expiry would be refused
-    anyway: a scheduled job removes both."""
+    """Failures older than the window count for nothing, a revoked token past its expiry would be refused
+    anyway, and an API key's past minutes limit nothing: a scheduled job removes them."""
     return {
         "login_failures": await QUERIES.expire_login_failures(conn, before=now - window),
         "revoked_tokens": await QUERIES.expire_revoked_tokens(conn, now=now),
+        "api_key_windows": await api_keys.expire_windows(conn, now),
     }

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from accounts import audit, checks, tokens
 from accounts.model import Principal, Role
 from accounts.sqlfiles import QUERIES
-from accounts.users import ENTITY, User, active_principal, add_user, get_user, missing, set_password
+from accounts.users import ENTITY, User, active_principal, add_passwordless_user, get_user, missing, set_password
 from common.errors import Conflict, NotFound
 from common.times import Stamp
 from outbox.events import publish
@@ -50,15 +50,8 @@ async def invite(
 ) -> Invited:
     """Creates the user without a password and sends the link (`link` with the token appended)."""
     language = checks.language(language)
-    user_id = await add_user(
-        conn,
-        email=email,
-        name=name,
-        role=role,
-        organization_id=organization_id,
-        password_hash=None,
-        at=at,
-        actor=actor,
+    user_id = await add_passwordless_user(
+        conn, email=email, name=name, role=role, organization_id=organization_id, at=at, actor=actor
     )
     return await _send(conn, user_id, language, link, at, actor)
 

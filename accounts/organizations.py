@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
-from accounts import audit, checks, uscc
+from accounts import audit, checks, tax_data, uscc
 from accounts.model import Principal
 from accounts.sqlfiles import QUERIES
 from common.errors import Conflict, Invalid, NotFound
@@ -22,6 +22,7 @@ ENTITY = "organization"
 EDITABLE = frozenset(
     {"name", "uscc", "contact_name", "contact_phone", "contact_email", "subsidy_programs", "active"}
     | {"reference_required"}
+    | set(tax_data.FIELDS)
 )
 
 
@@ -37,6 +38,11 @@ class Organization(BaseModel):
     created_at: Stamp
     updated_at: Stamp
     reference_required: bool = Field(description="every booking needs a project or purchase-order reference")
+    taxpayer_type: str = Field(description="general (一般纳税人), small_scale (小规模纳税人) or empty: not given")
+    invoice_address: str = Field(description="the address printed on its tax invoices")
+    invoice_phone: str = Field(description="the phone printed on its tax invoices")
+    bank_name: str = Field(description="the bank printed on its tax invoices")
+    bank_account: str = Field(description="the account printed on its tax invoices, digits")
 
 
 async def create_organization(
@@ -49,6 +55,11 @@ async def create_organization(
     contact_email: str = "",
     subsidy_programs: Sequence[str] = (),
     reference_required: bool = False,
+    taxpayer_type: str = "",
+    invoice_address: str = "",
+    invoice_phone: str = "",
+    bank_name: str = "",
+    bank_account: str = "",
     at: datetime,
     actor: Principal | str,
 ) -> int:
@@ -63,6 +74,11 @@ async def create_organization(
             "contact_email": contact_email,
             "subsidy_programs": subsidy_programs,
             "reference_required": reference_required,
+            "taxpayer_type": taxpayer_type,
+            "invoice_address": invoice_address,
+            "invoice_phone": invoice_phone,
+            "bank_name": bank_name,
+            "bank_account": bank_account,
         }
     )
     row = await QUERIES.insert_organization(conn, **fields, at=at)
@@ -142,4 +158,5 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
         "contact_phone": checks.optional_text(fields["contact_phone"], "a contact phone", checks.PHONE_MAX),
         "contact_email": checks.email(contact_email, "the contact email") if contact_email else "",
         "subsidy_programs": sorted(set(programs)),
+        **tax_data.clean({name: fields[name] for name in tax_data.FIELDS}),
     }

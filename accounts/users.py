@@ -93,6 +93,23 @@ async def add_user(
     return created.id
 
 
+async def add_passwordless_user(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    organization_id: int | None,
+    at: datetime,
+    actor: Principal | str,
+) -> int:
+    """An account no password verifies against: an invited person's until they choose one through the emailed
+    link, an API key's service account for good."""
+    return await add_user(
+        conn, email=email, name=name, role=role, organization_id=organization_id, password_hash=None, at=at, actor=actor
+    )
+
+
 async def get_user(conn: AsyncConnection, user_id: int) -> User:
     row = await QUERIES.user(conn, id=user_id)
     if row is None:

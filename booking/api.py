@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal
 from booking import availability, pricing
-from booking.bookings import BookingChange, BookingRequest, Bookings, SlotTaken
+from booking.bookings import BookingChange, BookingRequest, Bookings, Check, Plan, SlotTaken
 from booking.catalogue import Rules
 from booking.routing import IdempotencyKey, once
 from booking.sqlfiles import QUERIES
@@ -79,11 +79,19 @@ class Problem(BaseModel):
     message: str
 
 
+class SlotOut(BaseModel):
+    device_id: str
+    start: Stamp
+    end: Stamp
+
+
 class QuoteAnswer(BaseModel):
     quote: pricing.Quote
     currency: str = "CNY"
     bookable: bool
     problems: list[Problem]
+    unavailable: str | None = Field(None, description="why no device is free then (taken, under maintenance)")
+    alternatives: list[SlotOut] = Field([], description="the nearest free slots of its length, when unavailable")
 
 
 class BookingOut(BaseModel):
@@ -175,17 +183,23 @@ def make_router(
     def out(row: dict[str, Any]) -> dict[str, Any]:
         return BookingOut(**row).model_dump(mode="json")
 
+    async def nearest(plan: Plan) -> list[SlotOut]:
+        return [SlotOut(device_id=s.device_id, start=s.start, end=s.end) for s in await bookings.alternatives(plan)]
+
     async def taken(exc: SlotTaken) -> Conflict:
-        slots = await bookings.alternatives(exc.plan)
-        alternatives = [
-            {
-                "device_id": s.device_id,
-                "start": s.start.astimezone(zone).isoformat(),
-                "end": s.end.astimezone(zone).isoformat(),
-            }
-            for s in slots
-        ]
-        return Conflict(exc.reason, alternatives=alternatives)
+        slots = await nearest(exc.plan)
+        return Conflict(exc.reason, alternatives=[s.model_dump(mode="json") for s in slots])
+
+    async def answer(found: Check) -> QuoteAnswer:
+        """A price check's answer: bookable only when a device is free and no rule is broken; when none is
+        free, why, with the nearest free slots (what booking it would answer with a 409)."""
+        return QuoteAnswer(
+            quote=found.quote,
+            bookable=found.bookable,
+            problems=[Problem(rule=p.rule, message=p.message) for p in found.problems],
+            unavailable=found.unavailable,
+            alternatives=await nearest(found.plan) if found.unavailable is not None else [],
+        )
 
     @router.get(f"{prefix}/classes")
     async def classes(principal: Caller) -> list[ClassOut]:
@@ -252,12 +266,9 @@ def make_router(
     @router.post(f"{prefix}/quotes", responses={404: {}, 422: {}})
     async def quote(principal: Caller, body: BookingIn) -> QuoteAnswer:
         """The subsidized price of a booking as it would be made now, and the rules it would break."""
-        price, problems = await bookings.quote(principal, body.request())
-        return QuoteAnswer(
-            quote=price,
-            bookable=not problems,
-            problems=[Problem(rule=p.rule, message=p.message) for p in problems],
-        )
+        async with pool.connection() as conn:
+            found = await bookings.check(conn, principal, body.request())
+        return await answer(found)
 
     @router.post(f"{prefix}/bookings/{{booking_id}}/change/quote", responses={404: {}, 422: {}})
     async def change_quote(principal: Caller, booking_id: RowId, body: ChangeIn) -> QuoteAnswer:
@@ -265,11 +276,7 @@ def make_router(
         the new slot is free (the booking's own slot does not stand in its way)."""
         async with pool.connection() as conn:
             found = await bookings.check_change(conn, principal, booking_id, body.change())
-        return QuoteAnswer(
-            quote=found.quote,
-            bookable=found.bookable,
-            problems=[Problem(rule=p.rule, message=p.message) for p in found.problems],
-        )
+        return await answer(found)
 
     @router.post(
         f"{prefix}/bookings/{{booking_id}}/change",

@@ -90,6 +90,7 @@ class Check:
     problems: list[rules.Violation]
     free_device: str | None
     plan: Plan  # for `alternatives` when no device is free
+    unavailable: str | None = None  # why no device is free: the reason booking would give (SlotTaken)
 
     @property
     def bookable(self) -> bool:
@@ -245,12 +246,6 @@ class Bookings:
 
     # -- quote and create --------------------------------------------------------------------------------
 
-    async def quote(self, principal: Principal, request: BookingRequest) -> tuple[pricing.Quote, list[rules.Violation]]:
-        """The price as it would be booked now, and the rules the request breaks (empty when bookable)."""
-        async with self.pool.connection() as conn:
-            found = await self.check(conn, principal, request)
-        return found.quote, found.problems
-
     async def check(
         self, conn: AsyncConnection, principal: Principal, request: BookingRequest, moving: Moving | None = None
     ) -> Check:
@@ -259,10 +254,10 @@ class Bookings:
         now = self.clock()
         plan = await self.plan(conn, principal, request, moving)
         ctx = await self._context(conn, plan, now)
-        free = bool(ctx["candidates"]) and not (request.device_id is not None and ctx["under_maintenance"])
+        why = _unavailable(plan, ctx)
         device_id = (ctx["candidates"] or plan.device_ids)[0]
         quote = self.quote_for(plan, ctx, device_id)
-        return Check(quote, self._problems(plan, ctx, now), device_id if free else None, plan)
+        return Check(quote, self._problems(plan, ctx, now), device_id if why is None else None, plan, why)
 
     async def create(
         self, conn: AsyncConnection, principal: Principal, request: BookingRequest, *, announce: bool = True
@@ -360,16 +355,17 @@ class Bookings:
                 f"the booking breaks {len(problems)} rule(s)",
                 problems=[{"rule": p.rule, "message": p.message} for p in problems],
             )
-        if request.device_id is not None and ctx["under_maintenance"]:
-            raise SlotTaken(plan, f"{request.device_id} is under maintenance then")
-        candidates = ctx["candidates"] or []
+        why = _unavailable(plan, ctx)
+        if why is not None:
+            raise SlotTaken(plan, why)
+        candidates = ctx["candidates"]
         for device_id in candidates:
             sql, params = statement(device_id, ctx)
             # With one candidate a lost race ends the request anyway; with more, a savepoint lets it move on.
             row = await self._write(conn, plan, sql, params, savepoint=len(candidates) > 1)
             if row is not None:
                 return row, problems
-        raise SlotTaken(plan, "the slot is taken" if request.device_id else f"no {plan.device_class.id} is free then")
+        raise SlotTaken(plan, _taken(plan))
 
     def _priced(self, plan: Plan, ctx: dict[str, Any], device_id: str, now: datetime) -> dict[str, Any]:
         request, quote = plan.request, self.quote_for(plan, ctx, device_id)
@@ -570,3 +566,15 @@ class Bookings:
         after = await self.get(conn, booking_id)
         await audit.record(conn, now, principal, "finish", "booking", booking_id, after={"status": "completed"})
         return after
+
+
+def _taken(plan: Plan) -> str:
+    return "the slot is taken" if plan.request.device_id else f"no {plan.device_class.id} is free then"
+
+
+def _unavailable(plan: Plan, ctx: dict[str, Any]) -> str | None:
+    """Why the request finds no free device, as booking it would refuse it; None when one is free. Said
+    when a price is checked too, so a form never offers to book what booking will refuse."""
+    if plan.request.device_id is not None and ctx["under_maintenance"]:
+        return f"{plan.request.device_id} is under maintenance then"
+    return None if ctx["candidates"] else _taken(plan)

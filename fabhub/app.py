@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import PoolTimeout
 
 from accounts.api import make_router as accounts_router
+from accounts.api_keys import KeyLimits
+from accounts.api_keys_api import make_router as api_keys_router
 from accounts.auth import Authenticator, LoginLimits, public
 from accounts.model import Principal
 from accounts.registration import MAX_LICENCE_BYTES, Licences
@@ -49,6 +51,7 @@ from fabhub.policy import ROLES
 from fabhub.policy import check as check_policy
 from fabhub.settings import Settings
 from fabhub.signing_key import signing_key
+from fabhub.web.admin_api_keys import make_router as admin_api_keys_router
 from fabhub.web.admin_audit import make_router as admin_audit_router
 from fabhub.web.admin_hours import make_router as admin_hours_router
 from fabhub.web.admin_import import make_router as admin_import_router
@@ -126,6 +129,7 @@ def create_app(
         ),
         token_url=f"{API}/auth/token",
         policy=ROLES,
+        key_limits=KeyLimits(settings.api_key_rate_per_min),
     )
     gateway = (
         build_gateway(settings, devices, pool, mqtt_url, clock, metrics.registry, environ)
@@ -206,6 +210,7 @@ def create_app(
     async def staff(principal: Principal = signed_in) -> bool:
         return principal.is_staff
 
+    app.include_router(api_keys_router(pool, auth, clock, API), responses=PROBLEMS)
     app.include_router(
         accounts_router(
             pool,
@@ -234,7 +239,15 @@ def create_app(
     app.include_router(downtime_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(
         billing_router(
-            pool, auth, invoicing, devices.center.name, settings.zone, clock, API, settings.payment_term_days
+            pool,
+            auth,
+            invoicing,
+            devices.einvoice,
+            devices.center.name,
+            settings.zone,
+            clock,
+            API,
+            settings.payment_term_days,
         ),
         responses=PROBLEMS,
     )
@@ -274,6 +287,7 @@ def create_app(
         admin_import_router(pages, sessions, pool, clock),
         admin_hours_router(pages, sessions, pool, clock),
         admin_audit_router(pages, sessions, pool),
+        admin_api_keys_router(pages, sessions, pool, clock),
         admin_notifications_router(pages, sessions, pool, clock),
     )
 

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     login_failures_per_account: int = Field(5, ge=1, description="failed logins per account before a pause")
     login_failures_per_address: int = Field(20, ge=1, description="failed logins per client address")
     login_window_minutes: int = Field(15, ge=1)
+    api_key_rate_per_min: int = Field(600, ge=1, description="requests per API key per minute, across processes")
     trusted_proxies: str = Field(
         "",
         description="comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and"

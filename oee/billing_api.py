@@ -18,7 +18,8 @@ from common.errors import NotFound
 from common.http import ID, RowId, Text
 from common.paging import Key, Listing, Page, Paging, fetch_page
 from common.times import Stamp
-from oee import exports
+from oee import einvoice, exports
+from oee.einvoice import EInvoiceSettings
 from oee.invoices import ZERO, Invoicing, document_filters, documents, lines_of, next_month, parse_month
 from oee.payments import PaymentStatus, payment_status
 from oee.sqlfiles import QUERIES
@@ -65,6 +66,7 @@ class InvoiceOut(BaseModel):
     created_at: Stamp
     issued_at: Stamp | None
     updated_at: Stamp
+    tax_number: str | None = Field(description="the tax platform's 数电发票号码, once finance has recorded it")
     currency: str = "CNY"
     paid: Decimal = Field(description="payments that stand (not reversed)")
     open_amount: Decimal | None = Field(None, description="what is still owed; null on drafts and credit notes")
@@ -109,6 +111,17 @@ class DraftIn(BaseModel):
     organization_id: int | None = Field(None, gt=0, le=2**63 - 1, description="one customer; all when absent")
 
 
+class TaxNumberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(max_length=64, description="the 数电发票号码 the tax platform gave the invoice: 20 digits")
+
+
+class TaxNumberOut(BaseModel):
+    id: int
+    tax_number: str
+    recorded_at: Stamp
+
+
 class CreditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Text = Field(min_length=3, max_length=500)
@@ -134,6 +147,7 @@ def make_router(
     pool: AsyncConnectionPool,
     auth: Authenticator,
     invoicing: Invoicing,
+    einvoice_settings: EInvoiceSettings,
     center_name: str,
     zone: ZoneInfo,
     clock: Callable[[], datetime],
@@ -221,6 +235,26 @@ def make_router(
             export = exports.subsidy_report_csv if fmt == "csv" else exports.subsidy_report_xlsx
             data = await export(conn, program, month_of(month), zone, lang)
         return download(data, MEDIA[fmt], f"subsidy-{program}-{month}.{fmt}")
+
+    @router.get(f"{prefix}/einvoice.xlsx", response_class=Response, summary="E-invoice batch-issue sheet of a month")
+    async def einvoice_export(principal: Caller, month: Month) -> Response:
+        """The month's issued invoices and credit notes in the tax platform's batch-issue (批量开具) layout, one
+        row per line, tax-inclusive; credit notes as red rows naming the invoice they cancel."""
+        async with pool.connection() as conn:
+            data = await einvoice.month_xlsx(conn, month_of(month), einvoice_settings)
+        return download(data, MEDIA["xlsx"], f"einvoice-{month}.xlsx")
+
+    @router.put(
+        f"{prefix}/invoices/{{invoice_id}}/tax-number",
+        responses={404: {}, 409: {}},
+        summary="Record the tax platform's invoice number",
+    )
+    async def tax_number(principal: Caller, invoice_id: RowId, body: TaxNumberIn) -> TaxNumberOut:
+        """The 数电发票号码 the tax platform gave an issued invoice or credit note (20 digits), audited; sending
+        another number corrects it. A number belongs to one document."""
+        async with pool.connection() as conn:
+            recorded = await einvoice.record_tax_number(conn, invoice_id, body.number, principal, clock())
+        return TaxNumberOut(**recorded)
 
     @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
     async def one_invoice(principal: Caller, invoice_id: RowId) -> InvoiceWithLines:

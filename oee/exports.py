@@ -36,6 +36,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from accounts.tax_data import TAXPAYER_TYPES
 from common.errors import NotFound
 from common.rows import dict_rows
 from oee.charges import money
@@ -500,11 +501,14 @@ def _render_pdf(
     contact = " · ".join(v for v in (invoice["contact_name"], invoice["contact_phone"], invoice["contact_email"]) if v)
     if contact:
         facts.append(["Contact 联系人", p(contact)])
+    facts += buyer_tax_facts(invoice, p)
     facts += [
         ["Number 编号", number],
         ["Issue date 开具日期", issued],
         ["Period 账期", f"{invoice['month']:%Y-%m}"],
     ]
+    if invoice["tax_number"]:
+        facts.append(["Tax invoice no. 数电发票号码", invoice["tax_number"]])
     if credit_note:
         facts.append(["Cancels invoice 冲销发票", invoice["credits_number"] or ""])
         if invoice["reason"]:
@@ -609,6 +613,22 @@ def _render_pdf(
         canvas.restoreState()
 
     return build_a4(story, decorate, title=f"{title} {number}", author=center_name, subject=invoice["customer"])
+
+
+def buyer_tax_facts(invoice: dict[str, Any], p: Callable[[Any], Paragraph]) -> list[list[Any]]:
+    """The buyer's tax data as its tax invoices print it; a field not given is left out."""
+    facts: list[list[Any]] = []
+    if invoice["taxpayer_type"]:
+        facts.append(
+            ["Taxpayer type 纳税人类型", f"{TAXPAYER_TYPES[invoice['taxpayer_type']]} ({invoice['taxpayer_type']})"]
+        )
+    address = " ".join(v for v in (invoice["invoice_address"], invoice["invoice_phone"]) if v)
+    if address:
+        facts.append(["Address, phone 地址、电话", p(address)])
+    bank = " ".join(v for v in (invoice["bank_name"], invoice["bank_account"]) if v)
+    if bank:
+        facts.append(["Bank, account 开户行及账号", p(bank)])
+    return facts
 
 
 def footer(canvas: Any, doc: Any, font: str, label: str) -> None:

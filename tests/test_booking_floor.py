@@ -162,7 +162,14 @@ async def test_maintenance_over_a_booking_is_refused_then_cancels_it_free_of_cha
             )
     assert refused.value.status == 409
     assert refused.value.extra["bookings"] == [
-        {"id": hit, "organization_id": c.org_id, "start": local(1, 9), "end": local(1, 11), "status": "confirmed"}
+        {
+            "id": hit,
+            "organization_id": c.org_id,
+            "organization_name": "靖江精工机械有限公司",
+            "start": local(1, 9),
+            "end": local(1, 11),
+            "status": "confirmed",
+        }
     ]
     assert "cancel_bookings" in refused.value.detail
     assert to_jsonable_python(refused.value.extra)["bookings"][0]["id"] == hit  # the handler can send it

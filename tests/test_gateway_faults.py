@@ -85,6 +85,7 @@ async def test_metrics_follow_the_spool(db_url, tmp_path):
     """Scraped from the running app: a spool an earlier run left behind is replayed at start and counted as
     replayed; what a full spool cannot take is counted as dropped."""
     import httpx
+    import psycopg
 
     from gateway.spool import Spool
     from tests.gateway_rig import devices_for
@@ -102,7 +103,14 @@ async def test_metrics_follow_the_spool(db_url, tmp_path):
             return (await client.get("/metrics")).text
 
         # The 5 samples left behind, and whatever this run spooled behind them while they were replayed (the
-        # robot's offline state may be one, depending on timing): all replayed, in order, nothing dropped.
+        # robot's offline state may be one, depending on timing): all replayed, in order, nothing dropped. The
+        # offline state is waited for first: once it is stored, nothing more of this run goes to the spool.
+        async def offline_stored() -> bool:
+            async with await psycopg.AsyncConnection.connect(db_url) as conn:
+                cur = await conn.execute("SELECT 1 FROM telemetry_state WHERE device_id = 'robot-01'")
+                return await cur.fetchone() is not None
+
+        await eventually(offline_stored, timeout=30)
         await eventually(lambda: _replayed(scrape), timeout=30)
         text = await scrape()
         assert _metric(text, "fabhub_gateway_spool_replayed_total") == 5 + _metric(

@@ -76,6 +76,27 @@ async def test_organizations_create_edit_deactivate_and_subsidy(db_url, pool):
         org = (await client.get(f"/api/v1/organizations/{org_id}")).json()
         assert org["reference_required"] and org["name"] == "泰州智造股份有限公司"
         assert org["subsidy_programs"] == ["jiangsu-smart-manufacturing", "jingjiang-sme"]
+        # The buyer tax data its invoices print: checked (the reason in Chinese, the typed values kept), then saved.
+        tax = {
+            "taxpayer_type": "small_scale",
+            "invoice_address": "靖江市新港大道 8 号",
+            "bank_name": "中国银行靖江支行",
+        }
+        bad = await client.post(
+            f"/admin/organizations/{org_id}",
+            data={**edit, **tax, "invoice_phone": "0523 84812345", "bank_account": "12"},
+        )
+        assert bad.status_code == 422 and problems(bad.text) == ["银行账号为 8 至 32 位数字。"]
+        assert 'value="中国银行靖江支行"' in bad.text
+        tax |= {"invoice_phone": "0523 84812345", "bank_account": "6216 6100 0001 2345"}
+        assert (await client.post(f"/admin/organizations/{org_id}", data={**edit, **tax})).status_code == 303
+        org = (await client.get(f"/api/v1/organizations/{org_id}")).json()
+        assert [org[k] for k in ("taxpayer_type", "invoice_phone", "bank_account")] == [
+            "small_scale",
+            "0523 84812345",
+            "6216610000012345",
+        ]
+        assert '<option value="small_scale" selected>' in (await client.get(f"/admin/organizations/{org_id}")).text
 
         member = await make_user(pool, Role.customer, org_id, "member@example.com")
         page = await client.get(f"/admin/organizations/{org_id}")

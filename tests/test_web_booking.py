@@ -94,8 +94,8 @@ async def test_the_booking_page_tells_a_customer_which_classes_they_may_book(db_
 
 
 async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
-    """Upcoming bookings (one late to cancel, with its fee), a waiting-list entry, a cancelled booking and a
-    calendar link: on a desktop three tables, at 390 px a card per row with each cell labelled by its column,
+    """Upcoming bookings (one late to cancel, with its fee), a waiting-list entry, a cancelled booking (listed
+    with its fee, never as usage) and a calendar link: on a desktop three tables, at 390 px a card per row with each cell labelled by its column,
     nothing wider than the screen and every button in reach."""
     async with serve(db_url, clock=Clock(NOW), access_token_minutes=24 * 60) as client:
         booker = await customer(pool, client, programs=("jingjiang-sme",))
@@ -120,8 +120,10 @@ async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
                 await page.click("form[action='/my-bookings/calendar-link'] button")
                 await expect(page.locator("#feed-url")).to_be_visible()
                 await expect(page.locator("#upcoming")).to_contain_text("逾期取消费")
-                await expect(page.locator("#past")).to_contain_text("已取消")
-                for table in ("#upcoming", "#waiting", "#past"):
+                await expect(page.locator("#cancelled")).to_contain_text(
+                    "¥45.00"
+                )  # half of the subsidized 90.00: the late fee
+                for table in ("#upcoming", "#waiting", "#cancelled"):
                     await assert_cards(page, table, phone=phone)
                 await shot(page, "my-bookings-phone" if phone else "my-bookings-desktop")
                 if not phone:
@@ -132,7 +134,47 @@ async def test_my_bookings_on_a_desktop_and_a_phone(db_url, pool):
                 await expect(page.locator(".notice")).to_have_text("已取消。")
                 await page.click("[data-test=language]")
                 await expect(page.locator("#upcoming thead")).to_contain_text("You pay")
-                for table in ("#upcoming", "#waiting", "#past"):
+                for table in ("#upcoming", "#waiting", "#cancelled"):
                     await assert_cards(page, table, phone=True)
                 await assert_fits_phone(page)
                 await shot(page, "my-bookings-phone-en")
+
+
+async def test_the_price_check_says_at_once_why_a_slot_cannot_be_booked(db_url, pool):
+    """A taken slot, and a machine under maintenance, are said when the price is checked, with the nearest
+    free slots: the form never offers 确认预约 for what booking would refuse."""
+    from tests.accounts_rig import as_role
+
+    async with serve(db_url, clock=Clock(NOW)) as client:
+        holder = await customer(pool, client)
+        booker = await customer(pool, client)
+        assert (await client.post("/api/v1/bookings", json=slot(1, 9, 10, device_id="cnc-01"),
+                                  headers=holder.headers)).status_code == 201  # fmt: skip
+        tech = await as_role(pool, client, Role.technician)
+        window = {**slot(2, 8, 12), "device_id": "cnc-02", "reason": "换刀"}
+        assert (await client.post("/api/v1/maintenance", json=window, headers=tech)).status_code == 201
+
+        quoted = await client.post("/api/v1/quotes", json=slot(1, 9, 10, device_id="cnc-01"), headers=booker.headers)
+        assert quoted.status_code == 200, quoted.text
+        body = quoted.json()
+        assert body["bookable"] is False and body["unavailable"] == "the slot is taken"
+        assert body["alternatives"] and all(a["start"].endswith("+08:00") for a in body["alternatives"])
+
+        async with chromium() as browser:
+            page = await new_page(browser, str(client.base_url))
+            await log_in(page, booker.email)
+            await page.goto("/book?cls=cnc&device=cnc-01&start=2027-03-02T09:00")
+            await page.click("[data-test=quote]")
+            await expect(page.locator(".problems")).to_contain_text("该时段已被预约。")
+            await expect(page.locator("[data-test=confirm]")).to_have_count(0)
+            await expect(page.locator("#alternatives li").first).to_be_visible()
+            await shot(page, "book-taken")
+
+            await page.goto("/book?cls=cnc&device=cnc-02&start=2027-03-03T09:00")
+            await page.click("[data-test=quote]")
+            await expect(page.locator(".problems")).to_contain_text("cnc-02 在此时段维护中。")
+            await expect(page.locator("[data-test=confirm]")).to_have_count(0)
+            await page.locator("#alternatives a").first.click()  # the nearest free slot, one click away
+            await page.click("[data-test=quote]")
+            await page.click("[data-test=confirm]")
+            await expect(page.locator(".notice")).to_have_text("预约成功。")

@@ -50,7 +50,7 @@ async def test_a_customer_moves_a_booking_on_a_phone(db_url, pool):
             await page.fill("input[name=start]", "2027-03-04T14:00")
             await page.fill("input[name=end]", "2027-03-04T16:00")
             await page.click("[data-test=quote]")
-            await expect(page.locator(".problems")).to_contain_text("该时段已被占用。")
+            await expect(page.locator(".problems")).to_contain_text("该时段已被预约。")
             await expect(page.locator("[data-test=confirm]")).to_have_count(0)
             await assert_fits_phone(page)
             await shot(page, "change-booking-taken-phone")

@@ -40,6 +40,18 @@ async def test_issue_an_invoice_download_its_pdf_and_keep_it_from_strangers(db_u
                 await row.locator("[data-test=pdf]").click()
             pdf = await (await download.value).path()
             assert pdf.read_bytes()[:5] == b"%PDF-"
+            # The tax platform's number recorded back on the issued invoice, then the month's e-invoice sheet.
+            await row.locator("[data-test=tax-number-form] input[name=number]").fill("25327000000012345678")
+            await row.locator("[data-test=tax-number-form] button").click()
+            await expect(page.locator(".notice")).to_have_text("已保存。")
+            await expect(row.locator("[data-test=tax-number]")).to_have_text("数电发票号码 25327000000012345678")
+            await page.goto(f"/finance/invoices/{invoice_id}")
+            await expect(page.locator("[data-test=tax-number]")).to_have_text("数电发票号码 25327000000012345678")
+            await page.go_back()
+            async with page.expect_download() as download:
+                await page.click("[data-test=einvoice]")
+            sheet = await (await download.value).path()
+            assert sheet.read_bytes()[:2] == b"PK"
 
             owner = await new_page(browser, str(client.base_url))
             await log_in(owner, "owner@example.com")

@@ -46,19 +46,23 @@ async def test_reason_and_maintenance_from_the_machine_page(db_url, pool):
             clock.now = NOW
             await page.goto("/machines/cnc-01")
 
-            async def maintenance(cancel: bool) -> None:
-                await page.fill("#maintenance-form input[name=start]", "2027-03-02T08:00")
-                await page.fill("#maintenance-form input[name=end]", "2027-03-02T10:00")
-                await page.fill("#maintenance-form input[name=reason]", "spindle bearing")
-                await page.set_checked("#maintenance-form input[name=cancel_bookings]", cancel)
-                await page.click("#maintenance-form button")
-
-            await maintenance(cancel=False)  # the booking is in the way, said in Chinese
-            await expect(page.locator(".problems")).to_have_text(
+            form = page.locator("#maintenance-form")
+            await form.locator("input[name=start]").fill("2027-03-02T08:00")
+            await form.locator("input[name=end]").fill("2027-03-02T10:00")
+            await form.locator("input[name=reason]").fill("换刀")  # two characters, as the API takes them
+            await form.locator("button").click()
+            # the booking in the way, said in Chinese with its customer; the form kept as it was filled in
+            problems = page.locator(".problems li")
+            await expect(problems.nth(0)).to_have_text(
                 "cnc-01 有 1 个预约与该时段重叠：请调整时段，或勾选“取消冲突的预约”。"
             )
-            await maintenance(cancel=True)
-            await expect(page.locator("#windows")).to_contain_text("spindle bearing")
+            await expect(problems.nth(1)).to_contain_text("靖江精工机械有限公司 2027-03-02 09:00–10:00")
+            await expect(form.locator("input[name=start]")).to_have_value("2027-03-02T08:00")
+            await expect(form.locator("input[name=end]")).to_have_value("2027-03-02T10:00")
+            await expect(form.locator("input[name=reason]")).to_have_value("换刀")
+            await form.locator("input[name=cancel_bookings]").check()
+            await form.locator("button").click()
+            await expect(page.locator("#windows")).to_contain_text("换刀")
             await page.fill("#maintenance-form input[name=start]", "2027-03-01T08:00")
             await page.fill("#maintenance-form input[name=end]", "2027-03-01T10:00")  # in the past
             await page.fill("#maintenance-form input[name=reason]", "too late")

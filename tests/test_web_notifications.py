@@ -67,8 +67,7 @@ async def test_every_message_of_a_day_at_the_center_arrives_once(db_url, pool):
             assert r.status_code == 201, r.text
             held = r.json()
             await phone.goto("/book?cls=cnc&device=cnc-01&start=2027-03-04T09:00")
-            await phone.click("[data-test=quote]")
-            await phone.click("[data-test=confirm]")
+            await phone.click("[data-test=quote]")  # taken: no confirm offered, the waiting list is
             await phone.click("[data-test=wait]")
             await expect(phone.locator(".notice")).to_have_text("已加入候补。")
             assert (await client.post(f"/api/v1/bookings/{held['id']}/cancel", headers=b.headers)).status_code == 200

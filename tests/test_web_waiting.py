@@ -23,8 +23,9 @@ async def test_join_the_waiting_list_then_book_the_offered_slot(db_url, pool):
             page = await new_page(browser, base, phone=True)
             await log_in(page, waiter.email)
             await page.goto("/book?cls=cnc&device=cnc-01&start=2027-03-02T09:00")
-            await page.click("[data-test=quote]")
-            await page.click("[data-test=confirm]")  # taken meanwhile: the form offers to wait
+            await page.click("[data-test=quote]")  # taken: said at the price check, with the offer to wait
+            await expect(page.locator(".problems")).to_contain_text("该时段已被预约。")
+            await expect(page.locator("[data-test=confirm]")).to_have_count(0)
             await expect(page.locator("[data-test=wait]")).to_be_visible()
             await shot(page, "waiting-join-phone")
             await page.click("[data-test=wait]")

@@ -20,12 +20,14 @@ ORDER BY lower(m.during), m.id;
 
 -- name: live-bookings-in-window
 -- Locked: a customer cancelling or checking in at this moment waits, and is re-checked after.
-SELECT b.id, b.organization_id, lower(b.during) AS start, upper(b.during) AS "end", b.status
+SELECT b.id, b.organization_id, o.name AS organization_name, lower(b.during) AS start, upper(b.during) AS "end",
+       b.status
 FROM booking b
+JOIN org_profile o ON o.id = b.organization_id
 WHERE b.device_id = :device_id AND b.status IN ('confirmed', 'in_progress', 'completed')
   AND b.during && tstzrange(:start, :end)
 ORDER BY lower(b.during), b.id
-FOR NO KEY UPDATE;
+FOR NO KEY UPDATE OF b;
 
 -- name: cancel-booking-for-maintenance!
 UPDATE booking

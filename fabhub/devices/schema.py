@@ -23,6 +23,7 @@ from gateway.config import (
     SignalName,
     StateRule,
 )
+from oee.einvoice import EInvoiceSettings
 
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 SITE = r"^[a-z0-9][a-z0-9-]{0,31}$"  # also a topic level on the central broker: no `_`, `+`, `#` or `/`
@@ -250,6 +251,14 @@ class DeviceFile(Strict):
     devices: list[Device] = Field(min_length=1)
     subsidy_programs: dict[Annotated[str, Field(pattern=ID)], SubsidyProgram] = {}
     carbon: Carbon = Carbon()
+    einvoice: EInvoiceSettings = EInvoiceSettings()
+
+    @model_validator(mode="after")
+    def _einvoice_classes(self) -> DeviceFile:
+        unknown = sorted(set(self.einvoice.classes) - set(self.classes))
+        if unknown:
+            raise ValueError(f"einvoice.classes names unknown device class(es): {', '.join(unknown)}")
+        return self
 
     @property
     def machines(self) -> list[OpcUaDevice | ModbusDevice | MqttDevice]:

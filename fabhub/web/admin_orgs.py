@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg_pool import AsyncConnectionPool
 from starlette.datastructures import FormData
 
-from accounts import organizations
+from accounts import organizations, tax_data
 from accounts.model import Principal
 from accounts.users import list_users
 from booking.catalogue import Catalogue
@@ -20,7 +20,7 @@ from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
 from oee.invoices import subsidy_use
 
-FIELDS = ("name", "uscc", "contact_name", "contact_phone", "contact_email")
+FIELDS = ("name", "uscc", "contact_name", "contact_phone", "contact_email", *tax_data.FIELDS)
 
 
 def read_organization(form: FormData) -> dict[str, Any]:

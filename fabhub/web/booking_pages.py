@@ -16,7 +16,8 @@ from accounts.model import Principal, Role
 from accounts.qualifications import list_qualifications
 from accounts.users import list_users
 from booking import availability, hours, pricing, series, waiting
-from booking.bookings import BookingRequest, Bookings, SlotTaken
+from booking.availability import Slot
+from booking.bookings import BookingRequest, Bookings, Check, SlotTaken
 from booking.catalogue import Catalogue
 from common.errors import DomainError
 from common.http import EARLIEST_YEAR, LATEST_YEAR, RowId
@@ -244,11 +245,14 @@ def make_router(
                 return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
             return await book_page(request, user, values, occurrences=found, bookable=any(o.bookable for o in found))
         try:
-            price, broken = await bookings.quote(user, request_of(values))
+            async with pool.connection() as conn:
+                check = await bookings.check(conn, user, request_of(values))
         except DomainError as exc:
             return await book_page(request, user, values, status=exc.status, problems=problem_texts(request, exc))
-        shown = [pages.texts(request).rule(v.rule, v.message) for v in broken]
-        return await book_page(request, user, values, quote=price, problems=shown, bookable=not broken)
+        shown, others = await checked(pages.texts(request), bookings, check)
+        return await book_page(
+            request, user, values, quote=check.quote, problems=shown, bookable=check.bookable, alternatives=others
+        )
 
     @router.post("/book/wait")
     async def wait(request: Request, user: Visitor) -> Response:
@@ -310,6 +314,7 @@ def make_router(
             rows = await bookings.list(conn, user, now - timedelta(days=62), now + timedelta(days=62), limit=500)
         upcoming: list[dict[str, Any]] = []
         past: list[dict[str, Any]] = []
+        cancelled: list[dict[str, Any]] = []
         for b in sorted(rows, key=lambda r: r["start"]):
             cls = catalogue.classes.get(b["class_id"])  # a class retired from devices.yaml keeps its bookings
             late, fee = (
@@ -319,9 +324,18 @@ def make_router(
                 if cls is not None
                 else (False, pricing.ZERO)
             )
-            b = {**b, "late": late, "fee_if_cancelled": fee}
-            (upcoming if b["end"] > now and b["status"] in STATUSES_LIVE else past).append(b)
+            # checked in once the machine runs, or at the no-show deadline: a booking whose slot has begun is under
+            # way to its customer from its first minute
+            shown = "in_progress" if b["status"] == "confirmed" and b["start"] <= now else b["status"]
+            b = {**b, "late": late, "fee_if_cancelled": fee, "shown_status": shown}
+            if b["status"] == "cancelled":
+                cancelled.append(b)  # never usage: a late cancellation's fee is listed with it
+            elif b["end"] > now and b["status"] in STATUSES_LIVE:
+                upcoming.append(b)
+            else:
+                past.append(b)
         past = past[-20:][::-1]
+        cancelled = cancelled[-20:][::-1]
         usage: dict[int, Any] = {}
         async with pool.connection() as conn:
             for b in past:
@@ -345,6 +359,7 @@ def make_router(
             status=status,
             upcoming=upcoming,
             past=past,
+            cancelled=cancelled,
             usage=usage,
             now=now,
             invoices=issued,
@@ -427,3 +442,12 @@ def make_router(
         return await my_page(request, user, feed_url=str(request.url_for("calendar_feed", secret=secret)))
 
     return router
+
+
+async def checked(texts: Texts, bookings: Bookings, found: Check) -> tuple[list[str], list[Slot]]:
+    """What a price check says before anything is confirmed: the rules broken and, when no device is free,
+    why (taken, or under maintenance) with the nearest free slots instead."""
+    shown = [texts.rule(v.rule, v.message) for v in found.problems]
+    if found.unavailable is None:
+        return shown, []
+    return [*shown, texts.error(found.unavailable)], await bookings.alternatives(found.plan)

@@ -14,7 +14,7 @@ from booking.bookings import BookingChange, Bookings, SlotTaken
 from booking.catalogue import Catalogue
 from common.errors import DomainError
 from common.http import RowId
-from fabhub.web.booking_pages import parse_local, refusals
+from fabhub.web.booking_pages import checked, parse_local, refusals
 from fabhub.web.i18n import Texts
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
@@ -100,11 +100,7 @@ def make_router(
         async def act(change: BookingChange, texts: Texts, again: Any) -> Response:
             async with pool.connection() as conn:
                 found = await bookings.check_change(conn, user, booking_id, change)
-            shown = [texts.rule(v.rule, v.message) for v in found.problems]
-            others = []
-            if found.free_device is None:  # said at once, with what is free instead
-                shown.append(texts("The slot is taken."))
-                others = await bookings.alternatives(found.plan)
+            shown, others = await checked(texts, bookings, found)  # said at once, with what is free instead
             return await again(quote=found.quote, problems=shown, bookable=found.bookable, alternatives=others)
 
         return await handle(request, user, booking_id, act)

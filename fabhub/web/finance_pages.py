@@ -19,6 +19,7 @@ from common.http import RowId
 from common.money import money
 from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions, field
+from oee import einvoice
 from oee.invoices import Invoicing, documents, first_of_month, lines_of, next_month, parse_month
 from oee.payments import METHODS, Payments, payment_status
 from oee.receivables import ageing, totals
@@ -116,6 +117,17 @@ def make_router(
             return await finance_page(request, user, month, status=422, problems=[message])
         return await act(
             request, user, field(form, "month"), lambda conn, _: invoicing.credit(conn, invoice_id, user, reason)
+        )
+
+    @router.post("/finance/invoices/{invoice_id}/tax-number")
+    async def tax_number(request: Request, user: Visitor, invoice_id: RowId) -> Response:
+        form = await sessions.csrf.checked_form(request)
+        number = field(form, "number", "").strip()
+        return await act(
+            request,
+            user,
+            field(form, "month"),
+            lambda conn, _: einvoice.record_tax_number(conn, invoice_id, number, user, clock()),
         )
 
     @router.get("/finance/receivables")

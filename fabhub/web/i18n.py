@@ -91,6 +91,10 @@ ZH: dict[str, str] = {
     "Cancel": "取消",
     "Cancelled.": "已取消。",
     "Late cancellation fee": "逾期取消费",
+    "No-show fee": "未到场费",
+    "Fee": "费用",
+    "Cancelled bookings": "已取消的预约",
+    "Cancelled at": "取消时间",
     "Status": "状态",
     "confirmed": "已确认",
     "in_progress": "进行中",
@@ -149,6 +153,16 @@ ZH: dict[str, str] = {
     "Remaining": "剩余",
     "All customers": "全部客户",
     "Saved.": "已保存。",
+    "Tax invoice no.": "数电发票号码",
+    "As printed on its tax invoices": "开票信息（购买方）",
+    "Taxpayer type": "纳税人类型",
+    "not given": "未填写",
+    "Invoice address": "开票地址",
+    "Invoice phone": "开票电话",
+    "Bank": "开户银行",
+    "Bank account": "银行账号",
+    "Record": "登记",
+    "E-invoice batch-issue sheet (XLSX)": "数电发票批量开具表（XLSX）",
     "hours": "小时",
     "any": "任意",
     "mine": "我的",
@@ -172,6 +186,7 @@ ZH: dict[str, str] = {
     "Choose a class of machines.": "请选择设备类别。",
     "credited": "已冲销",
     "Give a reason of 3 to 500 characters.": "请填写 3 至 500 字的原因。",
+    "Text cannot contain NUL characters.": "文字中不能含有 NUL 字符。",
     "Choose a down interval.": "请选择一个停机区间。",
     "The window has already ended.": "该时段已经结束。",
     "unexplained": "未说明",
@@ -251,6 +266,25 @@ ZH: dict[str, str] = {
     "Opening hours": "开放时间",
     "Audit log": "审计日志",
     "Delivery log": "通知记录",
+    "API keys": "API 密钥",
+    "Systems such as an ERP call the API with a key instead of a login: Authorization: Bearer fhk_…": (
+        "ERP 等系统用密钥代替登录调用 API：Authorization: Bearer fhk_…"
+    ),
+    "The new key": "新密钥",
+    "Copy it now: it is shown this once. FabHub keeps only a digest of it.": (
+        "请立即复制：密钥只显示这一次，FabHub 只保存其摘要。"
+    ),
+    "The key is revoked.": "密钥已撤销。",
+    "Created": "创建时间",
+    "Expires": "到期",
+    "Last used": "最近使用",
+    "never": "从不",
+    "revoked": "已撤销",
+    "Create an API key": "创建 API 密钥",
+    "none (staff roles)": "无（员工角色）",
+    "A customer key acts for one organization and sees only its data. A key is never an admin.": (
+        "客户密钥代表一个单位，只能看到该单位的数据。密钥不能是管理员。"
+    ),
     "Registrations": "注册审核",
     "Submitted": "提交时间",
     "Business licence": "营业执照",
@@ -493,6 +527,12 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p), zh)
     for p, zh in (
         (r"^the maintenance window must end after it starts$", "维护时段的结束时间须晚于开始时间。"),
+        (
+            r"^an API key's role is .*administration stays with people$",
+            "密钥的角色只能是客户、技术员或财务：管理仅限登录的人员。",
+        ),
+        (r"^an API key's name has 1 to (\d+) characters$", "密钥名称为 1 至 {0} 个字符。"),
+        (r"^expires_at is in the past$", "有效期已过。"),
         (r"^the maintenance window has already ended", "该维护时段已经结束。"),
         (r"^a maintenance window lasts at most (\d+) days$", "维护时段最长 {0} 天。"),
         (r"^give a reason for the maintenance window$", "请填写维护原因。"),
@@ -528,6 +568,15 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^only an issued invoice gets a credit note", "只有已开具的发票才能红字冲销；草稿可直接重新生成。"),
         (r"^invoice (\S+) is credited already$", "发票 {0} 已冲销。"),
         (r"^no invoice (\d+)$", "未找到发票 {0}。"),
+        (r"^a 数电发票号码 has 20 digits", "数电发票号码为 20 位数字。"),
+        (r"^the taxpayer type is ", "纳税人类型为一般纳税人或小规模纳税人（或不填）。"),
+        (
+            r"^the invoice phone has digits, dashes and spaces only",
+            "开票电话只能包含数字、短横线和空格（5 至 30 位）。",
+        ),
+        (r"^the bank account has 8 to 32 digits", "银行账号为 8 至 32 位数字。"),
+        (r"^a draft has no tax invoice yet", "草稿尚无数电发票：请先开具。"),
+        (r"^the tax invoice number (\d+) is recorded on another invoice", "数电发票号码 {0} 已登记在另一张发票上。"),
         (r"^(\S+) is not over yet", "{0} 尚未结束。"),
         (r"^the note is longer than (\d+) characters$", "备注超过 {0} 个字符。"),
         (r"^unknown reason code", "未知的原因代码。"),
@@ -718,6 +767,12 @@ class Texts:
 
     def clock(self, moment: datetime) -> str:
         return format_time(moment.astimezone(self.zone), "HH:mm", locale=self.locale)
+
+    def until(self, start: datetime, end: datetime) -> str:
+        """A slot's end beside its start: the time alone on the same local day, else with its date (a
+        booking running past midnight ends the next day)."""
+        same_day = start.astimezone(self.zone).date() == end.astimezone(self.zone).date()
+        return self.clock(end) if same_day else self.when(end)
 
     def duration(self, seconds: float | None) -> str:
         """A length of time as people say it: "35 小时 47 分" / "35 h 47 min", never "35.8 h"."""

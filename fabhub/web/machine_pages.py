@@ -88,16 +88,23 @@ def make_router(
         notice = pages.texts(request)("Saved.") if done else None
         return await machine_page(request, user, device_id, notice=notice)
 
-    async def act(request: Request, user: Principal, device_id: str, work: Any) -> Response:
+    async def act(request: Request, user: Principal, device_id: str, work: Any, **kept: Any) -> Response:
+        """`work` in a transaction; a refusal shows the page again with why, the form as it was filled in
+        (`kept`), and the bookings standing in the way with their customers."""
         if device_id not in catalogue.devices:
             return await machine_page(request, user, device_id)
         try:
             async with pool.connection() as conn, conn.transaction():
                 await work(conn)
         except DomainError as exc:
-            return await machine_page(
-                request, user, device_id, status=exc.status, problems=[pages.texts(request).error(exc.detail)]
-            )
+            texts = pages.texts(request)
+            problems = [texts.error(exc.detail)]
+            problems += [
+                f"#{b['id']} {b['organization_name']} {texts.when(b['start'])}–{texts.until(b['start'], b['end'])}"
+                f" ({texts(b['status'])})"
+                for b in exc.extra.get("bookings", ())
+            ]
+            return await machine_page(request, user, device_id, status=exc.status, problems=problems, **kept)
         return RedirectResponse(f"/machines/{device_id}?done=1", status_code=303)
 
     @router.post("/machines/{device_id}/maintenance")
@@ -108,6 +115,8 @@ def make_router(
         start = parse_local(written, zone) if written else clock()  # no start: from now
         end = parse_local(field(form, "end"), zone)
         reason = field(form, "reason", "")
+        cancel = field(form, "cancel_bookings") == "on"
+        kept = {"filled": {"start": written, "end": field(form, "end", ""), "reason": reason, "cancel": cancel}}
         problems = []
         if start is None or end is None:
             problems.append(texts("Give a start and an end, in the years 2000 to 2199."))
@@ -115,18 +124,18 @@ def make_router(
             problems.append(texts("The end must come after the start."))
         elif end <= clock():
             problems.append(texts("The window has already ended."))
-        if not 3 <= len(reason) <= 500 or "\x00" in reason:
-            problems.append(texts("Give a reason of 3 to 500 characters."))
+        if "\x00" in reason:  # the rest of the reason's rules are the domain's, as for the API
+            problems.append(texts("Text cannot contain NUL characters."))
         if problems:
-            return await machine_page(request, user, device_id, status=422, problems=problems)
+            return await machine_page(request, user, device_id, status=422, problems=problems, **kept)
         assert start is not None  # else a problem above
         assert end is not None
-        cancel = field(form, "cancel_bookings") == "on"
         return await act(
             request,
             user,
             device_id,
             lambda conn: maintenance.create(conn, user, device_id, start, end, reason, cancel, clock()),
+            **kept,
         )
 
     @router.post("/machines/{device_id}/downtime")

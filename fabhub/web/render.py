@@ -33,6 +33,7 @@ NAV = [
         ("/admin/users", "Users"),
         ("/admin/hours", "Opening hours"),
         ("/admin/audit", "Audit log"),
+        ("/admin/api-keys", "API keys"),
         ("/admin/notifications", "Delivery log"),
     )
 ]

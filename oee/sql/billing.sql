@@ -142,9 +142,10 @@ WHERE l.invoice_id = :invoice_id;
 
 -- name: invoices
 SELECT i.id, i.kind, i.organization_id, o.name AS organization_name, i.month, i.status, i.number, i.total, i.vat,
-       i.vat_rate, i.credits, i.credited_by, i.reason, i.created_at, i.issued_at, i.updated_at,
+       i.vat_rate, i.credits, i.credited_by, i.reason, i.created_at, i.issued_at, i.updated_at, t.number AS tax_number,
        (SELECT coalesce(sum(p.amount), 0) FROM payment p WHERE p.invoice_id = i.id AND p.reversed_at IS NULL) AS paid
 FROM invoice i JOIN org_profile o ON o.id = i.organization_id
+LEFT JOIN invoice_tax_number t ON t.invoice_id = i.id
 WHERE (CAST(:month AS date) IS NULL OR i.month = :month)
   AND (CAST(:organization_id AS bigint) IS NULL OR i.organization_id = :organization_id)
   AND (CAST(:status AS text) IS NULL OR i.status = :status)

@@ -4,10 +4,12 @@
 -- name: export-invoice^
 -- An invoice (or credit note) with its customer and, for a credit note, the number of the invoice it cancels.
 SELECT i.id, i.kind, i.status, i.number, i.month, i.vat_rate, i.total, i.vat, i.reason, i.created_at, i.issued_at,
-       o.name AS customer, o.uscc, o.contact_name, o.contact_phone, o.contact_email,
-       c.number AS credits_number, cb.number AS credited_by_number
+       o.name AS customer, o.uscc, o.contact_name, o.contact_phone, o.contact_email, o.taxpayer_type,
+       o.invoice_address, o.invoice_phone, o.bank_name, o.bank_account,
+       c.number AS credits_number, cb.number AS credited_by_number, t.number AS tax_number
 FROM invoice i
 JOIN org_profile o ON o.id = i.organization_id
+LEFT JOIN invoice_tax_number t ON t.invoice_id = i.id
 LEFT JOIN invoice c ON c.id = i.credits
 LEFT JOIN invoice cb ON cb.id = i.credited_by
 WHERE i.id = :id;
