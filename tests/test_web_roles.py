@@ -18,6 +18,7 @@ ADMIN_PAGES = {
     "/admin/hours",
     "/admin/audit",
     "/admin/notifications",
+    "/admin/api-keys",
 }
 HOMES = {
     Role.admin: ("/board", {"/board", "/book", "/finance", "/management", *ADMIN_PAGES}),
