@@ -126,6 +126,9 @@ class BookingOut(BaseModel):
     reference: str | None = Field(description="the customer's project or purchase-order reference")
     revision: int = Field(description="how many times the booking was changed (its calendar SEQUENCE)")
     changed_at: Stamp | None
+    booked_end: Stamp | None = Field(
+        description="the end that was booked, when the booking was ended early (`end` is then when it was freed)"
+    )
     currency: str = "CNY"
 
 
@@ -376,7 +379,13 @@ def make_router(
     # The machine's state checks bookings in; a person only vouches for it when the machine cannot tell, and
     # that is a technician at the machine, not the customer who would avoid a no-show fee by it.
     transition("check-in", "check_in", "A technician checks a booking in when the machine cannot tell.")
-    transition("finish", "finish", "Finish a booking in progress early, freeing the machine.")
+    transition(
+        "finish",
+        "finish",
+        "End a booking under way early: the rest of its slot is freed for others (from the class's next step). "
+        "The billing basis decides the charge: `booked` and `overage` charge the booked slot, `metered` the "
+        "measured running time, at least its minimum share of the booked slot.",
+    )
 
     async def _answer(principal: Principal, key: str | None, request: Request, payload: Any, work: Any) -> Any:
         try:

@@ -558,13 +558,28 @@ class Bookings:
         return after
 
     async def finish(self, conn: AsyncConnection, principal: Principal, booking_id: int) -> dict[str, Any]:
+        """Ends a booking under way: the machine is free for others from the next step of the class's granularity
+        (a booking holds whole steps), and the booked end stays on the booking for its billing basis."""
         now = self.clock()
         locked = await self._locked(conn, principal, booking_id)
+        if locked["status"] == "confirmed" and locked["start"] <= now < locked["end"]:
+            raise Conflict(
+                f"booking {booking_id} has not been checked in yet: it can be ended once the machine has run or a "
+                "technician has checked it in"
+            )
         if locked["status"] != "in_progress":
-            raise Conflict(f"booking {booking_id} is {locked['status']}; only a booking in progress is finished")
-        await QUERIES.finish_booking(conn, id=booking_id, now=now)
+            raise Conflict(f"booking {booking_id} is {locked['status']}; only a booking in progress is ended")
+        if now >= locked["end"]:
+            raise Conflict(f"booking {booking_id} is over already")
+        step = locked["granularity"]
+        steps = max(-(-(now - locked["start"]) // step), 1)  # begun steps, rounded up; at least one
+        before = await self.get(conn, booking_id)
+        end = min(locked["start"] + step * steps, locked["end"])
+        await QUERIES.finish_booking(conn, id=booking_id, now=now, end=end)
         after = await self.get(conn, booking_id)
-        await audit.record(conn, now, principal, "finish", "booking", booking_id, after={"status": "completed"})
+        await audit.record(conn, now, principal, "finish", "booking", booking_id, before=before, after=after)
+        billing = {"basis": locked["billing_basis"], "minimum_share": locked["metered_minimum_share"]}
+        await publish(conn, "booking.ended", {"booking": after, "billing": billing}, at=now)
         return after
 
 

@@ -172,6 +172,7 @@ ROLES: Policy = {
     ("POST", "/book"): BOOKERS,
     ("GET", "/my-bookings"): CUSTOMERS,
     ("POST", "/my-bookings/{booking_id}/cancel"): CUSTOMERS,
+    ("POST", "/my-bookings/{booking_id}/finish"): CUSTOMERS,
     ("GET", "/my-bookings/{booking_id}/change"): CUSTOMERS,
     ("POST", "/my-bookings/{booking_id}/change/quote"): CUSTOMERS,
     ("POST", "/my-bookings/{booking_id}/change"): CUSTOMERS,

@@ -165,6 +165,39 @@ def booking_cancelled(payload: dict[str, Any], voice: Voice, language: Language)
     return Message(subject, voice.sign("\n".join(lines), language))
 
 
+def booking_ended(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
+    """A receipt of ending early: when the machine was freed and what the billing basis will charge."""
+    b, billing = payload["booking"], payload["billing"]
+    booked_end = b["booked_end"] or b["end"]
+    when = voice.span(b["start"], booked_end, language)
+    freed, booked = voice.when(b["end"], language)[-5:], voice.when(booked_end, language)[-5:]
+    share = f"{Decimal(str(billing['minimum_share'])):.0%}"
+    if language == "en":
+        charged = {
+            "booked": f"the booked time until {booked}",
+            "metered": f"the measured running time, at least {share} of the booked time",
+            "overage": f"the booked time until {booked}",
+        }[billing["basis"]]
+        subject = f"Booking ended early: {b['device_name']}, {when}"
+        lines = [
+            f"Your booking {b['id']} of {b['device_name']} ({when}) was ended early; the machine is free for "
+            f"others from {freed}.",
+            f"Charged: {charged}.",
+        ]
+    else:
+        charged = {
+            "booked": f"按预约时段计费（至 {booked}）",
+            "metered": f"按实际运行时间计费，不少于预约时长的 {share}",
+            "overage": f"按预约时段计费（至 {booked}）",
+        }[billing["basis"]]
+        subject = f"预约已提前结束：{b['device_name']}，{when}"
+        lines = [
+            f"您的预约 {b['id']}（{b['device_name']}，{when}）已提前结束，设备自 {freed} 起可供他人预约。",
+            f"{charged}。",
+        ]
+    return Message(subject, voice.sign("\n".join(lines), language))
+
+
 def booking_no_show(payload: dict[str, Any], voice: Voice, language: Language) -> Message:
     b, when, charge = _with_fee(payload, voice, language, "no-show fee", "爽约费")
     if language == "en":
@@ -324,6 +357,7 @@ RENDER = {
     "booking.series_confirmed": series_confirmed,
     "booking.changed": booking_changed,
     "booking.cancelled": booking_cancelled,
+    "booking.ended": booking_ended,
     "booking.no_show": booking_no_show,
     "booking.reminder": booking_reminder,
     "invoice.issued": invoice_issued,

@@ -203,7 +203,10 @@ class Invoicing:
         self, conn: AsyncConnection, booking: dict[str, Any], organization_id: int, usage: dict[str, Any] | None
     ) -> list[Line]:
         start, end = booking["start"], booking["end"]
-        when = f"{start.astimezone(self.zone):%Y-%m-%d %H:%M}–{end.astimezone(self.zone):%H:%M}"
+        booked_end = booking.get("booked_end") or end
+        when = f"{start.astimezone(self.zone):%Y-%m-%d %H:%M}–{booked_end.astimezone(self.zone):%H:%M}"
+        if booked_end != end:
+            when += f", ended {end.astimezone(self.zone):%H:%M}"
         what = f"{booking['device_name']} {when}"
         if booking["reference"]:
             what += f" [{booking['reference']}]"

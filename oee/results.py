@@ -79,7 +79,7 @@ async def freeze(
 ) -> dict[str, Any] | None:
     """The booking's stored usage, its results frozen first when they are due; None while they are not
     (the booking is not completed, or its overrun is still open). Inside the caller's transaction.
-    `booking`: id, device_id, organization_id, start, end, status."""
+    `booking`: id, device_id, organization_id, start, end, status, and booked_end when it was ended early."""
     await QUERIES.lock_booking_result(conn, booking_id=booking["id"])
     if await QUERIES.result_frozen(conn, booking_id=booking["id"]):
         usage = await _usage(conn, booking["id"])
@@ -165,12 +165,15 @@ async def _store(
     start, end = booking["start"], booking["end"]
     raw = await oee.live(conn, [booking["device_id"]], start, end, booking["organization_id"])
     sums = raw.sum(numeric_only=True)
+    # Ended early: billing counts the booked slot (the metered minimum, the overage's start) and running on
+    # only past the booked end; the measured figures stay those of the slot as held.
+    released = (booking["booked_end"] - end).total_seconds() if booking.get("booked_end") else 0.0
     usage = {
         "booking_id": booking["id"],
-        "booked_s": float(sums.get("booked_s", 0.0)),
+        "booked_s": float(sums.get("booked_s", 0.0)) + released,
         "running_s": float(sums.get("running_s", 0.0)),
         "setup_s": float(sums.get("setup_s", 0.0)),
-        "overrun_s": run.seconds,
+        "overrun_s": max(run.seconds - released, 0.0),
         "offline_s": float(sums.get("offline_s", 0.0)),
         "parts_total": float(sums.get("parts_total", 0.0)),
         "parts_good": float(raw["parts_good"].sum()) if raw["parts_good"].notna().any() else None,

@@ -67,7 +67,7 @@ RETURNING id, device_id, CAST(:class_id AS text) AS class_id, CAST(:device_name 
     organization_id, CAST(:organization_name AS text) AS organization_name, user_id, created_by,
     lower(during) AS start, upper(during) AS "end", status, purpose, hourly_rate, gross, subsidy_program,
     subsidy_share, subsidy, net, override_reason, created_at, checked_in_at, finished_at, cancelled_at,
-    cancelled_by, late_cancellation, fee, updated_at, series_id, reference, revision, changed_at;
+    cancelled_by, late_cancellation, fee, updated_at, series_id, reference, revision, changed_at, booked_end;
 
 -- name: change-booking^
 -- A confirmed booking moved and priced anew; the no-overlap constraint decides the new slot as it does a new one.
@@ -101,7 +101,8 @@ LIMIT :limit;
 -- name: lock-booking^
 -- With the class's cancellation rules as synced (a class that left devices.yaml keeps its last ones).
 SELECT b.status, lower(b.during) AS start, upper(b.during) AS "end", b.net, d.class_id,
-       dc.late_cancellation, dc.late_cancellation_fee_share, o.reference_required
+       dc.late_cancellation, dc.late_cancellation_fee_share, dc.granularity, dc.billing_basis,
+       dc.metered_minimum_share, o.reference_required
 FROM booking b JOIN device d ON d.id = b.device_id JOIN device_class dc ON dc.id = d.class_id
 JOIN org_profile o ON o.id = b.organization_id
 WHERE b.id = :id AND (CAST(:organization_id AS bigint) IS NULL OR b.organization_id = :organization_id)
@@ -116,7 +117,15 @@ WHERE id = :id;
 UPDATE booking SET status = 'in_progress', checked_in_at = :now WHERE id = :id;
 
 -- name: finish-booking!
-UPDATE booking SET status = 'completed', finished_at = :now WHERE id = :id;
+-- Ended at :now: a slot cut at :end (before its booked end) frees the rest, keeps its booked end for billing,
+-- and counts as a change (a subscribed calendar shortens the event).
+UPDATE booking
+SET status = 'completed', finished_at = :now,
+    booked_end = CASE WHEN :end < upper(during) THEN upper(during) END,
+    during = tstzrange(lower(during), least(upper(during), :end)),
+    revision = revision + CASE WHEN :end < upper(during) THEN 1 ELSE 0 END,
+    changed_at = CASE WHEN :end < upper(during) THEN :now ELSE changed_at END
+WHERE id = :id;
 
 -- name: booked-for^
 -- The customer a staff member books for.

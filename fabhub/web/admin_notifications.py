@@ -26,6 +26,7 @@ KINDS = {
     "booking.confirmed": "Booking confirmed",
     "booking.changed": "Booking moved",
     "booking.cancelled": "Booking cancelled",
+    "booking.ended": "Booking ended early",
     "booking.no_show": "No-show",
     "booking.reminder": "Reminder",
     "booking.series_confirmed": "Recurring booking confirmed",

@@ -4,6 +4,7 @@ link, and for each past booking its measured usage and OEE. Every form is checke
 booking domain itself; its rule codes are shown in the reader's language."""
 
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,7 +19,7 @@ from accounts.users import list_users
 from booking import availability, hours, pricing, series, waiting
 from booking.availability import Slot
 from booking.bookings import BookingRequest, Bookings, Check, SlotTaken
-from booking.catalogue import Catalogue
+from booking.catalogue import Catalogue, DeviceClass
 from common.errors import DomainError
 from common.http import EARLIEST_YEAR, LATEST_YEAR, RowId
 from fabhub.web.i18n import Texts
@@ -308,6 +309,14 @@ def make_router(
         cls = catalogue.classes.get(class_id)
         return cls.name_zh or cls.name if cls is not None else class_id
 
+    def ended_charge(cls: DeviceClass | None) -> tuple[str, Decimal] | None:
+        """What ending a booking of the class early charges (its billing basis), with the metered minimum share."""
+        if cls is None:
+            return None
+        if cls.billing_basis == "metered":
+            return "Charged for the running time, at least {share} of the booked slot.", cls.metered_minimum_share
+        return "Charged for the booked slot.", cls.metered_minimum_share
+
     async def my_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> HTMLResponse:
         now = clock()
         async with pool.connection() as conn:
@@ -327,7 +336,8 @@ def make_router(
             # checked in once the machine runs, or at the no-show deadline: a booking whose slot has begun is under
             # way to its customer from its first minute
             shown = "in_progress" if b["status"] == "confirmed" and b["start"] <= now else b["status"]
-            b = {**b, "late": late, "fee_if_cancelled": fee, "shown_status": shown}
+            shown = "ended early" if b["booked_end"] else shown
+            b = {**b, "late": late, "fee_if_cancelled": fee, "shown_status": shown, "if_ended": ended_charge(cls)}
             if b["status"] == "cancelled":
                 cancelled.append(b)  # never usage: a late cancellation's fee is listed with it
             elif b["end"] > now and b["status"] in STATUSES_LIVE:
@@ -379,8 +389,17 @@ def make_router(
         waiting: int | None = None,
         withdrawn: int | None = None,
         saved: int | None = None,
+        ended: int | None = None,
     ) -> HTMLResponse:
         texts = pages.texts(request)
+        if ended:
+            async with pool.connection() as conn:
+                try:
+                    row = await bookings.get(conn, ended, user)
+                except DomainError as exc:
+                    return await my_page(request, user, status=exc.status, problems=[texts.error(exc.detail)])
+            said_ended = texts("Booking {id} ended early; the machine is free for others from {time}.")
+            return await my_page(request, user, notice=said_ended.format(id=ended, time=texts.clock(row["end"])))
         said = {
             "Booked.": booked,
             "Cancelled.": cancelled,
@@ -401,6 +420,16 @@ def make_router(
         except DomainError as exc:
             return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
         return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
+
+    @router.post("/my-bookings/{booking_id}/finish")
+    async def finish(request: Request, user: Visitor, booking_id: RowId) -> Response:
+        await sessions.csrf.checked_form(request)
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                await bookings.finish(conn, user, booking_id)
+        except DomainError as exc:
+            return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
+        return RedirectResponse(f"/my-bookings?ended={booking_id}", status_code=303)
 
     @router.post("/my-bookings/waiting/{entry_id}/{action}")
     async def waiting_entry(request: Request, user: Visitor, entry_id: RowId, action: str) -> Response:

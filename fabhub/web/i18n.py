@@ -316,6 +316,18 @@ ZH: dict[str, str] = {
     "Booking confirmed": "预约确认",
     "Booking moved": "预约改期",
     "Booking cancelled": "预约取消",
+    "Booking ended early": "预约提前结束",
+    "ended early": "已提前结束",
+    "End now": "提前结束",
+    "booked until": "预约至",
+    "The rest of the slot is freed for others.": "剩余时段将释放给他人预约。",
+    "Charged for the booked slot.": "按预约时段计费。",
+    "Charged for the running time, at least {share} of the booked slot.": (
+        "按实际运行时间计费，不少于预约时长的 {share}。"
+    ),
+    "Booking {id} ended early; the machine is free for others from {time}.": (
+        "预约 {id} 已提前结束，设备自 {time} 起可供他人预约。"
+    ),
     "No-show": "爽约",
     "Reminder": "预约提醒",
     "Recurring booking confirmed": "系列预约确认",
@@ -550,6 +562,12 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^booking (\d+) is (\w+) and cannot be cancelled$", "预约 {0} 的状态为 {1}，无法取消。"),
         (r"^booking (\d+) has started", "预约 {0} 已开始，无法取消。"),
         (r"^no booking (\d+)$", "未找到预约 {0}。"),
+        (r"^booking (\d+) has not been checked in yet", "预约 {0} 尚未签到：设备运行或技术人员签到后才能提前结束。"),
+        (
+            r"^booking (\d+) is (\w+); only a booking in progress is ended$",
+            "预约 {0} 的状态为 {1}，只有进行中的预约可以提前结束。",
+        ),
+        (r"^booking (\d+) is over already$", "预约 {0} 已经结束。"),
         (r"^booking (\d+) cannot be moved: it has started or ended$", "预约 {0} 已开始或已结束，无法改期。"),
         (
             r"^booking (\d+) starts within (\S+) h: it can no longer be moved",

@@ -20,7 +20,7 @@ ORDER BY 1;
 -- Finished ones only: a booking still under way waits for the next run.
 SELECT b.id, b.device_id, d.name AS device_name, d.class_id, lower(b.during) AS start, upper(b.during) AS "end",
        b.status, b.hourly_rate, b.gross, b.subsidy_program, b.subsidy_share, b.fee, b.late_cancellation,
-       b.reference, dc.billing_basis, dc.metered_minimum_share
+       b.reference, b.booked_end, dc.billing_basis, dc.metered_minimum_share
 FROM booking_slot b
 JOIN device_entry d ON d.id = b.device_id
 JOIN device_class_entry dc ON dc.id = d.class_id

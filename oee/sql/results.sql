@@ -6,13 +6,14 @@
 SELECT pg_advisory_xact_lock(hashtext('fabhub.booking_result'), CAST(mod(:booking_id, 2147483647) AS integer));
 
 -- name: result-booking^
-SELECT id, device_id, organization_id, lower(during) AS start, upper(during) AS "end", status
+SELECT id, device_id, organization_id, lower(during) AS start, upper(during) AS "end", status, booked_end
 FROM booking_slot WHERE id = :id;
 
 -- name: results-due
 -- Completed bookings without frozen results whose slot ended before :ended_before (after :since: older ones
 -- are past raw retention, freezing them would keep nothing the live figures do not show), oldest first.
-SELECT b.id, b.device_id, b.organization_id, lower(b.during) AS start, upper(b.during) AS "end", b.status
+SELECT b.id, b.device_id, b.organization_id, lower(b.during) AS start, upper(b.during) AS "end", b.status,
+       b.booked_end
 FROM booking_slot b
 WHERE b.status = 'completed' AND upper(b.during) <= :ended_before AND upper(b.during) > :since
   AND NOT EXISTS (SELECT 1 FROM booking_result r WHERE r.booking_id = b.id)
