@@ -59,6 +59,7 @@ from fabhub.web.admin_notifications import make_router as admin_notifications_ro
 from fabhub.web.admin_orgs import make_router as admin_orgs_router
 from fabhub.web.admin_registrations import make_router as admin_registrations_router
 from fabhub.web.admin_users import make_router as admin_users_router
+from fabhub.web.admin_webhooks import make_router as admin_webhooks_router
 from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
@@ -76,6 +77,7 @@ from fabhub.web.session import Csrf, WebSessions
 from fabhub.web.site import mount
 from gateway.api import make_router as gateway_router
 from notify.api import make_router as notify_router
+from notify.webhooks_api import make_router as webhooks_router
 from oee.api import make_router as oee_router
 from oee.bank_import import BankImport
 from oee.billing_api import make_router as billing_router
@@ -231,6 +233,7 @@ def create_app(
     )
     app.include_router(booking_router(pool, auth, bookings, settings.zone, clock, API), responses=PROBLEMS)
     app.include_router(notify_router(pool, auth, clock, API), responses=PROBLEMS)
+    app.include_router(webhooks_router(pool, auth, clock, API), responses=PROBLEMS)
     app.include_router(series_router(pool, auth, bookings, API), responses=PROBLEMS)
     app.include_router(waiting_router(pool, auth, bookings, clock, API), responses=PROBLEMS)
     app.include_router(floor_router(pool, auth, catalogue, settings.zone, clock, API), responses=PROBLEMS)
@@ -289,6 +292,7 @@ def create_app(
         admin_audit_router(pages, sessions, pool),
         admin_api_keys_router(pages, sessions, pool, clock),
         admin_notifications_router(pages, sessions, pool, clock),
+        admin_webhooks_router(pages, sessions, pool, clock),
     )
 
     mount_api_docs(app)

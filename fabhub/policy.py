@@ -43,6 +43,10 @@ ROLES: Policy = {
     ("GET", "/api/v1/notifications"): ADMIN,  # the delivery log: addresses and message texts
     ("GET", "/api/v1/notifications/{notification_id}"): ADMIN,
     ("POST", "/api/v1/notifications/{notification_id}/resend"): ADMIN,
+    # Webhooks: their secrets sign what systems act on, and deliveries carry every organization's data.
+    ("GET", "/api/v1/webhooks"): ADMIN,
+    ("POST", "/api/v1/webhooks"): ADMIN,
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): ADMIN,
     ("GET", "/api/v1/registrations"): ADMIN,
     ("GET", "/api/v1/registrations/{registration_id}"): ADMIN,
     ("GET", "/api/v1/registrations/{registration_id}/licence"): ADMIN,
@@ -227,6 +231,9 @@ ROLES: Policy = {
     ("GET", "/admin/notifications"): ADMIN,
     ("GET", "/admin/notifications/{notification_id}"): ADMIN,
     ("POST", "/admin/notifications/{notification_id}/resend"): ADMIN,
+    ("GET", "/admin/webhooks"): ADMIN,
+    ("POST", "/admin/webhooks"): ADMIN,
+    ("POST", "/admin/webhooks/{webhook_id}/disable"): ADMIN,
     ("GET", "/admin/audit"): FINANCE,
     ("GET", "/admin/audit.csv"): FINANCE,
     ("GET", "/healthz"): PUBLIC,

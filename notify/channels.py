@@ -32,6 +32,10 @@ class SendFailed(Exception):
     """The channel refused or could not be reached: the message is tried again later."""
 
 
+class Undeliverable(SendFailed):
+    """No later attempt can succeed (the webhook was disabled): the message fails at once."""
+
+
 @dataclass(frozen=True, slots=True)
 class Smtp:
     """`smtps://user:pass@host[:465]` (TLS from the start) or `smtp://user:pass@host[:587]` (STARTTLS,
@@ -156,3 +160,37 @@ class Robot:
         code = answer.get("errcode", answer.get("code", answer.get("StatusCode")))
         if response.status_code != 200 or code != 0:
             raise SendFailed(f"{self.kind} robot refused: HTTP {response.status_code} {response.text[:200]}")
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value of the Standard Webhooks specification: `v1,` and the base64 HMAC-SHA256,
+    keyed with the secret's base64 part, of `id.timestamp.body`."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A registered webhook endpoint (notify.webhooks) as the sender sees it."""
+
+    url: str
+    secret: str
+
+    async def send(self, client: httpx.AsyncClient, message_id: str, body: bytes, now: float) -> None:
+        """Signed with the attempt's own time, which a receiver checks against its clock (replays are refused);
+        only a 2xx answer is delivered, redirects are not followed (the specification's advice)."""
+        stamp = int(now)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "FabHub-Webhooks/1",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign(self.secret, message_id, stamp, body),
+        }
+        try:
+            response = await client.post(self.url, content=body, headers=headers, timeout=TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise SendFailed(f"webhook {self.url}: {exc!r}") from exc
+        if not response.is_success:
+            raise SendFailed(f"webhook answered HTTP {response.status_code} {response.text[:200]}")

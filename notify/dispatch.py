@@ -1,8 +1,9 @@
 """From events to delivered messages, in two steps that each survive a crash:
 
 1. `expand` claims undispatched outbox events, works out who hears of each (in which language, on which
-   channel), renders the messages and stores them, and marks the event dispatched: one transaction, so an
-   event is expanded exactly once (the unique key on notification guards a replay too).
+   channel), renders the messages and stores them, stores a delivery per webhook subscribed to the event's
+   kind (notify.webhooks), and marks the event dispatched: one transaction, so an event is expanded exactly
+   once (the unique key on notification guards a replay too).
 2. `deliver` sends due messages, each in a transaction of its own that records the outcome: sent, or tried
    again with backoff, or failed after the last attempt. An SMTP outage only delays; a crash between a send
    and its record can repeat that one message, which carries the same Message-ID both times.
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,9 +28,10 @@ from booking.bookings import detail
 from booking.calendar import attachment
 from common.errors import NotFound
 from common.rows import dict_rows
-from notify.channels import Robot, SendFailed, Smtp
+from notify.channels import Hook, Robot, SendFailed, Smtp, Undeliverable
 from notify.messages import RENDER, Message, Voice
 from notify.sqlfiles import QUERIES
+from notify.webhooks import SYSTEM_EVENTS, message_id, store_deliveries
 from outbox.events import Event, claim, dispatched, publish
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,7 @@ class Notifier:
                     at=now,
                 )
                 stored += 1
+            stored += await store_deliveries(conn, event, now)
             await dispatched(conn, event, now)
         return stored
 
@@ -130,6 +134,10 @@ class Notifier:
                 if self.smtp is None:
                     raise SendFailed("FABHUB_SMTP_URL is not set")
                 await self.smtp.send(found)
+            elif found["channel"] == "webhook":
+                await (await _hook(conn, found)).send(
+                    client, message_id(found["event_id"]), found["body"].encode(), time.time()
+                )
             else:
                 robot = self.robots.get(found["recipient"])
                 if robot is None:
@@ -137,7 +145,7 @@ class Notifier:
                 await robot.send(client, found)
         except SendFailed as exc:
             attempts = found["attempts"] + 1
-            give_up = attempts >= MAX_ATTEMPTS
+            give_up = attempts >= MAX_ATTEMPTS or isinstance(exc, Undeliverable)
             log.warning(
                 "notification %s to %s not sent (attempt %d): %s", found["id"], found["recipient"], attempts, exc
             )
@@ -148,6 +156,8 @@ class Notifier:
         return "sent"
 
     async def _audience(self, conn: AsyncConnection, event: Event) -> list[Delivery]:
+        if event.kind in SYSTEM_EVENTS:  # for the webhooks only
+            return []
         if event.kind.startswith(("booking.", "waiting.", "qualification.")):
             contact = await QUERIES.user_contact(conn, user_id=await _booker(conn, event.payload))
             if contact is None or not contact[1] or self.smtp is None:
@@ -192,6 +202,14 @@ class Notifier:
         rows = [await detail(conn, b["id"]) for b in booked]
         name = f"booking-{rows[0]['id']}.ics" if len(rows) == 1 else f"booking-series-{payload['series']['id']}.ics"
         return Message(message.subject, message.body, name, "text/calendar", attachment(rows, now))
+
+
+async def _hook(conn: AsyncConnection, found: dict[str, Any]) -> Hook:
+    """The delivery's endpoint with its secret as it is now; a disabled one is not sent to (a resend either)."""
+    row = await QUERIES.webhook_secret(conn, id=found["webhook_id"])
+    if row is None or row[1] is not None:
+        raise Undeliverable(f"webhook {found['webhook_id']} is disabled")
+    return Hook(found["recipient"], row[0])
 
 
 async def _booker(conn: AsyncConnection, payload: dict[str, Any]) -> int:

@@ -25,8 +25,9 @@ class Delivered(BaseModel):
     id: int
     event_id: int
     event_kind: str
-    channel: Literal["email", "robot"]
-    recipient: str = Field(description="an email address, or the robot's name")
+    channel: Literal["email", "robot", "webhook"]
+    recipient: str = Field(description="an email address, the robot's name, or the webhook's URL")
+    webhook_id: int | None = Field(description="the webhook a delivery went to (channel webhook)")
     language: str
     subject: str
     attachment_name: str | None

@@ -20,6 +20,7 @@ from common.errors import Conflict, NotFound
 from common.money import ZERO, money
 from common.rows import dict_rows
 from oee.sqlfiles import QUERIES
+from outbox.events import publish
 
 Method = Literal["bank_transfer", "cash", "wechat", "alipay", "other"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -73,7 +74,7 @@ class Payments:
         """Inside the caller's transaction when there is one (the bank import), its own otherwise."""
         now = self.clock()
         async with conn.transaction():
-            _, open_amount = await self._payable(conn, invoice_id)
+            invoice, open_amount = await self._payable(conn, invoice_id)
             if amount > open_amount:
                 raise Conflict(
                     f"the payment of {amount} exceeds the open amount of {open_amount}", open_amount=str(open_amount)
@@ -90,6 +91,15 @@ class Payments:
             )
             after = {"invoice_id": invoice_id, "amount": amount, "paid_on": paid_on, "method": method}
             await audit.record(conn, now, principal, "record", "payment", payment_id, after=after)
+            payment = {**after, "id": payment_id, "reference": reference, "recorded_at": now}
+            invoice_now = {
+                "id": invoice_id,
+                "number": invoice["number"],
+                "organization_id": invoice["organization_id"],
+                "total": invoice["total"],
+                "open_amount": money(open_amount - amount),
+            }
+            await publish(conn, "payment.recorded", {"payment": payment, "invoice": invoice_now}, at=now)
         return payment_id
 
     async def reverse(self, conn: AsyncConnection, payment_id: int, principal: Principal, reason: str) -> None:

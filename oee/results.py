@@ -7,6 +7,8 @@ parts, the ideal cycle time then configured), all from one live computation over
 machine report's raw-derived parts (`booking_report`: timeline, cycle times, programs, alarms, down time;
 oee.snapshot).
 
+Freezing publishes `booking.completed` with the booking and its usage (outbox), for the webhooks.
+
 When: a completed booking is due once its slot has ended and its overrun is settled (the machine stopped
 running after the end, or the device's next booking or maintenance window began, or a day passed: the
 overage basis' limits), plus SETTLE_AFTER for batches still on their way. The booking-lifecycle job, which
@@ -30,11 +32,13 @@ from psycopg import AsyncConnection
 from accounts import audit
 from accounts.model import Principal
 from booking import lifecycle
+from booking.bookings import detail
 from common.errors import Conflict, NotFound
 from common.rows import dict_rows
 from oee import energy, snapshot
 from oee.service import OeeService
 from oee.sqlfiles import QUERIES
+from outbox.events import publish
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,12 @@ async def freeze(
         return None
     # A usage record from before results were frozen (an older draft) is what was billed: it stays.
     await _store(conn, oee, booking, run, now, replace_usage=False)
-    return await _usage(conn, booking["id"])
+    usage = await _usage(conn, booking["id"])
+    # Systems (webhooks) hear of the completed booking with its price and the usage it is billed by; keyed,
+    # so a booking's results redone whole after half a result do not announce it twice.
+    completed = {"booking": await detail(conn, booking["id"]), "usage": usage}
+    await publish(conn, "booking.completed", completed, at=now, key=f"booking.completed:{booking['id']}")
+    return usage
 
 
 async def freeze_due(conn: AsyncConnection, oee: OeeService, now: datetime, limit: int = BATCH) -> int:

@@ -34,7 +34,7 @@ class Mailbox:
         return "250 OK"
 
     async def start(self) -> None:
-        sock = self.sock if self.server is None else _bound(self.port)
+        sock = self.sock if self.server is None else bound(self.port)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: SMTP(self, hostname="mail.test"), sock=sock)
 
@@ -47,7 +47,8 @@ class Mailbox:
         return [m for m in self.messages if m["To"] == address]
 
 
-def _bound(port: int) -> Any:
+def bound(port: int) -> Any:
+    """A listening socket on a loopback port used before: a server coming back where it was."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

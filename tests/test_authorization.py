@@ -110,6 +110,7 @@ async def test_every_route_as_every_role(center):
         "statement_id": 1,
         "row_id": 1,
         "key_id": spare.json()["id"],
+        "webhook_id": 1,
     }
     wrong = []
     for (method, path), allowed in ROLES.items():
@@ -150,6 +151,7 @@ PAGE_VALUES = {
     "registration_id": 1,
     "chart": "energy",
     "key_id": 1,
+    "webhook_id": 1,
 }
 
 

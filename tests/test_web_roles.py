@@ -19,6 +19,7 @@ ADMIN_PAGES = {
     "/admin/audit",
     "/admin/notifications",
     "/admin/api-keys",
+    "/admin/webhooks",
 }
 HOMES = {
     Role.admin: ("/board", {"/board", "/book", "/finance", "/management", *ADMIN_PAGES}),

@@ -18,6 +18,7 @@ from fabhub.web.render import Pages
 from fabhub.web.session import WebSessions
 from notify.log import Status, deliveries, delivery, resend
 from notify.messages import RENDER
+from notify.webhooks import SYSTEM_EVENTS
 
 PAGE = 50
 STATUSES: tuple[str, ...] = get_args(Status)
@@ -38,13 +39,15 @@ KINDS = {
     "registration.approved": "Registration approved",
     "registration.refused": "Registration refused",
     "user.invited": "Invitation",
+    "booking.completed": "Booking completed",
+    "payment.recorded": "Payment recorded",
 }
 
 
 def make_router(pages: Pages, sessions: WebSessions, pool: AsyncConnectionPool, clock: Any) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     Visitor = Annotated[Principal, Depends(sessions.visitor)]  # roles: fabhub/policy.py
-    kinds = {kind: KINDS.get(kind, kind) for kind in RENDER}
+    kinds = {kind: KINDS.get(kind, kind) for kind in (*RENDER, *sorted(SYSTEM_EVENTS))}
 
     @router.get("/admin/notifications")
     async def log_page(

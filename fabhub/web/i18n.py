@@ -281,6 +281,30 @@ ZH: dict[str, str] = {
     "never": "从不",
     "revoked": "已撤销",
     "Create an API key": "创建 API 密钥",
+    "Webhooks": "Webhook 推送",
+    "webhook": "Webhook",
+    "Systems such as an ERP hear of events at their URL, each delivery signed as Standard Webhooks says and "
+    "tried again until it is answered with 2xx.": (
+        "ERP 等系统在其 URL 接收事件：每次推送按 Standard Webhooks 签名，未得到 2xx 应答时会重试。"
+    ),
+    "The new webhook's secret": "新 Webhook 的签名密钥",
+    "Copy it now into the receiving system: it is shown this once.": "请立即复制到接收系统：密钥只显示这一次。",
+    "The webhook is disabled.": "Webhook 已停用。",
+    "URL": "URL",
+    "Events": "事件",
+    "Description": "说明",
+    "Deliveries": "推送记录",
+    "Disable": "停用",
+    "disabled": "已停用",
+    "Register a webhook": "登记 Webhook",
+    "http:// only for this machine or a private network address; anywhere else https://.": (
+        "http:// 仅限本机或内网地址，其他地址须用 https://。"
+    ),
+    "Give an https:// URL of at most 300 characters and choose at least one event.": (
+        "请填写不超过 300 个字符的 https:// URL，并至少选择一个事件。"
+    ),
+    "Booking completed": "预约完成",
+    "Payment recorded": "收款登记",
     "none (staff roles)": "无（员工角色）",
     "A customer key acts for one organization and sees only its data. A key is never an admin.": (
         "客户密钥代表一个单位，只能看到该单位的数据。密钥不能是管理员。"
@@ -544,6 +568,10 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
             "密钥的角色只能是客户、技术员或财务：管理仅限登录的人员。",
         ),
         (r"^an API key's name has 1 to (\d+) characters$", "密钥名称为 1 至 {0} 个字符。"),
+        (r"^a webhook URL starts with https:// and names a host$", "Webhook URL 须以 https:// 开头并包含主机名。"),
+        (r"^a webhook URL uses https://; http:// only", "Webhook URL 须用 https://；http:// 仅限本机或内网地址。"),
+        (r"^a webhook URL carries no user or password", "Webhook URL 不能含用户名或密码：签名可证明请求来自 FabHub。"),
+        (r"^(\S+) is registered already: disable that webhook first$", "{0} 已登记：请先停用原来的 Webhook。"),
         (r"^expires_at is in the past$", "有效期已过。"),
         (r"^the maintenance window has already ended", "该维护时段已经结束。"),
         (r"^a maintenance window lasts at most (\d+) days$", "维护时段最长 {0} 天。"),

@@ -35,6 +35,7 @@ NAV = [
         ("/admin/audit", "Audit log"),
         ("/admin/api-keys", "API keys"),
         ("/admin/notifications", "Delivery log"),
+        ("/admin/webhooks", "Webhooks"),
     )
 ]
 

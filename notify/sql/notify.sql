@@ -7,8 +7,8 @@ ON CONFLICT (event_id, channel, recipient) DO NOTHING;
 
 -- name: claim-due
 -- Due messages, locked for this sender; another process skips them rather than sending them twice.
-SELECT id, event_id, event_kind, channel, recipient, language, subject, body, attachment_name, attachment_type,
-       attachment, attempts
+SELECT id, event_id, event_kind, channel, recipient, webhook_id, language, subject, body, attachment_name,
+       attachment_type, attachment, attempts
 FROM notification
 WHERE status = 'pending' AND next_attempt_at <= :now
 ORDER BY next_attempt_at, id
@@ -81,8 +81,8 @@ ORDER BY q.expires_on, q.user_id, q.device_class;
 
 -- name: notification-rows
 -- The delivery log, newest first: what was sent to whom, or why not yet. The body only in `notification-row`.
-SELECT id, event_id, event_kind, channel, recipient, language, subject, attachment_name, status, attempts,
-       next_attempt_at, last_error, created_at, sent_at, updated_at
+SELECT id, event_id, event_kind, channel, recipient, webhook_id, language, subject, attachment_name, status,
+       attempts, next_attempt_at, last_error, created_at, sent_at, updated_at
 FROM notification
 WHERE (CAST(:status AS text) IS NULL OR status = :status)
   AND (CAST(:kind AS text) IS NULL OR event_kind = :kind)
@@ -91,8 +91,8 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: notification-row^
-SELECT id, event_id, event_kind, channel, recipient, language, subject, attachment_name, status, attempts,
-       next_attempt_at, last_error, created_at, sent_at, updated_at, body
+SELECT id, event_id, event_kind, channel, recipient, webhook_id, language, subject, attachment_name, status,
+       attempts, next_attempt_at, last_error, created_at, sent_at, updated_at, body
 FROM notification WHERE id = :id;
 
 -- name: resend-notification^
