@@ -150,6 +150,8 @@ PAGE_VALUES = {
     "registration_id": 1,
     "chart": "energy",
     "key_id": 1,
+    "statement_id": 1,
+    "row_id": 1,
 }
 
 
