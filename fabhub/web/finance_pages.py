@@ -229,7 +229,8 @@ def make_router(
             return pages.not_found(request, user)
         invoice = found[0]
         texts = pages.texts(request)
-        recorded = [p for p in paid_in if p["id"] in extra.pop("paid", ())]
+        paid = extra.pop("paid", ())
+        recorded = [p for p in paid_in if p["id"] in paid]
         notice = (
             texts("Recorded a payment of {amount} to {number}.").format(
                 amount=texts.money(recorded[0]["amount"]), number=invoice["number"]
