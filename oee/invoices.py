@@ -140,14 +140,9 @@ class Invoicing:
     ) -> int | None:
         """Builds (or rebuilds) the customer's draft for `month` in its own transaction. Returns its id, the
         issued invoice's id when the month is already issued (left as it is), or None with nothing to bill."""
+        now = self.clock()
         month = first_of_month(month)
         self._check_over(month)
-        return await self._draft(conn, organization_id, month, actor)
-
-    async def _draft(
-        self, conn: AsyncConnection, organization_id: int, month: date, actor: Principal | str
-    ) -> int | None:
-        now = self.clock()
         async with conn.transaction():
             await QUERIES.lock_invoicing(conn, organization_id=organization_id)
             live = await QUERIES.live_invoice(conn, organization_id=organization_id, month=month)
@@ -305,10 +300,13 @@ class Invoicing:
 
     async def preview(self, conn: AsyncConnection, month: date) -> list[Bill]:
         """What drafting `month` now would bill each customer (an issued invoice as it stands), so finance sees
-        the month before any draft exists, a month under way included (what is finished so far). Worked out by
-        the draft itself in a transaction that is rolled back: the same bookings, usage, fees and subsidies
-        within the caps, and nothing is kept (no draft, no frozen result, no ledger entry, no audit)."""
+        the month before any draft exists. Worked out by the draft itself in a transaction that is rolled back:
+        the same bookings (earlier months' stragglers too), usage, fees and subsidies within the caps, and nothing
+        is kept (no draft, no frozen result, no ledger entry, no audit). Empty for a month not over yet, which
+        cannot be drafted either."""
         month = first_of_month(month)
+        if not self.month_over(month):
+            return []
         live = {"month": month, "organization_id": None, "status": None, "id": None}
         held = {
             row["organization_id"]: row
@@ -318,7 +316,7 @@ class Invoicing:
         bills = []
         async with conn.transaction(force_rollback=True):
             for organization_id in sorted(set(await self.customers_to_bill(conn, month)) | set(held)):
-                invoice_id = await self._draft(conn, organization_id, month, "preview")
+                invoice_id = await self.draft(conn, organization_id, month, "preview")
                 if invoice_id is None:
                     continue
                 [drafted] = await dict_rows(conn, QUERIES.invoices.sql, {**live, "month": None, "id": invoice_id})

@@ -104,6 +104,8 @@ async def test_issue_an_invoice_download_its_pdf_and_keep_it_from_strangers(db_u
             await page.click("[data-test=confirm]")
             await expect(page.locator(".notice")).to_have_text("已开具红字冲销 FH2027-000002（冲销 FH2027-000001）。")
             await expect(page.locator("#invoices tr[data-invoice]")).to_have_count(2)
+            await page.goto("/finance?month=2027-04")  # under way: nothing to bill yet, and the page says why
+            await expect(page.locator("[data-test=not-over]")).to_contain_text("本月尚未结束")
 
 
 STATEMENT = (

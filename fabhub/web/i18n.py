@@ -41,6 +41,9 @@ ZH: dict[str, str] = {
         "各客户本月的计费：已开具的发票按其金额；其余按现在生成草稿将计的金额"
         "（已结束的预约、实测用量、费用，以及年度上限内的补贴）。"
     ),
+    "The month is not over yet: once it is, this shows what it bills. The usage export lists the bookings so far.": (
+        "本月尚未结束：结束后这里显示各客户的计费。使用情况导出中列有截至目前的预约。"
+    ),
     "Issue all drafts": "开具全部草稿",
     "Issue invoices": "开具发票",
     "Issuing cannot be undone: each invoice gets the next number of the year and never changes; only a credit "
