@@ -60,6 +60,7 @@ from fabhub.web.admin_orgs import make_router as admin_orgs_router
 from fabhub.web.admin_registrations import make_router as admin_registrations_router
 from fabhub.web.admin_users import make_router as admin_users_router
 from fabhub.web.admin_webhooks import make_router as admin_webhooks_router
+from fabhub.web.bank_pages import make_router as bank_pages_router
 from fabhub.web.board import Board, Machine
 from fabhub.web.board import make_router as board_router
 from fabhub.web.booking_pages import make_router as booking_pages_router
@@ -255,10 +256,9 @@ def create_app(
         responses=PROBLEMS,
     )
     payments = Payments(settings.zone, clock)
+    bank = BankImport(payments, clock)
     app.include_router(
-        payments_router(
-            pool, auth, payments, BankImport(payments, clock), settings.payment_term_days, settings.zone, clock, API
-        ),
+        payments_router(pool, auth, payments, bank, settings.payment_term_days, settings.zone, clock, API),
         responses=PROBLEMS,
     )
     app.include_router(report_router(pool, auth, devices.center.name, settings.zone, API), responses=PROBLEMS)
@@ -280,6 +280,7 @@ def create_app(
         booking_pages_router(pages, sessions, pool, bookings, catalogue, oee_service, clock),
         change_pages_router(pages, sessions, pool, bookings, catalogue, clock),
         finance_pages_router(pages, sessions, pool, invoicing, catalogue, clock, payments, settings.payment_term_days),
+        bank_pages_router(pages, sessions, pool, bank, settings.zone, clock),
         report_pages_router(pages, sessions, pool),
         management_router(pages, sessions, pool, oee_service, reader, bookings, catalogue, clock),
         machine_router(pages, sessions, pool, reader, catalogue, clock),

@@ -194,6 +194,12 @@ ROLES: Policy = {
     ("GET", "/finance/invoices/{invoice_id}"): FINANCE,
     ("GET", "/finance/receivables"): FINANCE,
     ("POST", "/finance/invoices/{invoice_id}/payments"): FINANCE,
+    ("POST", "/finance/issue"): FINANCE,
+    ("GET", "/finance/bank-statements"): FINANCE,
+    ("POST", "/finance/bank-statements"): FINANCE,
+    ("GET", "/finance/bank-statements/{statement_id}"): FINANCE,
+    ("POST", "/finance/bank-statements/rows/{row_id}/assign"): FINANCE,
+    ("POST", "/finance/bank-statements/rows/{row_id}/dismiss"): FINANCE,
     ("GET", "/management"): FINANCE,
     ("GET", "/management/{chart}.csv"): FINANCE,  # each chart's numbers, the page's own figures
     ("GET", "/machines/{device_id}"): OPERATORS,  # a machine's full telemetry: staff only

@@ -210,6 +210,12 @@ class BankImport:
             )
             await audit.record(conn, now, principal, "dismiss", "bank_row", row_id, reason=reason)
 
+    async def statements(
+        self, conn: AsyncConnection, limit: int = 50, statement_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest imports (or the one asked for), newest first, with their rows counted by status."""
+        return await dict_rows(conn, QUERIES.bank_statements.sql, {"limit": limit, "id": statement_id})
+
     async def rows(self, conn: AsyncConnection, statement_id: int) -> list[dict[str, Any]]:
         if not await QUERIES.statement_exists(conn, id=statement_id):
             raise NotFound(f"no bank statement {statement_id}")

@@ -52,6 +52,20 @@ class Line:
     subsidy_program: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """A customer's month as a draft would bill it; `invoice` is the live invoice (draft or issued) if any."""
+
+    organization_id: int
+    organization_name: str
+    bookings: int
+    hours: Decimal  # billed hours of the usage lines
+    before_subsidy: Decimal
+    subsidy: Decimal
+    due: Decimal
+    invoice: dict[str, Any] | None
+
+
 def first_of_month(day: date) -> date:
     return day.replace(day=1)
 
@@ -286,6 +300,44 @@ class Invoicing:
                 progress(i, len(customers))
         await QUERIES.record_run(conn, month=month, at=self.clock(), invoices=len(drafted))
         return drafted
+
+    async def preview(self, conn: AsyncConnection, month: date) -> list[Bill]:
+        """What drafting `month` now would bill each customer (an issued invoice as it stands), so finance sees
+        the month before any draft exists. Worked out by the draft itself in a transaction that is rolled back:
+        the same bookings (earlier months' stragglers too), usage, fees and subsidies within the caps, and nothing
+        is kept (no draft, no frozen result, no ledger entry, no audit). Empty for a month not over yet, which
+        cannot be drafted either."""
+        month = first_of_month(month)
+        if not self.month_over(month):
+            return []
+        live = {"month": month, "organization_id": None, "status": None, "id": None}
+        held = {
+            row["organization_id"]: row
+            for row in await dict_rows(conn, QUERIES.invoices.sql, live)
+            if row["kind"] == "invoice" and row["credited_by"] is None
+        }
+        bills = []
+        async with conn.transaction(force_rollback=True):
+            for organization_id in sorted(set(await self.customers_to_bill(conn, month)) | set(held)):
+                invoice_id = await self.draft(conn, organization_id, month, "preview")
+                if invoice_id is None:
+                    continue
+                [drafted] = await dict_rows(conn, QUERIES.invoices.sql, {**live, "month": None, "id": invoice_id})
+                lines = await lines_of(conn, invoice_id)
+                subsidy = -sum((line["amount"] for line in lines if line["kind"] == "subsidy"), ZERO)
+                bills.append(
+                    Bill(
+                        organization_id=organization_id,
+                        organization_name=drafted["organization_name"],
+                        bookings=len({line["booking_id"] for line in lines if line["booking_id"] is not None}),
+                        hours=sum((line["quantity"] for line in lines if line["kind"] == "usage"), Decimal(0)),
+                        before_subsidy=drafted["total"] + subsidy,
+                        subsidy=subsidy,
+                        due=drafted["total"],
+                        invoice=held.get(organization_id),
+                    )
+                )
+        return sorted(bills, key=lambda b: b.organization_name)
 
     async def monthly(self, conn: AsyncConnection, now: datetime) -> list[int]:
         """The scheduled run: once the center's calendar has turned to a new month, the month before is drafted

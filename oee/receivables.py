@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
@@ -41,15 +42,19 @@ class Receivable:
     total: Decimal = field(default=ZERO)
 
 
-async def ageing(conn: AsyncConnection, as_of: date, zone: ZoneInfo) -> list[Receivable]:
-    """One row per customer with something open, by name."""
+async def open_invoices(conn: AsyncConnection, as_of: date, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Issued invoices with something still open as of the day (`open_amount`), by customer and issue time."""
     until = datetime.combine(as_of + timedelta(days=1), time(), zone)
     rows = await dict_rows(conn, QUERIES.open_invoices.sql, {"as_of": as_of, "until": until})
+    found = [{**row, "open_amount": money(row["total"] - row["paid"])} for row in rows]
+    return [row for row in found if row["open_amount"] > 0]
+
+
+async def ageing(conn: AsyncConnection, as_of: date, zone: ZoneInfo) -> list[Receivable]:
+    """One row per customer with something open, by name."""
     found: dict[int, Receivable] = {}
-    for row in rows:
-        open_amount = money(row["total"] - row["paid"])
-        if open_amount <= 0:
-            continue
+    for row in await open_invoices(conn, as_of, zone):
+        open_amount = row["open_amount"]
         entry = found.setdefault(row["organization_id"], Receivable(row["organization_id"], row["organization_name"]))
         bucket = bucket_of((as_of - row["issued_at"].astimezone(zone).date()).days)
         setattr(entry, bucket, getattr(entry, bucket) + open_amount)

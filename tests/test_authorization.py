@@ -152,6 +152,8 @@ PAGE_VALUES = {
     "chart": "energy",
     "key_id": 1,
     "webhook_id": 1,
+    "statement_id": 1,
+    "row_id": 1,
 }
 
 

@@ -161,6 +161,34 @@ async def test_the_cap_is_reached_inside_the_month(pool):
     assert await ledger(pool, org[0]) == Decimal("200.00")
 
 
+async def test_the_month_before_drafting_is_what_the_draft_bills_and_the_preview_keeps_nothing(pool):
+    invoicing = await setup(pool, center(cap="200.00"))
+    org = await customer(pool)
+    await month_of(pool, org)
+    tables = ("invoice", "invoice_line", "subsidy_ledger", "usage_record", "booking_result", "audit_log")
+
+    async def counts() -> list[int]:
+        async with pool.connection() as conn:
+            return [(await (await conn.execute(f"SELECT count(*) FROM {t}")).fetchone())[0] for t in tables]
+
+    before = await counts()
+    async with pool.connection() as conn:
+        [bill] = await invoicing.preview(conn, MARCH)
+        assert await invoicing.preview(conn, date(2027, 4, 1)) == []  # April is not over: nothing to draft
+    # 360 + 120 usage (3 h billed) and 360 + 15 fees; the subsidies 180 + 60 capped at 200.00.
+    assert (bill.organization_id, bill.bookings, bill.hours) == (org[0], 4, Decimal("3.0000"))
+    assert (bill.before_subsidy, bill.subsidy, bill.due, bill.invoice) == (
+        Decimal("855.00"), Decimal("200.00"), Decimal("655.00"), None
+    )  # fmt: skip
+    assert await counts() == before  # no draft, frozen result, ledger entry or audit line left behind
+    async with pool.connection() as conn:
+        invoice_id = await invoicing.draft(conn, org[0], MARCH, "tests")
+        [again] = await invoicing.preview(conn, MARCH)
+    assert await invoice(pool, invoice_id) == ("draft", None, Decimal("655.00"), Decimal("37.08"), None)
+    assert (again.due, again.subsidy, again.invoice["id"]) == (bill.due, bill.subsidy, invoice_id)
+    assert await ledger(pool, org[0]) == Decimal("200.00")  # the draft's own grants, not the preview's too
+
+
 async def test_issue_is_final_and_a_credit_note_reverses_it(pool):
     invoicing = await setup(pool, center())
     clerk = await finance(pool)

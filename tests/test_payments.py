@@ -183,7 +183,9 @@ async def test_bank_statement_import_and_review(db_url, pool):
         r = await client.post(f"/finance/invoices/{b}/payments", data=form)
         assert r.status_code == 303
         shown = await client.get(r.headers["location"])
-        assert "已登记收款" in shown.text and "收据 12" in shown.text and "¥500.00" in shown.text
+        assert (
+            f"已记录付款 ¥15.00 到 {number_b}。" in shown.text and "收据 12" in shown.text and "¥500.00" in shown.text
+        )
         r = await client.post(f"/finance/invoices/{b}/payments", data={**form, "amount": "500.01"})
         assert r.status_code == 409
         r = await client.post(f"/finance/invoices/{b}/payments", data={**form, "amount": "NaN"})

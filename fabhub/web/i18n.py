@@ -28,7 +28,78 @@ ZH: dict[str, str] = {
     "Nothing open.": "没有未收款项。",
     "Payments": "收款",
     "Record payment": "登记收款",
-    "Payment recorded.": "已登记收款。",
+    "Recorded a payment of {amount} to {number}.": "已记录付款 {amount} 到 {number}。",
+    # The finance page's month, its confirmations and what its actions did (fabhub/web/finance_pages.py).
+    "Bank statements": "银行流水",
+    "Billed hours": "计费小时",
+    "Before subsidy": "补贴前金额",
+    "Amount due": "应付金额",
+    "Invoice": "发票",
+    "not drafted yet": "尚未生成草稿",
+    "What the month bills each customer: an issued invoice as it stands, otherwise what drafting now would bill "
+    "(finished bookings, their measured usage, fees, subsidies within the caps).": (
+        "各客户本月的计费：已开具的发票按其金额；其余按现在生成草稿将计的金额"
+        "（已结束的预约、实测用量、费用，以及年度上限内的补贴）。"
+    ),
+    "The month is not over yet: once it is, this shows what it bills. The usage export lists the bookings so far.": (
+        "本月尚未结束：结束后这里显示各客户的计费。使用情况导出中列有截至目前的预约。"
+    ),
+    "Issue all drafts": "开具全部草稿",
+    "Issue invoices": "开具发票",
+    "Issuing cannot be undone: each invoice gets the next number of the year and never changes; only a credit "
+    "note corrects it.": "开具后不可撤销：每张发票取得本年度的下一个编号，此后不再更改，只能通过红字冲销更正。",
+    "A credit note cannot be undone: it is numbered and issued at once, and reverses every line of the invoice.": (
+        "红字冲销不可撤销：冲销单立即编号开具，冲回原发票的每一行。"
+    ),
+    "{count} invoice(s) for {customers} customer(s), in total {total}.": (
+        "共 {count} 张发票，{customers} 个客户，合计 {total}。"
+    ),
+    "Confirm and issue": "确认开具",
+    "Confirm the credit note": "确认红字冲销",
+    "Nothing to issue: there is no draft.": "没有可开具的草稿。",
+    "Issued {numbers}.": "已开具 {numbers}。",
+    "Drafted {count} invoice(s).": "已生成 {count} 张草稿。",
+    "No draft made: no finished booking waits to be billed.": "未生成草稿：没有待开票的已结束预约。",
+    "Issued credit note {note} for {invoice}.": "已开具红字冲销 {note}（冲销 {invoice}）。",
+    "Recorded tax invoice no. {tax} on {number}.": "已登记 {number} 的数电发票号码 {tax}。",
+    # Bank statements: upload and review (fabhub/web/bank_pages.py).
+    "The bank's CSV export: columns date, amount, reference (附言/摘要/用途) and payer, UTF-8 or GBK. A row whose "
+    "reference names an issued invoice (FH2027-000001) and fits its open amount is recorded as its payment; the "
+    "others wait for review. Importing the same rows again records nothing twice.": (
+        "银行导出的 CSV：列为日期、金额、附言（摘要/用途）和付款人，UTF-8 或 GBK 编码。附言中写明已开具发票号"
+        "（如 FH2027-000001）且金额不超过其未收金额的行记为该发票的收款，其余行待核对。同一行再次导入不会重复记录。"
+    ),
+    "Imported statements": "已导入的流水",
+    "File": "文件",
+    "Imported at": "导入时间",
+    "By": "操作人",
+    "matched": "已匹配",
+    "partly_matched": "部分匹配",
+    "assigned": "已指定",
+    "dismissed": "已搁置",
+    "To review": "待核对",
+    "Result": "结果",
+    "Date": "日期",
+    "Payer": "付款人",
+    "Choose the invoice": "选择发票",
+    "Assign": "记入该发票",
+    "Set aside": "搁置",
+    "Nothing to review.": "没有待核对的行。",
+    "All rows": "全部行",
+    "Every row was imported before: nothing new.": "所有行此前均已导入：没有新内容。",
+    "Assign each row to the invoice it pays (the open amount is checked again), or set it aside with the reason "
+    "if it is not a customer's payment.": (
+        "请将每行记入其所付的发票（会再次核对未收金额）；如不是客户付款，请填写原因后搁置。"
+    ),
+    "Choose a bank statement CSV file.": "请选择银行流水 CSV 文件。",
+    "Choose the invoice this payment belongs to.": "请选择这笔款项对应的发票。",
+    "Give a reason of 2 to 500 characters.": "请填写 2 至 500 字的原因。",
+    "Recorded a payment of {amount} to {number} (line {line}).": "已记录付款 {amount} 到 {number}（第 {line} 行）。",
+    "Set line {line} ({amount}) aside: {reason}": "已搁置第 {line} 行（{amount}）：{reason}",
+    "Imported {file}: {paid} row(s) recorded as payments ({partly} of them in part), {review} to review, "
+    "{duplicates} imported before.": (
+        "已导入 {file}：{paid} 行记为收款（其中 {partly} 行为部分付款），{review} 行待核对，{duplicates} 行此前已导入。"
+    ),
     "Give an amount above 0, a date and a method.": "请填写大于 0 的金额、日期和收款方式。",
     "Amount": "金额",
     "Paid on": "收款日期",
@@ -614,6 +685,27 @@ DOMAIN_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^only an issued invoice gets a credit note", "只有已开具的发票才能红字冲销；草稿可直接重新生成。"),
         (r"^invoice (\S+) is credited already$", "发票 {0} 已冲销。"),
         (r"^no invoice (\d+)$", "未找到发票 {0}。"),
+        # oee: payments and the bank statement import
+        (
+            r"^the payment of (\S+) exceeds the open amount of (\S+)$",
+            "收款 ¥{0} 超过该发票的未收金额 ¥{1}。",
+        ),
+        (r"^payments are recorded against issued invoices", "只能对已开具且未冲销的发票登记收款。"),
+        (r"^bank statement row (\d+) is (\w+) already$", "该流水行已处理（{1}）。"),
+        (r"^no bank statement row (\d+)$", "未找到流水行 {0}。"),
+        (r"^the file is larger than (\d+) KiB$", "文件超过 {0} KiB。"),
+        (r"^the file is neither UTF-8 nor GBK text$", "文件不是 UTF-8 或 GBK 编码的文本：请从网银导出 CSV 文件。"),
+        (
+            r"^line 1: the header has no (\w+) column \((.+)\)$",
+            "第 1 行（列名）缺少{0}列（{1}）：请上传银行导出的 CSV 文件。",
+        ),
+        (r"^more than (\d+) rows: split the statement$", "超过 {0} 行：请拆分流水文件。"),
+        (r"^line (\d+): (\d+) columns, the header has (\d+)$", "第 {0} 行：有 {1} 列，列名行有 {2} 列。"),
+        (r"^line (\d+): date (.+) is not YYYY-MM-DD$", "第 {0} 行：日期 {1} 不是 YYYY-MM-DD 格式。"),
+        (r"^line (\d+): amount (.+) is not a number$", "第 {0} 行：金额 {1} 不是数字。"),
+        (r"^line (\d+): amount (.+) must be above 0", "第 {0} 行：金额 {1} 须大于 0，最多两位小数。"),
+        (r"^line (\d+): text cannot contain NUL characters$", "第 {0} 行：文字中不能有空字符。"),
+        (r"^line (\d+): (.+)$", "第 {0} 行：{1}"),
         (r"^a 数电发票号码 has 20 digits", "数电发票号码为 20 位数字。"),
         (r"^the taxpayer type is ", "纳税人类型为一般纳税人或小规模纳税人（或不填）。"),
         (
@@ -751,6 +843,13 @@ TERMS_ZH = {
     "admin": "管理员",
     "h": "小时",
     "min": "分钟",
+    "date": "日期",
+    "amount": "金额",
+    "reference": "附言",
+    "payer": "付款人",
+    "matched": "已匹配",
+    "assigned": "已指定",
+    "dismissed": "已搁置",
 }
 # The booking rules by name (booking.rules.Violation.rule), as a refused booking names them.
 RULES_ZH = {
@@ -795,6 +894,10 @@ class Texts:
         """A booking rule a request breaks: in Chinese the rule's name and what it asks; in English the domain's
         sentence, which says both."""
         return self.about(RULES_ZH.get(rule, rule), self.error(message)) if self.lang == "zh" else message
+
+    def listing(self, items: list[str]) -> str:
+        """Items named in a sentence: 、 between them in Chinese, commas in English."""
+        return ("、" if self.lang == "zh" else ", ").join(items)
 
     def about(self, subject: str, text: str) -> str:
         """`text` said of `subject` (a weekday, a line of a file), with the language's colon."""

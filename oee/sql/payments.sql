@@ -55,8 +55,29 @@ SELECT id, statement_id, booked_on, amount, reference, payer, status FROM bank_r
 SELECT EXISTS (SELECT 1 FROM bank_statement WHERE id = :id);
 
 -- name: bank-rows
+-- With the invoice a row paid (its number, customer and what is still open on it now, for the review page).
 SELECT r.id, r.statement_id, r.line, r.booked_on, r.amount, r.reference, r.payer, r.status, r.payment_id,
-       p.invoice_id, r.reason
-FROM bank_row r LEFT JOIN payment p ON p.id = r.payment_id
+       p.invoice_id, r.reason, i.number AS invoice_number, o.name AS organization_name,
+       i.total - (SELECT coalesce(sum(q.amount), 0) FROM payment q
+                  WHERE q.invoice_id = i.id AND q.reversed_at IS NULL) AS invoice_open
+FROM bank_row r
+LEFT JOIN payment p ON p.id = r.payment_id
+LEFT JOIN invoice i ON i.id = p.invoice_id
+LEFT JOIN org_profile o ON o.id = i.organization_id
 WHERE r.statement_id = :statement_id
 ORDER BY r.line, r.id;
+
+-- name: bank-statements
+-- The latest imports (or the one :id), newest first, with their rows counted by status.
+SELECT s.id, s.filename, s.imported_at, u.email AS imported_by,
+       count(r.id) FILTER (WHERE r.status = 'matched') AS matched,
+       count(r.id) FILTER (WHERE r.status = 'unmatched') AS unmatched,
+       count(r.id) FILTER (WHERE r.status = 'assigned') AS assigned,
+       count(r.id) FILTER (WHERE r.status = 'dismissed') AS dismissed
+FROM bank_statement s
+JOIN user_profile u ON u.id = s.imported_by
+LEFT JOIN bank_row r ON r.statement_id = s.id
+WHERE CAST(:id AS bigint) IS NULL OR s.id = :id
+GROUP BY s.id, s.filename, s.imported_at, u.email
+ORDER BY s.id DESC
+LIMIT :limit;
