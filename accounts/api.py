@@ -206,13 +206,14 @@ def make_router(
         f"{prefix}/auth/token",
         dependencies=[Depends(public)],
         responses={401: {"description": "wrong email or password"}, 429: {"description": "too many failures"}},
+        summary="Log in for an access token",
     )
     async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut:
         """OAuth2 password flow: the email as username. Failures are limited per account and per address."""
         token = await auth.login(form.username, form.password, client_address(request))
         return TokenOut(access_token=token.access_token, token_type=token.token_type, expires_in=token.expires_in)
 
-    @router.get(f"{prefix}/me")
+    @router.get(f"{prefix}/me", summary="Show who I am")
     async def me(principal: Caller) -> Me:
         return Me(
             id=principal.id,
@@ -226,6 +227,7 @@ def make_router(
         f"{prefix}/me/password",
         status_code=204,
         responses={400: {"description": "the current password is wrong"}, 429: {"description": "too many failures"}},
+        summary="Change my password",
     )
     async def change_my_password(request: Request, principal: Caller, body: PasswordChange) -> None:
         """Needs the current password, counted against the login limits like a failed login."""
@@ -238,28 +240,37 @@ def make_router(
 
     # -- organizations -----------------------------------------------------------------------------------
 
-    @router.get(f"{prefix}/organizations")
+    @router.get(f"{prefix}/organizations", summary="List the organizations")
     async def list_organizations(principal: Caller, page: Paging) -> Page[Organization]:
         """Staff see every organization, by name; a customer sees its own."""
         own = None if principal.is_staff else principal.organization_id
         async with pool.connection() as conn:
             return await fetch_page(conn, ORGANIZATIONS, QUERIES.organizations.sql, {"id": own}, page, Organization)
 
-    @router.post(f"{prefix}/organizations", status_code=201)
+    @router.post(
+        f"{prefix}/organizations",
+        status_code=201,
+        summary="Create an organization",
+        responses={409: {"description": "the credit code (USCC) is taken"}},
+    )
     async def create_organization(principal: Caller, body: OrganizationIn) -> Organization:
         check_programs(body.subsidy_programs)
         async with pool.connection() as conn, conn.transaction():
             new_id = await organizations.create_organization(conn, **body.model_dump(), at=clock(), actor=principal)
             return await organizations.get_organization(conn, new_id)
 
-    @router.get(f"{prefix}/organizations/{{organization_id}}")
+    @router.get(f"{prefix}/organizations/{{organization_id}}", summary="Show an organization")
     async def get_organization(principal: Caller, organization_id: OrgId) -> Organization:
         if not principal.sees_organization(organization_id):
             raise organizations.missing(organization_id)
         async with pool.connection() as conn:
             return await organizations.get_organization(conn, organization_id)
 
-    @router.patch(f"{prefix}/organizations/{{organization_id}}")
+    @router.patch(
+        f"{prefix}/organizations/{{organization_id}}",
+        summary="Change an organization",
+        responses={409: {"description": "the credit code (USCC) is taken"}},
+    )
     async def update_organization(principal: Caller, organization_id: OrgId, body: OrganizationPatch) -> Organization:
         check_programs(body.subsidy_programs)
         async with pool.connection() as conn, conn.transaction():
@@ -269,7 +280,7 @@ def make_router(
 
     # -- users -------------------------------------------------------------------------------------------
 
-    @router.get(f"{prefix}/users")
+    @router.get(f"{prefix}/users", summary="List the users")
     async def list_users(
         principal: Caller, page: Paging, organization_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None
     ) -> Page[User]:
@@ -277,13 +288,23 @@ def make_router(
         async with pool.connection() as conn:
             return await fetch_page(conn, USERS, QUERIES.users.sql, {"organization_id": organization_id}, page, User)
 
-    @router.post(f"{prefix}/users", status_code=201)
+    @router.post(
+        f"{prefix}/users",
+        status_code=201,
+        summary="Create a user",
+        responses={409: {"description": "the email is taken"}},
+    )
     async def create_user(principal: Caller, body: UserIn) -> User:
         async with pool.connection() as conn, conn.transaction():
             new_id = await users.create_user(conn, **body.model_dump(), at=clock(), actor=principal)
             return await users.get_user(conn, new_id)
 
-    @router.post(f"{prefix}/invitations", status_code=201, responses={409: {"description": "the email is taken"}})
+    @router.post(
+        f"{prefix}/invitations",
+        status_code=201,
+        responses={409: {"description": "the email is taken"}},
+        summary="Invite a new user by email",
+    )
     async def invite_user(request: Request, principal: Caller, body: InvitationIn) -> Invited:
         """Creates the user without a password and emails a link (valid 7 days, used once) where the person
         chooses one."""
@@ -296,6 +317,7 @@ def make_router(
         status_code=204,
         dependencies=[Depends(public)],
         responses={404: {"description": "the link is used, replaced, expired or unknown"}},
+        summary="Accept an invitation and choose a password",
     )
     async def accept_invitation(body: AcceptIn) -> None:
         """The emailed link's token and the password the person chose; they then log in with it."""
@@ -305,6 +327,7 @@ def make_router(
     @router.post(
         f"{prefix}/users/{{user_id}}/invitation",
         responses={409: {"description": "the user has a password already, or is deactivated"}},
+        summary="Send a user a new invitation link",
     )
     async def reinvite_user(request: Request, principal: Caller, user_id: UserId) -> Invited:
         """A new link for a user who has not chosen a password yet; the previous link stops working."""
@@ -312,13 +335,15 @@ def make_router(
         async with pool.connection() as conn, conn.transaction():
             return await invitations.reinvite(conn, user_id, link, clock(), principal)
 
-    @router.get(f"{prefix}/users/{{user_id}}")
+    @router.get(f"{prefix}/users/{{user_id}}", summary="Show a user")
     async def get_user(principal: Caller, user_id: UserId) -> User:
         visible_user(principal, user_id)
         async with pool.connection() as conn:
             return await users.get_user(conn, user_id)
 
-    @router.patch(f"{prefix}/users/{{user_id}}")
+    @router.patch(
+        f"{prefix}/users/{{user_id}}", summary="Change a user", responses={409: {"description": "the email is taken"}}
+    )
     async def update_user(principal: Caller, user_id: UserId, body: UserPatch) -> User:
         """A new role or deactivation applies to the user's existing tokens at their next request."""
         async with pool.connection() as conn, conn.transaction():
@@ -326,7 +351,7 @@ def make_router(
 
     # -- qualifications ----------------------------------------------------------------------------------
 
-    @router.get(f"{prefix}/users/{{user_id}}/qualifications")
+    @router.get(f"{prefix}/users/{{user_id}}/qualifications", summary="List a user's machine qualifications")
     async def list_qualifications(principal: Caller, user_id: UserId) -> list[QualificationOut]:
         visible_user(principal, user_id)
         async with pool.connection() as conn:
@@ -335,7 +360,9 @@ def make_router(
         now = today()
         return [QualificationOut(**q.model_dump(), expired=q.expires_on < now) for q in held]
 
-    @router.put(f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}")
+    @router.put(
+        f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}", summary="Qualify a user for a machine class"
+    )
     async def grant_qualification(
         principal: Caller, user_id: UserId, device_class: DeviceClass, body: QualificationIn
     ) -> QualificationOut:
@@ -354,7 +381,11 @@ def make_router(
             device_class=device_class, expires_on=body.expires_on, granted_by=principal.id, granted_at=at, expired=False
         )
 
-    @router.delete(f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}", status_code=204)
+    @router.delete(
+        f"{prefix}/users/{{user_id}}/qualifications/{{device_class}}",
+        status_code=204,
+        summary="Revoke a user's qualification",
+    )
     async def revoke_qualification(
         principal: Caller,
         user_id: UserId,
@@ -369,7 +400,7 @@ def make_router(
 
     # -- audit log ---------------------------------------------------------------------------------------
 
-    @router.get(f"{prefix}/audit")
+    @router.get(f"{prefix}/audit", summary="Read the audit log")
     async def audit_log(
         principal: Caller,
         page: Paging,

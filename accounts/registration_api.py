@@ -49,7 +49,16 @@ def make_router(
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
     Field200 = Annotated[str, Form(max_length=200)]
 
-    @router.post(f"{prefix}/registrations", status_code=202, dependencies=[Depends(public)])
+    @router.post(
+        f"{prefix}/registrations",
+        status_code=202,
+        dependencies=[Depends(public)],
+        summary="Register a company",
+        responses={
+            409: {"description": "the credit code or the email is registered already"},
+            429: {"description": "too many registrations from this address or with this email"},
+        },
+    )
     async def register(
         request: Request,
         organization_name: Field200,
@@ -73,13 +82,18 @@ def make_router(
                 conn, application, content, licences, client_address(request), confirm_url, clock()
             )
 
-    @router.post(f"{prefix}/registrations/confirm", dependencies=[Depends(public)], responses={404: {}})
+    @router.post(
+        f"{prefix}/registrations/confirm",
+        dependencies=[Depends(public)],
+        responses={404: {}},
+        summary="Confirm a registration's email",
+    )
     async def confirm(body: ConfirmIn) -> Registration:
         """The emailed link's token; the registration then awaits an admin's decision."""
         async with pool.connection() as conn, conn.transaction():
             return await registration.confirm(conn, body.token, clock())
 
-    @router.get(f"{prefix}/registrations")
+    @router.get(f"{prefix}/registrations", summary="List the registrations")
     async def registrations(
         principal: Caller,
         page: Paging,
@@ -89,12 +103,16 @@ def make_router(
         async with pool.connection() as conn:
             return await registration.listing(conn, page, status)
 
-    @router.get(f"{prefix}/registrations/{{registration_id}}", responses={404: {}})
+    @router.get(f"{prefix}/registrations/{{registration_id}}", responses={404: {}}, summary="Show a registration")
     async def one(principal: Caller, registration_id: RowId) -> Registration:
         async with pool.connection() as conn:
             return await registration.get(conn, registration_id)
 
-    @router.get(f"{prefix}/registrations/{{registration_id}}/licence", response_class=FileResponse)
+    @router.get(
+        f"{prefix}/registrations/{{registration_id}}/licence",
+        response_class=FileResponse,
+        summary="Download a registration's business licence",
+    )
     async def licence_file(principal: Caller, registration_id: RowId) -> FileResponse:
         async with pool.connection() as conn:
             found = await registration.get(conn, registration_id)
@@ -102,7 +120,11 @@ def make_router(
         name = f"licence-{found.uscc}.{path.suffix.lstrip('.')}"
         return FileResponse(path, media_type=found.licence_type, filename=name)
 
-    @router.post(f"{prefix}/registrations/{{registration_id}}/approve", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/registrations/{{registration_id}}/approve",
+        responses={404: {}, 409: {}},
+        summary="Approve a registration",
+    )
     async def approve(principal: Caller, registration_id: RowId, body: ApproveIn) -> Registration:
         """Creates the organization (eligible for the programs given) and its first user, who logs in with the
         password chosen when registering."""
@@ -110,7 +132,11 @@ def make_router(
         async with pool.connection() as conn, conn.transaction():
             return await registration.approve(conn, registration_id, body.subsidy_programs, principal, clock())
 
-    @router.post(f"{prefix}/registrations/{{registration_id}}/refuse", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/registrations/{{registration_id}}/refuse",
+        responses={404: {}, 409: {}},
+        summary="Refuse a registration",
+    )
     async def refuse(principal: Caller, registration_id: RowId, body: RefuseIn) -> Registration:
         async with pool.connection() as conn, conn.transaction():
             return await registration.refuse(conn, registration_id, body.reason, principal, clock())

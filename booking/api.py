@@ -25,6 +25,7 @@ from booking.sqlfiles import QUERIES
 from common.errors import Conflict, Invalid, NotFound
 from common.http import ID, Instant, RowId, Text
 from common.paging import Key, Listing, Page, Paging, fetch_page
+from common.problems import ProblemDetails
 from common.rows import autocommit
 from common.times import Stamp
 
@@ -75,7 +76,9 @@ class CancelIn(Strict):
 
 
 class Problem(BaseModel):
-    rule: str
+    """A booking rule broken: which, and why, in words."""
+
+    rule: str = Field(examples=["max_duration"], description="the rule's name in the class's booking rules")
     message: str
 
 
@@ -83,6 +86,19 @@ class SlotOut(BaseModel):
     device_id: str
     start: Stamp
     end: Stamp
+
+
+class SlotTakenProblem(ProblemDetails):
+    """409 when no device is free in the slot: the nearest free slots of the same length, to offer instead."""
+
+    alternatives: list[SlotOut] = Field(description="the nearest free slots, soonest first; empty when none is near")
+
+
+class RulesProblem(ProblemDetails):
+    """422 when the booking breaks the class's booking rules; staff may book past them with an
+    `override_reason`."""
+
+    problems: list[Problem] = Field(min_length=1, description="every rule the booking breaks")
 
 
 class QuoteAnswer(BaseModel):
@@ -204,7 +220,7 @@ def make_router(
             alternatives=await nearest(found.plan) if found.unavailable is not None else [],
         )
 
-    @router.get(f"{prefix}/classes")
+    @router.get(f"{prefix}/classes", summary="List the machine classes with rates and rules")
     async def classes(principal: Caller) -> list[ClassOut]:
         """Device classes with their rates, rules and bookable devices."""
         return [
@@ -224,6 +240,7 @@ def make_router(
         f"{prefix}/availability",
         response_model=Availability,
         responses={404: {"description": "unknown class or device"}},
+        summary="Find free machine time",
     )
     async def available(
         principal: Caller,
@@ -266,14 +283,18 @@ def make_router(
         }
         return Response(orjson.dumps(body), media_type="application/json")
 
-    @router.post(f"{prefix}/quotes", responses={404: {}, 422: {}})
+    @router.post(f"{prefix}/quotes", responses={404: {}, 422: {}}, summary="Price a booking before making it")
     async def quote(principal: Caller, body: BookingIn) -> QuoteAnswer:
         """The subsidized price of a booking as it would be made now, and the rules it would break."""
         async with pool.connection() as conn:
             found = await bookings.check(conn, principal, body.request())
         return await answer(found)
 
-    @router.post(f"{prefix}/bookings/{{booking_id}}/change/quote", responses={404: {}, 422: {}})
+    @router.post(
+        f"{prefix}/bookings/{{booking_id}}/change/quote",
+        responses={404: {}, 422: {}},
+        summary="Price a change to a booking",
+    )
     async def change_quote(principal: Caller, booking_id: RowId, body: ChangeIn) -> QuoteAnswer:
         """What a change would make of the booking: its new price, the rules it would break, and whether
         the new slot is free (the booking's own slot does not stand in its way)."""
@@ -284,7 +305,12 @@ def make_router(
     @router.post(
         f"{prefix}/bookings/{{booking_id}}/change",
         response_model=BookingOut,
-        responses={404: {}, 409: {"description": "slot taken (alternatives attached), or too late to move"}, 422: {}},
+        responses={
+            404: {},
+            409: {"model": SlotTakenProblem, "description": "slot taken (alternatives attached), or too late to move"},
+            422: {"model": RulesProblem},
+        },
+        summary="Move or change a booking",
     )
     async def change(
         principal: Caller, booking_id: RowId, body: ChangeIn, request: Request, key: IdempotencyKey = None
@@ -303,7 +329,12 @@ def make_router(
         f"{prefix}/bookings",
         status_code=201,
         response_model=BookingOut,
-        responses={409: {"description": "slot taken; nearest free alternatives attached"}, 422: {}, 404: {}},
+        responses={
+            409: {"model": SlotTakenProblem, "description": "slot taken; nearest free alternatives attached"},
+            422: {"model": RulesProblem},
+            404: {},
+        },
+        summary="Book a machine slot",
     )
     async def create(principal: Caller, body: BookingIn, request: Request, key: IdempotencyKey = None) -> Any:
         """Book a device, or any free device of a class. Retries with the same Idempotency-Key are safe."""
@@ -314,7 +345,7 @@ def make_router(
 
         return await _answer(principal, key, request, payload, work)
 
-    @router.get(f"{prefix}/bookings")
+    @router.get(f"{prefix}/bookings", summary="List bookings in a time window")
     async def listing(
         principal: Caller,
         page: Paging,
@@ -342,17 +373,20 @@ def make_router(
         async with pool.connection() as conn:
             return await fetch_page(conn, BOOKINGS, QUERIES.booking_rows.sql, params, page, BookingOut)
 
-    @router.get(f"{prefix}/bookings/{{booking_id}}", response_model=BookingOut, responses={404: {}})
+    @router.get(
+        f"{prefix}/bookings/{{booking_id}}", response_model=BookingOut, responses={404: {}}, summary="Show a booking"
+    )
     async def one(principal: Caller, booking_id: RowId) -> dict[str, Any]:
         async with pool.connection() as conn:
             return out(await bookings.get(conn, booking_id, principal))
 
-    def transition(name: str, action: str, doc: str) -> None:
+    def transition(name: str, action: str, summary: str, doc: str) -> None:
         @router.post(
             f"{prefix}/bookings/{{booking_id}}/{name}",
             response_model=BookingOut,
             responses={404: {}, 409: {}},
             name=f"{name}_booking",
+            summary=summary,
             description=doc,
         )
         async def move(
@@ -375,13 +409,18 @@ def make_router(
 
             return await _answer(principal, key, request, payload, work)
 
-    transition("cancel", "cancel", "Cancel a confirmed booking; late cancellations carry the class's fee.")
+    transition(
+        "cancel", "cancel", "Cancel a booking", "Cancel a confirmed booking; late cancellations carry the class's fee."
+    )
     # The machine's state checks bookings in; a person only vouches for it when the machine cannot tell, and
     # that is a technician at the machine, not the customer who would avoid a no-show fee by it.
-    transition("check-in", "check_in", "A technician checks a booking in when the machine cannot tell.")
+    transition(
+        "check-in", "check_in", "Check a booking in", "A technician checks a booking in when the machine cannot tell."
+    )
     transition(
         "finish",
         "finish",
+        "End a booking early",
         "End a booking under way early: the rest of its slot is freed for others (from the class's next step). "
         "The billing basis decides the charge: `booked` and `overage` charge the booked slot, `metered` the "
         "measured running time, at least its minimum share of the booked slot.",

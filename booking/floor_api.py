@@ -28,6 +28,7 @@ from common.errors import Invalid, NotFound
 from common.http import ID as DEVICE_ID
 from common.http import Instant, RowId, Text
 from common.paging import Key, Listing, Page, Paging, fetch_page
+from common.problems import ListedProblems, ProblemDetails
 from common.times import Stamp
 
 MAX_WINDOW = timedelta(days=366)
@@ -63,6 +64,26 @@ class BookingRef(BaseModel):
 
 class AffectedBooking(BookingRef):
     device_id: str
+
+
+class BookingInTheWay(BookingRef):
+    organization_name: str
+    status: str
+
+
+class OtherWindow(BaseModel):
+    id: int
+    start: Stamp
+    end: Stamp
+    reason: str
+
+
+class MaintenanceConflictProblem(ProblemDetails):
+    """409 when a maintenance window collides: with the live bookings in its way (`bookings`), or with
+    another window of the device (`maintenance`)."""
+
+    bookings: list[BookingInTheWay] | None = None
+    maintenance: list[OtherWindow] | None = None
 
 
 class MaintenanceIn(Strict):
@@ -196,7 +217,7 @@ def make_router(
 
     # -- maintenance windows -----------------------------------------------------------------------------
 
-    @router.get(f"{prefix}/maintenance", tags=["maintenance"], responses=errors)
+    @router.get(f"{prefix}/maintenance", tags=["maintenance"], responses=errors, summary="List maintenance windows")
     async def list_maintenance(
         principal: Caller,
         page: Paging,
@@ -219,7 +240,14 @@ def make_router(
         status_code=201,
         response_model=MaintenanceCreated,
         tags=["maintenance"],
-        responses=errors | {409: {"description": "another window or live bookings overlap (listed)"}},
+        responses=errors
+        | {
+            409: {
+                "model": MaintenanceConflictProblem,
+                "description": "another window or live bookings overlap (listed)",
+            }
+        },
+        summary="Block a machine for maintenance",
     )
     async def create_maintenance(
         principal: Caller, body: MaintenanceIn, request: Request, key: IdempotencyKey = None
@@ -239,6 +267,7 @@ def make_router(
         f"{prefix}/maintenance/{{window_id}}",
         tags=["maintenance"],
         responses={404: {"description": "no such window"}, 409: {"description": "cancelled already or ended"}},
+        summary="Cancel or end a maintenance window",
     )
     async def cancel_maintenance(principal: Caller, window_id: RowId) -> MaintenanceOut:
         """Cancel a window that has not started; one under way ends now, keeping the time it blocked."""
@@ -248,14 +277,19 @@ def make_router(
 
     # -- opening hours and closed days -------------------------------------------------------------------
 
-    @router.get(f"{prefix}/opening-hours", tags=["opening hours"])
+    @router.get(f"{prefix}/opening-hours", tags=["opening hours"], summary="Show the weekly opening hours")
     async def get_opening_hours(principal: Caller) -> OpeningHoursOut:
         """The weekly pattern in the center's local time zone."""
         async with pool.connection() as conn:
             pattern = await hours.opening_hours(conn)
         return OpeningHoursOut(zone=zone.key, intervals=[OpeningInterval(**asdict(o)) for o in pattern])
 
-    @router.put(f"{prefix}/opening-hours", tags=["opening hours"], responses=errors)
+    @router.put(
+        f"{prefix}/opening-hours",
+        tags=["opening hours"],
+        responses={422: {"model": ListedProblems}},
+        summary="Replace the weekly opening hours",
+    )
     async def put_opening_hours(principal: Caller, body: OpeningHoursIn) -> OpeningHoursChanged:
         """Replace the whole weekly pattern. Confirmed bookings ahead that it no longer covers are listed;
         they stay booked."""
@@ -271,6 +305,7 @@ def make_router(
     def days_of_a_kind(path: str, listing: Listing, rows: str, model: type[BaseModel], what: str, remove: Any) -> None:
         """The list and the deletion of closed days or make-up working days, the same for both."""
         name = path.replace("-", "_")
+        kinds = f"{what.removeprefix('a ')}s"
 
         @router.get(
             f"{prefix}/{path}",
@@ -278,7 +313,8 @@ def make_router(
             responses=errors,
             response_model=Page[model],  # type: ignore[valid-type]
             name=f"list_{name}",
-            description=f"{what.capitalize()}s in [from, to) in the center's calendar, or in a `year`. A day "
+            summary=f"List the {kinds}",
+            description=f"{kinds.capitalize()} in [from, to) in the center's calendar, or in a `year`. A day "
             "removed is gone from the list (a sync reads the whole range again: a year is a few dozen rows).",
         )
         async def list_days(
@@ -298,6 +334,7 @@ def make_router(
             tags=["opening hours"],
             responses={404: {"description": f"not {what}"}},
             name=f"delete_{name}",
+            summary=f"Remove {what}",
         )
         async def delete_day(principal: Caller, day: date) -> Response:
             _check_day(day, "day")
@@ -317,7 +354,9 @@ def make_router(
         hours.delete_working_day,
     )
 
-    @router.put(f"{prefix}/closed-days/{{day}}", tags=["opening hours"], responses=errors)
+    @router.put(
+        f"{prefix}/closed-days/{{day}}", tags=["opening hours"], responses=errors, summary="Close the center on a day"
+    )
     async def put_closed_day(principal: Caller, day: date, body: ClosedDayIn) -> ClosedDayChanged:
         """Close the center on a day (or change the reason). Confirmed bookings on it are listed; they stay
         booked."""
@@ -326,7 +365,12 @@ def make_router(
             row = await hours.put_closed_day(conn, principal, day, body.reason, clock(), zone)
         return ClosedDayChanged(**row)
 
-    @router.put(f"{prefix}/working-days/{{day}}", tags=["opening hours"], responses=errors)
+    @router.put(
+        f"{prefix}/working-days/{{day}}",
+        tags=["opening hours"],
+        responses=errors,
+        summary="Open the center on a weekend day",
+    )
     async def put_working_day(principal: Caller, day: date, body: WorkingDayIn) -> WorkingDayChanged:
         """Open the center on a Saturday or Sunday with the hours of `as_weekday` (a make-up working day, 调休),
         or change them or the reason. Confirmed bookings on it that the hours leave out are listed; they stay
@@ -338,7 +382,7 @@ def make_router(
 
     # -- calendar feed -----------------------------------------------------------------------------------
 
-    @router.post(f"{prefix}/calendar/feed", tags=["calendar"])
+    @router.post(f"{prefix}/calendar/feed", tags=["calendar"], summary="Get a new calendar feed address")
     async def new_calendar_feed(principal: Caller, request: Request) -> FeedUrl:
         """A new secret feed URL for the caller's calendar app; the previous URL stops working."""
         async with pool.connection() as conn, conn.transaction():
@@ -353,6 +397,7 @@ def make_router(
         dependencies=[Depends(public)],
         response_class=Response,
         responses={200: {"content": {"text/calendar": {}}}, 404: {"description": "unknown feed"}},
+        summary="Read a calendar feed (iCalendar)",
     )
     async def calendar_feed(secret: str) -> Response:
         """The bookings the feed's owner may see, as iCalendar. The URL is the credential: keep it private."""

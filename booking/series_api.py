@@ -16,6 +16,7 @@ from booking import series
 from booking.api import BookingIn, BookingOut, Problem, Strict
 from booking.bookings import Bookings
 from common.http import RowId
+from common.problems import ProblemDetails
 from common.times import Stamp
 
 RULE = Field(
@@ -55,6 +56,12 @@ class Skipped(BaseModel):
     problems: list[Problem]
 
 
+class SeriesConflictProblem(ProblemDetails):
+    """409 when occurrences of a series cannot be booked (and `skip_conflicts` is not set): each one, why."""
+
+    conflicts: list[Skipped] = Field(min_length=1)
+
+
 class SeriesOut(BaseModel):
     id: int
     rule: str
@@ -70,7 +77,9 @@ def make_router(pool: AsyncConnectionPool, auth: Authenticator, bookings: Bookin
     router = APIRouter(tags=["booking"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
-    @router.post(f"{prefix}/bookings/series/preview", responses={404: {}, 422: {}})
+    @router.post(
+        f"{prefix}/bookings/series/preview", responses={404: {}, 422: {}}, summary="Preview a repeating booking"
+    )
     async def preview(principal: Caller, body: SeriesIn) -> Preview:
         """Every occurrence as it would be booked now: its price, the rules it breaks, whether it is taken."""
         async with pool.connection() as conn:
@@ -84,7 +93,14 @@ def make_router(pool: AsyncConnectionPool, auth: Authenticator, bookings: Bookin
     @router.post(
         f"{prefix}/bookings/series",
         status_code=201,
-        responses={404: {}, 409: {"description": "occurrences that cannot be booked, listed in `conflicts`"}},
+        responses={
+            404: {},
+            409: {
+                "model": SeriesConflictProblem,
+                "description": "occurrences that cannot be booked, listed in `conflicts`",
+            },
+        },
+        summary="Book a repeating series of slots",
     )
     async def book(principal: Caller, body: SeriesIn) -> SeriesOut:
         """All occurrences in one go, or none (409 listing the conflicts) unless `skip_conflicts`."""
@@ -92,12 +108,16 @@ def make_router(pool: AsyncConnectionPool, auth: Authenticator, bookings: Bookin
             made = await series.book(conn, bookings, principal, body.request(), body.rule, body.skip_conflicts)
         return SeriesOut.model_validate(made)
 
-    @router.get(f"{prefix}/bookings/series/{{series_id}}", responses={404: {}})
+    @router.get(f"{prefix}/bookings/series/{{series_id}}", responses={404: {}}, summary="Show a booking series")
     async def get(principal: Caller, series_id: RowId) -> SeriesOut:
         async with pool.connection() as conn:
             return SeriesOut.model_validate(await series.get(conn, principal, series_id))
 
-    @router.post(f"{prefix}/bookings/series/{{series_id}}/cancel", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/bookings/series/{{series_id}}/cancel",
+        responses={404: {}, 409: {}},
+        summary="Cancel the rest of a booking series",
+    )
     async def cancel_rest(principal: Caller, series_id: RowId, body: CancelRestIn) -> list[BookingOut]:
         """Cancel the occurrences from `from_booking_id` on (all that have not started, without it), each
         under the class's cancellation rules."""

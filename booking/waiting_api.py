@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from accounts.auth import Authenticator
 from accounts.model import Principal
 from booking import waiting
-from booking.api import BookingIn, BookingOut
+from booking.api import BookingIn, BookingOut, RulesProblem
 from booking.bookings import Bookings
 from booking.sqlfiles import QUERIES
 from common.http import RowId
@@ -54,14 +54,19 @@ def make_router(
     router = APIRouter(tags=["waiting list"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
-    @router.post(f"{prefix}/waiting-list", status_code=201, responses={404: {}, 409: {}, 422: {}})
+    @router.post(
+        f"{prefix}/waiting-list",
+        status_code=201,
+        responses={404: {}, 409: {}, 422: {"model": RulesProblem}},
+        summary="Join the waiting list for a taken slot",
+    )
     async def join(principal: Caller, body: WaitIn) -> WaitingEntry:
         """Wait for a taken slot. 409 when it is free now (book it), 422 for rules waiting cannot change."""
         async with pool.connection() as conn, conn.transaction():
             entry = await waiting.join(conn, bookings, principal, body.request(), body.auto_book)
         return WaitingEntry.model_validate(entry)
 
-    @router.get(f"{prefix}/waiting-list")
+    @router.get(f"{prefix}/waiting-list", summary="List the waiting-list entries")
     async def entries(principal: Caller, page: Paging) -> Page[WaitingEntry]:
         """First come first; customers see their organization's entries, staff all."""
         own = None if principal.is_staff else principal.organization_id
@@ -69,12 +74,19 @@ def make_router(
         async with pool.connection() as conn:
             return await fetch_page(conn, ENTRIES, QUERIES.waiting_rows.sql, params, page, WaitingEntry)
 
-    @router.delete(f"{prefix}/waiting-list/{{entry_id}}", responses={404: {}, 409: {}})
+    @router.delete(
+        f"{prefix}/waiting-list/{{entry_id}}", responses={404: {}, 409: {}}, summary="Leave the waiting list"
+    )
     async def withdraw(principal: Caller, entry_id: RowId) -> WaitingEntry:
         async with pool.connection() as conn, conn.transaction():
             return WaitingEntry.model_validate(await waiting.withdraw(conn, principal, entry_id, clock()))
 
-    @router.post(f"{prefix}/waiting-list/{{entry_id}}/accept", status_code=201, responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/waiting-list/{{entry_id}}/accept",
+        status_code=201,
+        responses={404: {}, 409: {}, 422: {"model": RulesProblem}},
+        summary="Book the slot the waiting list offers",
+    )
     async def accept(principal: Caller, entry_id: RowId) -> BookingOut:
         """Book the offered slot while the offer is open."""
         async with pool.connection() as conn, conn.transaction():

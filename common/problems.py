@@ -13,7 +13,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,21 +26,38 @@ MEDIA_TYPE = "application/problem+json"
 class FieldProblem(BaseModel):
     """One field that is wrong: where (`body.start`, `query.from`), and why."""
 
-    field: str
-    message: str
+    field: str = Field(examples=["body.start"], description="where: body, query, path or header, then the name")
+    message: str = Field(examples=["Input should be a valid datetime"])
 
 
 class ProblemDetails(BaseModel):
-    """RFC 9457; `type` is a URN naming the kind of problem. Domain answers may add members (e.g. a taken
-    slot's `alternatives`, a booking's broken `problems`)."""
+    """RFC 9457 problem details, the body of every refusal. A domain answer may add members that say more
+    (a taken slot's `alternatives`, a booking's broken rules in `problems`); the operation's own schemas
+    name them."""
 
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(extra="allow")
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldProblem] | None = None
+    type: str = Field(
+        pattern="^urn:fabhub:problem:[a-z-]+$",
+        description="a URN naming the kind of problem after the status, e.g. urn:fabhub:problem:conflict",
+    )
+    title: str = Field(description="the kind of problem, in a few words")
+    status: int = Field(ge=400, le=599, description="the HTTP status code, repeated")
+    detail: str = Field(min_length=1, description="what is wrong here, in words a person can act on")
+
+
+class ValidationProblem(ProblemDetails):
+    """422 for a request that does not fit the operation's parameters or body: every field that is wrong,
+    in `errors`; `detail` repeats the first."""
+
+    errors: list[FieldProblem] = Field(min_length=1)
+
+
+class ListedProblems(ProblemDetails):
+    """422 for an input checked as a whole (a weekly pattern, a bank statement): every problem found,
+    not only the first."""
+
+    problems: list[str] = Field(min_length=1, examples=[["line 3: amount 'x' is not a number"]])
 
 
 def kind(status: int) -> str:

@@ -47,6 +47,7 @@ from fabhub.healthz import make_router as health_router
 from fabhub.jobs import JobRunner, jobs_for
 from fabhub.metrics import Metrics
 from fabhub.migrations import migrate
+from fabhub.openapi import document_problems
 from fabhub.policy import ROLES
 from fabhub.policy import check as check_policy
 from fabhub.settings import Settings
@@ -334,6 +335,7 @@ def create_app(
         return problem(503, "database unavailable, try again shortly", headers={"Retry-After": "5"})
 
     check_policy(app)
+    document_problems(app, ROLES, API)
     problems.install(app)
     # outermost: a body is bounded before any route, dependency or token check sees it
     # the registration form carries the business licence (10 MB, and the form around it)

@@ -24,17 +24,17 @@ def make_router(
     router = APIRouter(tags=["notifications"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
-    @router.get(f"{prefix}/me/notifications")
+    @router.get(f"{prefix}/me/notifications", summary="Show my notification preferences")
     async def my_preferences(principal: Caller) -> Preferences:
         async with pool.connection() as conn:
             return await preferences_of(conn, principal.id)
 
-    @router.put(f"{prefix}/me/notifications")
+    @router.put(f"{prefix}/me/notifications", summary="Set my notification preferences")
     async def set_preferences(principal: Caller, body: Preferences) -> Preferences:
         async with pool.connection() as conn:
             return await choose(conn, principal.id, body)
 
-    @router.get(f"{prefix}/notifications")
+    @router.get(f"{prefix}/notifications", summary="List the notifications sent")
     async def log(
         principal: Caller,
         page: Paging,
@@ -46,12 +46,16 @@ def make_router(
         async with pool.connection() as conn:
             return await deliveries(conn, page, status=status, kind=kind, recipient=recipient)
 
-    @router.get(f"{prefix}/notifications/{{notification_id}}", responses={404: {}})
+    @router.get(f"{prefix}/notifications/{{notification_id}}", responses={404: {}}, summary="Show a notification")
     async def one(principal: Caller, notification_id: RowId) -> DeliveredWithBody:
         async with pool.connection() as conn:
             return await delivery(conn, notification_id)
 
-    @router.post(f"{prefix}/notifications/{{notification_id}}/resend", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/notifications/{{notification_id}}/resend",
+        responses={404: {}, 409: {}},
+        summary="Send a failed notification again",
+    )
     async def send_again(principal: Caller, notification_id: RowId) -> DeliveredWithBody:
         """Queue a failed message again, its attempts counted afresh (audited)."""
         async with pool.connection() as conn:

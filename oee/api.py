@@ -80,7 +80,7 @@ def make_router(
             daily = await service.daily(conn, [d.id for d in devices], start, end, organization_id)
         return group(daily, by)
 
-    @router.get(f"{prefix}/oee")
+    @router.get(f"{prefix}/oee", summary="Report OEE per machine and period")
     async def oee(principal: Caller, query: Annotated[Filters, Depends()]) -> Response:
         """Availability, performance, quality and OEE per device and period, with the times behind them and
         the six big losses. `performance_suspect` flags a performance above 1 (the ideal cycle time is wrong)."""
@@ -88,13 +88,13 @@ def make_router(
         columns = ["device_id", "period", *TIME_COLUMNS, "parts_total", "parts_good", "ideal_cycle_s"]
         return _json(found, [*columns, *FIGURES, "performance_suspect", *LOSSES])
 
-    @router.get(f"{prefix}/utilisation")
+    @router.get(f"{prefix}/utilisation", summary="Report utilisation per machine and period")
     async def utilisation(principal: Caller, query: Annotated[Filters, Depends()]) -> Response:
         """Booked and running time against the planned (available) time, per device and period."""
         found = await table(principal, query)
         return _json(found, ["device_id", "period", *UTILISATION])
 
-    @router.get(f"{prefix}/oee/bookings/{{booking_id}}", responses={404: {}})
+    @router.get(f"{prefix}/oee/bookings/{{booking_id}}", responses={404: {}}, summary="Show a booking's OEE")
     async def booking_oee(principal: Caller, booking_id: Annotated[int, Path(gt=0, le=2**63 - 1)]) -> Response:
         """One booking's OEE: its slot as the planned time (cut to now while it runs; frozen once it is
         completed and its data is in). Another organization's booking is not found."""
@@ -108,7 +108,11 @@ def make_router(
         columns = ["device_id", *TIME_COLUMNS, "parts_total", "parts_good", "ideal_cycle_s"]
         return _json(found.assign(booking_id=booking_id), ["booking_id", *columns, *FIGURES, *LOSSES])
 
-    @router.post(f"{prefix}/oee/bookings/{{booking_id}}/recompute", responses={404: {}, 409: {}, 422: {}})
+    @router.post(
+        f"{prefix}/oee/bookings/{{booking_id}}/recompute",
+        responses={404: {}, 409: {}, 422: {}},
+        summary="Recompute a completed booking's results",
+    )
     async def recompute_booking(principal: Caller, booking_id: RowId, body: RecomputeIn) -> dict[str, Any]:
         """Compute a completed booking's frozen results (its usage and per-day OEE) again from the telemetry,
         say after late data arrived; audited with the reason and the usage before and after. Answers the new

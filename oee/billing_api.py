@@ -176,7 +176,7 @@ def make_router(
         async with pool.connection() as conn:
             return await documents(conn, principal, **filters)
 
-    @router.get(f"{prefix}/invoices")
+    @router.get(f"{prefix}/invoices", summary="List invoices and credit notes")
     async def list_invoices(
         principal: Caller,
         page: Paging,
@@ -196,7 +196,12 @@ def make_router(
         if not await invoices(principal, invoice_id=invoice_id):
             raise NotFound(f"no invoice {invoice_id}")
 
-    @router.get(f"{prefix}/invoices/{{invoice_id}}.pdf", response_class=Response, responses={404: {}})
+    @router.get(
+        f"{prefix}/invoices/{{invoice_id}}.pdf",
+        response_class=Response,
+        responses={404: {}},
+        summary="Download an invoice as PDF",
+    )
     async def invoice_pdf(principal: Caller, invoice_id: RowId) -> Response:
         """The invoice as PDF, with the center's and the customer's names in Chinese."""
         await readable(principal, invoice_id)
@@ -204,7 +209,12 @@ def make_router(
             pdf = await exports.invoice_pdf(conn, invoice_id, center_name, zone)
         return download(pdf, "application/pdf", f"invoice-{invoice_id}.pdf")
 
-    @router.get(f"{prefix}/invoices/{{invoice_id}}/lines.{{fmt}}", response_class=Response, responses={404: {}})
+    @router.get(
+        f"{prefix}/invoices/{{invoice_id}}/lines.{{fmt}}",
+        response_class=Response,
+        responses={404: {}},
+        summary="Download an invoice's lines as CSV or XLSX",
+    )
     async def invoice_lines(principal: Caller, invoice_id: RowId, fmt: Format, lang: ExportLang = "zh-CN") -> Response:
         """The invoice's lines as CSV (UTF-8 with BOM, for Excel) or XLSX."""
         await readable(principal, invoice_id)
@@ -213,7 +223,7 @@ def make_router(
             data = await export(conn, invoice_id, lang)
         return download(data, MEDIA[fmt], f"invoice-{invoice_id}-lines.{fmt}")
 
-    @router.get(f"{prefix}/usage.{{fmt}}", response_class=Response)
+    @router.get(f"{prefix}/usage.{{fmt}}", response_class=Response, summary="Export the month's usage as CSV or XLSX")
     async def usage_export(principal: Caller, fmt: Format, month: Month, lang: ExportLang = "zh-CN") -> Response:
         """The month's usage of every customer, for finance."""
         async with pool.connection() as conn:
@@ -221,7 +231,12 @@ def make_router(
             data = await export(conn, month_of(month), zone, lang)
         return download(data, MEDIA[fmt], f"usage-{month}.{fmt}")
 
-    @router.get(f"{prefix}/subsidy-report.{{fmt}}", response_class=Response, responses={404: {}})
+    @router.get(
+        f"{prefix}/subsidy-report.{{fmt}}",
+        response_class=Response,
+        responses={404: {}},
+        summary="Export the subsidy report for a funding body",
+    )
     async def subsidy_report(
         principal: Caller,
         fmt: Format,
@@ -256,7 +271,7 @@ def make_router(
             recorded = await einvoice.record_tax_number(conn, invoice_id, body.number, principal, clock())
         return TaxNumberOut(**recorded)
 
-    @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}})
+    @router.get(f"{prefix}/invoices/{{invoice_id}}", responses={404: {}}, summary="Show an invoice with its lines")
     async def one_invoice(principal: Caller, invoice_id: RowId) -> InvoiceWithLines:
         """An invoice with its lines; another organization's, or a draft to a customer, is not found."""
         found = await invoices(principal, invoice_id=invoice_id)
@@ -265,7 +280,7 @@ def make_router(
         async with pool.connection() as conn:
             return with_payments(InvoiceWithLines(**found[0], lines=await lines_of(conn, invoice_id)))  # type: ignore[return-value]
 
-    @router.post(f"{prefix}/invoices/drafts")
+    @router.post(f"{prefix}/invoices/drafts", summary="Draft the month's invoices")
     async def draft(principal: Caller, body: DraftIn) -> dict[str, Any]:
         """Drafts the month for every customer with something to bill (or one): idempotent, a draft is
         rebuilt, an issued invoice left alone."""
@@ -278,21 +293,27 @@ def make_router(
                 ids = [] if found is None else [found]
         return {"month": body.month, "invoices": ids}
 
-    @router.post(f"{prefix}/invoices/{{invoice_id}}/issue", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/invoices/{{invoice_id}}/issue", responses={404: {}, 409: {}}, summary="Issue a draft invoice"
+    )
     async def issue(principal: Caller, invoice_id: RowId) -> dict[str, Any]:
         """Gives the draft the next number of the year; from then on it never changes."""
         async with pool.connection() as conn:
             number = await invoicing.issue(conn, invoice_id, principal)
         return {"id": invoice_id, "number": number}
 
-    @router.post(f"{prefix}/invoices/{{invoice_id}}/credit-note", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/invoices/{{invoice_id}}/credit-note",
+        responses={404: {}, 409: {}},
+        summary="Credit an issued invoice",
+    )
     async def credit(principal: Caller, invoice_id: RowId, body: CreditIn) -> dict[str, Any]:
         """Cancels an issued invoice with a numbered credit note; its bookings can then be drafted again."""
         async with pool.connection() as conn:
             note = await invoicing.credit(conn, invoice_id, principal, body.reason)
         return {"id": invoice_id, "credit_note": note}
 
-    @router.get(f"{prefix}/usage")
+    @router.get(f"{prefix}/usage", summary="List the month's measured usage")
     async def usage(principal: Caller, page: Paging, month: Month, organization_id: OrgId = None) -> Page[UsageOut]:
         """The measured usage of the month's bookings (recorded by the draft runs), by start."""
         first = month_of(month)

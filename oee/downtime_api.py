@@ -18,6 +18,7 @@ from booking.catalogue import Catalogue
 from common.errors import Invalid, NotFound
 from common.http import ID, Instant, Text
 from common.paging import Key, Listing, Page, Paging, page_of
+from common.problems import ProblemDetails
 from oee import downtime
 from oee.downtime import DownInterval, ParetoRow, ReasonCode
 
@@ -33,6 +34,12 @@ class ReasonIn(BaseModel):
 
     code: str = Field(pattern=CODE, description="one of GET /downtime/codes")
     note: Text = Field("", max_length=downtime.MAX_NOTE)
+
+
+class UnknownCodeProblem(ProblemDetails):
+    """422 for a reason code that is not one of the list; the list comes with it."""
+
+    codes: list[str] = Field(description="the reason codes there are")
 
 
 class ParetoOut(BaseModel):
@@ -70,13 +77,13 @@ def make_router(
         if device_id not in catalogue.devices:
             raise NotFound(f"no device {device_id!r}")
 
-    @router.get(f"{prefix}/downtime/codes")
+    @router.get(f"{prefix}/downtime/codes", summary="List the down-time reason codes")
     async def list_codes(principal: Caller) -> list[ReasonCode]:
         """The reason codes a down interval can be given, 'other' last."""
         async with pool.connection() as conn:
             return await downtime.reason_codes(conn)
 
-    @router.get(f"{prefix}/downtime", responses=errors)
+    @router.get(f"{prefix}/downtime", responses=errors, summary="List down time")
     async def list_downtime(
         principal: Caller,
         page: Paging,
@@ -98,7 +105,11 @@ def make_router(
 
     @router.put(
         f"{prefix}/downtime/{{device_id}}/{{start}}",
-        responses=errors | {404: {"description": "no down interval of the device starts at that instant"}},
+        responses={
+            404: {"description": "no down interval of the device starts at that instant"},
+            422: {"model": UnknownCodeProblem},
+        },
+        summary="Explain a down interval",
     )
     async def put_reason(principal: Caller, device_id: DevicePath, start: StartPath, body: ReasonIn) -> DownInterval:
         """Attach or change the reason of the down interval starting exactly at `start`; audited."""
@@ -110,6 +121,7 @@ def make_router(
         f"{prefix}/downtime/{{device_id}}/{{start}}",
         status_code=204,
         responses={404: {"description": "no reason is set there"}},
+        summary="Remove a down interval's reason",
     )
     async def delete_reason(principal: Caller, device_id: DevicePath, start: StartPath) -> Response:
         """Remove the reason of the down interval starting at `start`; audited."""
@@ -118,7 +130,7 @@ def make_router(
             await downtime.clear_reason(conn, principal, device_id, start, clock())
         return Response(status_code=204)
 
-    @router.get(f"{prefix}/losses/pareto", responses=errors)
+    @router.get(f"{prefix}/losses/pareto", responses=errors, summary="Rank the down-time losses by reason")
     async def loss_pareto(
         principal: Caller,
         start: Annotated[Instant, Query(alias="from")],

@@ -63,7 +63,7 @@ def make_router(
     router = APIRouter(tags=["energy"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
-    @router.get(f"{prefix}/energy/devices", responses={404: {}, 422: {}})
+    @router.get(f"{prefix}/energy/devices", responses={404: {}, 422: {}}, summary="Report energy per machine and day")
     async def devices(
         principal: Caller,
         first: Annotated[date, Query(alias="first_day", description="first local day")],
@@ -80,7 +80,7 @@ def make_router(
             rows = await energy.devices_daily(conn, service.energy, ids, first, last, service.zone)
         return [DeviceDayOut(**row) for row in rows]
 
-    @router.get(f"{prefix}/energy/customers", responses={404: {}})
+    @router.get(f"{prefix}/energy/customers", responses={404: {}}, summary="Report energy per customer and month")
     async def customers(principal: Caller, month: Month, organization_id: OrgId = None) -> list[CustomerMonthOut]:
         """Per customer, the energy, idle energy, kWh per good part and CO2 of its completed bookings that
         start in the month, from their frozen results. A customer sees its own organization only."""

@@ -17,6 +17,7 @@ from accounts.model import Principal
 from common.errors import NotFound
 from common.http import RowId, Text
 from common.paging import Key, Listing, Page, Paging, fetch_page, page_of
+from common.problems import ListedProblems, ProblemDetails
 from common.times import Stamp
 from oee.bank_import import BankImport
 from oee.invoices import documents
@@ -60,6 +61,12 @@ class InvoicePayments(BaseModel):
     open_amount: Decimal
     payment_status: PaymentStatus | None
     payments: Page[PaymentOut]
+
+
+class OverpaymentProblem(ProblemDetails):
+    """409 when a payment is more than the invoice's open amount."""
+
+    open_amount: str = Field(pattern=r"^\d+\.\d{2}$", examples=["1200.00"], description="CNY, what is still open")
 
 
 class ReasonIn(BaseModel):
@@ -125,7 +132,12 @@ def make_router(
     router = APIRouter(tags=["payments"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
-    @router.post(f"{prefix}/invoices/{{invoice_id}}/payments", responses={404: {}, 409: {}}, status_code=201)
+    @router.post(
+        f"{prefix}/invoices/{{invoice_id}}/payments",
+        responses={404: {}, 409: {"model": OverpaymentProblem}},
+        status_code=201,
+        summary="Record a payment of an invoice",
+    )
     async def record(principal: Caller, invoice_id: RowId, body: PaymentIn) -> dict[str, int]:
         """Record a payment (full or partial) of an issued invoice; more than the open amount is a 409."""
         async with pool.connection() as conn:
@@ -134,7 +146,7 @@ def make_router(
             )
         return {"id": payment_id}
 
-    @router.get(f"{prefix}/invoices/{{invoice_id}}/payments", responses={404: {}})
+    @router.get(f"{prefix}/invoices/{{invoice_id}}/payments", responses={404: {}}, summary="List an invoice's payments")
     async def of_invoice(principal: Caller, invoice_id: RowId, page: Paging) -> InvoicePayments:
         """An invoice's payments with what is paid and open and its payment status."""
         async with pool.connection() as conn:
@@ -157,7 +169,7 @@ def make_router(
             payments=listed,
         )
 
-    @router.post(f"{prefix}/payments/{{payment_id}}/reverse", responses={404: {}, 409: {}})
+    @router.post(f"{prefix}/payments/{{payment_id}}/reverse", responses={404: {}, 409: {}}, summary="Reverse a payment")
     async def reverse(principal: Caller, payment_id: RowId, body: ReasonIn) -> dict[str, Any]:
         """Reverse a payment recorded in error, with a reason; it stays listed as reversed."""
         async with pool.connection() as conn:
@@ -171,14 +183,14 @@ def make_router(
 
     AsOf = Annotated[date | None, Query(ge=date(2000, 1, 1), le=date(2199, 12, 31), description="default: today")]
 
-    @router.get(f"{prefix}/receivables")
+    @router.get(f"{prefix}/receivables", summary="List open amounts by age")
     async def receivables(principal: Caller, page: Paging, as_of: AsOf = None) -> Receivables:
         """Open amounts per customer in ageing buckets (0-30, 31-60, 61-90, over 90 days since issue)."""
         day, rows = await aged(as_of)
         listed = page_of(RECEIVABLES, [ReceivableOut(**vars_of(r)) for r in rows], page)
         return Receivables(as_of=day, customers=listed, totals=totals(rows))
 
-    @router.get(f"{prefix}/receivables.csv", response_class=Response)
+    @router.get(f"{prefix}/receivables.csv", response_class=Response, summary="Download the receivables as CSV")
     async def receivables_csv(principal: Caller, as_of: AsOf = None) -> Response:
         """The ageing table as CSV (UTF-8 with BOM, for Excel), with a totals line."""
         day, rows = await aged(as_of)
@@ -188,7 +200,12 @@ def make_router(
             headers={"Content-Disposition": f'attachment; filename="receivables-{day}.csv"'},
         )
 
-    @router.post(f"{prefix}/bank-statements", responses={422: {}}, status_code=201)
+    @router.post(
+        f"{prefix}/bank-statements",
+        responses={422: {"model": ListedProblems}},
+        status_code=201,
+        summary="Import a bank statement",
+    )
     async def import_statement(principal: Caller, file: Annotated[UploadFile, File()]) -> ImportOut:
         """Import a bank statement CSV (date, amount, reference/附言, payer; UTF-8 or GBK): rows naming an
         invoice number with an amount that fits are recorded as payments, the rest wait for review."""
@@ -196,21 +213,31 @@ def make_router(
         async with pool.connection() as conn:
             return ImportOut(**await bank.load(conn, file.filename or "statement.csv", data, principal))
 
-    @router.get(f"{prefix}/bank-statements/{{statement_id}}", responses={404: {}})
+    @router.get(
+        f"{prefix}/bank-statements/{{statement_id}}", responses={404: {}}, summary="Show an imported bank statement"
+    )
     async def statement(principal: Caller, statement_id: RowId, page: Paging) -> Page[BankRowOut]:
         """A statement's rows with their match status, by line."""
         async with pool.connection() as conn:
             rows = await bank.rows(conn, statement_id)
         return page_of(BANK_ROWS, [BankRowOut(**r) for r in rows], page)
 
-    @router.post(f"{prefix}/bank-statements/rows/{{row_id}}/assign", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/bank-statements/rows/{{row_id}}/assign",
+        responses={404: {}, 409: {"model": OverpaymentProblem}},
+        summary="Assign a bank statement row to an invoice",
+    )
     async def assign(principal: Caller, row_id: RowId, body: AssignIn) -> dict[str, int]:
         """After review: record an unmatched row as a payment of the chosen invoice."""
         async with pool.connection() as conn:
             payment_id = await bank.assign(conn, row_id, body.invoice_id, principal)
         return {"id": row_id, "payment_id": payment_id}
 
-    @router.post(f"{prefix}/bank-statements/rows/{{row_id}}/dismiss", responses={404: {}, 409: {}})
+    @router.post(
+        f"{prefix}/bank-statements/rows/{{row_id}}/dismiss",
+        responses={404: {}, 409: {}},
+        summary="Dismiss a bank statement row",
+    )
     async def dismiss(principal: Caller, row_id: RowId, body: ReasonIn) -> dict[str, Any]:
         """After review: an unmatched row that is not a customer's payment, with the reason."""
         async with pool.connection() as conn:

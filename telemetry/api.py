@@ -155,7 +155,7 @@ def make_router(
             device(device_id)
         return await seen.latest(reader, viewer, device_id, clock())
 
-    @router.get("/devices/{device_id}/signals", response_model=list[SeriesInfo])
+    @router.get("/devices/{device_id}/signals", response_model=list[SeriesInfo], summary="List a machine's signals")
     async def signals(device_id: KnownDevice) -> list[dict]:
         return await reader.series(device_id)
 
