@@ -41,6 +41,7 @@ EventKind = Literal[
     "booking.changed",
     "booking.cancelled",
     "booking.no_show",
+    "booking.ended",
     "booking.completed",
     "invoice.issued",
     "payment.recorded",

@@ -11,8 +11,8 @@ from playwright.async_api import expect
 
 from accounts.model import Role
 from tests.accounts_rig import as_role, login
-from tests.booking_rig import local, slot
 from tests.booking_rig import customer as make_customer
+from tests.booking_rig import local, slot
 from tests.browser import chromium, log_in, new_page, shot
 from tests.mail_rig import center, notify
 
@@ -84,7 +84,7 @@ async def test_ending_early_frees_the_rest_and_the_billing_basis_decides_the_cha
 
 
 async def test_a_customer_ends_a_booking_on_my_bookings(db_url, pool):
-    async with center(db_url, pool, access_token_minutes=600) as (app, client, mailbox, clock):
+    async with center(db_url, pool, access_token_minutes=600) as (_app, client, _mailbox, clock):
         c = await make_customer(pool, client)
         booking = await _book(client, c, slot(2, 9, 12, device_id="printer-01"))
         clock.now = local(2, 9.1)
