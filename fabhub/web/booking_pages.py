@@ -411,25 +411,23 @@ def make_router(
         notice = next((texts(text) for text, given in said.items() if given), None)
         return await my_page(request, user, notice=notice)
 
-    @router.post("/my-bookings/{booking_id}/cancel")
-    async def cancel(request: Request, user: Visitor, booking_id: RowId) -> Response:
+    async def act(request: Request, user: Principal, booking_id: int, action: str, said: str) -> Response:
+        """A booking's transition from My bookings: done, then the list with `said` naming it; else the refusal."""
         await sessions.csrf.checked_form(request)
         try:
             async with pool.connection() as conn, conn.transaction():
-                await bookings.cancel(conn, user, booking_id)
+                await getattr(bookings, action)(conn, user, booking_id)
         except DomainError as exc:
             return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
-        return RedirectResponse(f"/my-bookings?cancelled={booking_id}", status_code=303)
+        return RedirectResponse(f"/my-bookings?{said}={booking_id}", status_code=303)
+
+    @router.post("/my-bookings/{booking_id}/cancel")
+    async def cancel(request: Request, user: Visitor, booking_id: RowId) -> Response:
+        return await act(request, user, booking_id, "cancel", "cancelled")
 
     @router.post("/my-bookings/{booking_id}/finish")
     async def finish(request: Request, user: Visitor, booking_id: RowId) -> Response:
-        await sessions.csrf.checked_form(request)
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                await bookings.finish(conn, user, booking_id)
-        except DomainError as exc:
-            return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
-        return RedirectResponse(f"/my-bookings?ended={booking_id}", status_code=303)
+        return await act(request, user, booking_id, "finish", "ended")
 
     @router.post("/my-bookings/waiting/{entry_id}/{action}")
     async def waiting_entry(request: Request, user: Visitor, entry_id: RowId, action: str) -> Response:
