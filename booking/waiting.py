@@ -103,7 +103,10 @@ async def accept(conn: AsyncConnection, bookings: Bookings, principal: Principal
         purpose=locked["purpose"],
         reference=locked["reference"],
     )
-    booking = await bookings.create(conn, principal, request)
+    try:
+        booking = await bookings.create(conn, principal, request)
+    except SlotTaken as exc:
+        raise Conflict(exc.reason) from None
     await QUERIES.settle_waiting(conn, id=entry_id, status="booked", booking_id=booking["id"])
     await audit.record(conn, now, principal, "accept", ENTITY, entry_id, after={"booking_id": booking["id"]})
     return booking

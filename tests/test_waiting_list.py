@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from tests.accounts_rig import Clock, login
+from accounts.model import Role
+from tests.accounts_rig import Clock, as_role, login
 from tests.booking_rig import NOW, customer, local, slot
 from tests.http import app_for, serving
 
@@ -110,3 +111,20 @@ async def test_auto_book_takes_the_slot_as_soon_as_it_frees_and_entries_expire(d
         await serve_waiters(app)
         late.headers = await login(client, late.email)
         assert (await entry(client, late.headers, never["id"]))["status"] == "expired"
+
+
+async def test_an_offer_whose_machine_went_under_maintenance_is_a_409_and_stays_open(db_url, pool):
+    async with center(db_url) as (app, client, _clock):
+        holder, waiter = await customer(pool, client), await customer(pool, client)
+        technician = await as_role(pool, client, Role.technician)
+        wanted = slot(2, 9, 11, device_id="cnc-01")
+        held = (await client.post("/api/v1/bookings", json=wanted, headers=holder.headers)).json()["id"]
+        waiting = (await client.post(WAIT, json=wanted, headers=waiter.headers)).json()
+        assert (await client.post(f"/api/v1/bookings/{held}/cancel", headers=holder.headers)).status_code == 200
+        assert await serve_waiters(app) == {"booked": 0, "offered": 1}
+        window = {"device_id": "cnc-01", "start": wanted["start"], "end": wanted["end"], "reason": "换刀"}
+        r = await client.post("/api/v1/maintenance", json=window, headers=technician)
+        assert r.status_code == 201, r.text
+        r = await client.post(f"{WAIT}/{waiting['id']}/accept", headers=waiter.headers)
+        assert r.status_code == 409 and "under maintenance" in r.json()["detail"], r.text
+        assert (await entry(client, waiter.headers, waiting["id"]))["status"] == "offered"

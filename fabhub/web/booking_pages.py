@@ -440,9 +440,8 @@ def make_router(
                     await waiting.accept(conn, bookings, user, entry_id)
                 else:
                     await waiting.withdraw(conn, user, entry_id, clock())
-        except (DomainError, SlotTaken) as exc:
-            reason = exc.reason if isinstance(exc, SlotTaken) else exc.detail
-            return await my_page(request, user, status=409, problems=[pages.texts(request).error(reason)])
+        except DomainError as exc:
+            return await my_page(request, user, status=exc.status, problems=[pages.texts(request).error(exc.detail)])
         done = "booked" if action == "accept" else "withdrawn"
         return RedirectResponse(f"/my-bookings?{done}={entry_id}", status_code=303)
 
