@@ -28,20 +28,25 @@ def make_router(
     router = APIRouter(tags=["webhooks"])
     Caller = Annotated[Principal, Depends(auth.caller)]  # roles: fabhub/policy.py
 
-    @router.post(f"{prefix}/webhooks", status_code=201, responses={409: {}, 422: {}})
+    @router.post(
+        f"{prefix}/webhooks",
+        status_code=201,
+        responses={409: {}, 422: {}},
+        summary="Register a webhook endpoint (its signing secret is shown once)",
+    )
     async def register_webhook(principal: Caller, body: WebhookIn) -> NewWebhook:
         """Register an endpoint for some event kinds. `secret` is in this answer only: the receiver checks each
         delivery's `webhook-signature` with it (README, "Webhooks")."""
         async with pool.connection() as conn, conn.transaction():
             return await webhooks.create(conn, body, at=clock(), actor=principal)
 
-    @router.get(f"{prefix}/webhooks")
+    @router.get(f"{prefix}/webhooks", summary="List the webhook endpoints")
     async def list_webhooks(principal: Caller, page: Paging) -> Page[Webhook]:
         """Newest first, never with their secrets."""
         async with pool.connection() as conn:
             return await fetch_page(conn, WEBHOOKS, QUERIES.webhooks.sql, {"id": None}, page, Webhook)
 
-    @router.delete(f"{prefix}/webhooks/{{webhook_id}}", responses={404: {}})
+    @router.delete(f"{prefix}/webhooks/{{webhook_id}}", responses={404: {}}, summary="Disable a webhook endpoint")
     async def disable_webhook(principal: Caller, webhook_id: RowId) -> Webhook:
         """Disable an endpoint: nothing more is delivered to it and its waiting deliveries fail; it stays, with
         its deliveries, in the log. Disabling it again changes nothing."""
