@@ -172,12 +172,13 @@ def booking_ended(payload: dict[str, Any], voice: Voice, language: Language) -> 
     when = voice.span(b["start"], booked_end, language)
     freed, booked = voice.when(b["end"], language)[-5:], voice.when(booked_end, language)[-5:]
     share = f"{Decimal(str(billing['minimum_share'])):.0%}"
+    metered = billing["basis"] == "metered"  # booked and overage both charge the booked slot
     if language == "en":
-        charged = {
-            "booked": f"the booked time until {booked}",
-            "metered": f"the measured running time, at least {share} of the booked time",
-            "overage": f"the booked time until {booked}",
-        }[billing["basis"]]
+        charged = (
+            f"the measured running time, at least {share} of the booked time"
+            if metered
+            else f"the booked time until {booked}"
+        )
         subject = f"Booking ended early: {b['device_name']}, {when}"
         lines = [
             f"Your booking {b['id']} of {b['device_name']} ({when}) was ended early; the machine is free for "
@@ -185,11 +186,7 @@ def booking_ended(payload: dict[str, Any], voice: Voice, language: Language) -> 
             f"Charged: {charged}.",
         ]
     else:
-        charged = {
-            "booked": f"按预约时段计费（至 {booked}）",
-            "metered": f"按实际运行时间计费，不少于预约时长的 {share}",
-            "overage": f"按预约时段计费（至 {booked}）",
-        }[billing["basis"]]
+        charged = f"按实际运行时间计费，不少于预约时长的 {share}" if metered else f"按预约时段计费（至 {booked}）"
         subject = f"预约已提前结束：{b['device_name']}，{when}"
         lines = [
             f"您的预约 {b['id']}（{b['device_name']}，{when}）已提前结束，设备自 {freed} 起可供他人预约。",
